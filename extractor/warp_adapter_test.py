@@ -1,0 +1,65 @@
+import importlib
+import sys
+import tempfile
+
+import pytest
+
+from extractor import warp_adapter
+from generator.families import FAMILIES, build_spec
+from generator.render import render_source
+
+
+def test_every_warp_internal_the_adapter_uses_still_exists():
+    for module, symbol in warp_adapter.INTERNAL_SYMBOLS:
+        mod = importlib.import_module(module)
+        assert hasattr(mod, symbol), f"Warp moved {module}.{symbol}: update extractor/warp_adapter.py"
+
+
+def _ir(specs):
+    with tempfile.TemporaryDirectory() as d:
+        module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, d)
+        return warp_adapter.extract_ir(module, kernels, d)
+
+
+def test_ir_of_a_kernel_is_the_same_alone_and_in_a_batch():
+    specs = [build_spec(f, s) for f in sorted(FAMILIES) for s in range(3)]
+    specs += [build_spec("arith", s) for s in range(3, 40) if build_spec("arith", s).helpers][:2]
+    assert any(s.helpers for s in specs)
+    batch = _ir(specs)
+    for spec in specs:
+        alone = _ir([spec])
+        assert alone[spec.name] == batch[spec.name], f"{spec.name}: IR depends on its batch"
+
+
+def test_ir_is_clean_and_complete():
+    spec = next(build_spec("arith", s) for s in range(100) if build_spec("arith", s).helpers)
+    ir = _ir([spec])[spec.name]
+    assert set(ir) == {"cpp", "cuda"}
+    for target, fb in ir.items():
+        assert set(fb) == {"forward", "backward"}
+        assert "/tmp" not in fb["forward"] + fb["backward"], "absolute paths leak into the IR"
+        assert "#include" not in fb["forward"], "module header leaked into a kernel's IR"
+        assert f"{spec.helpers[0].name}_0(" in fb["forward"], "the kernel's helper belongs to its IR"
+        assert f"adj_{spec.helpers[0].name}_0(" in fb["backward"]
+    assert f"{spec.name}_cpu_kernel_forward(" in ir["cpp"]["forward"]
+    assert f"{spec.name}_cpu_kernel_backward(" in ir["cpp"]["backward"]
+    assert f'extern "C" __global__ void {spec.name}_cuda_kernel_forward(' in ir["cuda"]["forward"]
+    assert f"{spec.name}_cuda_kernel_backward(" in ir["cuda"]["backward"]
+    assert "_cuda_kernel_backward" not in ir["cuda"]["forward"]
+
+
+def test_helper_names_do_not_depend_on_what_was_loaded_before():
+    spec = next(build_spec("arith", s) for s in range(100) if build_spec("arith", s).helpers)
+    first = _ir([spec])
+    second = _ir([spec])  # same helper name loaded again in this process
+    assert first == second
+
+
+def test_toolchain_fingerprint():
+    tc = warp_adapter.toolchain()
+    assert tc["warp_lang"] == "1.19.0"
+    assert tc["nvrtc"], "NVRTC version missing"
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

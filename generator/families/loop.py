@@ -1,0 +1,42 @@
+"""Loops: bounded for/while loops with data-dependent break and continue, and accumulators."""
+
+from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, v
+from generator.spec import ArgSpec, KernelSpec
+
+NAME = "loop"
+TARGET = "cpu"
+
+
+def build(rng, name, seed):
+    n = rng.choice((8, 16, 32))
+    m = rng.choice((4, 6, 8, 12))  # length of the row each thread walks
+    x = ArgSpec("x", "array", "float32", (n, m))
+    extra = [ArgSpec("w", "array", "float32", (m,))] if rng.random() < 0.5 else []
+    count = ArgSpec("count", "array", "int32", (n,), low=0, high=m) if rng.random() < 0.5 else None
+    out = ArgSpec("y", "array", "float32", (n,), role="out")
+    args = [x] + extra + ([count] if count else []) + [out]
+    bound = ld("count", v("i")) if count else c(rng.randint(1, m), "int32")
+
+    leaves = [ld("x", v("i"), v("k"))] + ([ld("w", v("k"))] if extra else []) + [v("acc")]
+    ex = FloatExprs(rng, leaves)
+    # a loop-carried local must be declared dynamic in Warp: wp.float32(...), not a bare literal
+    body = [["let", "acc", ["cast", "float32", float_literal(rng, -1, 1)]]]
+    loop_body = []
+    if rng.random() < 0.5:
+        loop_body.append(["if", ex.cond(1), [["continue"]], [], []])
+    loop_body.append(["aug", "acc", rng.choice("+-"), ex.live_expr(rng.randint(1, 2), leaves[0])])
+    if rng.random() < 0.3:
+        loop_body.append(["set", "acc", ["call", "clamp", [v("acc"), c(-8.0), c(8.0)]]])
+    if rng.random() < 0.5:
+        loop_body.append(["if", ex.cond(1), [["break"]], [], []])
+    if rng.random() < 0.5:
+        body.append(["for", "k", c(0, "int32"), bound, loop_body])
+    else:
+        # while form: the counter advances before any continue, so the loop always terminates
+        body.append(["let", "k", ["cast", "int32", c(-1, "int32")]])
+        loop_body.insert(0, ["aug", "k", "+", c(1, "int32")])
+        cond = cmp("<", bin_("+", v("k"), c(1, "int32")), bound)
+        body.append(["while", cond, loop_body])
+    ex2 = FloatExprs(rng, [v("acc")] + ([ld("x", v("i"), c(0, "int32"))]))
+    body.append(["store", "y", [v("i")], ex2.live_expr(rng.randint(0, 2), v("acc"))])
+    return KernelSpec(NAME, seed, name, (n,), tuple(args), body)

@@ -1,0 +1,312 @@
+"""Generation pipeline: spec -> source -> IR -> validated record -> JSONL shards + manifest.
+
+The run is a sequence of fixed chunks of kernel indices. Chunk c holds indices
+[c*CHUNK, (c+1)*CHUNK); kernel k's (family, seed) depends only on (run seed, k). Each chunk is
+one Warp module (compiled once) and one shard, written to a temporary name and renamed when
+complete, with a stats file recording every attempt's outcome. So the records do not depend
+on --workers, a killed run resumes by skipping complete chunks, and the manifest is rebuilt
+from the chunk files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+
+from generator.families import build_spec
+from generator.render import render_source
+from generator.spec import canonical_json, derive_seed
+
+CHUNK = 50
+MANIFEST_VERSION = "1.0.0"
+
+
+def kernel_plan(seed: int, families: list[str], index: int) -> tuple[str, int]:
+    return families[index % len(families)], derive_seed("kernel", seed, index)
+
+
+def record_id(source: str, name: str) -> str:
+    normalized = source.replace(name, "kernel")
+    return hashlib.sha256(normalized.encode()).hexdigest()[:16]
+
+
+def _reason_key(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def build_record(spec, source: str, target: str, result: dict, toolchain: dict, gpu_reason: str) -> dict:
+    from validator import checks
+
+    record = {
+        "schema_version": "1.0.0",
+        "id": record_id(source, spec.name),
+        "family": spec.family,
+        "target": target,
+        "seed": spec.seed,
+        "kernel_name": spec.name,
+        "source": source,
+        "spec": spec.to_json(),
+        "args": [{"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role} for a in spec.args],
+        "dim": list(spec.dim),
+        "ir": result["ir"],
+        "io": {
+            "inputs": {a.name: checks.tensor_json(result["inputs"][a.name]) for a in spec.args if a.role != "out"},
+            "outputs": {k: checks.tensor_json(v) for k, v in result["outputs"].items()},
+        },
+        "checks": {
+            "schema": checks.PASSED,
+            "safety": checks.PASSED,
+            "spec_source": checks.PASSED,
+            "ir_match": checks.not_run("first extraction; compared with a fresh one by //validator"),
+            "compile_cpu": checks.PASSED,
+            "compile_cuda": checks.not_run("NVRTC compile is not part of this pipeline version"),
+            "execute_cpu": result["execute_cpu"],
+            "execute_gpu": checks.not_run(gpu_reason),
+        },
+        "toolchain": toolchain,
+    }
+    return record
+
+
+def process_chunk(task: dict) -> dict:
+    """Generate, extract and validate one chunk; write its shard and stats; return the stats."""
+    from extractor import warp_adapter
+    from validator import checks
+
+    warp_adapter.init_warp()
+    out, c, target = task["out"], task["chunk"], task["target"]
+    toolchain = warp_adapter.toolchain()
+    gpu_reason = "no CUDA device on this machine" if not warp_adapter.cuda_available() else "GPU execution is not part of this pipeline version"
+    outcomes, specs, sources, pending = [], [], [], []
+    for k in range(c * CHUNK, (c + 1) * CHUNK):
+        family, kseed = kernel_plan(task["seed"], task["families"], k)
+        outcome = {"index": k, "family": family, "seed": kseed}
+        outcomes.append(outcome)
+        try:
+            spec = build_spec(family, kseed)
+            source = render_source(spec)
+        except Exception as e:  # noqa: BLE001 - a generator bug is counted, never dropped
+            outcome["reason"] = f"generate: {type(e).__name__}: {e}"
+            continue
+        safety = checks.check_safety(source)
+        if safety["status"] != "passed":
+            outcome["reason"] = safety["reason"]
+            continue
+        specs.append(spec)
+        sources.append(source)
+        pending.append(outcome)
+    results = checks.check_batch(specs, sources) if specs else []
+    records = []
+    for outcome, spec, source, res in zip(pending, specs, sources, results):
+        if "error" in res:
+            outcome["reason"] = res["error"]
+            continue
+        if res["execute_cpu"]["status"] != "passed":
+            outcome["reason"] = res["execute_cpu"]["reason"]
+            continue
+        record = build_record(spec, source, target, res, toolchain, gpu_reason)
+        verdict = checks.check_schema(record)
+        if verdict["status"] != "passed":
+            outcome["reason"] = verdict["reason"]
+            continue
+        outcome["id"] = record["id"]
+        records.append(record)
+    for o in outcomes:
+        o["status"] = "rejected" if "reason" in o else "passed"
+    stats = {"chunk": c, "complete": True, "outcomes": outcomes}
+    write_chunk(out, c, records, stats)
+    return stats
+
+
+def shard_name(c: int) -> str:
+    return f"shard-{c:05d}.jsonl"
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def write_chunk(out: str, c: int, records: list[dict], stats: dict) -> None:
+    # shard first, stats second: a chunk counts as done only when its stats file exists
+    _atomic_write(os.path.join(out, shard_name(c)), "".join(canonical_json(r) + "\n" for r in records).encode())
+    _atomic_write(os.path.join(out, f"shard-{c:05d}.stats.json"), canonical_json(stats).encode())
+
+
+def read_stats(out: str, c: int) -> dict | None:
+    path = os.path.join(out, f"shard-{c:05d}.stats.json")
+    if not (os.path.exists(path) and os.path.exists(os.path.join(out, shard_name(c)))):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+class Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.start = total, quiet, time.time()
+
+    def update(self, passed: int, rejected: int) -> None:
+        if self.quiet:
+            return
+        rate = passed / max(time.time() - self.start, 1e-9)
+        frac = min(passed / self.total, 1.0) if self.total else 1.0
+        bar = "#" * int(frac * 30)
+        sys.stderr.write(f"\r[{bar:<30}] {min(passed, self.total)}/{self.total} pairs  {rate:6.1f} pairs/s  rejected {rejected}")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if not self.quiet:
+            sys.stderr.write("\n")
+
+
+def run(target: str, count: int, seed: int, out: str, families: list[str], workers: int, quiet: bool = False) -> dict:
+    os.makedirs(out, exist_ok=True)
+    config = {"target": target, "count": count, "seed": seed, "families": families, "chunk_size": CHUNK}
+    cfg_path = os.path.join(out, "run_config.json")
+    if os.path.exists(cfg_path):
+        with open(cfg_path) as f:
+            old = json.load(f)
+        if {k: old.get(k) for k in ("target", "seed", "families", "chunk_size")} != {
+            k: config[k] for k in ("target", "seed", "families", "chunk_size")
+        }:
+            raise ValueError(f"{out} holds a run with a different config ({cfg_path}); use another --out")
+    _atomic_write(cfg_path, canonical_json(config).encode())
+
+    t0 = time.time()
+    progress = Progress(count, quiet)
+    done: dict[int, dict] = {}
+    passed = rejected = 0
+    c = 0
+    ctx = multiprocessing.get_context("spawn")
+    pool = ctx.Pool(workers) if workers > 1 else None
+    try:
+        while passed < count:
+            want = max(1, math.ceil((count - passed) / (CHUNK * 0.9)))
+            wave = list(range(c, c + max(want, workers)))
+            c = wave[-1] + 1
+            todo = []
+            for cc in wave:
+                st = read_stats(out, cc)
+                if st is not None and st.get("complete"):
+                    done[cc] = st  # resumed: this chunk finished in an earlier run
+                else:
+                    todo.append({"out": out, "chunk": cc, "target": target, "seed": seed, "families": families})
+            results = pool.imap_unordered(process_chunk, todo) if pool else map(process_chunk, todo)
+            for st in results:
+                done[st["chunk"]] = st
+                passed = sum(o["status"] == "passed" for s in done.values() for o in s["outcomes"])
+                rejected = sum(o["status"] == "rejected" for s in done.values() for o in s["outcomes"])
+                progress.update(passed, rejected)
+            passed = sum(o["status"] == "passed" for s in done.values() for o in s["outcomes"])
+            progress.update(passed, rejected)
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    progress.done()
+    manifest = finalize(out, done, count, config)
+    elapsed = time.time() - t0
+    run_info = {"seconds": round(elapsed, 3), "pairs_per_s": round(manifest["counts"]["passed"] / max(elapsed, 1e-9), 2), "workers": workers}
+    _atomic_write(os.path.join(out, "run.json"), canonical_json(run_info).encode())
+    manifest["_run"] = run_info
+    return manifest
+
+
+def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
+    """Trim to exactly `count` records in index order, drop surplus chunks, write the manifest."""
+    kept_chunks, total = [], 0
+    for c in sorted(done):
+        if total >= count:
+            for suffix in (".stats.json", ".jsonl"):
+                p = os.path.join(out, f"shard-{c:05d}{suffix}")
+                if os.path.exists(p):
+                    os.remove(p)
+            continue
+        st = done[c]
+        n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
+        if total + n_pass > count:  # trim this chunk: keep the first records, and only their attempts
+            keep = count - total
+            with open(os.path.join(out, shard_name(c))) as f:
+                lines = f.readlines()[:keep]
+            last_id = json.loads(lines[-1])["id"] if lines else None
+            cut = next(i for i, o in enumerate(st["outcomes"]) if o.get("id") == last_id) + 1 if lines else 0
+            st = {"chunk": c, "complete": False, "outcomes": st["outcomes"][:cut]}
+            write_chunk(out, c, [json.loads(x) for x in lines], st)
+            n_pass = keep
+        total += n_pass
+        kept_chunks.append(st)
+    # remove stale chunk files beyond what this run needs (e.g. from a larger earlier run)
+    keep_names = {shard_name(s["chunk"]) for s in kept_chunks} | {f"shard-{s['chunk']:05d}.stats.json" for s in kept_chunks}
+    for name in os.listdir(out):
+        if name.startswith("shard-") and name not in keep_names:
+            os.remove(os.path.join(out, name))
+    return write_manifest(out, kept_chunks, config)
+
+
+def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
+    from extractor import warp_adapter
+
+    outcomes = [o for s in chunks for o in s["outcomes"]]
+    by_family: dict[str, dict] = {}
+    reasons: dict[str, int] = {}
+    examples: dict[str, dict] = {}
+    for o in outcomes:
+        fam = by_family.setdefault(o["family"], {"attempted": 0, "passed": 0, "rejected": 0})
+        fam["attempted"] += 1
+        fam[o["status"]] += 1
+        if o["status"] == "rejected":
+            key = _reason_key(o["reason"])
+            reasons[key] = reasons.get(key, 0) + 1
+            examples.setdefault(key, {"family": o["family"], "seed": o["seed"], "reason": o["reason"][:300]})
+    shards = []
+    ids: set[str] = set()
+    duplicates = 0
+    for s in chunks:
+        path = os.path.join(out, shard_name(s["chunk"]))
+        with open(path, "rb") as f:
+            data = f.read()
+        for o in s["outcomes"]:
+            if o["status"] == "passed":
+                duplicates += o["id"] in ids
+                ids.add(o["id"])
+        shards.append({
+            "path": shard_name(s["chunk"]),
+            "records": sum(o["status"] == "passed" for o in s["outcomes"]),
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        })
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "record_schema_version": "1.0.0",
+        "generator": config,
+        "toolchain": warp_adapter.toolchain(),
+        "counts": {
+            "attempted": len(outcomes),
+            "passed": sum(o["status"] == "passed" for o in outcomes),
+            "rejected": sum(o["status"] == "rejected" for o in outcomes),
+            "duplicate_ids": duplicates,
+            "by_family": dict(sorted(by_family.items())),
+        },
+        "rejects_by_reason": dict(sorted(reasons.items())),
+        "reject_examples": dict(sorted(examples.items())),
+        "validation": {
+            "schema": "passed",
+            "safety": "passed",
+            "compile_cpu": "passed",
+            "execute_cpu": "passed",
+            "compile_cuda": "not_run",
+            "execute_gpu": "not_run",
+        },
+        "shards": shards,
+    }
+    _atomic_write(os.path.join(out, "manifest.json"), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    return manifest

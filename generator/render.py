@@ -1,0 +1,132 @@
+"""Render a KernelSpec as Warp Python source text (deterministic, one canonical layout)."""
+
+from __future__ import annotations
+
+from generator.spec import FLOAT_DTYPES, ArgSpec, HelperSpec, KernelSpec
+
+INDENT = "    "
+
+# Precedence for minimal parentheses: higher binds tighter.
+_PREC = {"or": 1, "and": 2, "not": 3, "cmp": 4, "+": 5, "-": 5, "*": 6, "/": 6, "%": 6, "neg": 7}
+
+
+def dtype_expr(dtype: str) -> str:
+    return f"wp.{dtype}"
+
+
+def literal(value, dtype: str) -> str:
+    if dtype == "float32":
+        return repr(float(value))  # Warp types a bare float literal as float32
+    if dtype == "int32":
+        return str(int(value))  # ... and a bare int literal as int32
+    if dtype == "bool":
+        return "True" if value else "False"
+    if dtype in FLOAT_DTYPES:
+        return f"wp.{dtype}({float(value)!r})"
+    return f"wp.{dtype}({int(value)})"
+
+
+def _wrap(text: str, prec: int, parent: int) -> str:
+    return f"({text})" if prec < parent else text
+
+
+def render_expr(e, parent: int = 0) -> str:
+    tag = e[0]
+    if tag == "c":
+        text = literal(e[1], e[2])
+        return _wrap(text, _PREC["neg"], parent) if text.startswith("-") else text
+    if tag == "v":
+        return e[1]
+    if tag == "ld":
+        return f"{e[1]}[{', '.join(render_expr(i) for i in e[2])}]"
+    if tag == "bin":
+        p = _PREC[e[1]]
+        # left-associative: the right operand needs parentheses at equal precedence
+        return _wrap(f"{render_expr(e[2], p)} {e[1]} {render_expr(e[3], p + 1)}", p, parent)
+    if tag == "mod":
+        p = _PREC["%"]
+        return _wrap(f"{render_expr(e[1], p)} % {render_expr(e[2], p + 1)}", p, parent)
+    if tag == "neg":
+        return _wrap(f"-{render_expr(e[1], _PREC['neg'] + 1)}", _PREC["neg"], parent)
+    if tag == "call":
+        return f"wp.{e[1]}({', '.join(render_expr(a) for a in e[2])})"
+    if tag == "hcall":
+        return f"{e[1]}({', '.join(render_expr(a) for a in e[2])})"
+    if tag == "where":
+        return f"wp.where({render_expr(e[1])}, {render_expr(e[2])}, {render_expr(e[3])})"
+    if tag == "cmp":
+        p = _PREC["cmp"]
+        return _wrap(f"{render_expr(e[2], p + 1)} {e[1]} {render_expr(e[3], p + 1)}", p, parent)
+    if tag in ("and", "or"):
+        p = _PREC[tag]
+        return _wrap(f"{render_expr(e[1], p)} {tag} {render_expr(e[2], p + 1)}", p, parent)
+    if tag == "not":
+        p = _PREC["not"]
+        return _wrap(f"not {render_expr(e[1], p)}", p, parent)
+    if tag == "cast":
+        return f"wp.{e[1]}({render_expr(e[2])})"
+    raise ValueError(f"unknown expression tag {tag!r}")
+
+
+def render_block(stmts: list, depth: int) -> list[str]:
+    lines: list[str] = []
+    pad = INDENT * depth
+    for s in stmts:
+        tag = s[0]
+        if tag in ("let", "set"):
+            lines.append(f"{pad}{s[1]} = {render_expr(s[2])}")
+        elif tag == "aug":
+            lines.append(f"{pad}{s[1]} {s[2]}= {render_expr(s[3])}")
+        elif tag == "store":
+            idx = ", ".join(render_expr(i) for i in s[2])
+            lines.append(f"{pad}{s[1]}[{idx}] = {render_expr(s[3])}")
+        elif tag == "atomic":
+            idx = ", ".join(render_expr(i) for i in s[3])
+            lines.append(f"{pad}wp.atomic_{s[1]}({s[2]}, {idx}, {render_expr(s[4])})")
+        elif tag == "if":
+            lines.append(f"{pad}if {render_expr(s[1])}:")
+            lines += render_block(s[2], depth + 1) or [pad + INDENT + "pass"]
+            for cond, body in s[3]:
+                lines.append(f"{pad}elif {render_expr(cond)}:")
+                lines += render_block(body, depth + 1) or [pad + INDENT + "pass"]
+            if s[4]:
+                lines.append(f"{pad}else:")
+                lines += render_block(s[4], depth + 1)
+        elif tag == "for":
+            lines.append(f"{pad}for {s[1]} in range({render_expr(s[2])}, {render_expr(s[3])}):")
+            lines += render_block(s[4], depth + 1) or [pad + INDENT + "pass"]
+        elif tag == "while":
+            lines.append(f"{pad}while {render_expr(s[1])}:")
+            lines += render_block(s[2], depth + 1)
+        elif tag in ("break", "continue"):
+            lines.append(pad + tag)
+        elif tag == "ret":
+            lines.append(f"{pad}return {render_expr(s[1])}")
+        else:
+            raise ValueError(f"unknown statement tag {tag!r}")
+    return lines
+
+
+def _annotation(a: ArgSpec) -> str:
+    if a.kind == "array":
+        ndim = len(a.shape)
+        return f"wp.array(dtype={dtype_expr(a.dtype)})" if ndim == 1 else f"wp.array{ndim}d(dtype={dtype_expr(a.dtype)})"
+    return dtype_expr(a.dtype)
+
+
+def render_helper(h: HelperSpec) -> list[str]:
+    params = ", ".join(f"{n}: {dtype_expr(t)}" for n, t in h.params)
+    return ["@wp.func", f"def {h.name}({params}) -> {dtype_expr(h.ret)}:", *render_block(h.body, 1)]
+
+
+def render_source(spec: KernelSpec) -> str:
+    """The kernel's complete Python module: `import warp as wp`, helpers, then the kernel."""
+    lines = ["import warp as wp", ""]
+    for h in spec.helpers:
+        lines += ["", *render_helper(h), ""]
+    params = ", ".join(f"{a.name}: {_annotation(a)}" for a in spec.args)
+    lines += ["", "@wp.kernel", f"def {spec.name}({params}):"]
+    tids = ", ".join(spec.tid_names)
+    lines.append(f"{INDENT}{tids} = wp.tid()")
+    lines += render_block(spec.body, 1)
+    return "\n".join(lines) + "\n"

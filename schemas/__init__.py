@@ -1,0 +1,12 @@
+"""Locates the project's JSON Schemas (data files beside this module)."""
+
+import json
+import os
+
+SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
+PAIR_SCHEMA_VERSION = "1.0.0"
+
+
+def load(name: str) -> dict:
+    with open(os.path.join(SCHEMA_DIR, f"{name}.schema.json")) as f:
+        return json.load(f)

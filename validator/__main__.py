@@ -1,0 +1,5 @@
+import sys
+
+from validator.revalidate import main
+
+sys.exit(main())

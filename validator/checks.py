@@ -1,0 +1,198 @@
+"""The checks, cheapest first. Each returns a verdict {"status": ..., "reason": ...}.
+
+`check_static` runs the checks that need no compiler (schema, safety, spec/source agreement);
+`check_batch` recompiles and executes a batch of kernels that share one Warp module.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import tempfile
+
+import jsonschema
+import numpy as np
+
+import schemas
+from extractor import warp_adapter
+from generator.inputs import NP_DTYPES
+from generator.oracle import run_oracle
+from generator.render import render_source
+from generator.spec import FLOAT_DTYPES, KernelSpec
+
+PASSED = {"status": "passed"}
+
+# rtol/atol per dtype for Warp's result against the float64 oracle.
+TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-3, 1e-4), "float64": (1e-9, 1e-12)}
+
+
+def failed(reason: str) -> dict:
+    return {"status": "failed", "reason": reason}
+
+
+def not_run(reason: str) -> dict:
+    return {"status": "not_run", "reason": reason}
+
+
+@functools.lru_cache(maxsize=None)
+def _pair_validator():
+    return jsonschema.Draft202012Validator(schemas.load("pair"))
+
+
+def check_schema(record: dict) -> dict:
+    errors = sorted(_pair_validator().iter_errors(record), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.path)) or "(root)"
+        return failed(f"schema: {where}: {e.message[:200]}")
+    return PASSED
+
+
+# ---- safety: an AST allowlist, so re-validating a downloaded dataset never runs foreign code
+
+_ALLOWED_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
+    ast.For, ast.While, ast.If, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Call, ast.Name,
+    ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+    ast.Compare, ast.Load, ast.Store, ast.Import, ast.alias, ast.keyword, ast.Slice,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
+)
+
+
+def check_safety(source: str) -> dict:
+    """The source may only import warp as wp, use wp.<public name>, and call its own helpers."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    for node in ast.walk(tree):
+        if not isinstance(node, _ALLOWED_NODES):
+            return failed(f"safety: disallowed syntax {type(node).__name__} at line {getattr(node, 'lineno', '?')}")
+        if isinstance(node, ast.Import):
+            if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
+                return failed(f"safety: disallowed import at line {node.lineno}")
+        elif isinstance(node, ast.Attribute):
+            if not (isinstance(node.value, ast.Name) and node.value.id == "wp") or node.attr.startswith("_"):
+                return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
+        elif isinstance(node, ast.Name) and node.id.startswith("__"):
+            return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
+        elif isinstance(node, ast.Call):
+            f = node.func
+            ok = isinstance(f, ast.Attribute) or (isinstance(f, ast.Name) and (f.id in defined or f.id in ("range", "float", "int")))
+            if not ok:
+                return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
+    for n in tree.body:
+        if isinstance(n, ast.Import):
+            continue
+        if not isinstance(n, ast.FunctionDef):
+            return failed(f"safety: top-level {type(n).__name__} at line {n.lineno} (only functions allowed)")
+        decos = [ast.unparse(d) for d in n.decorator_list]
+        if decos not in (["wp.kernel"], ["wp.func"]):
+            return failed(f"safety: function {n.name} has decorators {decos} (only @wp.kernel/@wp.func)")
+    return PASSED
+
+
+def check_spec_source(record: dict) -> dict:
+    try:
+        spec = KernelSpec.from_json(record["spec"])
+        if render_source(spec) != record["source"]:
+            return failed("spec_source: the source is not the rendering of the spec")
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        return failed(f"spec_source: spec does not render: {type(e).__name__}: {e}")
+    return PASSED
+
+
+# ---- execution
+
+def tensor_json(arr) -> dict:
+    a = np.asarray(arr)
+    data = a.tolist()
+    return {"dtype": str(a.dtype), "shape": list(a.shape), "data": data}
+
+
+def tensor_from_json(t: dict) -> np.ndarray:
+    return np.array(t["data"], dtype=t["dtype"]).reshape(t["shape"])
+
+
+def compare(name: str, actual: np.ndarray, expected: np.ndarray, dtype: str) -> str | None:
+    """None when `actual` matches the oracle, else the reason."""
+    if actual.shape != expected.shape:
+        return f"output {name}: shape {actual.shape} != oracle {expected.shape}"
+    if actual.dtype != np.dtype(NP_DTYPES[dtype]):
+        return f"output {name}: dtype {actual.dtype} != {dtype}"
+    if dtype in FLOAT_DTYPES:
+        if not np.all(np.isfinite(expected)):
+            return f"output {name}: oracle produced NaN/Inf (generator bug)"
+        if not np.all(np.isfinite(actual)):
+            return f"output {name}: NaN/Inf in output"
+        rtol, atol = TOLERANCES[dtype]
+        a64 = actual.astype(np.float64)
+        bad = ~np.isclose(a64, expected, rtol=rtol, atol=atol)
+        if bad.any():
+            k = int(np.argmax(bad))
+            return f"output {name}: mismatch at flat index {k}: {a64.ravel()[k]!r} vs oracle {expected.ravel()[k]!r}"
+    elif not np.array_equal(actual.astype(np.int64), expected):
+        return f"output {name}: integer mismatch"
+    if expected.size > 1 and np.ptp(expected) > 0 and np.ptp(actual) == 0:
+        return f"output {name}: vacuous (constant output while the oracle varies)"
+    return None
+
+
+def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
+    values, arrays = [], {}
+    for a in spec.args:
+        if a.kind == "array":
+            arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype)
+            values.append(arrays[a.name])
+        else:
+            values.append(NP_DTYPES[a.dtype](inputs[a.name]))
+    warp_adapter.launch_cpu(kernel, spec.dim, values)
+    return {a.name: arrays[a.name].numpy() for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+
+
+def execute_and_compare(kernel, spec: KernelSpec, inputs: dict) -> tuple[dict, dict]:
+    """Run on CPU, compare with the oracle: (verdict, outputs)."""
+    outputs = run_cpu(kernel, spec, inputs)
+    expected = run_oracle(spec, inputs)
+    for a in spec.args:
+        if a.name in expected:
+            reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
+            if reason:
+                return failed(f"execute_cpu: {reason}"), outputs
+    return PASSED, outputs
+
+
+def check_batch(specs: list[KernelSpec], sources: list[str]) -> list[dict]:
+    """Extract, compile (one shared Warp module) and execute a batch.
+
+    Returns one result per kernel: {"ir", "checks", "inputs", "outputs"}. A batch-level
+    failure (codegen or compile) is isolated by bisection, so one bad kernel costs only its
+    own record, with the compiler's reason.
+    """
+    from generator.inputs import make_inputs
+
+    with tempfile.TemporaryDirectory(prefix="warp-ir-batch-") as workdir:
+        stage = "codegen"
+        try:
+            module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
+            ir = warp_adapter.extract_ir(module, kernels, workdir)
+            stage = "compile_cpu"
+            warp_adapter.compile_cpu(module)
+        except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
+            if len(specs) > 1:
+                mid = len(specs) // 2
+                return check_batch(specs[:mid], sources[:mid]) + check_batch(specs[mid:], sources[mid:])
+            msg = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
+            return [{"error": f"{stage}: {type(e).__name__}: {msg}"}]
+        results = []
+        for spec in specs:
+            inputs = make_inputs(spec)
+            try:
+                verdict, outputs = execute_and_compare(kernels[spec.name], spec, inputs)
+            except Exception as e:  # noqa: BLE001
+                verdict, outputs = failed(f"execute_cpu: {type(e).__name__}: {str(e)[:200]}"), {}
+            results.append({"ir": ir[spec.name], "execute_cpu": verdict, "inputs": inputs, "outputs": outputs})
+        warp_adapter.unload(module)
+        return results

@@ -1,0 +1,78 @@
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from generator.families import build_spec
+from generator.inputs import make_inputs
+from generator.oracle import run_oracle
+from generator.render import render_source
+from generator.strategies import specs
+from validator import checks
+
+
+@settings(max_examples=4)
+@given(st.lists(specs(), min_size=4, max_size=6, unique_by=lambda s: s.name))
+def test_warp_cpu_execution_equals_the_oracle(batch):
+    results = checks.check_batch(batch, [render_source(s) for s in batch])
+    for spec, res in zip(batch, results):
+        assert "error" not in res, f"{spec.family}/{spec.seed}: {res.get('error')}"
+        assert res["execute_cpu"] == checks.PASSED, f"{spec.family}/{spec.seed}: {res['execute_cpu']}"
+
+
+HOSTILE = {
+    "import os\n": "disallowed import",
+    "import warp as wp\nimport os\n": "disallowed import",
+    "import warp as wp\n\n@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    __import__('os')\n": "__import__",
+    "import warp as wp\n\n@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    open('/etc/passwd')\n": "call of open",
+    "import warp as wp\n\n@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    a.__class__\n": "disallowed attribute access",
+    "import warp as wp\n\n@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    wp._src.os\n": "disallowed attribute access",
+    "import warp as wp\nprint(1)\n": "call of print",
+    "import warp as wp\nx = 1\n": "top-level Assign",
+    "import warp as wp\n\n@evil\ndef k():\n    pass\n": "decorators",
+    "import warp as wp\n\n@wp.kernel\ndef k():\n    lambda: 0\n": "disallowed syntax Lambda",
+    "def (": "does not parse",
+}
+
+
+@pytest.mark.parametrize("source,reason", list(HOSTILE.items()))
+def test_hostile_sources_are_rejected_without_running(source, reason):
+    v = checks.check_safety(source)
+    assert v["status"] == "failed" and reason in v["reason"], v
+
+
+@given(specs())
+def test_generated_sources_pass_the_safety_check(spec):
+    assert checks.check_safety(render_source(spec)) == checks.PASSED
+
+
+def test_compare_catches_each_kind_of_wrong_output():
+    spec = build_spec("arith", 3)
+    expected = next(iter(run_oracle(spec, make_inputs(spec)).values()))
+    good = expected.astype(np.float32)
+    assert checks.compare("y", good, expected, "float32") is None
+    bad = good.copy()
+    bad[5] += 0.01 * (abs(bad[5]) + 1)
+    assert "mismatch at flat index 5" in checks.compare("y", bad, expected, "float32")
+    nan = good.copy()
+    nan[0] = np.nan
+    assert "NaN/Inf" in checks.compare("y", nan, expected, "float32")
+    assert "shape" in checks.compare("y", good[:-1], expected, "float32")
+    assert "dtype" in checks.compare("y", good.astype(np.float64), expected, "float32")
+    const = np.full_like(good, good[0])
+    assert checks.compare("y", const, expected, "float32") is not None
+
+
+def test_vacuous_output_is_rejected_even_within_tolerance():
+    expected = np.linspace(0, 1e-5, 16)
+    assert "vacuous" in checks.compare("y", np.zeros(16, np.float32), expected, "float32")
+
+
+def test_schema_violations_name_the_field():
+    assert checks.check_schema({"schema_version": "1.0.0"})["status"] == "failed"
+    assert "required" in checks.check_schema({"schema_version": "1.0.0"})["reason"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
