@@ -14,7 +14,7 @@ DEFAULT_SEED = 0
 
 def _resolve(path: str) -> str:
     """Relative paths are relative to where the user ran ./bazelw (not Bazel's runfiles)."""
-    base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
     return os.path.normpath(os.path.join(base, path))
 
 

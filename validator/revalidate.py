@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", help="directory holding shard-*.jsonl (as written by //generator:cpu or :cuda)")
     p.add_argument("--report", help="where to write the JSON report (default DIR/validation_report.json)")
     args = p.parse_args(argv)
-    base = os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
     directory = os.path.join(base, args.dir)
     if not os.path.isdir(directory):
         print(f"error: {args.dir}: not a directory", file=sys.stderr)
