@@ -96,6 +96,8 @@ class FloatExprs:
             return self.unary(self.rng.choice(self.UNARY), self.expr(depth - 1))
         op = self.rng.choice(self.BINARY if self.helpers else self.BINARY[:-1])
         a, b = self.expr(depth - 1), self.expr(depth - 1)
+        if a == b:  # `wp.max(x, x)` and `wp.where(c, x, x)` teach nothing: use a literal instead
+            b = float_literal(self.rng)
         if op in ("+", "-", "*"):
             return bin_(op, a, b)
         if op == "/":
