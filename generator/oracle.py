@@ -113,6 +113,16 @@ class Interpreter:
             return _as(e[1], self.expr(e[2], env))
         raise ValueError(f"unknown expression tag {tag!r}")
 
+    def iteration(self, body, env) -> bool:
+        """One loop iteration; False when the body breaks out of the loop."""
+        try:
+            self.block(body, env)
+        except _Continue:
+            pass
+        except _Break:
+            return False
+        return True
+
     def block(self, stmts, env):
         for s in stmts:
             tag = s[0]
@@ -150,19 +160,11 @@ class Interpreter:
                 start, stop = self.expr(s[2], env), self.expr(s[3], env)
                 for v in range(start, stop):
                     env[s[1]] = v
-                    try:
-                        self.block(s[4], env)
-                    except _Continue:
-                        continue
-                    except _Break:
+                    if not self.iteration(s[4], env):
                         break
             elif tag == "while":
                 while self.expr(s[1], env):
-                    try:
-                        self.block(s[2], env)
-                    except _Continue:
-                        continue
-                    except _Break:
+                    if not self.iteration(s[2], env):
                         break
             elif tag == "break":
                 raise _Break()

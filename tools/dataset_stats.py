@@ -1,0 +1,55 @@
+"""Diversity and outcome figures of a generated dataset directory.
+
+Usage: bazel run //tools:stats -- DIR   (prints JSON: per family, records, distinct sources with
+the kernel's names ignored, distinct AST skeletons with identifiers and literals abstracted)
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import sys
+
+
+def skeleton(source: str) -> str:
+    """The AST with every identifier and literal value abstracted."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            node.id = "_"
+        elif isinstance(node, ast.arg):
+            node.arg = "_"
+        elif isinstance(node, ast.FunctionDef):
+            node.name = "_"
+        elif isinstance(node, ast.Constant):
+            node.value = type(node.value).__name__
+    return ast.dump(tree, annotate_fields=False)
+
+
+def stats(directory: str) -> dict:
+    fams: dict[str, dict] = {}
+    for name in sorted(os.listdir(directory)):
+        if not (name.startswith("shard-") and name.endswith(".jsonl")):
+            continue
+        with open(os.path.join(directory, name)) as f:
+            for line in f:
+                r = json.loads(line)
+                d = fams.setdefault(r["family"], {"records": 0, "sources": set(), "skeletons": set()})
+                d["records"] += 1
+                d["sources"].add(r["source"].replace(r["kernel_name"], "K"))
+                d["skeletons"].add(skeleton(r["source"]))
+    total = {"records": sum(d["records"] for d in fams.values()),
+             "distinct_sources": len(set().union(*(d["sources"] for d in fams.values()))) if fams else 0,
+             "distinct_skeletons": len(set().union(*(d["skeletons"] for d in fams.values()))) if fams else 0}
+    per = {f: {"records": d["records"], "distinct_sources": len(d["sources"]), "distinct_skeletons": len(d["skeletons"])}
+           for f, d in sorted(fams.items())}
+    return {"total": total, "families": per}
+
+
+if __name__ == "__main__":
+    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    if len(sys.argv) != 2 or not os.path.isdir(os.path.join(base, sys.argv[1])):
+        print("error: usage: bazel run //tools:stats -- DIR (a generated dataset directory)", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps(stats(os.path.join(base, sys.argv[1])), indent=2))
