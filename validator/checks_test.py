@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from extractor import warp_adapter
+from generator import pipeline
 from generator.families import build_spec
 from generator.inputs import make_inputs
 from generator.oracle import run_oracle
@@ -14,11 +16,14 @@ from validator import checks
 
 @settings(max_examples=4)
 @given(st.lists(specs(), min_size=4, max_size=6, unique_by=lambda s: s.name))
-def test_warp_cpu_execution_equals_the_oracle(batch):
+def test_warp_cpu_execution_equals_the_oracle_and_records_fit_the_schema(batch):
     results = checks.check_batch(batch, [render_source(s) for s in batch])
+    toolchain = warp_adapter.toolchain()
     for spec, res in zip(batch, results):
         assert "error" not in res, f"{spec.family}/{spec.seed}: {res.get('error')}"
         assert res["execute_cpu"] == checks.PASSED, f"{spec.family}/{spec.seed}: {res['execute_cpu']}"
+        record = pipeline.build_record(spec, render_source(spec), "cpu", res, toolchain, "no CUDA device")
+        assert checks.check_schema(record) == checks.PASSED, f"{spec.family}/{spec.seed}: record breaks the schema"
 
 
 HOSTILE = {
