@@ -201,13 +201,13 @@ def run(target: str, count: int, seed: int, out: str, families: list[str], worke
                 else:
                     todo.append({"out": out, "chunk": cc, "target": target, "seed": seed, "families": families})
             results = pool.imap_unordered(process_chunk, todo) if pool else map(process_chunk, todo)
-            for st in results:
+            resumed = [done[cc] for cc in wave if cc in done]
+            for st in [*resumed, *results]:
                 done[st["chunk"]] = st
-                passed = sum(o["status"] == "passed" for s in done.values() for o in s["outcomes"])
-                rejected = sum(o["status"] == "rejected" for s in done.values() for o in s["outcomes"])
+                n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
+                passed += n_pass
+                rejected += len(st["outcomes"]) - n_pass
                 progress.update(passed, rejected)
-            passed = sum(o["status"] == "passed" for s in done.values() for o in s["outcomes"])
-            progress.update(passed, rejected)
     finally:
         if pool:
             pool.close()
