@@ -7,8 +7,11 @@ fails loudly with the symbol's name instead of producing wrong data.
 
 from __future__ import annotations
 
+import ctypes
+import glob
 import importlib
 import os
+import re
 import tempfile
 
 import warp as wp
@@ -23,6 +26,7 @@ INTERNAL_SYMBOLS = (
     ("warp._src.codegen", "codegen_struct"),
     ("warp._src.codegen", "Struct"),
     ("warp._src.codegen", "cuda_kernel_backward_name"),
+    ("warp._src.codegen", "strip_reference"),
 )
 
 _initialized = False
@@ -50,7 +54,29 @@ def init_warp() -> None:
     _initialized = True
 
 
-def toolchain() -> dict:
+DEFAULT_ARCHS = ("sm_90",)
+
+
+def nvrtc_version() -> str | None:
+    init_warp()
+    core = _context.runtime.core
+    if not hasattr(core, "wp_nvrtc_version"):
+        return None
+    v = int(core.wp_nvrtc_version())  # 13040 -> "13.4"
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+def nvrtc_archs() -> list[str]:
+    """The sm_XX targets the bundled NVRTC can compile for."""
+    init_warp()
+    core = _context.runtime.core
+    n = int(core.wp_nvrtc_supported_arch_count())
+    buf = (ctypes.c_int * n)()
+    core.wp_nvrtc_supported_archs(buf)
+    return [f"sm_{a}" for a in buf]
+
+
+def toolchain(archs=DEFAULT_ARCHS) -> dict:
     """The compilers and options every record's IR was produced with."""
     init_warp()
     rt = _context.runtime
@@ -58,7 +84,8 @@ def toolchain() -> dict:
     return {
         "warp_lang": wp.__version__,
         "cuda_toolkit": ".".join(map(str, tk)) if tk else None,
-        "nvrtc": ".".join(map(str, tk)) if tk else None,
+        "nvrtc": nvrtc_version(),
+        "ptx_archs": list(archs),
         "llvm": "warp-clang (bundled)",
         "mode": wp.config.mode,
         "optimization_level": wp.config.optimization_level if wp.config.optimization_level is not None else 3,
@@ -175,15 +202,85 @@ def _clean(text: str, prefix: str) -> str:
     return "\n".join(out) + "\n"
 
 
+_PTX_FUNC = re.compile(r"^(?:\.visible |\.weak |\.extern )*\.(?:entry|func)\s+(?:\([^)]*\)\s*)?([\w$]+)\(", re.M)
+_PTX_CALL = re.compile(r"\bcall(?:\.uni)?\s+(?:\([^)]*\),\s*)?([\w$]+)")
+
+
+def _ptx_functions(text: str) -> dict[str, str]:
+    """Top-level PTX functions by name, each from its header line to its closing brace."""
+    out = {}
+    for m in _PTX_FUNC.finditer(text):
+        end = text.index("\n}\n", m.start()) + 3
+        out[m.group(1)] = text[m.start():end]
+    return out
+
+
+def _normalize_ptx(text: str) -> str:
+    # NVVM numbers branch labels and local depots by the function's position in the module;
+    # renumber them so a kernel's PTX is the same alone as in any batch.
+    text = re.sub(r"\$L__BB\d+_", "$L__BB0_", text)
+    return re.sub(r"__local_depot\d+", "__local_depot0", text)
+
+
+def _ptx_of(funcs: dict[str, str], entry: str) -> str:
+    parts, seen, todo = [], set(), [entry]
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in funcs:
+            continue
+        seen.add(name)
+        parts.append(funcs[name])
+        todo.extend(_PTX_CALL.findall(funcs[name]))
+    # callees first, entry last: the order a reader (and ptxas) expects
+    return _normalize_ptx("\n".join(reversed(parts)))
+
+
+def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_ARCHS) -> dict[str, dict]:
+    """NVRTC-compile the whole module to PTX per arch (no GPU needed); cut out each kernel.
+
+    Returns {kernel name: {arch: {"forward": ptx, "backward": ptx}}}; raises on a compile error.
+    """
+    init_warp()
+    out: dict[str, dict] = {name: {} for name in kernels}
+    for arch in archs:
+        num = int(arch.removeprefix("sm_"))
+        mdir = os.path.join(workdir, f"aot_{arch}")
+        wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=True)
+        paths = glob.glob(os.path.join(mdir, f"*.sm{num}.ptx"))
+        if len(paths) != 1:
+            raise RuntimeError(f"NVRTC wrote {len(paths)} PTX files for {arch}")
+        with open(paths[0]) as f:
+            funcs = _ptx_functions(f.read())
+        for name, kernel in kernels.items():
+            mangled = kernel.get_mangled_name()
+            out[name][arch] = {
+                "forward": _ptx_of(funcs, f"{mangled}_cuda_kernel_forward"),
+                "backward": _ptx_of(funcs, f"{mangled}_cuda_kernel_backward"),
+            }
+            if not out[name][arch]["forward"]:
+                raise RuntimeError(f"no PTX entry for {mangled} in {arch}")
+    return out
+
+
 def compile_cpu(module) -> None:
     """Compile the whole module with Warp's LLVM/Clang CPU backend (raises on failure)."""
     init_warp()
     module.load("cpu")
 
 
+def compile_cuda_device(module) -> None:
+    """Compile and load the module for the current CUDA device (needs a GPU)."""
+    init_warp()
+    module.load(wp.get_device("cuda:0"))
+
+
+def launch(kernel, dim, arg_values: list, device: str = "cpu") -> None:
+    wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
+    wp.synchronize_device(device)
+
+
 def launch_cpu(kernel, dim, arg_values: list) -> None:
-    wp.launch(kernel, dim=dim, inputs=arg_values, device="cpu")
-    wp.synchronize_device("cpu")
+    launch(kernel, dim, arg_values, "cpu")
 
 
 def to_device_array(value, dtype: str, device: str = "cpu"):

@@ -55,10 +55,42 @@ def test_helper_names_do_not_depend_on_what_was_loaded_before():
     assert first == second
 
 
+def _ptx(specs, archs=("sm_90",)):
+    with tempfile.TemporaryDirectory() as d:
+        module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, d)
+        return warp_adapter.compile_ptx(module, kernels, d, archs)
+
+
+def test_ptx_of_a_kernel_is_the_same_alone_and_in_a_batch():
+    specs = [build_spec(f, s) for f in sorted(FAMILIES) for s in range(2)]
+    batch = _ptx(specs)
+    # the last kernel sits deep in the batch module, so NVVM's raw label numbers differ
+    for spec in (specs[-1], specs[len(specs) // 2]):
+        alone = _ptx([spec])
+        assert alone[spec.name] == batch[spec.name], f"{spec.name}: PTX depends on its batch"
+    assert any("$L__BB0_" in batch[s.name]["sm_90"]["forward"] for s in specs), "no branches: test is vacuous"
+
+
+def test_ptx_is_per_kernel_and_per_arch():
+    spec = build_spec("loop", 3)
+    ptx = _ptx([spec], ("sm_80", "sm_90"))[spec.name]
+    assert set(ptx) == {"sm_80", "sm_90"}
+    for arch, fb in ptx.items():
+        assert fb["forward"].startswith(f".visible .entry {spec.name}_cuda_kernel_forward(")
+        assert fb["backward"].startswith(f".visible .entry {spec.name}_cuda_kernel_backward(")
+        assert ".version" not in fb["forward"] and "pnanovdb" not in fb["forward"], "module header leaked"
+        assert fb["forward"].rstrip().endswith("}")
+
+
+def test_nvrtc_archs_include_the_default():
+    assert "sm_90" in warp_adapter.nvrtc_archs()
+
+
 def test_toolchain_fingerprint():
     tc = warp_adapter.toolchain()
     assert tc["warp_lang"] == "1.19.0"
-    assert tc["nvrtc"], "NVRTC version missing"
+    assert tc["nvrtc"] and tc["nvrtc"][0].isdigit(), "NVRTC version missing"
+    assert tc["ptx_archs"] == ["sm_90"]
 
 
 if __name__ == "__main__":

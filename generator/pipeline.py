@@ -18,6 +18,8 @@ import os
 import sys
 import time
 
+import schemas
+
 from generator.families import build_spec
 from generator.render import render_source
 from generator.spec import canonical_json, derive_seed
@@ -39,11 +41,11 @@ def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def build_record(spec, source: str, target: str, result: dict, toolchain: dict, gpu_reason: str) -> dict:
+def build_record(spec, source: str, target: str, result: dict, toolchain: dict) -> dict:
     from validator import checks
 
     record = {
-        "schema_version": "1.0.0",
+        "schema_version": schemas.PAIR_SCHEMA_VERSION,
         "id": record_id(source, spec.name),
         "family": spec.family,
         "target": target,
@@ -64,9 +66,9 @@ def build_record(spec, source: str, target: str, result: dict, toolchain: dict, 
             "spec_source": checks.PASSED,
             "ir_match": checks.not_run("first extraction; compared with a fresh one by //validator"),
             "compile_cpu": checks.PASSED,
-            "compile_cuda": checks.not_run("NVRTC compile is not part of this pipeline version"),
+            "compile_cuda": checks.PASSED,
             "execute_cpu": result["execute_cpu"],
-            "execute_gpu": checks.not_run(gpu_reason),
+            "execute_gpu": result["execute_gpu"],
         },
         "toolchain": toolchain,
     }
@@ -80,8 +82,8 @@ def process_chunk(task: dict) -> dict:
 
     warp_adapter.init_warp()
     out, c, target = task["out"], task["chunk"], task["target"]
-    toolchain = warp_adapter.toolchain()
-    gpu_reason = "no CUDA device on this machine" if not warp_adapter.cuda_available() else "GPU execution is not part of this pipeline version"
+    archs = task.get("archs", list(warp_adapter.DEFAULT_ARCHS))
+    toolchain = warp_adapter.toolchain(archs)
     outcomes, specs, sources, pending = [], [], [], []
     for k in range(c * CHUNK, (c + 1) * CHUNK):
         family, kseed = kernel_plan(task["seed"], task["families"], k)
@@ -100,21 +102,24 @@ def process_chunk(task: dict) -> dict:
         specs.append(spec)
         sources.append(source)
         pending.append(outcome)
-    results = checks.check_batch(specs, sources) if specs else []
+    results = checks.check_batch(specs, sources, archs) if specs else []
     records = []
     for outcome, spec, source, res in zip(pending, specs, sources, results):
         if "error" in res:
             outcome["reason"] = res["error"]
             continue
-        if res["execute_cpu"]["status"] != "passed":
-            outcome["reason"] = res["execute_cpu"]["reason"]
+        bad = next((res[k] for k in ("execute_cpu", "execute_gpu") if res[k]["status"] == "failed"), None)
+        if bad:
+            outcome["reason"] = bad["reason"]
             continue
-        record = build_record(spec, source, target, res, toolchain, gpu_reason)
+        record = build_record(spec, source, target, res, toolchain)
         verdict = checks.check_schema(record)
         if verdict["status"] != "passed":
             outcome["reason"] = verdict["reason"]
             continue
         outcome["id"] = record["id"]
+        outcome["checks"] = {k: v["status"] for k, v in record["checks"].items()}
+        outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] == "not_run"}
         records.append(record)
     for o in outcomes:
         o["status"] = "rejected" if "reason" in o else "passed"
@@ -168,15 +173,19 @@ class Progress:
             sys.stderr.write("\n")
 
 
-def run(target: str, count: int, seed: int, out: str, families: list[str], workers: int, quiet: bool = False) -> dict:
+def run(target: str, count: int, seed: int, out: str, families: list[str], workers: int, quiet: bool = False,
+        archs: list[str] | None = None) -> dict:
+    from extractor import warp_adapter
+
     os.makedirs(out, exist_ok=True)
-    config = {"target": target, "count": count, "seed": seed, "families": families, "chunk_size": CHUNK}
+    archs = list(archs or warp_adapter.DEFAULT_ARCHS)
+    config = {"target": target, "count": count, "seed": seed, "families": families, "chunk_size": CHUNK, "archs": archs}
     cfg_path = os.path.join(out, "run_config.json")
     if os.path.exists(cfg_path):
         with open(cfg_path) as f:
             old = json.load(f)
-        if {k: old.get(k) for k in ("target", "seed", "families", "chunk_size")} != {
-            k: config[k] for k in ("target", "seed", "families", "chunk_size")
+        if {k: old.get(k) for k in ("target", "seed", "families", "chunk_size", "archs")} != {
+            k: config[k] for k in ("target", "seed", "families", "chunk_size", "archs")
         }:
             raise ValueError(f"{out} holds a run with a different config ({cfg_path}); use another --out")
     _atomic_write(cfg_path, canonical_json(config).encode())
@@ -199,7 +208,7 @@ def run(target: str, count: int, seed: int, out: str, families: list[str], worke
                 if st is not None and st.get("complete"):
                     done[cc] = st  # resumed: this chunk finished in an earlier run
                 else:
-                    todo.append({"out": out, "chunk": cc, "target": target, "seed": seed, "families": families})
+                    todo.append({"out": out, "chunk": cc, "target": target, "seed": seed, "families": families, "archs": archs})
             results = pool.imap_unordered(process_chunk, todo) if pool else map(process_chunk, todo)
             resumed = [done[cc] for cc in wave if cc in done]
             for st in [*resumed, *results]:
@@ -267,6 +276,17 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
             key = _reason_key(o["reason"])
             reasons[key] = reasons.get(key, 0) + 1
             examples.setdefault(key, {"family": o["family"], "seed": o["seed"], "reason": o["reason"][:300]})
+    # verdict counts over the written pairs, from each pair's own record of its checks
+    validation: dict[str, dict] = {}
+    notes: dict[str, str] = {}
+    for o in outcomes:
+        for k, status in o.get("checks", {}).items():
+            validation.setdefault(k, {}).setdefault(status, 0)
+            validation[k][status] += 1
+        for k, reason in o.get("notes", {}).items():
+            notes.setdefault(k, reason)
+    validation = {k: dict(sorted(v.items())) for k, v in sorted(validation.items())}
+    notes = dict(sorted(notes.items()))
     shards = []
     ids: set[str] = set()
     duplicates = 0
@@ -286,9 +306,9 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         })
     manifest = {
         "manifest_version": MANIFEST_VERSION,
-        "record_schema_version": "1.0.0",
+        "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
         "generator": config,
-        "toolchain": warp_adapter.toolchain(),
+        "toolchain": warp_adapter.toolchain(config["archs"]),
         "counts": {
             "attempted": len(outcomes),
             "passed": sum(o["status"] == "passed" for o in outcomes),
@@ -298,14 +318,8 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         },
         "rejects_by_reason": dict(sorted(reasons.items())),
         "reject_examples": dict(sorted(examples.items())),
-        "validation": {
-            "schema": "passed",
-            "safety": "passed",
-            "compile_cpu": "passed",
-            "execute_cpu": "passed",
-            "compile_cuda": "not_run",
-            "execute_gpu": "not_run",
-        },
+        "validation": validation,
+        "validation_notes": notes,
         "shards": shards,
     }
     _atomic_write(os.path.join(out, "manifest.json"), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())

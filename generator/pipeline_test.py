@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from extractor import warp_adapter
 from generator import cli, pipeline
 from validator import checks, revalidate
 
@@ -26,6 +27,7 @@ def _shards(out):
 
 def test_writes_exactly_count_valid_records_and_a_manifest(run_a):
     out, m = run_a
+    gpu = warp_adapter.cuda_available()
     recs = [json.loads(l) for s in _shards(out) if s.endswith(".jsonl") for l in open(os.path.join(out, s))]
     assert len(recs) == 60 == m["counts"]["passed"]
     assert m["counts"]["attempted"] == m["counts"]["passed"] + m["counts"]["rejected"]
@@ -33,9 +35,15 @@ def test_writes_exactly_count_valid_records_and_a_manifest(run_a):
     for r in recs:
         assert checks.check_schema(r) == checks.PASSED
         assert r["checks"]["execute_cpu"]["status"] == "passed"
-        assert r["checks"]["execute_gpu"]["status"] != "passed" or r["checks"]["execute_gpu"].get("reason") is None
+        assert r["checks"]["compile_cuda"]["status"] == "passed"
+        assert list(r["ir"]["ptx"]) == ["sm_90"] and r["kernel_name"] in r["ir"]["ptx"]["sm_90"]["forward"]
+        assert r["checks"]["execute_gpu"]["status"] == ("passed" if gpu else "not_run")
     with open(os.path.join(out, "manifest.json")) as f:
         assert json.load(f)["counts"] == m["counts"]
+    assert m["validation"]["compile_cuda"] == {"passed": 60}
+    assert m["validation"]["execute_cpu"] == {"passed": 60}
+    assert m["validation"]["execute_gpu"] == ({"passed": 60} if gpu else {"not_run": 60})
+    assert m["toolchain"]["ptx_archs"] == ["sm_90"] and m["toolchain"]["nvrtc"]
 
 
 def test_same_seed_same_bytes_whatever_the_worker_count(run_a):
@@ -96,6 +104,7 @@ def test_validator_passes_clean_data_and_names_each_injected_fault(run_a, tmp_pa
     (["--count", "0"], "--count must be"),
     (["--workers", "0"], "--workers must be"),
     (["--count", "abc"], "invalid int value"),
+    (["--arch", "sm_1"], "--arch sm_1 is not supported"),
 ])
 def test_bad_arguments_give_a_one_line_error_and_exit_2(argv, msg, capsys):
     with pytest.raises(SystemExit) as e:

@@ -140,16 +140,20 @@ def compare(name: str, actual: np.ndarray, expected: np.ndarray, dtype: str) -> 
     return None
 
 
-def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
+def run_on(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu") -> dict[str, np.ndarray]:
     values, arrays = [], {}
     for a in spec.args:
         if a.kind == "array":
-            arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype)
+            arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device)
             values.append(arrays[a.name])
         else:
             values.append(NP_DTYPES[a.dtype](inputs[a.name]))
-    warp_adapter.launch_cpu(kernel, spec.dim, values)
+    warp_adapter.launch(kernel, spec.dim, values, device)
     return {a.name: arrays[a.name].numpy() for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+
+
+def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
+    return run_on(kernel, spec, inputs, "cpu")
 
 
 def execute_and_compare(kernel, spec: KernelSpec, inputs: dict) -> tuple[dict, dict]:
@@ -164,12 +168,43 @@ def execute_and_compare(kernel, spec: KernelSpec, inputs: dict) -> tuple[dict, d
     return PASSED, outputs
 
 
-def check_batch(specs: list[KernelSpec], sources: list[str]) -> list[dict]:
-    """Extract, compile (one shared Warp module) and execute a batch.
+def execute_gpu_and_compare(kernel, spec: KernelSpec, inputs: dict, cpu_outputs: dict) -> dict:
+    """Run on the CUDA device; the result must match the oracle and the CPU run (per-dtype tolerance)."""
+    outputs = run_on(kernel, spec, inputs, "cuda:0")
+    expected = run_oracle(spec, inputs)
+    for a in spec.args:
+        if a.name in expected:
+            reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
+            if reason:
+                return failed(f"execute_gpu: {reason}")
+            reason = compare(a.name, outputs[a.name], cpu_outputs[a.name].astype(np.float64 if a.dtype in FLOAT_DTYPES else np.int64), a.dtype)
+            if reason:
+                return failed(f"execute_gpu: against CPU: {reason}")
+    return PASSED
 
-    Returns one result per kernel: {"ir", "checks", "inputs", "outputs"}. A batch-level
-    failure (codegen or compile) is isolated by bisection, so one bad kernel costs only its
-    own record, with the compiler's reason.
+
+def gpu_status(want: bool | None = None) -> tuple[bool, str]:
+    """(run GPU execution?, reason when not). want=None: wherever a CUDA device exists."""
+    if want is False:
+        return False, "GPU execution not requested (--device cpu)"
+    if warp_adapter.cuda_available():
+        return True, ""
+    return False, "no CUDA device on this machine"
+
+
+def _error(stage: str, e: Exception) -> str:
+    msg = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
+    return f"{stage}: {type(e).__name__}: {msg}"
+
+
+def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.DEFAULT_ARCHS,
+                execute: bool = True, gpu: bool | None = None) -> list[dict]:
+    """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
+
+    Returns one result per kernel: {"ir", "execute_cpu", "execute_gpu", "inputs", "outputs"}.
+    A batch-level failure (codegen or compile) is isolated by bisection, so one bad kernel
+    costs only its own record, with the compiler's reason. With execute=False only codegen
+    and the PTX compile run (the fast path); the execution verdicts are then not_run.
     """
     from generator.inputs import make_inputs
 
@@ -178,21 +213,49 @@ def check_batch(specs: list[KernelSpec], sources: list[str]) -> list[dict]:
         try:
             module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
             ir = warp_adapter.extract_ir(module, kernels, workdir)
-            stage = "compile_cpu"
-            warp_adapter.compile_cpu(module)
+            stage = "compile_cuda"
+            ptx = warp_adapter.compile_ptx(module, kernels, workdir, archs)
+            if execute:
+                stage = "compile_cpu"
+                warp_adapter.compile_cpu(module)
         except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
             if len(specs) > 1:
                 mid = len(specs) // 2
-                return check_batch(specs[:mid], sources[:mid]) + check_batch(specs[mid:], sources[mid:])
-            msg = str(e).strip().splitlines()[-1][:300] if str(e).strip() else type(e).__name__
-            return [{"error": f"{stage}: {type(e).__name__}: {msg}"}]
+                return (check_batch(specs[:mid], sources[:mid], archs, execute, gpu)
+                        + check_batch(specs[mid:], sources[mid:], archs, execute, gpu))
+            return [{"error": _error(stage, e)}]
+        use_gpu, gpu_reason = gpu_status(gpu) if execute else (False, "execution skipped (--no-validate)")
+        gpu_error = None
+        if use_gpu:
+            try:
+                warp_adapter.compile_cuda_device(module)
+            except Exception as e:  # noqa: BLE001
+                gpu_error = _error("execute_gpu: CUDA module load", e)
         results = []
         for spec in specs:
             inputs = make_inputs(spec)
+            res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs}
+            if not execute:
+                res.update(execute_cpu=not_run("execution skipped (--no-validate)"), execute_gpu=not_run(gpu_reason),
+                           outputs={})
+                results.append(res)
+                continue
             try:
                 verdict, outputs = execute_and_compare(kernels[spec.name], spec, inputs)
             except Exception as e:  # noqa: BLE001
                 verdict, outputs = failed(f"execute_cpu: {type(e).__name__}: {str(e)[:200]}"), {}
-            results.append({"ir": ir[spec.name], "execute_cpu": verdict, "inputs": inputs, "outputs": outputs})
+            if not use_gpu:
+                gpu = not_run(gpu_reason)
+            elif gpu_error:
+                gpu = failed(gpu_error)
+            elif verdict["status"] != "passed":
+                gpu = not_run("CPU execution failed")
+            else:
+                try:
+                    gpu = execute_gpu_and_compare(kernels[spec.name], spec, inputs, outputs)
+                except Exception as e:  # noqa: BLE001
+                    gpu = failed(f"execute_gpu: {type(e).__name__}: {str(e)[:200]}")
+            res.update(execute_cpu=verdict, execute_gpu=gpu, outputs=outputs)
+            results.append(res)
         warp_adapter.unload(module)
         return results

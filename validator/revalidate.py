@@ -1,6 +1,7 @@
 """Re-validate a dataset directory: every record re-checked from scratch, nothing trusted.
 
-Usage: bazel run //validator -- DIR [--report PATH]   (or: python -m validator DIR)
+Usage: bazel run //validator -- DIR [--report PATH] [--device auto|cpu|cuda]
+   or, without Bazel (e.g. on a GPU machine): python -m validator DIR --device cuda
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ BATCH = 50
 
 
 def read_records(path: str):
-    """Yield (shard, line number, record); a corrupt line is reported, not skipped."""
+    """Yield (line number, record, error); a corrupt line is reported, not skipped."""
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             try:
@@ -30,41 +31,60 @@ def read_records(path: str):
             yield n, rec, None
 
 
-def revalidate(directory: str) -> dict:
+def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
+    for a in spec.args:
+        if a.name in fresh:
+            if a.name not in stored:
+                return f"io: stored outputs lack {a.name}"
+            s = checks.tensor_from_json(stored[a.name])
+            if s.shape != fresh[a.name].shape or s.dtype != fresh[a.name].dtype or not (s == fresh[a.name]).all():
+                return f"io: stored output {a.name} differs from a fresh CPU execution"
+    extra = set(stored) - set(fresh)
+    if extra:
+        return f"io: stored outputs hold {sorted(extra)[0]}, which the kernel does not write"
+    return None
+
+
+def revalidate(directory: str, gpu: bool | None = None) -> dict:
     shards = sorted(p for p in os.listdir(directory) if p.startswith("shard-") and p.endswith(".jsonl"))
     if not shards:
         raise FileNotFoundError(f"no shard-*.jsonl files in {directory}")
     failures: list[dict] = []
     total = 0
     pending: list[tuple[str, dict]] = []
+    gpu_counts: dict[str, int] = {}
+    gpu_notes: set[str] = set()
 
     def fail(where: str, rec, reason: str):
         failures.append({"where": where, "id": rec.get("id") if isinstance(rec, dict) else None, "reason": reason})
 
     def flush():
+        if not pending:
+            return
+        archs = sorted(pending[0][1]["ir"]["ptx"])
         specs = [KernelSpec.from_json(r["spec"]) for _, r in pending]
-        results = checks.check_batch(specs, [r["source"] for _, r in pending])
+        results = checks.check_batch(specs, [r["source"] for _, r in pending], archs, gpu=gpu)
         for (where, rec), spec, res in zip(pending, specs, results):
             if "error" in res:
                 fail(where, rec, res["error"])
                 continue
-            if res["ir"] != {k: rec["ir"][k] for k in ("cpp", "cuda")}:
-                target = next(t for t in ("cpp", "cuda") if res["ir"][t] != rec["ir"].get(t))
+            if res["ir"] != rec["ir"]:
+                target = next((t for t in ("cpp", "cuda", "ptx") if res["ir"][t] != rec["ir"].get(t)), "ir")
                 fail(where, rec, f"ir_match: stored {target} IR differs from a fresh extraction")
                 continue
             if res["execute_cpu"]["status"] != "passed":
                 fail(where, rec, res["execute_cpu"]["reason"])
                 continue
-            stored = rec["io"]["outputs"]
-            for a in spec.args:
-                if a.name in res["outputs"]:
-                    if a.name not in stored:
-                        fail(where, rec, f"io: stored outputs lack {a.name}")
-                        break
-                    s = checks.tensor_from_json(stored[a.name])
-                    if s.shape != res["outputs"][a.name].shape or not (s == res["outputs"][a.name]).all():
-                        fail(where, rec, f"io: stored output {a.name} differs from a fresh CPU execution")
-                        break
+            g = res["execute_gpu"]
+            gpu_counts[g["status"]] = gpu_counts.get(g["status"], 0) + 1
+            if g["status"] == "not_run":
+                gpu_notes.add(g["reason"])
+            if g["status"] == "failed":
+                fail(where, rec, g["reason"])
+                continue
+            reason = _compare_outputs(spec, res["outputs"], rec["io"]["outputs"])
+            if reason:
+                fail(where, rec, reason)
         pending.clear()
 
     for shard in shards:
@@ -80,33 +100,42 @@ def revalidate(directory: str) -> dict:
                     fail(where, rec, v["reason"])
                     break
             else:
+                if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][1]["ir"]["ptx"]):
+                    flush()
                 pending.append((where, rec))
                 if len(pending) >= BATCH:
                     flush()
-    if pending:
-        flush()
+    flush()
     reasons: dict[str, int] = {}
     for f in failures:
         key = f["reason"].split(":", 1)[0]
         reasons[key] = reasons.get(key, 0) + 1
     return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(failures),
             "failed": len(failures), "failures_by_reason": reasons, "failures": failures,
-            "gpu": "not_run: " + ("GPU execution is not part of this validator version" if warp_adapter.cuda_available() else "no CUDA device on this machine")}
+            "execute_gpu": dict(sorted(gpu_counts.items())), "execute_gpu_notes": sorted(gpu_notes),
+            "toolchain": warp_adapter.toolchain()}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bazel run //validator --", description="Re-validate a dataset directory.")
     p.add_argument("dir", help="directory holding shard-*.jsonl (as written by //generator:cpu or :cuda)")
     p.add_argument("--report", help="where to write the JSON report (default DIR/validation_report.json)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: also execute on the GPU where one exists (default); cpu: CPU only; "
+                        "cuda: require a GPU and execute every pair on it too")
     args = p.parse_args(argv)
     base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
     directory = os.path.join(base, args.dir)
     if not os.path.isdir(directory):
         print(f"error: {args.dir}: not a directory", file=sys.stderr)
         return 2
+    gpu = {"auto": None, "cpu": False, "cuda": True}[args.device]
+    if gpu and not warp_adapter.cuda_available():
+        print("error: --device cuda: no CUDA device on this machine", file=sys.stderr)
+        return 2
     t0 = time.time()
     try:
-        report = revalidate(directory)
+        report = revalidate(directory, gpu)
     except (FileNotFoundError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -115,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(out, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
     print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {out}")
+    print("GPU execution: " + (", ".join(f"{s} {n}" for s, n in report["execute_gpu"].items()) or "none")
+          + (f" ({'; '.join(report['execute_gpu_notes'])})" if report["execute_gpu_notes"] else ""))
     for reason, n in sorted(report["failures_by_reason"].items()):
         print(f"  {reason}: {n}")
     for f in report["failures"][:10]:
