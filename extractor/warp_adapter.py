@@ -89,7 +89,8 @@ def toolchain(archs=DEFAULT_ARCHS) -> dict:
         "llvm": "warp-clang (bundled)",
         "mode": wp.config.mode,
         "optimization_level": wp.config.optimization_level if wp.config.optimization_level is not None else 3,
-        "codegen_options": {"enable_backward": True, "strip_hash": True, "block_dim": 256, "fast_math": False},
+        "codegen_options": {"enable_backward": True, "strip_hash": True, "block_dim": 256, "fast_math": False,
+                            "enable_mathdx_gemm": False, "cpu_block_dim": 1},
     }
 
 
@@ -115,6 +116,9 @@ def load_batch(sources: dict[str, str], workdir: str) -> tuple[object, dict[str,
     module = wp.get_module(mod_name)
     module.options["strip_hash"] = True
     module.options["enable_backward"] = True
+    # cuBLASDx LTO for tile_matmul costs ~14 s per kernel in NVRTC; Warp's built-in tile GEMM
+    # is what the IR records instead (the fingerprint says so).
+    module.options["enable_mathdx_gemm"] = False
     kernels = {}
     for name, src in sources.items():
         batch_src = src.replace("\n@wp.kernel\n", f'\n@wp.kernel(module="{mod_name}")\n', 1)
@@ -157,7 +161,8 @@ def extract_ir(module, kernels: dict[str, object], workdir: str) -> dict[str, di
     header, no entry-point thunks, no hash suffixes, no absolute paths.
     """
     init_warp()
-    options = dict(module.options)
+    # output_arch=None: the portable text, without firing tile LTO (as Warp's own hashing does)
+    options = dict(module.options) | {"output_arch": None}
     out: dict[str, dict] = {name: {} for name in kernels}
     prefix = workdir.rstrip("/") + "/"
     for device in ("cpu", "cuda"):
@@ -265,7 +270,7 @@ def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_
 def compile_cpu(module) -> None:
     """Compile the whole module with Warp's LLVM/Clang CPU backend (raises on failure)."""
     init_warp()
-    module.load("cpu")
+    module.load("cpu", block_dim=1)  # what every CPU launch resolves block_dim to
 
 
 def compile_cuda_device(module) -> None:
@@ -274,13 +279,27 @@ def compile_cuda_device(module) -> None:
     module.load(wp.get_device("cuda:0"))
 
 
-def launch(kernel, dim, arg_values: list, device: str = "cpu") -> None:
-    wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
+def launch(kernel, dim, arg_values: list, device: str = "cpu", tile_block_dim: int | None = None) -> None:
+    """wp.launch, or wp.launch_tiled (dim counts tiles) when tile_block_dim is given."""
+    if tile_block_dim:
+        wp.launch_tiled(kernel, dim=dim, inputs=arg_values, block_dim=tile_block_dim, device=device)
+    else:
+        wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
     wp.synchronize_device(device)
 
 
 def launch_cpu(kernel, dim, arg_values: list) -> None:
     launch(kernel, dim, arg_values, "cpu")
+
+
+def make_struct(kernel, arg_name: str, fields: dict):
+    """An instance of the @wp.struct type of `kernel`'s argument, fields {name: (value, dtype)}."""
+    struct_type = kernel.adj.arg_types[arg_name]
+    inst = struct_type()
+    for name, (value, dtype) in fields.items():
+        t = getattr(wp, dtype)
+        setattr(inst, name, t(*[float(x) for x in value.ravel()]) if hasattr(value, "ravel") and value.ndim else t(value))
+    return inst
 
 
 def to_device_array(value, dtype: str, device: str = "cpu"):

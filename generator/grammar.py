@@ -34,58 +34,78 @@ def cmp(op, a, b):
     return ["cmp", op, a, b]
 
 
-def float_literal(rng: random.Random, lo=-4.0, hi=4.0) -> list:
+def float_literal(rng: random.Random, lo=-4.0, hi=4.0, dtype="float32") -> list:
     """A literal that is a multiple of 1/8: exact in float16/32/64."""
-    return c(round(rng.uniform(lo, hi) * 8) / 8.0)
+    return c(round(rng.uniform(lo, hi) * 8) / 8.0, dtype)
 
 
-def safe_div(a, b):
-    return bin_("/", a, bin_("+", call("abs", b), c(1.0)))
+def safe_div(a, b, dtype="float32"):
+    return bin_("/", a, bin_("+", call("abs", b), c(1.0, dtype)))
 
 
 class FloatExprs:
     """Builds float32 expression trees over a set of leaves (loads, locals, tid casts)."""
 
     UNARY = ("sin", "cos", "tanh", "abs", "sqrt", "log", "exp", "neg")
+    # the wider builtin set (arith family): each guarded into its safe domain below
+    MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
-    def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None):
+    def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
+                 unary: tuple | None = None):
         self.rng = rng
         self.leaves = list(leaves)
         self.helpers = helpers or []  # (name, arity) of float->float helpers callable here
+        self.dt = dtype
+        self.unary_ops = unary or self.UNARY
+
+    def lit(self, lo=-4.0, hi=4.0):
+        return float_literal(self.rng, lo, hi, self.dt)
 
     def leaf(self):
         r = self.rng.random()
         if r < 0.2:
-            return float_literal(self.rng)
+            return self.lit()
         return self.rng.choice(self.leaves)
 
     def unary(self, fn, a):
+        dt = self.dt
         if fn == "neg":
             return ["neg", a]
         if fn == "sqrt":
-            return call("sqrt", bin_("+", call("abs", a), float_literal(self.rng, 0.125, 2.0)))
-        if fn == "log":
-            return call("log", bin_("+", call("abs", a), float_literal(self.rng, 1.0, 3.0)))
-        if fn == "exp":
-            return call("exp", call("clamp", a, c(-3.0), c(3.0)))
+            return call("sqrt", bin_("+", call("abs", a), self.lit(0.125, 2.0)))
+        if fn in ("log", "log2", "log10"):
+            return call(fn, bin_("+", call("abs", a), self.lit(1.0, 3.0)))
+        if fn in ("exp", "sinh", "cosh"):
+            return call(fn, call("clamp", a, c(-3.0, dt), c(3.0, dt)))
+        if fn == "pow":  # positive base, small exponent
+            return call("pow", bin_("+", call("abs", a), self.lit(0.5, 1.5)), self.lit(0.5, 2.5))
+        if fn in ("asin", "acos"):
+            return call(fn, call("clamp", a, c(-0.875, dt), c(0.875, dt)))
+        if fn == "atan2":
+            return call("atan2", a, bin_("+", call("abs", self.leaf()), self.lit(0.5, 2.0)))
         return call(fn, a)
 
     def cond(self, depth: int):
         op = self.rng.choice(("<", "<=", ">", ">="))
-        e = cmp(op, self.expr(depth), self.leaf() if self.rng.random() < 0.5 else float_literal(self.rng, -2, 2))
+        lhs, rhs = self.expr(depth), self.leaf() if self.rng.random() < 0.5 else self.lit(-2, 2)
+        if lhs == rhs:  # never compare a value with itself
+            rhs = self.lit(-2, 2)
+        e = cmp(op, lhs, rhs)
         if depth > 0 and self.rng.random() < 0.25:
-            other = cmp(self.rng.choice(("<", ">")), self.leaf(), float_literal(self.rng, -2, 2))
+            other = cmp(self.rng.choice(("<", ">")), self.leaf(), self.lit(-2, 2))
             e = [self.rng.choice(("and", "or")), e, other]
         return e
 
     def live_expr(self, depth: int, must=None):
         """An expression that reads data (and `must`, if given): no constant outputs."""
         e = self.expr(depth)
-        if must is not None and not _mentions(e, must):
+        if must is not None and not mentions(e, must):
             return bin_(self.rng.choice("+-*"), e, must)
-        if must is None and not _mentions(e, None):
+        if must is None and not mentions(e, None):
             return bin_(self.rng.choice("+-*"), e, self.rng.choice(self.leaves))
+        if e[0] in ("v", "ld", "cast"):  # a bare copy of an input teaches nothing
+            return bin_(self.rng.choice("+-*"), e, self.lit())
         return e
 
     def expr(self, depth: int):
@@ -93,15 +113,15 @@ class FloatExprs:
             return self.leaf()
         r = self.rng.random()
         if r < 0.35:
-            return self.unary(self.rng.choice(self.UNARY), self.expr(depth - 1))
+            return self.unary(self.rng.choice(self.unary_ops), self.expr(depth - 1))
         op = self.rng.choice(self.BINARY if self.helpers else self.BINARY[:-1])
         a, b = self.expr(depth - 1), self.expr(depth - 1)
         if a == b:  # `wp.max(x, x)` and `wp.where(c, x, x)` teach nothing: use a literal instead
-            b = float_literal(self.rng)
+            b = self.lit()
         if op in ("+", "-", "*"):
             return bin_(op, a, b)
         if op == "/":
-            return safe_div(a, b)
+            return safe_div(a, b, self.dt)
         if op in ("min", "max"):
             return call(op, a, b)
         if op == "where":
@@ -111,21 +131,23 @@ class FloatExprs:
         return ["hcall", name, args[:arity]]
 
 
-def _mentions(e, target) -> bool:
+def mentions(e, target) -> bool:
     """Whether expression `e` contains `target` (or, with target None, any variable or load)."""
     if not isinstance(e, list):
         return False
     if e == target or (target is None and e and e[0] in ("v", "ld")):
         return True
-    return any(_mentions(x, target) for x in e if isinstance(x, list))
+    return any(mentions(x, target) for x in e if isinstance(x, list))
 
 
-def helper_spec(rng: random.Random, name: str, arity: int):
-    """A float32 @wp.func with `arity` parameters, a local or two and a return."""
+def helper_spec(rng: random.Random, name: str, arity: int, callable_helpers: list | None = None):
+    """A float32 @wp.func with `arity` parameters, a local or two and a return.
+
+    `callable_helpers` [(name, arity)] are earlier helpers this one may call (nested calls)."""
     from generator.spec import HelperSpec
 
     params = tuple((f"p{k}", "float32") for k in range(arity))
-    ex = FloatExprs(rng, [v(p) for p, _ in params])
+    ex = FloatExprs(rng, [v(p) for p, _ in params], callable_helpers)
     body = []
     if rng.random() < 0.6:
         body.append(["let", "t", ex.expr(2)])
@@ -134,3 +156,124 @@ def helper_spec(rng: random.Random, name: str, arity: int):
         body.append(["if", ex.cond(1), [["ret", ex.expr(2)]], [], []])
     body.append(["ret", ex.live_expr(rng.randint(1, 3))])
     return HelperSpec(name, params, "float32", body)
+
+
+VEC_LEN = {"vec2": 2, "vec3": 3, "vec4": 4}
+
+
+class VecExprs:
+    """Typed float32 vector expressions: vecN values and the scalars derived from them.
+
+    `vleaves` maps a vector type to expressions of that type; `scalars` is a FloatExprs over
+    the scalar leaves, which also receives the scalars this builder derives (dot, length, x[k]).
+    """
+
+    def __init__(self, rng: random.Random, vleaves: dict, scalars: FloatExprs):
+        self.rng = rng
+        self.vleaves = {t: list(ls) for t, ls in vleaves.items()}
+        self.s = scalars
+
+    def vec(self, vt: str, depth: int):
+        rng = self.rng
+        n = VEC_LEN[vt]
+        if depth <= 0 or rng.random() < 0.15:
+            if self.vleaves.get(vt) and rng.random() < 0.8:
+                return rng.choice(self.vleaves[vt])
+            return ["vec", vt, [self.scalar(depth - 1) if rng.random() < 0.5 else self.s.lit(-2, 2) for _ in range(n)]]
+        r = rng.random()
+        if r < 0.3:
+            op = rng.choice("+-")
+            a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
+            if a == b:
+                b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
+            return bin_(op, a, b)
+        if r < 0.5:
+            return bin_("*", self.scalar(depth - 1), self.vec(vt, depth - 1))
+        if r < 0.6:
+            return ["neg", self.vec(vt, depth - 1)]
+        if r < 0.7:
+            return call("normalize", self.vec(vt, depth - 1))
+        if r < 0.8 and vt == "vec3":
+            a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
+            if a == b:
+                b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
+            return call("cross", a, b)
+        if r < 0.9:
+            return call("cw_mul", self.vec(vt, depth - 1), self.vec(vt, depth - 1))
+        return ["vec", vt, [self.scalar(depth - 1) for _ in range(n)]]
+
+    def scalar(self, depth: int):
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.3:
+            return self.s.expr(max(depth, 0))
+        vt = rng.choice([t for t in self.vleaves if self.vleaves[t]] or ["vec3"])
+        r = rng.random()
+        if r < 0.35:
+            return call("dot", self.vec(vt, depth - 1), self.vec(vt, depth - 1))
+        if r < 0.55:
+            return call("length", self.vec(vt, depth - 1))
+        if r < 0.65:
+            return call("length_sq", self.vec(vt, depth - 1))
+        if r < 0.85:
+            e = self.vec(vt, depth - 1)
+            return ["comp", e, [rng.randrange(VEC_LEN[vt])]]
+        return bin_(rng.choice("+-*"), self.scalar(depth - 1), self.s.expr(depth - 1))
+
+
+class IntExprs:
+    """Integer expressions with a proven bound: |value| <= bound < 2**30 (no overflow possible).
+
+    Leaves are (expr, bound) pairs of non-negative values when `unsigned` (uint32: no
+    subtraction, no negation)."""
+
+    LIMIT = 2**30
+
+    def __init__(self, rng: random.Random, leaves: list, dtype: str = "int32", unsigned: bool = False):
+        self.rng, self.leaves, self.dt, self.unsigned = rng, list(leaves), dtype, unsigned
+
+    def lit(self, lo=1, hi=9):
+        k = self.rng.randint(lo, hi)
+        return (c(k, self.dt), k)
+
+    def expr(self, depth: int):
+        rng = self.rng
+        if depth <= 0 or rng.random() < 0.2:
+            return rng.choice(self.leaves) if rng.random() < 0.8 else self.lit()
+        a, b = self.expr(depth - 1), self.expr(depth - 1)
+        ops = ["+", "*", "min", "max", "mod", "where"] + ([] if self.unsigned else ["-", "neg"])
+        op = rng.choice(ops)
+        if op == "*" and a[1] * b[1] >= self.LIMIT:
+            op = "+"
+        if op in ("+", "-"):
+            if a[1] + b[1] >= self.LIMIT:
+                return a
+            return (bin_(op, a[0], b[0]), a[1] + b[1])
+        if op == "*":
+            return (bin_("*", a[0], b[0]), a[1] * b[1])
+        if op in ("min", "max"):
+            return (call(op, a[0], b[0]), max(a[1], b[1]))
+        if op == "neg":
+            return (["neg", a[0]], a[1])
+        if op == "mod":  # a % k on a value made non-negative first: C and Python agree
+            k = rng.randint(2, 9)
+            base = a[0] if self.unsigned else call("abs", a[0])
+            return (["mod", base, c(k, self.dt)], k - 1)
+        if a[0] == b[0]:  # never compare a value with itself
+            b = self.lit()
+        cond = cmp(rng.choice(("<", "<=", ">", ">=", "==", "!=")), a[0], b[0])
+        x, y = self.expr(depth - 1), self.expr(depth - 1)
+        return (["where", cond, x[0], y[0]], max(x[1], y[1]))
+
+
+def has_float_literal(e) -> bool:
+    if not isinstance(e, list) or not e:
+        return False
+    if e[0] == "c" and isinstance(e[1], float):
+        return True
+    return any(has_float_literal(x) for x in e if isinstance(x, list))
+
+
+def with_literal(rng: random.Random, e, lo=0.25, hi=2.0):
+    """`e`, scaled by a random literal unless it already holds one: a kernel is never just its
+    skeleton with no constant of its own (which makes exact duplicates likely)."""
+    return e if has_float_literal(e) else bin_("*", e, float_literal(rng, lo, hi))

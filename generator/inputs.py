@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.spec import FLOAT_DTYPES, KernelSpec, derive_seed
+from generator.spec import VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, is_float
 
 NP_DTYPES = {
     "float16": np.float16,
@@ -13,6 +13,7 @@ NP_DTYPES = {
     "int32": np.int32,
     "int64": np.int64,
     "uint32": np.uint32,
+    **{t: np.float32 for t in VEC_SHAPES},
 }
 
 
@@ -21,16 +22,22 @@ def make_inputs(spec: KernelSpec) -> dict:
     rng = np.random.Generator(np.random.PCG64(derive_seed("inputs", spec.family, spec.seed)))
     values: dict = {}
     for a in spec.args:
-        npt = NP_DTYPES[a.dtype]
-        shape = a.shape if a.kind == "array" else ()
-        if a.kind == "array" and a.role == "out":
-            values[a.name] = np.zeros(shape, dtype=npt)
+        if a.kind == "struct":  # one value per field, in field order
+            values[a.name] = {f: _draw(rng, ArgSpec(f, "scalar", t, low=a.low, high=a.high)) for f, t in a.fields}
             continue
-        if a.dtype in FLOAT_DTYPES:
-            # multiples of 1/256: exact in every float dtype, so the oracle sees the same inputs
-            raw = np.round(rng.uniform(a.low, a.high, size=shape) * 256.0) / 256.0
-        else:
-            raw = rng.integers(int(a.low), int(a.high) + 1, size=shape)
-        arr = np.asarray(raw).astype(npt)
-        values[a.name] = arr if a.kind == "array" else arr.item()
+        values[a.name] = _draw(rng, a)
     return values
+
+
+def _draw(rng, a: ArgSpec):
+    npt = NP_DTYPES[a.dtype]
+    shape = (a.shape if a.kind == "array" else ()) + VEC_SHAPES.get(a.dtype, ())
+    if a.kind == "array" and a.role == "out":
+        return np.zeros(shape, dtype=npt)
+    if is_float(a.dtype):
+        # multiples of 1/256: exact in every float dtype, so the oracle sees the same inputs
+        raw = np.round(rng.uniform(a.low, a.high, size=shape) * 256.0) / 256.0
+    else:
+        raw = rng.integers(int(a.low), int(a.high) + 1, size=shape)
+    arr = np.asarray(raw).astype(npt)
+    return arr if a.kind == "array" or a.dtype in VEC_SHAPES else arr.item()

@@ -11,11 +11,74 @@ import math
 
 import numpy as np
 
-from generator.spec import FLOAT_DTYPES, KernelSpec
+from generator.spec import FLOAT_DTYPES, VEC_SHAPES, KernelSpec, is_float
+
+_M32 = 0xFFFFFFFF
 
 
 def _clamp(x, lo, hi):
     return min(max(x, lo), hi)
+
+
+def rand_pcg(state: int) -> int:
+    """Warp's rand_pcg (native/rand.h), in exact uint32 arithmetic."""
+    b = (state * 747796405 + 2891336453) & _M32
+    c = (((b >> ((b >> 28) + 4)) ^ b) * 277803737) & _M32
+    return ((c >> 22) ^ c) & _M32
+
+
+def rand_init(seed: int, offset: int | None = None) -> int:
+    if offset is None:
+        return rand_pcg(seed & _M32)
+    return rand_pcg(((seed & _M32) + rand_pcg(offset & _M32)) & _M32)
+
+
+def _normalize(v):
+    n = float(np.sqrt(np.dot(v, v)))
+    return v / n if n > 0.0 else np.zeros_like(v)
+
+
+def _quat_from_axis_angle(axis, angle):
+    h = 0.5 * angle
+    return np.concatenate([np.asarray(axis, dtype=np.float64) * math.sin(h), [math.cos(h)]])
+
+
+def _quat_rotate(q, v):
+    # Warp's quat layout is (x, y, z, w)
+    u, w = q[:3], q[3]
+    return v * (2.0 * w * w - 1.0) + np.cross(u, v) * (2.0 * w) + u * (2.0 * float(np.dot(u, v)))
+
+
+def _quat_mul(a, b):
+    av, aw, bv, bw = a[:3], a[3], b[:3], b[3]
+    return np.concatenate([aw * bv + bw * av + np.cross(av, bv), [aw * bw - float(np.dot(av, bv))]])
+
+
+def _tile_load(arr, shape, offset):
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, shape))
+    return np.array(arr[sl], dtype=np.float64)
+
+
+def _tile_store(arr, t, offset):
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, t.shape))
+    arr[sl] = t
+
+
+def _tile_atomic_add(arr, t, offset=None):
+    offset = offset or (0,) * t.ndim
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, t.shape))
+    arr[sl] += t
+
+
+def _tile_matmul(a, b, out=None):
+    if out is None:
+        return a @ b
+    out += a @ b  # the 3-argument form accumulates into `out` in place
+    return None
+
+
+def _tile_map(fn, *tiles):
+    return np.vectorize(fn, otypes=[np.float64])(*tiles)
 
 
 BUILTINS = {
@@ -31,6 +94,48 @@ BUILTINS = {
     "min": min,
     "max": max,
     "clamp": _clamp,
+    "trunc": lambda x: float(math.trunc(x)),
+    "atan": math.atan,
+    "atan2": math.atan2,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "log2": math.log2,
+    "log10": math.log10,
+    "pow": math.pow,
+    "acos": math.acos,
+    "asin": math.asin,
+    # vector / matrix / quaternion math on float64 NumPy arrays
+    "dot": lambda a, b: float(np.dot(a, b)),
+    "cross": np.cross,
+    "length": lambda a: float(np.sqrt(np.dot(a, a))),
+    "length_sq": lambda a: float(np.dot(a, a)),
+    "normalize": _normalize,
+    "cw_mul": lambda a, b: a * b,
+    "transpose": lambda m: np.array(m.T),
+    "determinant": lambda m: float(np.linalg.det(m)),
+    "outer": np.outer,
+    "quat_from_axis_angle": _quat_from_axis_angle,
+    "quat_rotate": _quat_rotate,
+    "quat_rotate_inv": lambda q, v: _quat_rotate(np.concatenate([-q[:3], q[3:]]), v),
+    "mul": _quat_mul,
+    "transform": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transform_point": lambda t, x: _quat_rotate(t[1], x) + t[0],
+    # RNG (exact reproduction of Warp's)
+    "rand_init": rand_init,
+    # tiles: one NumPy array per tile, the body evaluated once per tile index
+    "tile_load": _tile_load,
+    "tile_store": _tile_store,
+    "tile_atomic_add": _tile_atomic_add,
+    "tile_map": _tile_map,
+    "tile_sum": lambda t: np.array([t.sum()]),
+    "tile_max": lambda t: np.array([t.max()]),
+    "tile_min": lambda t: np.array([t.min()]),
+    "tile_scan_inclusive": lambda t: np.cumsum(t),
+    "tile_scan_exclusive": lambda t: np.cumsum(t) - t,
+    "tile_matmul": _tile_matmul,
+    "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
+    "float32": float,
+    "tile_transpose": lambda t: np.array(t.T),
 }
 
 
@@ -71,6 +176,8 @@ class Interpreter:
         if tag == "ld":
             idx = tuple(self.expr(i, env) for i in e[2])
             v = self.arrays[e[1]][idx]
+            if isinstance(v, np.ndarray):
+                return np.array(v, dtype=np.float64)  # a vector/matrix element: a copy
             return float(v) if self.arrays[e[1]].dtype.kind == "f" else int(v)
         if tag == "bin":
             a, b = self.expr(e[2], env), self.expr(e[3], env)
@@ -111,6 +218,32 @@ class Interpreter:
             raise ValueError(f"helper {h.name} fell off its end")
         if tag == "cast":
             return _as(e[1], self.expr(e[2], env))
+        if tag == "vec":
+            vals = [float(self.expr(a, env)) for a in e[2]]
+            return np.array(vals, dtype=np.float64).reshape(VEC_SHAPES[e[1]])
+        if tag == "comp":
+            return float(self.expr(e[1], env)[tuple(e[2])])
+        if tag == "mmul":
+            return self.expr(e[1], env) @ self.expr(e[2], env)
+        if tag == "arr":
+            return self.arrays[e[1]]
+        if tag == "tuple":
+            return tuple(self.expr(a, env) for a in e[1])
+        if tag == "fnref":
+            return BUILTINS[e[1]]
+        if tag == "kwcall":
+            args = [self.expr(a, env) for a in e[2]]
+            kwargs = {k: self.expr(x, env) for k, x in e[3]}
+            return BUILTINS[e[1]](*args, **kwargs)
+        if tag == "fld":
+            return env[e[1]][e[2]]
+        if tag == "randf":
+            env[e[1]] = rand_pcg(env[e[1]])
+            u = (env[e[1]] >> 8) * (1.0 / 16777216.0)
+            if len(e) > 2:
+                lo, hi = self.expr(e[2], env), self.expr(e[3], env)
+                return float(np.float32(np.float32(hi - lo) * np.float32(u) + np.float32(lo)))
+            return u
         raise ValueError(f"unknown expression tag {tag!r}")
 
     def iteration(self, body, env) -> bool:
@@ -172,6 +305,10 @@ class Interpreter:
                 raise _Continue()
             elif tag == "ret":
                 raise _Return(self.expr(s[1], env))
+            elif tag == "expr":
+                self.expr(s[1], env)
+            elif tag == "ret_kernel":
+                raise _Return(None)
             else:
                 raise ValueError(f"unknown statement tag {tag!r}")
 
@@ -187,13 +324,18 @@ def run_oracle(spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
     for a in spec.args:
         v = inputs[a.name]
         if a.kind == "array":
-            wide = np.float64 if a.dtype in FLOAT_DTYPES else np.int64
+            wide = np.float64 if is_float(a.dtype) else np.int64
             arrays[a.name] = np.array(v, dtype=wide, copy=True)
+        elif a.kind == "struct":
+            scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f])) for f, t in a.fields}
         else:
             scalars[a.name] = _as(a.dtype, v)
     interp = Interpreter(spec, arrays, scalars)
     for tid in itertools.product(*(range(d) for d in spec.dim)):
         env = dict(scalars)
         env.update(zip(spec.tid_names, tid))
-        interp.block(spec.body, env)
+        try:
+            interp.block(spec.body, env)
+        except _Return:  # an early `return` from the kernel ends this thread
+            pass
     return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}

@@ -41,6 +41,27 @@ def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
+def _arg_json(a) -> dict:
+    d = {"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role}
+    if a.fields:
+        d["fields"] = [list(f) for f in a.fields]
+    return d
+
+
+def _inputs_json(spec, inputs: dict, checks) -> dict:
+    """Every input as a tensor; a struct argument's fields as `arg.field` entries."""
+    out = {}
+    for a in spec.args:
+        if a.role == "out":
+            continue
+        if a.kind == "struct":
+            for f, _ in a.fields:
+                out[f"{a.name}.{f}"] = checks.tensor_json(inputs[a.name][f])
+        else:
+            out[a.name] = checks.tensor_json(inputs[a.name])
+    return out
+
+
 def build_record(spec, source: str, target: str, result: dict, toolchain: dict) -> dict:
     from validator import checks
 
@@ -53,11 +74,11 @@ def build_record(spec, source: str, target: str, result: dict, toolchain: dict) 
         "kernel_name": spec.name,
         "source": source,
         "spec": spec.to_json(),
-        "args": [{"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role} for a in spec.args],
+        "args": [_arg_json(a) for a in spec.args],
         "dim": list(spec.dim),
         "ir": result["ir"],
         "io": {
-            "inputs": {a.name: checks.tensor_json(result["inputs"][a.name]) for a in spec.args if a.role != "out"},
+            "inputs": _inputs_json(spec, result["inputs"], checks),
             "outputs": {k: checks.tensor_json(v) for k, v in result["outputs"].items()},
         },
         "checks": {

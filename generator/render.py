@@ -65,6 +65,27 @@ def render_expr(e, parent: int = 0) -> str:
         return _wrap(f"not {render_expr(e[1], p)}", p, parent)
     if tag == "cast":
         return f"wp.{e[1]}({render_expr(e[2])})"
+    if tag == "vec":
+        return f"wp.{e[1]}({', '.join(render_expr(a) for a in e[2])})"
+    if tag == "comp":
+        return f"{render_expr(e[1], 9)}[{', '.join(str(k) for k in e[2])}]"
+    if tag == "mmul":
+        p = _PREC["*"]
+        return _wrap(f"{render_expr(e[1], p)} * {render_expr(e[2], p + 1)}", p, parent)
+    if tag == "arr":
+        return e[1]
+    if tag == "tuple":
+        items = [render_expr(a) for a in e[1]]
+        return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
+    if tag == "fnref":
+        return f"wp.{e[1]}"
+    if tag == "kwcall":
+        parts = [render_expr(a) for a in e[2]] + [f"{k}={render_expr(x)}" for k, x in e[3]]
+        return f"wp.{e[1]}({', '.join(parts)})"
+    if tag == "fld":
+        return f"{e[1]}.{e[2]}"
+    if tag == "randf":
+        return f"wp.randf({', '.join([e[1]] + [render_expr(a) for a in e[2:]])})"
     raise ValueError(f"unknown expression tag {tag!r}")
 
 
@@ -102,12 +123,18 @@ def render_block(stmts: list, depth: int) -> list[str]:
             lines.append(pad + tag)
         elif tag == "ret":
             lines.append(f"{pad}return {render_expr(s[1])}")
+        elif tag == "ret_kernel":
+            lines.append(f"{pad}return")
+        elif tag == "expr":
+            lines.append(f"{pad}{render_expr(s[1])}")
         else:
             raise ValueError(f"unknown statement tag {tag!r}")
     return lines
 
 
 def _annotation(a: ArgSpec) -> str:
+    if a.kind == "struct":
+        return a.dtype
     if a.kind == "array":
         ndim = len(a.shape)
         return f"wp.array(dtype={dtype_expr(a.dtype)})" if ndim == 1 else f"wp.array{ndim}d(dtype={dtype_expr(a.dtype)})"
@@ -122,6 +149,9 @@ def render_helper(h: HelperSpec) -> list[str]:
 def render_source(spec: KernelSpec) -> str:
     """The kernel's complete Python module: `import warp as wp`, helpers, then the kernel."""
     lines = ["import warp as wp", ""]
+    for a in spec.args:
+        if a.kind == "struct":
+            lines += ["", "@wp.struct", f"class {a.dtype}:", *(f"{INDENT}{f}: {dtype_expr(t)}" for f, t in a.fields), ""]
     for h in spec.helpers:
         lines += ["", *render_helper(h), ""]
     params = ", ".join(f"{a.name}: {_annotation(a)}" for a in spec.args)

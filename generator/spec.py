@@ -18,6 +18,15 @@ Expressions (first element is the tag):
   ["hcall", helper, [args...]]   call of one of the spec's own @wp.func helpers
   ["cast", dtype, a]             wp.float32(a), wp.int32(a), ...
   ["mod", a, k]                  integer a % k with a >= 0 and literal k > 0
+  ["vec", type, [comps...]]      wp.vec3(a, b, c), wp.mat22(...), wp.quat(...) constructors
+  ["comp", e, [k...]]            component of a vector / matrix: e[k] or e[r, c]
+  ["mmul", a, b]                 matrix product a * b (mat*vec or mat*mat)
+  ["arr", name]                  a whole array passed as a value (tile loads and stores)
+  ["tuple", [items...]]          (a,) / (a, b): tile shapes and offsets
+  ["fnref", builtin]             wp.sin as a value (wp.tile_map)
+  ["kwcall", builtin, [args...], [[keyword, expr]...]]   wp.tile_load(x, shape=..., offset=...)
+  ["fld", arg, field]            a field of a @wp.struct argument: arg.field
+  ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
 
 Statements:
   ["let", name, expr]            first assignment (declares the local)
@@ -30,6 +39,11 @@ Statements:
   ["while", cond, [body...]]                    the grammar makes every while terminate
   ["break"] / ["continue"]
   ["ret", expr]                                 helpers only
+  ["expr", expr]                                a call used as a statement (tile stores)
+  ["ret_kernel"]                                an early `return` from the kernel
+
+Launch: "grid" is wp.launch(dim=...); "tiled" is wp.launch_tiled(dim=..., block_dim=TILE_BLOCK_DIM)
+and the oracle runs the body once per tile index with tiles as NumPy arrays.
 """
 
 from __future__ import annotations
@@ -43,12 +57,27 @@ SPEC_VERSION = 1
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INT_DTYPES = ("int32", "int64", "uint32")
-DTYPES = FLOAT_DTYPES + INT_DTYPES
+# float32 vector types: name -> shape of one element
+VEC_SHAPES = {"vec2": (2,), "vec3": (3,), "vec4": (4,), "mat22": (2, 2), "mat33": (3, 3), "mat44": (4, 4), "quat": (4,)}
+DTYPES = FLOAT_DTYPES + INT_DTYPES + tuple(VEC_SHAPES)
+TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
+
+
+def scalar_dtype(dtype: str) -> str:
+    """The scalar type of one component (vec3 -> float32)."""
+    return "float32" if dtype in VEC_SHAPES else dtype
+
+
+def is_float(dtype: str) -> bool:
+    return scalar_dtype(dtype) in FLOAT_DTYPES
 
 
 @dataclasses.dataclass(frozen=True)
 class ArgSpec:
-    """One kernel argument. `kind` is "array" or "scalar"; arrays have `shape`."""
+    """One kernel argument. `kind` is "array", "scalar" or "struct"; arrays have `shape`.
+
+    A struct argument's `dtype` is its @wp.struct class name and `fields` its typed fields
+    [(name, dtype)], every field drawn from [low, high] like a scalar."""
 
     name: str
     kind: str
@@ -57,15 +86,20 @@ class ArgSpec:
     role: str = "in"  # "in", "out" (written by the kernel) or "inout"
     low: float = -2.0  # input value range, used by generator.inputs
     high: float = 2.0
+    fields: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["shape"] = list(self.shape)
+        if self.fields:
+            d["fields"] = [list(f) for f in self.fields]
+        else:
+            del d["fields"]
         return d
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> "ArgSpec":
-        return ArgSpec(**{**d, "shape": tuple(d["shape"])})
+        return ArgSpec(**{**d, "shape": tuple(d["shape"]), "fields": tuple(tuple(f) for f in d.get("fields", ()))})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +129,7 @@ class KernelSpec:
     body: list
     helpers: tuple[HelperSpec, ...] = ()
     tid_names: tuple[str, ...] = ("i",)
+    launch: str = "grid"  # or "tiled"
 
     def arg(self, name: str) -> ArgSpec:
         for a in self.args:
@@ -113,6 +148,7 @@ class KernelSpec:
             "args": [a.to_json() for a in self.args],
             "helpers": [h.to_json() for h in self.helpers],
             "body": self.body,
+            **({"launch": self.launch} if self.launch != "grid" else {}),
         }
 
     @staticmethod
@@ -128,6 +164,7 @@ class KernelSpec:
             body=d["body"],
             helpers=tuple(HelperSpec.from_json(h) for h in d["helpers"]),
             tid_names=tuple(d["tid_names"]),
+            launch=d.get("launch", "grid"),
         )
 
 

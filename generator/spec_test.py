@@ -41,7 +41,7 @@ def test_source_parses_and_oracle_is_finite(spec):
 
 
 def test_families_split_by_target():
-    assert len(families_for("cpu")) >= 2 and len(families_for("cuda")) >= 2
+    assert len(families_for("cpu")) == 10 and len(families_for("cuda")) == 10
     assert set(families_for("cpu")).isdisjoint(families_for("cuda"))
 
 

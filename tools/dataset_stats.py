@@ -6,25 +6,11 @@ the kernel's names ignored, distinct AST skeletons with identifiers and literals
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import sys
 
-
-def skeleton(source: str) -> str:
-    """The AST with every identifier and literal value abstracted."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            node.id = "_"
-        elif isinstance(node, ast.arg):
-            node.arg = "_"
-        elif isinstance(node, ast.FunctionDef):
-            node.name = "_"
-        elif isinstance(node, ast.Constant):
-            node.value = type(node.value).__name__
-    return ast.dump(tree, annotate_fields=False)
+from generator.diversity import skeleton
 
 
 def stats(directory: str) -> dict:

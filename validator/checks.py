@@ -18,7 +18,7 @@ from extractor import warp_adapter
 from generator.inputs import NP_DTYPES
 from generator.oracle import run_oracle
 from generator.render import render_source
-from generator.spec import FLOAT_DTYPES, KernelSpec
+from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 
 PASSED = {"status": "passed"}
 
@@ -56,25 +56,42 @@ _ALLOWED_NODES = (
     ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
     ast.Compare, ast.Load, ast.Store, ast.Import, ast.alias, ast.keyword, ast.Slice,
     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign,
 )
 
 
 def check_safety(source: str) -> dict:
-    """The source may only import warp as wp, use wp.<public name>, and call its own helpers."""
+    """The source may only import warp as wp, use wp.<public name>, call its own helpers, and
+    read fields of its own @wp.struct arguments."""
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
         return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
     defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    structs = {n.name: {s.target.id for s in n.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+               for n in tree.body if isinstance(n, ast.ClassDef)}
+    struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
+    for fn in tree.body:
+        if isinstance(fn, ast.FunctionDef):
+            for arg in fn.args.args:
+                if isinstance(arg.annotation, ast.Name) and arg.annotation.id in structs:
+                    struct_params[arg.arg] = structs[arg.annotation.id]
+    top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    field_decls = {id(s) for n in top_classes for s in n.body}
     for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node not in top_classes:
+            return failed(f"safety: nested class {node.name} at line {node.lineno}")
+        if isinstance(node, ast.AnnAssign) and id(node) not in field_decls:
+            return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
         if not isinstance(node, _ALLOWED_NODES):
             return failed(f"safety: disallowed syntax {type(node).__name__} at line {getattr(node, 'lineno', '?')}")
         if isinstance(node, ast.Import):
             if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
                 return failed(f"safety: disallowed import at line {node.lineno}")
         elif isinstance(node, ast.Attribute):
-            if not (isinstance(node.value, ast.Name) and node.value.id == "wp") or node.attr.startswith("_"):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            field_ok = base in struct_params and node.attr in struct_params[base]
+            if not (base == "wp" or field_ok) or node.attr.startswith("_"):
                 return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
         elif isinstance(node, ast.Name) and node.id.startswith("__"):
             return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
@@ -85,6 +102,15 @@ def check_safety(source: str) -> dict:
                 return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
     for n in tree.body:
         if isinstance(n, ast.Import):
+            continue
+        if isinstance(n, ast.ClassDef):
+            decos = [ast.unparse(d) for d in n.decorator_list]
+            if decos != ["wp.struct"] or n.bases or n.keywords:
+                return failed(f"safety: class {n.name} must be a plain @wp.struct")
+            for s in n.body:
+                if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is None
+                        and isinstance(s.annotation, ast.Attribute)):
+                    return failed(f"safety: struct {n.name} may only declare typed fields (line {s.lineno})")
             continue
         if not isinstance(n, ast.FunctionDef):
             return failed(f"safety: top-level {type(n).__name__} at line {n.lineno} (only functions allowed)")
@@ -122,12 +148,12 @@ def compare(name: str, actual: np.ndarray, expected: np.ndarray, dtype: str) -> 
         return f"output {name}: shape {actual.shape} != oracle {expected.shape}"
     if actual.dtype != np.dtype(NP_DTYPES[dtype]):
         return f"output {name}: dtype {actual.dtype} != {dtype}"
-    if dtype in FLOAT_DTYPES:
+    if is_float(dtype):
         if not np.all(np.isfinite(expected)):
             return f"output {name}: oracle produced NaN/Inf (generator bug)"
         if not np.all(np.isfinite(actual)):
             return f"output {name}: NaN/Inf in output"
-        rtol, atol = TOLERANCES[dtype]
+        rtol, atol = TOLERANCES[scalar_dtype(dtype)]
         a64 = actual.astype(np.float64)
         bad = ~np.isclose(a64, expected, rtol=rtol, atol=atol)
         if bad.any():
@@ -146,9 +172,12 @@ def run_on(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu") -> dict[
         if a.kind == "array":
             arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device)
             values.append(arrays[a.name])
+        elif a.kind == "struct":
+            values.append(warp_adapter.make_struct(kernel, a.name, {f: (inputs[a.name][f], t) for f, t in a.fields}))
         else:
             values.append(NP_DTYPES[a.dtype](inputs[a.name]))
-    warp_adapter.launch(kernel, spec.dim, values, device)
+    block_dim = TILE_BLOCK_DIM if spec.launch == "tiled" else None
+    warp_adapter.launch(kernel, spec.dim, values, device, block_dim)
     return {a.name: arrays[a.name].numpy() for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
 
 
@@ -177,7 +206,7 @@ def execute_gpu_and_compare(kernel, spec: KernelSpec, inputs: dict, cpu_outputs:
             reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
             if reason:
                 return failed(f"execute_gpu: {reason}")
-            reason = compare(a.name, outputs[a.name], cpu_outputs[a.name].astype(np.float64 if a.dtype in FLOAT_DTYPES else np.int64), a.dtype)
+            reason = compare(a.name, outputs[a.name], cpu_outputs[a.name].astype(np.float64 if is_float(a.dtype) else np.int64), a.dtype)
             if reason:
                 return failed(f"execute_gpu: against CPU: {reason}")
     return PASSED

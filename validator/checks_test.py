@@ -6,7 +6,7 @@ from hypothesis import given, settings, strategies as st
 
 from extractor import warp_adapter
 from generator import pipeline
-from generator.families import build_spec
+from generator.families import FAMILIES, build_spec
 from generator.inputs import make_inputs
 from generator.oracle import run_oracle
 from generator.render import render_source
@@ -38,6 +38,13 @@ HOSTILE = {
     "import warp as wp\n\n@evil\ndef k():\n    pass\n": "decorators",
     "import warp as wp\n\n@wp.kernel\ndef k():\n    lambda: 0\n": "disallowed syntax Lambda",
     "def (": "does not parse",
+    "import warp as wp\n\n@wp.struct\nclass S(object):\n    x: wp.float32\n": "plain @wp.struct",
+    "import warp as wp\n\n@wp.struct\nclass S:\n    def f(self):\n        pass\n": "only declare typed fields",
+    "import warp as wp\n\n@wp.struct\nclass S:\n    x: wp.float32 = 1.0\n": "only declare typed fields",
+    "import warp as wp\n\n@wp.kernel\ndef k(a: wp.array(dtype=float)):\n    a.ptr\n": "disallowed attribute access .ptr",
+    "import warp as wp\n\n@wp.struct\nclass S:\n    x: wp.float32\n\n@wp.kernel\ndef k(p: S):\n    p.y\n": "disallowed attribute access .y",
+    "import warp as wp\n\n@wp.kernel\ndef k():\n    class T:\n        pass\n": "nested class",
+    "import warp as wp\n\n@wp.kernel\ndef k():\n    x: int = 1\n": "annotated assignment outside a struct",
 }
 
 
@@ -50,6 +57,15 @@ def test_hostile_sources_are_rejected_without_running(source, reason):
 @given(specs())
 def test_generated_sources_pass_the_safety_check(spec):
     assert checks.check_safety(render_source(spec)) == checks.PASSED
+
+
+def test_every_family_compiles_for_cpu_and_cuda_and_matches_its_oracle():
+    batch = [build_spec(f, s) for f in sorted(FAMILIES) for s in (11, 12)]
+    results = checks.check_batch(batch, [render_source(s) for s in batch])
+    for spec, res in zip(batch, results):
+        assert "error" not in res, f"{spec.family}/{spec.seed}: {res.get('error')}"
+        assert res["execute_cpu"] == checks.PASSED, f"{spec.family}/{spec.seed}: {res['execute_cpu']}"
+        assert res["ir"]["ptx"]["sm_90"]["forward"], f"{spec.family}: no PTX"
 
 
 def test_compare_catches_each_kind_of_wrong_output():

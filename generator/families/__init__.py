@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import random
 
-from generator.families import arith, branch, loop, reduce_atomic, stencil
+from generator.families import (
+    arith, atomics, branch, cond_reduce, control_flow, dtypes, helpers, loop, matrix, matvec, nested_loops,
+    particles, random_numbers, reduce_atomic, stencil, structs, tile_matmul, tile_reduce, tile_scan, vecmath,
+)
 from generator.spec import KernelSpec, derive_seed
 
-FAMILIES = {m.NAME: m for m in (arith, branch, loop, reduce_atomic, stencil)}
+_CPU = (arith, branch, loop, nested_loops, vecmath, matrix, atomics, helpers, structs, dtypes)
+_CUDA = (reduce_atomic, stencil, matvec, cond_reduce, particles, random_numbers, control_flow,
+         tile_reduce, tile_scan, tile_matmul)
+FAMILIES = {m.NAME: m for m in _CPU + _CUDA}
 
 
 def families_for(target: str) -> list[str]:

@@ -1,0 +1,84 @@
+"""Diversity of what the generator draws: distinct sources, AST skeletons, family shares.
+
+Used by `//generator:audit` (the issue's 20,000-kernel targets), by its test, and by
+`//tools:stats` on a written dataset. Everything here is spec + render only: no Warp.
+"""
+
+from __future__ import annotations
+
+import ast
+import collections
+
+from generator.families import build_spec, families_for
+from generator.render import render_source
+from generator.spec import derive_seed
+
+TARGETS = {"distinct_sources": 0.999, "distinct_skeletons": 0.50, "family_skeletons_min": 0.20, "share_tolerance": 0.01}
+
+
+def skeleton(source: str) -> str:
+    """The AST with every identifier and literal value abstracted (Warp builtin names kept)."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            node.id = "_"
+        elif isinstance(node, ast.arg):
+            node.arg = "_"
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            node.name = "_"
+        elif isinstance(node, ast.Constant):
+            node.value = type(node.value).__name__
+        elif isinstance(node, ast.Attribute) and not (isinstance(node.value, ast.Name) and node.value.id == "wp"):
+            node.attr = "_"  # struct field names are identifiers too
+    return ast.dump(tree, annotate_fields=False)
+
+
+def normalized_source(source: str, name: str) -> str:
+    return source.replace(name, "K")
+
+
+def audit(target: str, count: int, seed: int = 0) -> dict:
+    """Draw `count` kernels exactly as `//generator:<target>` plans them and measure them."""
+    fams = families_for(target)
+    per = collections.defaultdict(lambda: {"kernels": 0, "sources": set(), "skeletons": set()})
+    sources, skeletons = set(), set()
+    for k in range(count):
+        family = fams[k % len(fams)]
+        spec = build_spec(family, derive_seed("kernel", seed, k))
+        src = render_source(spec)
+        norm, skel = normalized_source(src, spec.name), skeleton(src)
+        d = per[family]
+        d["kernels"] += 1
+        d["sources"].add(norm)
+        d["skeletons"].add(skel)
+        sources.add(norm)
+        skeletons.add(skel)
+    uniform = 1.0 / len(fams)
+    families = {
+        f: {"kernels": d["kernels"], "share": d["kernels"] / count,
+            "distinct_sources": len(d["sources"]) / d["kernels"], "distinct_skeletons": len(d["skeletons"]) / d["kernels"]}
+        for f, d in sorted(per.items())
+    }
+    result = {
+        "target": target, "kernels": count, "seed": seed,
+        "distinct_sources": len(sources) / count,
+        "distinct_skeletons": len(skeletons) / count,
+        "families": families,
+        "max_share_deviation": max(abs(d["share"] - uniform) for d in families.values()),
+    }
+    result["failures"] = target_failures(result)
+    return result
+
+
+def target_failures(r: dict) -> list[str]:
+    t, out = TARGETS, []
+    if r["distinct_sources"] < t["distinct_sources"]:
+        out.append(f"distinct sources {r['distinct_sources']:.4f} < {t['distinct_sources']}")
+    if r["distinct_skeletons"] < t["distinct_skeletons"]:
+        out.append(f"distinct skeletons {r['distinct_skeletons']:.4f} < {t['distinct_skeletons']}")
+    for f, d in r["families"].items():
+        if d["distinct_skeletons"] < t["family_skeletons_min"]:
+            out.append(f"{f}: distinct skeletons {d['distinct_skeletons']:.4f} < {t['family_skeletons_min']}")
+    if r["max_share_deviation"] > t["share_tolerance"]:
+        out.append(f"family share deviates {r['max_share_deviation']:.4f} from uniform")
+    return out

@@ -1,0 +1,43 @@
+"""Atomics on the CPU: scatter-adds into data-dependent bins (histograms), integer counters,
+and atomic min/max, sometimes under a condition or into 2-D bins."""
+
+from generator.grammar import FloatExprs, c, ld, v
+from generator.spec import ArgSpec, KernelSpec
+
+NAME = "atomics"
+TARGET = "cpu"
+
+
+def build(rng, name, seed):
+    n = rng.choice((32, 64, 96, 128))
+    bins = rng.choice((2, 4, 5, 8, 16))
+    two_d = rng.random() < 0.3
+    key = ArgSpec("key", "array", "int32", (n,), low=0, high=bins - 1)
+    x = [ArgSpec(f"x{k}", "array", "float32", (n,)) for k in range(rng.randint(1, 2))]
+    ex = FloatExprs(rng, [ld(a.name, v("i")) for a in x])
+    args = [key] + x
+    body = [["let", "b", ld("key", v("i"))], ["let", "val", ex.live_expr(rng.randint(1, 3), ex.leaves[0])]]
+    ex.leaves.append(v("val"))
+    idx = [v("b")]
+    shape = (bins,)
+    if two_d:
+        lanes = rng.choice((2, 3))
+        body.append(["let", "lane", ["mod", v("i"), c(lanes, "int32")]])
+        idx, shape = [v("lane"), v("b")], (lanes, bins)
+    stmts = []
+    hist = ArgSpec("hist", "array", "float32", shape, role="out")
+    args.append(hist)
+    stmts.append(["atomic", "add", "hist", idx, ex.live_expr(rng.randint(0, 2), v("val"))])
+    if rng.random() < 0.6:
+        args.append(ArgSpec("count", "array", "int32", shape, role="out"))
+        stmts.append(["atomic", "add", "count", idx, c(1, "int32")])
+    for op in rng.sample(["min", "max"], rng.randint(0, 2)):
+        # min/max bins start at the input range's bound, not 0, so they record real data
+        args.append(ArgSpec(f"{op}v", "array", "float32", shape, role="inout",
+                            low=8.0 if op == "min" else -8.0, high=8.0 if op == "min" else -8.0))
+        stmts.append(["atomic", op, f"{op}v", idx, v("val")])
+    if rng.random() < 0.4:
+        body.append(["if", ex.cond(1), stmts, [], []])
+    else:
+        body += stmts
+    return KernelSpec(NAME, seed, name, (n,), tuple(args), body)

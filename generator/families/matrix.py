@@ -1,0 +1,73 @@
+"""Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
+determinant, outer products, rotations from axis-angle quaternions, and rigid transforms."""
+
+from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, v, with_literal
+from generator.spec import ArgSpec, KernelSpec
+
+NAME = "matrix"
+TARGET = "cpu"
+
+MAT = {"mat22": "vec2", "mat33": "vec3", "mat44": "vec4"}
+
+
+def build(rng, name, seed):
+    n = rng.choice((8, 16, 24))
+    kind = rng.random()
+    if kind < 0.55:  # matrices
+        mt = rng.choice(tuple(MAT))
+        vt = MAT[mt]
+        m = ArgSpec("m", "array", mt, (n,), low=-1.0, high=1.0)
+        x = ArgSpec("x", "array", vt, (n,))
+        args = [m, x]
+        scal = FloatExprs(rng, [["comp", ld("x", v("i")), [0]]])
+        ve = VecExprs(rng, {vt: [ld("x", v("i"))]}, scal)
+        mexpr = ld("m", v("i"))
+        r = rng.random()
+        if r < 0.3:
+            mexpr = call("transpose", mexpr)
+        elif r < 0.5:
+            mexpr = ["mmul", mexpr, call("transpose", ld("m", v("i")))]
+        elif r < 0.6:
+            mexpr = bin_("+", mexpr, call("outer", ld("x", v("i")), ve.vec(vt, 1)))
+        body = [["let", "a", mexpr]]
+        body.append(["let", "y", ["mmul", v("a"), with_literal(rng, ve.vec(vt, rng.randint(1, 2)))]])
+        ve.vleaves[vt].append(v("y"))
+        outs = [ArgSpec("out", "array", vt, (n,), role="out")]
+        fin = ve.vec(vt, rng.randint(1, 2))
+        body.append(["store", "out", [v("i")], fin if fin != v("y") and rng.random() < 0.5 else bin_("+", v("y"), with_literal(rng, fin))])
+        if rng.random() < 0.6:
+            outs.append(ArgSpec("det", "array", "float32", (n,), role="out"))
+            e = call("determinant", v("a"))
+            if rng.random() < 0.5:
+                e = bin_("+", e, ["comp", v("a"), [rng.randrange(2), rng.randrange(2)]])
+            body.append(["store", "det", [v("i")], e])
+        return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)
+    # quaternions and transforms
+    axis = ArgSpec("axis", "array", "vec3", (n,))
+    ang = ArgSpec("angle", "array", "float32", (n,), low=-3.0, high=3.0)
+    pts = ArgSpec("p", "array", "vec3", (n,))
+    args = [axis, ang, pts]
+    scal = FloatExprs(rng, [ld("angle", v("i"))])
+    ve = VecExprs(rng, {"vec3": [ld("p", v("i"))]}, scal)
+    # a unit axis that can never be zero: normalize(axis + (0, 0, 3)) with |axis| components <= 2
+    unit = call("normalize", bin_("+", ld("axis", v("i")), ["vec", "vec3", [c(0.0), c(0.0), c(3.0)]]))
+    body = [["let", "q", call("quat_from_axis_angle", unit, scal.live_expr(rng.randint(0, 2), ld("angle", v("i"))))]]
+    if rng.random() < 0.3:
+        q2 = call("quat_from_axis_angle", ["vec", "vec3", [c(0.0), c(1.0), c(0.0)]], scal.lit(-3, 3))
+        body.append(["set", "q", call("mul", v("q"), q2)])
+        body[0][2] = body[0][2]
+    op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point"))
+    pt = with_literal(rng, ve.vec("vec3", rng.randint(0, 2)))
+    if op == "transform_point":
+        t = ArgSpec("t", "array", "vec3", (n,))
+        args.append(t)
+        body.append(["let", "r", call("transform_point", call("transform", ld("t", v("i")), v("q")), pt)])
+    else:
+        body.append(["let", "r", call(op, v("q"), pt)])
+    ve.vleaves["vec3"].append(v("r"))
+    outs = [ArgSpec("out", "array", "vec3", (n,), role="out")]
+    body.append(["store", "out", [v("i")], ve.vec("vec3", rng.randint(0, 1)) if rng.random() < 0.4 else v("r")])
+    if rng.random() < 0.4:
+        outs.append(ArgSpec("qw", "array", "float32", (n,), role="out"))
+        body.append(["store", "qw", [v("i")], ["comp", v("q"), [3]]])
+    return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)

@@ -1,0 +1,54 @@
+"""Random numbers: per-thread RNG streams from wp.rand_init(seed, tid) drawn with wp.randf,
+for Monte Carlo estimates, jittered data and random masks. The oracle reproduces Warp's PCG
+generator bit for bit."""
+
+from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, v, with_literal
+from generator.spec import ArgSpec, KernelSpec
+
+NAME = "random_numbers"
+TARGET = "cuda"
+
+
+def _draw(rng):
+    if rng.random() < 0.5:
+        return ["randf", "state"]
+    lo = float_literal(rng, -2, 0)
+    return ["randf", "state", lo, float_literal(rng, 0.125, 2)]
+
+
+def build(rng, name, seed):
+    n = rng.choice((32, 64, 128, 256))
+    args = [ArgSpec("seed", "scalar", "int32", low=0, high=100000)]
+    data = [ArgSpec(f"x{k}", "array", "float32", (n,)) for k in range(rng.randint(0, 2))]
+    args += data
+    body = [["let", "state", ["call", "rand_init", [v("seed"), v("i")]]]]
+    dleaves = [ld(a.name, v("i")) for a in data]
+    kind = rng.random()
+    out = ArgSpec("y", "array", "float32", (n,), role="out")
+    if kind < 0.45:  # Monte Carlo: average of f(samples) or fraction inside a region
+        samples = rng.choice((2, 4, 8, 16))
+        body.append(["let", "acc", ["cast", "float32", c(0.0)]])
+        draws = [["let", f"u{k}", _draw(rng)] for k in range(rng.randint(1, 3))]
+        ex = FloatExprs(rng, [v(f"u{k}") for k in range(len(draws))] + dleaves)
+        if rng.random() < 0.5:
+            loop = draws + [["if", ex.cond(rng.randint(1, 2)), [["aug", "acc", "+", c(1.0)]], [], []]]
+        else:
+            loop = draws + [["aug", "acc", "+", ex.live_expr(rng.randint(1, 3), v("u0"))]]
+        body.append(["for", "k", c(0, "int32"), c(samples, "int32"), loop])
+        body.append(["store", "y", [v("i")], bin_("*", v("acc"), c(1.0 / samples))])
+    elif kind < 0.75:  # jitter: data or draws through an expression tree
+        draws = [["let", f"u{k}", _draw(rng)] for k in range(rng.randint(1, 3))]
+        body += draws
+        ex = FloatExprs(rng, [v(f"u{k}") for k in range(len(draws))] + dleaves)
+        body.append(["store", "y", [v("i")], with_literal(rng, ex.live_expr(rng.randint(2, 3), v("u0")), -2, 2)])
+    else:  # random mask / dropout with probability p
+        body.append(["let", "u", ["randf", "state"]])
+        p = float_literal(rng, 0.25, 0.75)
+        ex = FloatExprs(rng, dleaves + [v("u")])
+        keep = ex.live_expr(rng.randint(0, 2), dleaves[0] if dleaves else v("u"))
+        body.append(["store", "y", [v("i")], ["where", cmp("<", v("u"), p), keep, float_literal(rng, -1, 1)]])
+        if rng.random() < 0.5:
+            args.append(ArgSpec("kept", "array", "int32", (1,), role="out"))
+            body.append(["if", cmp("<", v("u"), p), [["atomic", "add", "kept", [c(0, "int32")], c(1, "int32")]], [], []])
+    args.insert(1 + len(data), out)
+    return KernelSpec(NAME, seed, name, (n,), tuple(args), body)

@@ -1,0 +1,66 @@
+"""Tile load/store pipelines with tile reductions: each block loads a tile, maps it through
+builtins and arithmetic, stores the mapped tile and folds tile_sum/max/min into the output."""
+
+from generator.grammar import c, float_literal, v, with_literal
+from generator.spec import ArgSpec, KernelSpec
+
+NAME = "tile_reduce"
+TARGET = "cuda"
+
+MAPS = ("sin", "cos", "tanh", "abs")
+
+
+def tile_load(arr, size, offset):
+    return ["kwcall", "tile_load", [["arr", arr]], [["shape", ["tuple", [c(size, "int32")]]], ["offset", ["tuple", [offset]]]]]
+
+
+def tile_expr(rng, leaves, depth):
+    if depth <= 0 or rng.random() < 0.2:
+        leaf = rng.choice(leaves)
+        return ["bin", "*", leaf, float_literal(rng, -2, 2)] if rng.random() < 0.3 else leaf
+    r = rng.random()
+    if r < 0.35:
+        return ["kwcall", "tile_map", [["fnref", rng.choice(MAPS)], tile_expr(rng, leaves, depth - 1)], []]
+    if r < 0.7:
+        a, b = tile_expr(rng, leaves, depth - 1), tile_expr(rng, leaves, depth - 1)
+        if a == b:  # t - t is a zero tile: scale one side instead
+            b = ["bin", "*", b, float_literal(rng, 0.25, 2)]
+        return ["bin", rng.choice("+-"), a, b]
+    return ["bin", "*", tile_expr(rng, leaves, depth - 1), float_literal(rng, -2, 2)]
+
+
+def tile_op(rng, leaves, depth):
+    """A tile expression whose root is an operation (a map or a binary), never a bare leaf."""
+    if rng.random() < 0.4:
+        return ["kwcall", "tile_map", [["fnref", rng.choice(MAPS)], tile_expr(rng, leaves, depth - 1)], []]
+    a, b = tile_expr(rng, leaves, depth - 1), tile_expr(rng, leaves, depth - 1)
+    if a == b:
+        b = ["bin", "*", b, float_literal(rng, 0.25, 2)]
+    return ["bin", rng.choice("+-"), a, b]
+
+
+def build(rng, name, seed):
+    size = rng.choice((16, 32, 64))
+    tiles = rng.choice((2, 4, 8))
+    n = size * tiles
+    ins = [ArgSpec(f"x{k}", "array", "float32", (n,)) for k in range(rng.randint(1, 2))]
+    off = ["bin", "*", v("i"), c(size, "int32")]
+    body = []
+    for a in ins:
+        body.append(["let", f"t_{a.name}", tile_load(a.name, size, off)])
+    leaves = [v(f"t_{a.name}") for a in ins]
+    e = tile_op(rng, leaves, rng.randint(2, 4))
+    body.append(["let", "u", with_literal(rng, e)])
+    args = list(ins)
+    if rng.random() < 0.6:  # the mapped tile goes back to memory
+        args.append(ArgSpec("y", "array", "float32", (n,), role="out"))
+        body.append(["expr", ["kwcall", "tile_store", [["arr", "y"], v("u")], [["offset", ["tuple", [off]]]]]])
+    red = rng.choice(("tile_sum", "tile_max", "tile_min"))
+    body.append(["let", "r", ["kwcall", red, [v("u")], []]])
+    if rng.random() < 0.5:  # one result per tile
+        args.append(ArgSpec("per_tile", "array", "float32", (tiles,), role="out"))
+        body.append(["expr", ["kwcall", "tile_store", [["arr", "per_tile"], v("r")], [["offset", ["tuple", [v("i")]]]]]])
+    else:  # all tiles folded into one value
+        args.append(ArgSpec("total", "array", "float32", (1,), role="out"))
+        body.append(["expr", ["kwcall", "tile_atomic_add", [["arr", "total"], v("r")], []]])
+    return KernelSpec(NAME, seed, name, (tiles,), tuple(args), body, launch="tiled")

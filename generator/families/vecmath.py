@@ -1,0 +1,35 @@
+"""Vector math over vec2/vec3/vec4 arrays: constructors, dot, cross, length, normalize,
+component-wise products and component access, storing vectors and scalars."""
+
+from generator.grammar import VEC_LEN, FloatExprs, VecExprs, ld, v
+from generator.spec import ArgSpec, KernelSpec
+
+NAME = "vecmath"
+TARGET = "cpu"
+
+
+def build(rng, name, seed):
+    n = rng.choice((8, 16, 32))
+    vt = rng.choice(("vec2", "vec3", "vec3", "vec4"))
+    vin = [ArgSpec(f"a{k}", "array", vt, (n,)) for k in range(rng.randint(1, 2))]
+    sin = [ArgSpec("w", "array", "float32", (n,))] if rng.random() < 0.5 else []
+    scal = FloatExprs(rng, [ld(a.name, v("i")) for a in sin] or [["comp", ld(vin[0].name, v("i")), [0]]])
+    ve = VecExprs(rng, {vt: [ld(a.name, v("i")) for a in vin]}, scal)
+    body = [["let", "p", ve.vec(vt, rng.randint(1, 2))]]
+    ve.vleaves[vt].append(v("p"))
+    if rng.random() < 0.6:
+        body.append(["let", "d", ve.scalar(rng.randint(1, 2))])
+        scal.leaves.append(v("d"))
+    args = vin + sin
+    outs = []
+    if rng.random() < 0.8:
+        outs.append(ArgSpec("out", "array", vt, (n,), role="out"))
+        e = ve.vec(vt, rng.randint(1, 3))
+        if e == v("p") or rng.random() < 0.5:
+            e = ["bin", rng.choice("+-"), e, v("p")] if e != v("p") else e
+        body.append(["store", "out", [v("i")], e])
+    if not outs or rng.random() < 0.5:
+        outs.append(ArgSpec("s", "array", "float32", (n,), role="out"))
+        e = ve.scalar(rng.randint(1, 3))
+        body.append(["store", "s", [v("i")], ["bin", "+", e, ["comp", v("p"), [rng.randrange(VEC_LEN[vt])]]]])
+    return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)
