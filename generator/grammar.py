@@ -217,7 +217,10 @@ class VecExprs:
         if r < 0.85:
             e = self.vec(vt, depth - 1)
             return ["comp", e, [rng.randrange(VEC_LEN[vt])]]
-        return bin_(rng.choice("+-*"), self.scalar(depth - 1), self.s.expr(depth - 1))
+        a, b = self.scalar(depth - 1), self.s.expr(depth - 1)
+        if a == b:  # x - x teaches nothing
+            b = self.s.lit()
+        return bin_(rng.choice("+-*"), a, b)
 
 
 class IntExprs:

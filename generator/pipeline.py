@@ -20,6 +20,7 @@ import time
 
 import schemas
 
+from generator import records
 from generator.families import build_spec
 from generator.render import render_source
 from generator.spec import canonical_json, derive_seed
@@ -32,34 +33,8 @@ def kernel_plan(seed: int, families: list[str], index: int) -> tuple[str, int]:
     return families[index % len(families)], derive_seed("kernel", seed, index)
 
 
-def record_id(source: str, name: str) -> str:
-    normalized = source.replace(name, "kernel")
-    return hashlib.sha256(normalized.encode()).hexdigest()[:16]
-
-
 def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0]
-
-
-def _arg_json(a) -> dict:
-    d = {"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role}
-    if a.fields:
-        d["fields"] = [list(f) for f in a.fields]
-    return d
-
-
-def _inputs_json(spec, inputs: dict, checks) -> dict:
-    """Every input as a tensor; a struct argument's fields as `arg.field` entries."""
-    out = {}
-    for a in spec.args:
-        if a.role == "out":
-            continue
-        if a.kind == "struct":
-            for f, _ in a.fields:
-                out[f"{a.name}.{f}"] = checks.tensor_json(inputs[a.name][f])
-        else:
-            out[a.name] = checks.tensor_json(inputs[a.name])
-    return out
 
 
 def build_record(spec, source: str, target: str, result: dict, toolchain: dict) -> dict:
@@ -67,18 +42,18 @@ def build_record(spec, source: str, target: str, result: dict, toolchain: dict) 
 
     record = {
         "schema_version": schemas.PAIR_SCHEMA_VERSION,
-        "id": record_id(source, spec.name),
+        "id": records.record_id(source, spec.name),
         "family": spec.family,
         "target": target,
         "seed": spec.seed,
         "kernel_name": spec.name,
         "source": source,
         "spec": spec.to_json(),
-        "args": [_arg_json(a) for a in spec.args],
+        "args": [records.arg_json(a) for a in spec.args],
         "dim": list(spec.dim),
         "ir": result["ir"],
         "io": {
-            "inputs": _inputs_json(spec, result["inputs"], checks),
+            "inputs": records.inputs_json(spec, result["inputs"]),
             "outputs": {k: checks.tensor_json(v) for k, v in result["outputs"].items()},
         },
         "checks": {
@@ -124,7 +99,7 @@ def process_chunk(task: dict) -> dict:
         sources.append(source)
         pending.append(outcome)
     results = checks.check_batch(specs, sources, archs) if specs else []
-    records = []
+    kept = []
     for outcome, spec, source, res in zip(pending, specs, sources, results):
         if "error" in res:
             outcome["reason"] = res["error"]
@@ -141,11 +116,11 @@ def process_chunk(task: dict) -> dict:
         outcome["id"] = record["id"]
         outcome["checks"] = {k: v["status"] for k, v in record["checks"].items()}
         outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] == "not_run"}
-        records.append(record)
+        kept.append(record)
     for o in outcomes:
         o["status"] = "rejected" if "reason" in o else "passed"
     stats = {"chunk": c, "complete": True, "outcomes": outcomes}
-    write_chunk(out, c, records, stats)
+    write_chunk(out, c, kept, stats)
     return stats
 
 

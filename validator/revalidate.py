@@ -36,7 +36,10 @@ def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
         if a.name in fresh:
             if a.name not in stored:
                 return f"io: stored outputs lack {a.name}"
-            s = checks.tensor_from_json(stored[a.name])
+            try:
+                s = checks.tensor_from_json(stored[a.name])
+            except (TypeError, ValueError, KeyError) as e:
+                return f"io: stored output {a.name} is not a valid tensor: {type(e).__name__}: {str(e)[:100]}"
             if s.shape != fresh[a.name].shape or s.dtype != fresh[a.name].dtype or not (s == fresh[a.name]).all():
                 return f"io: stored output {a.name} differs from a fresh CPU execution"
     extra = set(stored) - set(fresh)
@@ -94,7 +97,8 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
             if err:
                 fail(where, None, err)
                 continue
-            for check in (checks.check_schema, lambda r: checks.check_safety(r["source"]), checks.check_spec_source):
+            for check in (checks.check_schema, lambda r: checks.check_safety(r["source"]), checks.check_spec_source,
+                          checks.check_consistency):
                 v = check(rec)
                 if v["status"] != "passed":
                     fail(where, rec, v["reason"])

@@ -1,7 +1,7 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, outer products, rotations from axis-angle quaternions, and rigid transforms."""
 
-from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, v, with_literal
+from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, mentions, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
 
 NAME = "matrix"
@@ -66,7 +66,10 @@ def build(rng, name, seed):
         body.append(["let", "r", call(op, v("q"), pt)])
     ve.vleaves["vec3"].append(v("r"))
     outs = [ArgSpec("out", "array", "vec3", (n,), role="out")]
-    body.append(["store", "out", [v("i")], ve.vec("vec3", rng.randint(0, 1)) if rng.random() < 0.4 else v("r")])
+    fin = ve.vec("vec3", rng.randint(0, 1)) if rng.random() < 0.4 else v("r")
+    if not mentions(fin, v("r")):  # the rotated point is always part of the output
+        fin = bin_(rng.choice("+-"), fin, v("r"))
+    body.append(["store", "out", [v("i")], fin])
     if rng.random() < 0.4:
         outs.append(ArgSpec("qw", "array", "float32", (n,), role="out"))
         body.append(["store", "qw", [v("i")], ["comp", v("q"), [3]]])

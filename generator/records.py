@@ -1,0 +1,43 @@
+"""The parts of a record that are derived from its spec and source, computed one way only.
+
+The pipeline writes them and the validator recomputes them, so a stored field that does not
+follow from the spec (an edited dim, a renamed kernel, an altered input) is caught.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+
+def record_id(source: str, name: str) -> str:
+    """sha256 prefix of the source with the kernel's name normalized."""
+    normalized = source.replace(name, "kernel")
+    return hashlib.sha256(normalized.encode()).hexdigest()[:16]
+
+
+def tensor_json(arr) -> dict:
+    a = np.asarray(arr)
+    return {"dtype": str(a.dtype), "shape": list(a.shape), "data": a.tolist()}
+
+
+def arg_json(a) -> dict:
+    d = {"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role}
+    if a.fields:
+        d["fields"] = [list(f) for f in a.fields]
+    return d
+
+
+def inputs_json(spec, inputs: dict) -> dict:
+    """Every input as a tensor; a struct argument's fields as `arg.field` entries."""
+    out = {}
+    for a in spec.args:
+        if a.role == "out":
+            continue
+        if a.kind == "struct":
+            for f, _ in a.fields:
+                out[f"{a.name}.{f}"] = tensor_json(inputs[a.name][f])
+        else:
+            out[a.name] = tensor_json(inputs[a.name])
+    return out
