@@ -90,6 +90,12 @@ def test_vacuous_output_is_rejected_even_within_tolerance():
     assert "vacuous" in checks.compare("y", np.zeros(16, np.float32), expected, "float32")
 
 
+def test_saturated_output_below_float_resolution_is_not_vacuous():
+    expected = np.tanh(np.linspace(9.5, 12.0, 16))  # 1 - 1e-8 .. 1 - 1e-10: all 1.0 in float32
+    assert np.ptp(expected) > 0 and np.all(expected.astype(np.float32) == 1.0)
+    assert checks.compare("f", np.ones(16, np.float32), expected, "float32") is None
+
+
 def test_schema_violations_name_the_field():
     assert checks.check_schema({"schema_version": "1.1.0"})["status"] == "failed"
     assert "required" in checks.check_schema({"schema_version": "1.1.0"})["reason"]

@@ -53,7 +53,9 @@ def _integer(rng, n):
     if rng.random() < 0.6:  # an integer result feeding float math, and back
         f = ArgSpec("f", "array", "float32", (n,), role="out")
         # only small integers become floats: exact in float32, so sin/cos see the oracle's argument
-        leaves = [["cast", "float32", ld(x[0].name, v("i"))]] + ([["cast", "float32", v("t")]] if b <= 256 else [])
+        # scaled by 1/16 so tanh/exp and friends see a range where they do not saturate
+        small = [ld(x[0].name, v("i"))] + ([v("t")] if b <= 256 else [])
+        leaves = [["bin", "*", ["cast", "float32", e], c(0.0625)] for e in small]
         ex = FloatExprs(rng, leaves)
         body.append(["store", "f", [v("i")], ex.live_expr(rng.randint(1, 2))])
         args = args + [out, f]
