@@ -11,6 +11,7 @@ import os
 import sys
 
 from generator import diversity
+from generator.paths import caller_dir
 
 
 def _rates(directory: str) -> dict:
@@ -33,7 +34,7 @@ def main(argv=None) -> int:
     if args.count < 1:
         print(f"error: --count must be >= 1, got {args.count}", file=sys.stderr)
         return 2
-    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    base = caller_dir()
     results, failed = {"targets": diversity.TARGETS, "generator": [], "datasets": []}, False
     for target in (("cpu", "cuda") if args.target == "all" else (args.target,)):
         r = diversity.audit(target, args.count, args.seed)

@@ -7,6 +7,7 @@ import os
 import sys
 
 from generator.families import FAMILIES, families_for
+from generator.paths import caller_path
 
 DEFAULT_COUNT = 300  # the embedded default config: a small real dataset
 DEFAULT_SEED = 0
@@ -14,8 +15,7 @@ DEFAULT_SEED = 0
 
 def _resolve(path: str) -> str:
     """Relative paths are relative to where the user ran ./bazelw (not Bazel's runfiles)."""
-    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
-    return os.path.normpath(os.path.join(base, path))
+    return caller_path(path)
 
 
 def parse_args(target: str, argv: list[str]) -> argparse.Namespace:

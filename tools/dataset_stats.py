@@ -11,6 +11,7 @@ import os
 import sys
 
 from generator.diversity import skeleton
+from generator.paths import caller_dir
 
 
 def stats(directory: str) -> dict:
@@ -34,7 +35,7 @@ def stats(directory: str) -> dict:
 
 
 if __name__ == "__main__":
-    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    base = caller_dir()
     if len(sys.argv) != 2 or not os.path.isdir(os.path.join(base, sys.argv[1])):
         print("error: usage: bazel run //tools:stats -- DIR (a generated dataset directory)", file=sys.stderr)
         sys.exit(2)

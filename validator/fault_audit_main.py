@@ -12,32 +12,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import sys
 import tempfile
 
+from generator.paths import caller_dir
 from validator import faults
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+def _int_at_least(low: int):
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {n}")
+        return n
+    return parse
 
 
-def _seed(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}")
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {n}")
-    return n
+_positive, _seed = _int_at_least(1), _int_at_least(0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", help="where to write the faulty shards (default: a fresh temporary directory)")
     p.add_argument("--json", help="also write the full result as JSON here")
     args = p.parse_args(argv)
-    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    base = caller_dir()
     directory = os.path.join(base, args.dir)
     if not os.path.isdir(directory):
         print(f"error: {args.dir}: not a directory", file=sys.stderr)

@@ -12,8 +12,9 @@ import os
 import sys
 import time
 
-from generator.spec import KernelSpec
 from extractor import warp_adapter
+from generator.paths import caller_dir
+from generator.spec import KernelSpec
 from validator import checks
 
 BATCH = 50
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="auto: also execute on the GPU where one exists (default); cpu: CPU only; "
                         "cuda: require a GPU and execute every pair on it too")
     args = p.parse_args(argv)
-    base = os.environ.get("WARP_IR_CALLER_DIR") or os.environ.get("BUILD_WORKING_DIRECTORY") or os.getcwd()
+    base = caller_dir()
     directory = os.path.join(base, args.dir)
     if not os.path.isdir(directory):
         print(f"error: {args.dir}: not a directory", file=sys.stderr)
