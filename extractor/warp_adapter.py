@@ -221,10 +221,13 @@ def _ptx_functions(text: str) -> dict[str, str]:
 
 
 def _normalize_ptx(text: str) -> str:
-    # NVVM numbers branch labels and local depots by the function's position in the module;
-    # renumber them so a kernel's PTX is the same alone as in any batch.
+    # NVVM numbers branch labels and local depots by the function's position in the module,
+    # and call sequences (`// callseq 4, 0`) module-wide; renumber them so a kernel's PTX is
+    # the same alone as in any batch.
     text = re.sub(r"\$L__BB\d+_", "$L__BB0_", text)
-    return re.sub(r"__local_depot\d+", "__local_depot0", text)
+    text = re.sub(r"__local_depot\d+", "__local_depot0", text)
+    order: dict[str, int] = {}
+    return re.sub(r"// callseq (\d+)", lambda m: f"// callseq {order.setdefault(m.group(1), len(order))}", text)
 
 
 def _ptx_of(funcs: dict[str, str], entry: str) -> str:

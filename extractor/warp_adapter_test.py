@@ -79,6 +79,17 @@ def test_ptx_of_a_kernel_is_the_same_alone_and_in_a_batch():
     assert any("$L__BB0_" in batch[s.name]["sm_90"]["forward"] for s in specs), "no branches: test is vacuous"
 
 
+def test_ptx_with_calls_is_the_same_alone_and_after_other_callers():
+    # float64 pow/asin become non-inlined libdevice calls, which NVVM numbers module-wide
+    calls = [s for s in (build_spec("dtypes", k) for k in range(200)) if "float64" in render_source(s)
+             and "wp.pow(" in render_source(s)][:3]
+    assert len(calls) == 3
+    batch = _ptx(calls)
+    assert all("// callseq" in batch[s.name]["sm_90"]["forward"] for s in calls), "no calls: test is vacuous"
+    for spec in calls:
+        assert _ptx([spec]) == {spec.name: batch[spec.name]}, f"{spec.name}: PTX depends on its batch"
+
+
 def test_ptx_is_per_kernel_and_per_arch():
     spec = build_spec("loop", 3)
     ptx = _ptx([spec], ("sm_80", "sm_90"))[spec.name]
