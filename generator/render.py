@@ -48,7 +48,7 @@ def render_expr(e, parent: int = 0) -> str:
         return _wrap(f"{render_expr(e[1], p)} % {render_expr(e[2], p + 1)}", p, parent)
     if tag == "neg":
         return _wrap(f"-{render_expr(e[1], _PREC['neg'] + 1)}", _PREC["neg"], parent)
-    if tag == "call":
+    if tag in ("call", "vec"):  # a builtin call or a vec/mat/quat constructor
         return f"wp.{e[1]}({', '.join(render_expr(a) for a in e[2])})"
     if tag == "hcall":
         return f"{e[1]}({', '.join(render_expr(a) for a in e[2])})"
@@ -65,8 +65,6 @@ def render_expr(e, parent: int = 0) -> str:
         return _wrap(f"not {render_expr(e[1], p)}", p, parent)
     if tag == "cast":
         return f"wp.{e[1]}({render_expr(e[2])})"
-    if tag == "vec":
-        return f"wp.{e[1]}({', '.join(render_expr(a) for a in e[2])})"
     if tag == "comp":
         return f"{render_expr(e[1], 9)}[{', '.join(str(k) for k in e[2])}]"
     if tag == "mmul":

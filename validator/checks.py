@@ -272,8 +272,6 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
     costs only its own record, with the compiler's reason. With execute=False only codegen
     and the PTX compile run (the fast path); the execution verdicts are then not_run.
     """
-    from generator.inputs import make_inputs
-
     with tempfile.TemporaryDirectory(prefix="warp-ir-batch-") as workdir:
         stage = "codegen"
         try:

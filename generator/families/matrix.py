@@ -55,7 +55,6 @@ def build(rng, name, seed):
     if rng.random() < 0.3:
         q2 = call("quat_from_axis_angle", ["vec", "vec3", [c(0.0), c(1.0), c(0.0)]], scal.lit(-3, 3))
         body.append(["set", "q", call("mul", v("q"), q2)])
-        body[0][2] = body[0][2]
     op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point"))
     pt = with_literal(rng, ve.vec("vec3", rng.randint(0, 2)))
     if op == "transform_point":
