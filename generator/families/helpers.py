@@ -1,7 +1,7 @@
 """User @wp.func helpers: two to four of them, later ones calling earlier ones (nested calls),
 called from the kernel, sometimes from a loop or a branch."""
 
-from generator.grammar import FloatExprs, helper_spec, ld, v
+from generator.grammar import FloatExprs, c, helper_spec, ld, v
 from generator.spec import ArgSpec, KernelSpec
 
 NAME = "helpers"
@@ -40,6 +40,8 @@ def build(rng, name, seed):
         body.append(["let", "h", ["cast", "float32", first_call]])
         hname, arity = rng.choice(calls)
         again = ["hcall", hname, [v("h")] + [ex.expr(1) for _ in range(arity - 1)]]
+        # clamp the loop-carried value: an iterated helper chain can otherwise grow past float32's range
+        again = ["call", "clamp", [again, c(-8.0), c(8.0)]]
         body.append(["for", "k", ["c", 0, "int32"], ["c", rng.randint(2, 4), "int32"], [["set", "h", again]]])
     elif shape < 0.7:
         body.append(["let", "h", ["cast", "float32", first_call]])
