@@ -21,6 +21,7 @@ from warp._src import context as _context
 INTERNAL_SYMBOLS = (
     ("warp._src.context", "ModuleBuilder"),
     ("warp._src.context", "runtime"),
+    ("warp._src.context", "user_modules"),
     ("warp._src.codegen", "codegen_kernel"),
     ("warp._src.codegen", "codegen_func"),
     ("warp._src.codegen", "codegen_struct"),
@@ -324,3 +325,6 @@ def unload(module) -> None:
         module.unload()
     except Exception:  # noqa: BLE001 - best effort; the module is garbage afterwards
         pass
+    # Warp keeps every module it has seen in a registry; a batch module is never used again
+    if _context.user_modules.get(module.name) is module:
+        del _context.user_modules[module.name]
