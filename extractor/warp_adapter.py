@@ -55,6 +55,10 @@ def init_warp() -> None:
     _initialized = True
 
 
+def initialized() -> bool:
+    return _initialized
+
+
 DEFAULT_ARCHS = ("sm_90",)
 
 
@@ -325,6 +329,8 @@ def unload(module) -> None:
         module.unload()
     except Exception:  # noqa: BLE001 - best effort; the module is garbage afterwards
         pass
-    # Warp keeps every module it has seen in a registry; a batch module is never used again
-    if _context.user_modules.get(module.name) is module:
-        del _context.user_modules[module.name]
+    # Warp keeps every module it has seen in a registry: the batch module, and one per kernel
+    # file that defines @wp.func helpers or @wp.struct types (named after the batch). None of
+    # them is used again; left there, they and their adjoints pile up chunk after chunk.
+    for name in [n for n in _context.user_modules if n == module.name or n.startswith(module.name + "_")]:
+        del _context.user_modules[name]

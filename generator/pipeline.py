@@ -10,6 +10,7 @@ from the chunk files.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -83,7 +84,9 @@ def process_chunk(task: dict) -> dict:
     from extractor import warp_adapter
     from validator import checks
 
-    warp_adapter.init_warp()
+    if not warp_adapter.initialized():
+        warp_adapter.init_warp()
+        gc.freeze()  # Warp's own objects stay put; the collector then scans only a chunk's garbage
     out, c, target = task["out"], task["chunk"], task["target"]
     archs = task.get("archs", list(warp_adapter.DEFAULT_ARCHS))
     toolchain = warp_adapter.toolchain(archs)
