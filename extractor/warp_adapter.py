@@ -93,7 +93,9 @@ def toolchain(archs=DEFAULT_ARCHS) -> dict:
         "ptx_archs": list(archs),
         "llvm": "warp-clang (bundled)",
         "mode": wp.config.mode,
+        # NVRTC's level (the stored PTX); Warp compiles the CPU module at its own default, O2
         "optimization_level": wp.config.optimization_level if wp.config.optimization_level is not None else 3,
+        "cpu_optimization_level": wp.config.optimization_level if wp.config.optimization_level is not None else 2,
         "codegen_options": {"enable_backward": True, "strip_hash": True, "block_dim": 256, "fast_math": False,
                             "enable_mathdx_gemm": False, "cpu_block_dim": 1},
     }
