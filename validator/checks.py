@@ -14,7 +14,6 @@ from extractor import warp_adapter
 from generator import records
 from generator.inputs import NP_DTYPES, make_inputs
 from generator.oracle import run_oracle
-from generator.render import render_source
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator.verdicts import (  # noqa: F401 (re-exported)
     MUST_PASS, PASSED, check_safety, check_schema, check_spec_source, failed, not_run)
