@@ -3,7 +3,8 @@
 The gate, in the order it is applied: the directory holds a complete run (its manifest.json);
 every shard on disk is listed there with the same sha256, size and record count (else it is
 corrupt or unvalidated); every line parses; every record meets the pair schema, the safety
-allowlist and its spec's rendering, carries `passed` for each check in `MUST_PASS` and no
+allowlist, its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
+carries `passed` for each check in `MUST_PASS` and no
 `failed` verdict at all; every record and input manifest carries one and the same toolchain.
 The first violation raises `GateError` with a one-line reason naming the file and record.
 """
@@ -16,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 
 import schemas
-from validator.verdicts import MUST_PASS, check_safety, check_schema, check_spec_source
+from validator.verdicts import MUST_PASS, check_consistency, check_safety, check_schema, check_spec_source
 
 
 class GateError(Exception):
@@ -45,7 +46,8 @@ def canonical(obj) -> str:
 
 
 def _gate_record(r: dict, where: str) -> None:
-    for verdict in (check_schema(r), check_safety(r["source"]), check_spec_source(r)):
+    for check in (check_schema, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
+        verdict = check(r)  # in this order: each assumes the ones before it passed
         if verdict["status"] != "passed":
             raise GateError(f"{where}: record {r.get('id')} fails the gate: {verdict['reason']}")
     for check, v in sorted(r["checks"].items()):

@@ -174,6 +174,26 @@ def test_verify_fails_on_an_edited_count(dist):
     assert any("counts: cpu/train" in p for p in problems)
 
 
+def test_verify_fails_on_a_re_signed_forged_row(dist):
+    """Checksums alone would pass: the shard is rewritten and re-listed with its new sha256."""
+    import pyarrow.parquet as pq
+
+    d = _copy(dist, "tamper_forge")
+    rel = _shard(d)
+    rows = pq.read_table(os.path.join(d, rel)).to_pylist()
+    rows[0]["source"] = rows[0]["source"].replace("wp.tid()", "wp.tid() ", 1)
+    m = _manifest(d)
+    release.write_parquet(rows, fmt.arrow_schema(m["toolchain"]["ptx_archs"]), os.path.join(d, rel))
+    entry = next(f for f in m["files"] if f["path"] == rel)
+    with open(os.path.join(d, rel), "rb") as f:
+        data = f.read()
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    problems = verify.verify(d)
+    assert len(problems) == 1 and "spec_source" in problems[0] and rows[0]["id"] in problems[0], problems
+
+
 def test_verify_fails_on_an_unlisted_file_and_a_broken_manifest(dist):
     d = _copy(dist, "tamper_extra")
     shutil.copy(os.path.join(d, _shard(d)), os.path.join(d, "data", "cpu", "train-00009-of-00009.parquet"))
@@ -235,6 +255,16 @@ def test_gate_refuses_a_record_that_breaks_the_schema(inputs, capsys):
 
     _rewrite(bad, drop_field)
     _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_schema"), "schema", "dim")
+
+
+def test_gate_refuses_a_record_whose_fields_do_not_follow_from_its_spec(inputs, capsys):
+    bad = _copy(inputs[0], "bad_id")
+
+    def forge_id(recs):
+        recs[2]["id"] = "0123456789abcdef"
+
+    _rewrite(bad, forge_id)
+    _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_id"), "consistency", "0123456789abcdef")
 
 
 def test_gate_refuses_different_toolchains(inputs, capsys):

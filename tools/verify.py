@@ -4,10 +4,12 @@ Usage: ./bazelw run //tools:verify -- DIST
 
 Checks: manifest.json meets schemas/manifest.schema.json; every listed file exists with its
 size and sha256, and no unlisted file is present; every Parquet shard has the release's columns
-and its listed row count; every row rebuilds into a pair record that meets the pair schema and
-carries passing verdicts, sits in the config and split its file names, and has the split its
-source's skeleton hashes to; ids are unique; the counts per config, split and family equal the
-manifest's. Exit 1 with the first problem on one line (and how many more) on any mismatch.
+and its listed row count; every row rebuilds into a pair record that meets the pair schema, the
+safety allowlist, its spec's rendering and the fields derived from the spec (consistency, which
+includes the passing verdicts); each row sits in the config and split its file names, with the
+split its source's skeleton hashes to; ids are unique; the counts per config, split and family
+equal the manifest's. Exit 1 with the first problem on one line (and how many more) on any
+mismatch.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import schemas
 from generator.paths import caller_path
 from tools import release_format as fmt
 from tools.release_inputs import sha256_file
-from validator.verdicts import MUST_PASS, check_schema
+from validator.verdicts import check_consistency, check_safety, check_schema, check_spec_source
 
 
 def _load_manifest(dist: str, problems: list[str]) -> dict | None:
@@ -34,6 +36,9 @@ def _load_manifest(dist: str, problems: list[str]) -> dict | None:
             m = json.load(f)
     except (OSError, ValueError) as e:
         problems.append(f"manifest.json: unreadable ({type(e).__name__}: {e})")
+        return None
+    if not isinstance(m, dict) or m.get("kind") != "warp-ir-release":
+        problems.append("manifest.json: not a release manifest (kind is not warp-ir-release)")
         return None
     errors = sorted(jsonschema.Draft202012Validator(schemas.load("manifest")).iter_errors(m), key=lambda e: list(e.path))
     if errors:
@@ -92,11 +97,11 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
                     fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
                 problems.append(f"{rid}: skeleton hash or split does not follow from its source")
             record = fmt.to_record(row, m["record_schema_version"], m["toolchain"])
-            verdict = check_schema(record)
-            if verdict["status"] != "passed":
-                problems.append(f"{rid}: {verdict['reason']}")
-            elif any(record["checks"][c]["status"] != "passed" for c in MUST_PASS):
-                problems.append(f"{rid}: lacks a passing verdict")
+            for check in (check_schema, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
+                verdict = check(record)
+                if verdict["status"] != "passed":
+                    problems.append(f"{rid}: {verdict['reason']}")
+                    break
             key = (row["target"], row["id"])
             if key in ids:
                 problems.append(f"{rid}: id appears twice in the release")

@@ -16,40 +16,10 @@ from generator.inputs import NP_DTYPES, make_inputs
 from generator.oracle import run_oracle
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator.verdicts import (  # noqa: F401 (re-exported)
-    MUST_PASS, PASSED, check_safety, check_schema, check_spec_source, failed, not_run)
+    MUST_PASS, PASSED, check_consistency, check_safety, check_schema, check_spec_source, failed, not_run)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-3, 1e-4), "float64": (1e-9, 1e-12)}
-
-
-def check_consistency(record: dict) -> dict:
-    """Every stored field that follows from the spec and source must equal its recomputation.
-
-    Run after check_spec_source (the source is the spec's rendering)."""
-    spec = KernelSpec.from_json(record["spec"])
-    derived = {
-        "id": records.record_id(record["source"], spec.name),
-        "kernel_name": spec.name,
-        "family": spec.family,
-        "seed": spec.seed,
-        "dim": list(spec.dim),
-        "args": [records.arg_json(a) for a in spec.args],
-    }
-    for key, want in derived.items():
-        got = record.get(key)
-        if got != want or type(got) is not type(want):
-            return failed(f"consistency: {key} {str(got)[:60]!r} does not follow from the spec/source ({str(want)[:60]!r})")
-    want_inputs = records.inputs_json(spec, make_inputs(spec))
-    got_inputs = record["io"]["inputs"]
-    if set(got_inputs) != set(want_inputs):
-        return failed(f"consistency: io.inputs names {sorted(got_inputs)} != {sorted(want_inputs)}")
-    for name, t in want_inputs.items():
-        if got_inputs[name] != t:
-            return failed(f"consistency: stored input {name} is not the input seeded by the record's spec")
-    for check in MUST_PASS:
-        if record["checks"][check]["status"] != "passed":
-            return failed(f"consistency: stored verdict {check} is {record['checks'][check]['status']}, not passed")
-    return PASSED
 
 
 # ---- execution

@@ -1,4 +1,5 @@
-"""The Warp-free verdicts: schema, safety, spec/source agreement, and which checks must pass.
+"""The Warp-free verdicts: schema, safety, spec/source agreement, consistency, and which checks
+must pass.
 
 Split from `checks` so that tools reading a dataset (//tools:release, //tools:verify) can apply
 them without importing Warp.
@@ -12,6 +13,8 @@ import functools
 import jsonschema
 
 import schemas
+from generator import records
+from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import KernelSpec
 
@@ -124,3 +127,33 @@ def check_spec_source(record: dict) -> dict:
 
 # the verdicts a stored record must carry: these always run, the others may be not_run
 MUST_PASS = ("schema", "safety", "spec_source", "compile_cpu", "compile_cuda", "execute_cpu")
+
+
+def check_consistency(record: dict) -> dict:
+    """Every stored field that follows from the spec and source must equal its recomputation.
+
+    Run after check_spec_source (the source is the spec's rendering)."""
+    spec = KernelSpec.from_json(record["spec"])
+    derived = {
+        "id": records.record_id(record["source"], spec.name),
+        "kernel_name": spec.name,
+        "family": spec.family,
+        "seed": spec.seed,
+        "dim": list(spec.dim),
+        "args": [records.arg_json(a) for a in spec.args],
+    }
+    for key, want in derived.items():
+        got = record.get(key)
+        if got != want or type(got) is not type(want):
+            return failed(f"consistency: {key} {str(got)[:60]!r} does not follow from the spec/source ({str(want)[:60]!r})")
+    want_inputs = records.inputs_json(spec, make_inputs(spec))
+    got_inputs = record["io"]["inputs"]
+    if set(got_inputs) != set(want_inputs):
+        return failed(f"consistency: io.inputs names {sorted(got_inputs)} != {sorted(want_inputs)}")
+    for name, t in want_inputs.items():
+        if got_inputs[name] != t:
+            return failed(f"consistency: stored input {name} is not the input seeded by the record's spec")
+    for check in MUST_PASS:
+        if record["checks"][check]["status"] != "passed":
+            return failed(f"consistency: stored verdict {check} is {record['checks'][check]['status']}, not passed")
+    return PASSED
