@@ -36,6 +36,10 @@ def ir_key(r: dict) -> str:
     return hashlib.sha256(dumps(r["ir"]).replace(r["kernel_name"], "K").encode()).hexdigest()
 
 
+def _name(r: dict) -> str:
+    return f"{r['target']}/{r['family']}/seed={r['seed']}/id={r['id']}"
+
+
 def exact_dedup(records: list[dict]) -> tuple[list[dict], dict]:
     """(kept records in sort order, {"removed": {reason: n}, "removed_by_config": {target: {reason: n}},
     "examples": {reason: [[dropped, kept]...]}})."""
@@ -59,7 +63,7 @@ def exact_dedup(records: list[dict]) -> tuple[list[dict], dict]:
         per = by_config.setdefault(r["target"], {"duplicate_source": 0, "duplicate_ir": 0})
         per[reason] += 1
         if len(examples[reason]) < 10:
-            examples[reason].append([f"{r['target']}/{r['id']}", f"{first['target']}/{first['id']}"])
+            examples[reason].append([_name(r), _name(first)])
     return kept, {"removed": removed, "removed_by_config": dict(sorted(by_config.items())), "examples": examples}
 
 
