@@ -76,7 +76,8 @@ def render(m: dict) -> str:
     rows = [[i["path"], i["target"], i["generator"]["seed"], ", ".join(i["generator"]["families"]),
              i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"]] for i in m["inputs"]]
     lines += _table(["input", "target", "seed", "families", "attempted", "rejected", "records"], rows)
-    lines += ["", "## Reproduce", "", "From the repository root, with the generator outputs above:", "",
+    lines += ["", "## Reproduce", "",
+              "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
               "```sh", m["command"], "./bazelw run //tools:verify -- " + _out_arg(m["command"]), "```", "",
               f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
               "sha256 and size.", ""]
