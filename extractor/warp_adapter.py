@@ -21,6 +21,7 @@ from warp._src import context as _context
 INTERNAL_SYMBOLS = (
     ("warp._src.context", "ModuleBuilder"),
     ("warp._src.context", "runtime"),
+    ("warp._src.context", "user_modules"),
     ("warp._src.codegen", "codegen_kernel"),
     ("warp._src.codegen", "codegen_func"),
     ("warp._src.codegen", "codegen_struct"),
@@ -52,6 +53,10 @@ def init_warp() -> None:
         wp.config.kernel_cache_dir = cache
     wp.init()
     _initialized = True
+
+
+def initialized() -> bool:
+    return _initialized
 
 
 DEFAULT_ARCHS = ("sm_90",)
@@ -159,19 +164,24 @@ def extract_ir(module, kernels: dict[str, object], workdir: str) -> dict[str, di
     Each kernel's text holds only its own structs, @wp.func helpers (forward code in
     "forward", adjoints in "backward") and its forward/backward kernel functions: no module
     header, no entry-point thunks, no hash suffixes, no absolute paths.
+
+    The adjoints are built once (Warp's build is target-neutral for these kernels; the one
+    target-dependent path, cuBLASDx tile GEMM, is disabled) and rendered for both devices.
     """
     init_warp()
     # output_arch=None: the portable text, without firing tile LTO (as Warp's own hashing does)
     options = dict(module.options) | {"output_arch": None}
     out: dict[str, dict] = {name: {} for name in kernels}
     prefix = workdir.rstrip("/") + "/"
-    for device in ("cpu", "cuda"):
-        builder = _context.ModuleBuilder(module, options, target=device)
-        for name, kernel in kernels.items():
-            funcs: dict = {}
-            _called_functions(kernel.adj, funcs)
-            ordered = [f for f in builder.functions if f in funcs]
-            structs = [s for s in builder.structs if _uses_struct(kernel, ordered, s)]
+    builder = _context.ModuleBuilder(module, options, target="cuda")
+    func_order = {f: i for i, f in enumerate(builder.functions)}
+    struct_order = {s: i for i, s in enumerate(builder.structs)}
+    for name, kernel in kernels.items():
+        funcs: dict = {}
+        _called_functions(kernel.adj, funcs)
+        ordered = sorted((f for f in funcs if f in func_order), key=func_order.__getitem__)
+        structs = sorted(_structs_used(kernel, ordered) & struct_order.keys(), key=struct_order.__getitem__)
+        for device in ("cpu", "cuda"):
             fwd = "".join(_codegen.codegen_struct(s, device=device) for s in structs)
             bwd = ""
             for f in ordered:
@@ -187,13 +197,16 @@ def extract_ir(module, kernels: dict[str, object], workdir: str) -> dict[str, di
     return out
 
 
-def _uses_struct(kernel, funcs, struct) -> bool:
+def _structs_used(kernel, funcs) -> set:
+    """The @wp.struct types a kernel or its helpers hold as a value or an array element."""
+    found = set()
     for adj in [kernel.adj] + [f.adj for f in funcs]:
         for var in (*adj.args, *adj.variables):
             t = _codegen.strip_reference(var.type)
-            if t is struct or getattr(t, "dtype", None) is struct:
-                return True
-    return False
+            for cand in (t, getattr(t, "dtype", None)):
+                if isinstance(cand, _codegen.Struct):
+                    found.add(cand)
+    return found
 
 
 def _clean(text: str, prefix: str) -> str:
@@ -316,3 +329,8 @@ def unload(module) -> None:
         module.unload()
     except Exception:  # noqa: BLE001 - best effort; the module is garbage afterwards
         pass
+    # Warp keeps every module it has seen in a registry: the batch module, and one per kernel
+    # file that defines @wp.func helpers or @wp.struct types (named after the batch). None of
+    # them is used again; left there, they and their adjoints pile up chunk after chunk.
+    for name in [n for n in _context.user_modules if n == module.name or n.startswith(module.name + "_")]:
+        del _context.user_modules[name]

@@ -35,6 +35,9 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
     p.add_argument("--arch", default="sm_90",
                    help="comma-separated NVRTC targets for the PTX of every pair (default sm_90)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-validate", dest="validate", action="store_false",
+                   help="codegen only (the fast path): C++ and CUDA forward+backward from Warp's codegen; no PTX, "
+                        "no compile, no execution (those verdicts are not_run, and //tools:release refuses such data)")
     args = p.parse_args(argv)
 
     def bad(msg: str):
@@ -75,7 +78,8 @@ def main(target: str, argv: list[str] | None = None) -> int:
     from generator import pipeline
 
     try:
-        m = pipeline.run(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet, args.arch)
+        m = pipeline.run(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet, args.arch,
+                         validate=args.validate)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

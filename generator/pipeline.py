@@ -10,11 +10,14 @@ from the chunk files.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import queue
+import resource
 import sys
 import time
 
@@ -26,6 +29,7 @@ from generator.render import render_source
 from generator.spec import canonical_json, derive_seed
 
 CHUNK = 50
+RESUME_KEYS = ("target", "seed", "families", "chunk_size", "archs", "validate", "record_schema_version")
 MANIFEST_VERSION = "1.0.0"
 
 
@@ -61,8 +65,8 @@ def build_record(spec, source: str, target: str, result: dict, toolchain: dict) 
             "safety": checks.PASSED,
             "spec_source": checks.PASSED,
             "ir_match": checks.not_run("first extraction; compared with a fresh one by //validator"),
-            "compile_cpu": checks.PASSED,
-            "compile_cuda": checks.PASSED,
+            "compile_cpu": result["compile_cpu"],
+            "compile_cuda": result["compile_cuda"],
             "execute_cpu": result["execute_cpu"],
             "execute_gpu": result["execute_gpu"],
         },
@@ -72,14 +76,22 @@ def build_record(spec, source: str, target: str, result: dict, toolchain: dict) 
 
 
 def process_chunk(task: dict) -> dict:
-    """Generate, extract and validate one chunk; write its shard and stats; return the stats."""
+    """Generate, extract and validate one chunk; write its shard and stats; return the stats.
+
+    The returned stats also carry "_perf" (stage seconds, this worker's pid and peak RSS),
+    which the parent sums into run.json; the stats file on disk holds only the outcomes.
+    """
     from extractor import warp_adapter
     from validator import checks
 
-    warp_adapter.init_warp()
+    if not warp_adapter.initialized():
+        warp_adapter.init_warp()
+        gc.freeze()  # Warp's own objects stay put; the collector then scans only a chunk's garbage
     out, c, target = task["out"], task["chunk"], task["target"]
     archs = task.get("archs", list(warp_adapter.DEFAULT_ARCHS))
     toolchain = warp_adapter.toolchain(archs)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
     outcomes, specs, sources, pending = [], [], [], []
     for k in range(c * CHUNK, (c + 1) * CHUNK):
         family, kseed = kernel_plan(task["seed"], task["families"], k)
@@ -98,7 +110,9 @@ def process_chunk(task: dict) -> dict:
         specs.append(spec)
         sources.append(source)
         pending.append(outcome)
-    results = checks.check_batch(specs, sources, archs) if specs else []
+    timings["spec"] = time.perf_counter() - t0
+    results = checks.check_batch(specs, sources, archs, validate=task.get("validate", True), timings=timings) if specs else []
+    t0 = time.perf_counter()
     kept = []
     for outcome, spec, source, res in zip(pending, specs, sources, results):
         if "error" in res:
@@ -120,8 +134,12 @@ def process_chunk(task: dict) -> dict:
     for o in outcomes:
         o["status"] = "rejected" if "reason" in o else "passed"
     stats = {"chunk": c, "complete": True, "outcomes": outcomes}
+    timings["record"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
     write_chunk(out, c, kept, stats)
-    return stats
+    timings["write"] = time.perf_counter() - t0
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return {**stats, "_perf": {"seconds": timings, "pid": os.getpid(), "peak_rss_mb": round(rss_kb / 1024, 1)}}
 
 
 def shard_name(c: int) -> str:
@@ -170,49 +188,79 @@ class Progress:
 
 
 def run(target: str, count: int, seed: int, out: str, families: list[str], workers: int, quiet: bool = False,
-        archs: list[str] | None = None) -> dict:
+        archs: list[str] | None = None, validate: bool = True) -> dict:
     from extractor import warp_adapter
 
     os.makedirs(out, exist_ok=True)
     archs = list(archs or warp_adapter.DEFAULT_ARCHS)
-    config = {"target": target, "count": count, "seed": seed, "families": families, "chunk_size": CHUNK, "archs": archs}
+    config = {"target": target, "count": count, "seed": seed, "families": families, "chunk_size": CHUNK, "archs": archs,
+              "validate": validate, "record_schema_version": schemas.PAIR_SCHEMA_VERSION}
     cfg_path = os.path.join(out, "run_config.json")
     if os.path.exists(cfg_path):
         with open(cfg_path) as f:
             old = json.load(f)
-        if {k: old.get(k) for k in ("target", "seed", "families", "chunk_size", "archs")} != {
-            k: config[k] for k in ("target", "seed", "families", "chunk_size", "archs")
-        }:
+        old.setdefault("validate", True)  # written before --no-validate existed
+        old.setdefault("record_schema_version", "1.1.0")  # written before the version was recorded here
+        if {k: old.get(k) for k in RESUME_KEYS} != {k: config[k] for k in RESUME_KEYS}:
             raise ValueError(f"{out} holds a run with a different config ({cfg_path}); use another --out")
     _atomic_write(cfg_path, canonical_json(config).encode())
 
     t0 = time.time()
     progress = Progress(count, quiet)
     done: dict[int, dict] = {}
-    passed = rejected = 0
-    c = 0
+    perf: dict = {"seconds": {}, "peak_rss_mb": {}}
+    tally = {"passed": 0, "rejected": 0}
+
+    def absorb(st: dict) -> None:
+        p = st.pop("_perf", None)
+        if p:
+            for k, v in p["seconds"].items():
+                perf["seconds"][k] = perf["seconds"].get(k, 0.0) + v
+            perf["peak_rss_mb"][p["pid"]] = max(perf["peak_rss_mb"].get(p["pid"], 0.0), p["peak_rss_mb"])
+        done[st["chunk"]] = st
+        n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
+        tally["passed"] += n_pass
+        tally["rejected"] += len(st["outcomes"]) - n_pass
+        progress.update(tally["passed"], tally["rejected"])
+
+    # Chunks go out in index order, at most 2 per worker in flight, and only as many as the
+    # observed pass rate says are still needed; so no wave barrier and little surplus. A chunk
+    # finished by an earlier run (its stats file exists) is taken as is.
     ctx = multiprocessing.get_context("spawn")
     pool = ctx.Pool(workers) if workers > 1 else None
+    finished: queue.Queue = queue.Queue()
+    inflight: set[int] = set()
+    next_c = 0
     try:
-        while passed < count:
-            want = max(1, math.ceil((count - passed) / (CHUNK * 0.9)))
-            wave = list(range(c, c + max(want, workers)))
-            c = wave[-1] + 1
-            todo = []
-            for cc in wave:
-                st = read_stats(out, cc)
+        while True:
+            rate = (tally["passed"] + 1) / (tally["passed"] + tally["rejected"] + 1)
+            while tally["passed"] + len(inflight) * CHUNK * rate < count and len(inflight) < 2 * workers:
+                c, next_c = next_c, next_c + 1
+                st = read_stats(out, c)
                 if st is not None and st.get("complete"):
-                    done[cc] = st  # resumed: this chunk finished in an earlier run
-                else:
-                    todo.append({"out": out, "chunk": cc, "target": target, "seed": seed, "families": families, "archs": archs})
-            results = pool.imap_unordered(process_chunk, todo) if pool else map(process_chunk, todo)
-            resumed = [done[cc] for cc in wave if cc in done]
-            for st in [*resumed, *results]:
-                done[st["chunk"]] = st
-                n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
-                passed += n_pass
-                rejected += len(st["outcomes"]) - n_pass
-                progress.update(passed, rejected)
+                    absorb(st)
+                    continue
+                task = {"out": out, "chunk": c, "target": target, "seed": seed, "families": families, "archs": archs,
+                        "validate": validate}
+                if pool is None:
+                    absorb(process_chunk(task))
+                    continue
+                inflight.add(c)
+                pool.apply_async(process_chunk, (task,), callback=finished.put, error_callback=finished.put)
+            if not inflight:
+                if tally["passed"] >= count:
+                    break
+                continue
+            item = finished.get()
+            if isinstance(item, BaseException):
+                raise item
+            inflight.discard(item["chunk"])
+            absorb(item)
+    except BaseException:
+        if pool:
+            pool.terminate()
+            pool = None
+        raise
     finally:
         if pool:
             pool.close()
@@ -220,7 +268,15 @@ def run(target: str, count: int, seed: int, out: str, families: list[str], worke
     progress.done()
     manifest = finalize(out, done, count, config)
     elapsed = time.time() - t0
-    run_info = {"seconds": round(elapsed, 3), "pairs_per_s": round(manifest["counts"]["passed"] / max(elapsed, 1e-9), 2), "workers": workers}
+    run_info = {
+        "seconds": round(elapsed, 3),
+        "pairs_per_s": round(manifest["counts"]["passed"] / max(elapsed, 1e-9), 2),
+        "workers": workers,
+        "validate": validate,
+        # summed over workers: where the time went (chunks resumed from disk cost nothing here)
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(perf["seconds"].items())},
+        "worker_peak_rss_mb": max(perf["peak_rss_mb"].values(), default=None),
+    }
     _atomic_write(os.path.join(out, "run.json"), canonical_json(run_info).encode())
     manifest["_run"] = run_info
     return manifest

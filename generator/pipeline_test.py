@@ -1,7 +1,10 @@
 import filecmp
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
@@ -96,6 +99,62 @@ def test_validator_passes_clean_data_and_names_each_injected_fault(run_a, tmp_pa
     assert reasons["shard-00000.jsonl:5"].startswith("io")
     assert reasons["shard-00000.jsonl:6"].startswith("corrupt")
     assert rep["failed"] == 6
+
+
+def test_no_validate_writes_the_same_cpp_and_cuda_without_compiling(run_a):
+    out, _ = run_a
+    fast = _tmp("run_nv")
+    m = pipeline.run("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=2, quiet=True, validate=False)
+    full = {json.loads(l)["id"]: json.loads(l) for s in _shards(out) if s.endswith(".jsonl") for l in open(os.path.join(out, s))}
+    recs = [json.loads(l) for s in _shards(fast) if s.endswith(".jsonl") for l in open(os.path.join(fast, s))]
+    assert len(recs) == 60 and {r["id"] for r in recs} == set(full)
+    for r in recs:
+        assert checks.check_schema(r) == checks.PASSED
+        assert "ptx" not in r["ir"] and r["io"]["outputs"] == {}
+        assert r["io"]["inputs"] == full[r["id"]]["io"]["inputs"]
+        for k in ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu"):
+            assert r["checks"][k] == checks.not_run(checks.NO_VALIDATE)
+        assert {k: r["ir"][k] for k in ("cpp", "cuda")} == {k: full[r["id"]]["ir"][k] for k in ("cpp", "cuda")}
+    assert m["validation"]["compile_cuda"] == {"not_run": 60} and m["generator"]["validate"] is False
+    # the validator does not take unvalidated records for validated ones
+    rep = revalidate.revalidate(fast)
+    assert rep["failed"] == 60 and "compile_cpu is not_run" in rep["failures"][0]["reason"]
+    # nor can a run resume into a directory written in the other mode
+    with pytest.raises(ValueError, match="different config"):
+        pipeline.run("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=1, quiet=True, validate=True)
+
+
+def _cli(out, count, seed=3):
+    code = "import sys; from generator.cli import main; sys.exit(main('cpu'))"
+    args = ["--count", str(count), "--seed", str(seed), "--out", out, "--families", "arith,branch,loop,dtypes",
+            "--workers", "2", "--quiet", "--no-validate"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigkill_mid_run_then_rerun_gives_every_pair_exactly_once():
+    ref, killed = _tmp("kill_ref"), _tmp("kill_run")
+    assert _cli(ref, 1000).wait() == 0
+    proc = _cli(killed, 1000)
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once a few chunks are on disk, well before the end
+        done = [n for n in os.listdir(killed) if n.endswith(".stats.json")] if os.path.isdir(killed) else []
+        if len(done) >= 4 or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)  # the parent and every worker, mid-write or not
+    proc.wait()
+    partial = [n for n in os.listdir(killed) if n.endswith(".stats.json")]
+    assert 4 <= len(partial) < 20
+    assert _cli(killed, 1000).wait() == 0
+    assert _shards(killed) == _shards(ref) and not [n for n in os.listdir(killed) if ".tmp-" in n]
+    for s in _shards(ref):
+        assert filecmp.cmp(os.path.join(ref, s), os.path.join(killed, s), shallow=False), s
+    assert filecmp.cmp(os.path.join(ref, "manifest.json"), os.path.join(killed, "manifest.json"), shallow=False)
+    ids = [json.loads(l)["id"] for s in _shards(killed) if s.endswith(".jsonl") for l in open(os.path.join(killed, s))]
+    assert len(ids) == 1000 and len(set(ids)) == len(ids)
 
 
 @pytest.mark.parametrize("argv,msg", [

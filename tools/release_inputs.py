@@ -46,14 +46,17 @@ def canonical(obj) -> str:
 
 
 def _gate_record(r: dict, where: str) -> None:
-    for check in (check_schema, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
-        verdict = check(r)  # in this order: each assumes the ones before it passed
-        if verdict["status"] != "passed":
-            raise GateError(f"{where}: record {r.get('id')} fails the gate: {verdict['reason']}")
+    verdict = check_schema(r)
+    if verdict["status"] != "passed":
+        raise GateError(f"{where}: record {r.get('id')} fails the gate: {verdict['reason']}")
     for check, v in sorted(r["checks"].items()):
         if v["status"] == "failed" or (check in MUST_PASS and v["status"] != "passed"):
             raise GateError(f"{where}: record {r['id']} has no passing verdict for {check} "
                             f"({v['status']}: {v.get('reason', '')})")
+    for check in (lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
+        verdict = check(r)  # in this order: each assumes the ones before it passed
+        if verdict["status"] != "passed":
+            raise GateError(f"{where}: record {r['id']} fails the gate: {verdict['reason']}")
 
 
 def read_input(path: str, shown: str) -> InputDir:
@@ -71,9 +74,10 @@ def read_input(path: str, shown: str) -> InputDir:
         manifest["toolchain"], manifest["generator"]["target"]
     except (ValueError, KeyError, TypeError) as e:
         raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {e})") from None
-    if manifest.get("record_schema_version") != schemas.PAIR_SCHEMA_VERSION:
+    readable = schemas.load("pair")["properties"]["schema_version"]["enum"]  # older versions it admits
+    if manifest.get("record_schema_version") not in readable:
         raise GateError(f"--in {shown}: record schema {manifest.get('record_schema_version')} "
-                        f"is not {schemas.PAIR_SCHEMA_VERSION}")
+                        f"is not one of {', '.join(readable)}")
     on_disk = sorted(n for n in os.listdir(path) if n.startswith("shard-") and n.endswith(".jsonl"))
     for name in on_disk:
         if name not in listed:

@@ -247,6 +247,12 @@ def test_gate_refuses_a_record_without_a_passing_verdict(inputs, capsys):
     _refused(["--in", bad, inputs[1], "--version", "1.0.0"], capsys, _tmp("out_verdict"), "execute_cpu")
 
 
+def test_gate_refuses_a_codegen_only_run(capsys):
+    fast = _tmp("no_validate")
+    pipeline.run("cpu", 4, 3, fast, ["arith"], workers=1, quiet=True, archs=["sm_90"], validate=False)
+    _refused(["--in", fast, "--version", "1.0.0"], capsys, _tmp("out_fast"), "no passing verdict", "--no-validate")
+
+
 def test_gate_refuses_a_record_that_breaks_the_schema(inputs, capsys):
     bad = _copy(inputs[0], "bad_schema")
 

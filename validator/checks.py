@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
+import time
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from validator.verdicts import (  # noqa: F401 (re-exported)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-3, 1e-4), "float64": (1e-9, 1e-12)}
+
+
+NO_VALIDATE = "generated with --no-validate: codegen only"
 
 
 # ---- execution
@@ -120,32 +125,69 @@ def _error(stage: str, e: Exception) -> str:
     return f"{stage}: {type(e).__name__}: {msg}"
 
 
+class _Stages:
+    """Wall seconds per stage, accumulated into a dict (or nowhere)."""
+
+    def __init__(self, into: dict | None):
+        self.into, self.name, self.t0 = into, None, 0.0
+
+    def start(self, name: str) -> None:
+        self.name, self.t0 = name, time.perf_counter()
+
+    def stop(self) -> None:
+        if self.into is not None and self.name:
+            self.into[self.name] = self.into.get(self.name, 0.0) + time.perf_counter() - self.t0
+        self.name = None
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):
+        self.start(name)
+        try:
+            yield
+        finally:
+            self.stop()
+
+
 def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.DEFAULT_ARCHS,
-                execute: bool = True, gpu: bool | None = None) -> list[dict]:
+                validate: bool = True, gpu: bool | None = None, timings: dict | None = None) -> list[dict]:
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
-    Returns one result per kernel: {"ir", "execute_cpu", "execute_gpu", "inputs", "outputs"}.
-    A batch-level failure (codegen or compile) is isolated by bisection, so one bad kernel
-    costs only its own record, with the compiler's reason. With execute=False only codegen
-    and the PTX compile run (the fast path); the execution verdicts are then not_run.
+    Returns one result per kernel: {"ir", "compile_cpu", "compile_cuda", "execute_cpu",
+    "execute_gpu", "inputs", "outputs"}. A batch-level failure (codegen or compile) is isolated
+    by bisection, so one bad kernel costs only its own record, with the compiler's reason.
+    With validate=False only Warp's codegen runs (the --no-validate fast path): no PTX, no
+    compile, no execution, and those verdicts are not_run with that reason. `timings`, when
+    given, accumulates wall seconds per stage (import, codegen, nvrtc, llvm, execute).
     """
+    clock = _Stages(timings)
     with tempfile.TemporaryDirectory(prefix="warp-ir-batch-") as workdir:
         stage = "codegen"
+        ptx = None
         try:
-            module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
-            ir = warp_adapter.extract_ir(module, kernels, workdir)
-            stage = "compile_cuda"
-            ptx = warp_adapter.compile_ptx(module, kernels, workdir, archs)
-            if execute:
+            with clock("import"):
+                module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
+            with clock("codegen"):
+                ir = warp_adapter.extract_ir(module, kernels, workdir)
+            if validate:
+                stage = "compile_cuda"
+                with clock("nvrtc"):
+                    ptx = warp_adapter.compile_ptx(module, kernels, workdir, archs)
                 stage = "compile_cpu"
-                warp_adapter.compile_cpu(module)
+                with clock("llvm"):
+                    warp_adapter.compile_cpu(module)
         except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
             if len(specs) > 1:
                 mid = len(specs) // 2
-                return (check_batch(specs[:mid], sources[:mid], archs, execute, gpu)
-                        + check_batch(specs[mid:], sources[mid:], archs, execute, gpu))
+                return (check_batch(specs[:mid], sources[:mid], archs, validate, gpu, timings)
+                        + check_batch(specs[mid:], sources[mid:], archs, validate, gpu, timings))
             return [{"error": _error(stage, e)}]
-        use_gpu, gpu_reason = gpu_status(gpu) if execute else (False, "execution skipped (--no-validate)")
+        if not validate:
+            skipped = not_run(NO_VALIDATE)
+            results = [{"ir": ir[spec.name], "inputs": make_inputs(spec), "outputs": {}, "compile_cpu": skipped,
+                        "compile_cuda": skipped, "execute_cpu": skipped, "execute_gpu": skipped} for spec in specs]
+            warp_adapter.unload(module)
+            return results
+        use_gpu, gpu_reason = gpu_status(gpu)
         gpu_error = None
         if use_gpu:
             try:
@@ -153,30 +195,28 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
             except Exception as e:  # noqa: BLE001
                 gpu_error = _error("execute_gpu: CUDA module load", e)
         results = []
+        clock.start("execute")
         for spec in specs:
             inputs = make_inputs(spec)
-            res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs}
-            if not execute:
-                res.update(execute_cpu=not_run("execution skipped (--no-validate)"), execute_gpu=not_run(gpu_reason),
-                           outputs={})
-                results.append(res)
-                continue
+            res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs,
+                   "compile_cpu": PASSED, "compile_cuda": PASSED}
             try:
                 verdict, outputs = execute_and_compare(kernels[spec.name], spec, inputs)
             except Exception as e:  # noqa: BLE001
                 verdict, outputs = failed(f"execute_cpu: {type(e).__name__}: {str(e)[:200]}"), {}
             if not use_gpu:
-                gpu = not_run(gpu_reason)
+                on_gpu = not_run(gpu_reason)
             elif gpu_error:
-                gpu = failed(gpu_error)
+                on_gpu = failed(gpu_error)
             elif verdict["status"] != "passed":
-                gpu = not_run("CPU execution failed")
+                on_gpu = not_run("CPU execution failed")
             else:
                 try:
-                    gpu = execute_gpu_and_compare(kernels[spec.name], spec, inputs, outputs)
+                    on_gpu = execute_gpu_and_compare(kernels[spec.name], spec, inputs, outputs)
                 except Exception as e:  # noqa: BLE001
-                    gpu = failed(f"execute_gpu: {type(e).__name__}: {str(e)[:200]}")
-            res.update(execute_cpu=verdict, execute_gpu=gpu, outputs=outputs)
+                    on_gpu = failed(f"execute_gpu: {type(e).__name__}: {str(e)[:200]}")
+            res.update(execute_cpu=verdict, execute_gpu=on_gpu, outputs=outputs)
             results.append(res)
+        clock.stop()
         warp_adapter.unload(module)
         return results

@@ -1,0 +1,51 @@
+"""The naive method, kept only as the benchmark's baseline (the seed's way of making pairs).
+
+One temporary Python module per kernel: write it, import it, build that kernel's Warp module
+with backward disabled, generate one backend's code for the whole module, and cut the forward
+function out with a regular expression. One process, nothing compiled or executed. It does
+strictly less than `//generator:cpu --no-validate` (one backend, no backward, no helpers or
+structs cut per kernel, no record, no schema check), which is what makes it a floor.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import tempfile
+
+from extractor import warp_adapter
+from extractor.warp_adapter import _context  # the one module allowed to reach warp._src
+
+
+def forward_regex(kernel_name: str, device: str) -> re.Pattern:
+    if device == "cpu":
+        head = rf"void {re.escape(kernel_name)}_[0-9a-f]*_?cpu_kernel_forward\("
+    else:
+        head = rf"{re.escape(kernel_name)}_[0-9a-f]*_?cuda_kernel_forward\("
+    return re.compile(head + r".*?\n}\n", re.S)
+
+
+def naive_pairs(sources: dict[str, str], device: str = "cpu") -> dict[str, str]:
+    """{kernel name: forward function text} by the naive method; raises if a cut fails."""
+    warp_adapter.init_warp()
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="naive-") as tmp:
+        for n, (name, src) in enumerate(sources.items()):
+            path = os.path.join(tmp, f"naive_{n}_{name}.py")
+            with open(path, "w") as f:
+                f.write(src)
+            spec = importlib.util.spec_from_file_location(f"naive_{os.getpid()}_{n}_{name}", path)
+            pymod = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(pymod)
+            kernel = getattr(pymod, name)
+            module = kernel.module
+            module.options["enable_backward"] = False
+            options = module.resolve_options(_context.warp.config) | {"output_arch": None}
+            code = _context.ModuleBuilder(module, options, target=device).codegen(device)
+            m = forward_regex(name, device).search(code)
+            if m is None:
+                raise RuntimeError(f"naive: no forward function for {name} in the generated {device} code")
+            out[name] = m.group(0)
+            _context.user_modules.pop(module.name, None)
+    return out
