@@ -1,0 +1,36 @@
+import json
+import os
+import sys
+
+import jsonschema
+import pytest
+
+import schemas
+
+VERSIONS = {"pair": schemas.PAIR_SCHEMA_VERSION, "manifest": schemas.MANIFEST_SCHEMA_VERSION}
+
+
+@pytest.mark.parametrize("name", sorted(VERSIONS))
+def test_schema_is_valid_draft_2020_12_and_carries_its_version(name):
+    s = schemas.load(name)
+    jsonschema.Draft202012Validator.check_schema(s)
+    assert s["$id"].endswith(f"/{name}/{VERSIONS[name]}")
+
+
+def test_every_schema_file_has_a_version_constant():
+    files = sorted(n[: -len(".schema.json")] for n in os.listdir(schemas.SCHEMA_DIR) if n.endswith(".schema.json"))
+    assert files == sorted(VERSIONS)
+
+
+def test_manifest_schema_rejects_a_file_without_checksum():
+    v = jsonschema.Draft202012Validator(schemas.load("manifest"))
+    entry = {"path": "data/cpu/train-00000-of-00001.parquet", "bytes": 1, "config": "cpu", "split": "train", "rows": 1}
+    errors = list(v.iter_errors({"files": [entry]}))
+    assert any("sha256" in e.message for e in errors), [e.message for e in errors]
+    entry["sha256"] = "0" * 64
+    del entry["rows"]
+    assert any("rows" in e.message for e in v.iter_errors({"files": [entry]}))
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,0 +1,94 @@
+"""The dataset card (README.md): Hugging Face YAML front matter, then sections computed from the
+release manifest. No number here is typed by hand."""
+
+from __future__ import annotations
+
+import json
+import shlex
+
+from tools.release_format import SPLITS
+
+LICENSE = "apache-2.0"  # the repository has no LICENSE file; Warp itself is Apache-2.0
+TAGS = ["code", "warp", "cuda", "ptx", "compilers"]
+
+
+def _yaml(manifest: dict) -> list[str]:
+    out = ["---", f"license: {LICENSE}", "task_categories:", "- text-generation", "tags:"]
+    out += [f"- {t}" for t in TAGS]
+    out += ["size_categories:", f"- {manifest['size_category']}", "configs:"]
+    for config, c in manifest["counts"]["configs"].items():
+        out += [f"- config_name: {config}", "  data_files:"]
+        for split in (s for s in SPLITS if c["splits"][s]):
+            out += [f"  - split: {split}", f"    path: data/{config}/{split}-*.parquet"]
+    return out + ["---"]
+
+
+def _table(header: list[str], rows: list[list]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return out + ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in rows]
+
+
+def render(m: dict) -> str:
+    c, near, dd, val = m["counts"], m["near_duplicates"], m["dedup"], m["validation"]
+    tc = m["toolchain"]
+    lines = _yaml(m)
+    lines += ["", f"# Warp kernel -> IR pairs, release {m['version']}", "",
+              "Randomly generated, well-defined NVIDIA Warp kernels (Python) paired with the code Warp "
+              "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
+              "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
+              "", "Load one config:", "", "```python", "import datasets",
+              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next(iter(c['configs']), 'cpu')}\")", "```", "",
+              "## Counts", ""]
+    rows = [[k, v["records"]] + [v["splits"][s] for s in SPLITS] for k, v in c["configs"].items()]
+    lines += _table(["config", "records"] + list(SPLITS), rows)
+    lines += ["", f"{c['records_in']} records in, {c['records_out']} released.", "", "## Families", ""]
+    rows = [[k, f] + [n[s] for s in SPLITS] + [n["total"]] for k, v in c["configs"].items() for f, n in v["families"].items()]
+    lines += _table(["config", "family"] + list(SPLITS) + ["total"], rows)
+    fr = m["splits"]["fractions"]
+    lines += ["", "## Splits", "",
+              f"Each kernel's split follows from the sha256 of its AST skeleton (identifiers and literals "
+              f"abstracted), cut at {', '.join(f'{s} {fr[s]:.0%}' for s in SPLITS)}: kernels with the same "
+              "structure never straddle splits, and a kernel keeps its split across releases.", ""]
+    rows = [[k] + [v["skeletons"][s] for s in SPLITS] for k, v in c["configs"].items()]
+    lines += _table(["config"] + [f"{s} skeletons" for s in SPLITS], rows)
+    lines += ["", "## Deduplication", "",
+              f"Exact duplicates removed: {dd['removed_total']} "
+              f"({', '.join(f'{k}: {v}' for k, v in dd['removed'].items())}; per config: "
+              f"{', '.join(f'{c} {sum(v.values())}' for c, v in dd['removed_by_config'].items()) or 'none'}); the source is compared with the "
+              "kernel's name normalized, then the IR likewise. Of each duplicate group the record first by "
+              "(target, family, seed, id) is kept.", "",
+              f"Near-duplicate audit ({near['method']}), Jaccard >= {near['threshold']}: {near['pairs']} pairs "
+              f"({near['within_split_pairs']} within a split, {near['cross_split_pairs']} across splits) in "
+              f"{near['clusters']} clusters covering {near['records_in_clusters']} records; largest cluster "
+              f"{near['largest_cluster']}. Near-duplicates are reported, not removed.", "",
+              "## Validation", ""]
+    checks = sorted({k for v in val["verdicts"].values() for k in v})
+    rows = [[t, k, ", ".join(f"{s} {n}" for s, n in v[k].items())] for t, v in val["verdicts"].items() for k in checks if k in v]
+    lines += _table(["config", "check", "verdicts"], rows)
+    gpu = "yes" if val["gpu_executed"] else "no"
+    lines += ["", f"GPU execution ran: {gpu}."]
+    for k, notes in val["notes"].items():
+        lines += [f"- {k}: {'; '.join(notes)}"]
+    lines += ["", "## Schema", "", "One row per pair; JSON columns hold JSON text.", ""]
+    lines += _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]] for x in m["columns"]])
+    lines += ["", "## Toolchain", "", "```json", json.dumps(tc, indent=2, sort_keys=True), "```", "",
+              "## Generator runs", ""]
+    rows = [[i["path"], i["target"], i["generator"]["seed"], ", ".join(i["generator"]["families"]),
+             i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"]] for i in m["inputs"]]
+    lines += _table(["input", "target", "seed", "families", "attempted", "rejected", "records"], rows)
+    lines += ["", "## Reproduce", "",
+              "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
+              "```sh", m["command"], "./bazelw run //tools:verify -- " + _out_arg(m["command"]), "```", "",
+              f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
+              "sha256 and size.", ""]
+    return "\n".join(lines)
+
+
+def _out_arg(command: str) -> str:
+    parts = shlex.split(command)
+    for i, p in enumerate(parts):
+        if p == "--out" and i + 1 < len(parts):
+            return shlex.quote(parts[i + 1])
+        if p.startswith("--out="):
+            return shlex.quote(p[len("--out="):])
+    return "DIST"

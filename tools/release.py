@@ -1,0 +1,235 @@
+"""Turns validated generator output into a release directory.
+
+Usage: ./bazelw run //tools:release -- --in DIR [DIR ...] --out DIST --version X.Y.Z
+           [--split 90,5,5] [--near-dup-threshold 0.9] [--shard-rows 5000] [--jsonl]
+
+Stages: gate the inputs (tools/release_inputs.py), exact dedup, split by skeleton hash, the
+near-duplicate audit (tools/dedup.py), then Parquet shards, JSONL if asked, README.md (the
+dataset card, tools/card.py) and manifest.json. The release is built in a temporary directory
+beside DIST and renamed into place at the end, so a refused or failed run leaves nothing.
+An existing DIST is replaced only when it is empty or a previous release (it holds a release
+manifest.json); anything else is refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+import schemas
+from generator.paths import caller_path
+from tools import card, dedup
+from tools import release_format as fmt
+from tools.release_inputs import GateError, canonical, read_inputs, sha256_file
+
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+RELEASE_KIND = "warp-ir-release"
+
+
+def write_parquet(rows: list[dict], schema: pa.Schema, path: str) -> None:
+    table = pa.Table.from_pylist(rows, schema=schema)
+    # fixed writer options; pyarrow embeds only its version string and the Arrow schema
+    pq.write_table(table, path, compression="zstd", compression_level=9, row_group_size=fmt.ROW_GROUP_ROWS,
+                   use_dictionary=False, write_statistics=True, data_page_version="1.0", version="2.6",
+                   store_schema=True)
+
+
+def _size_category(n: int) -> str:
+    for hi, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if n < hi:
+            return label
+    return "1M<n<10M"
+
+
+def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows: int, jsonl: bool,
+          command: str) -> dict:
+    records = [r for d in dirs for r in d.records]
+    toolchain = dirs[0].manifest["toolchain"]
+    archs = sorted(toolchain["ptx_archs"])
+    kept, exact = dedup.exact_dedup(records)
+    skel = [fmt.skeleton_hash(r["source"]) for r in kept]
+    splits = [fmt.split_of(h, fractions) for h in skel]
+    near = dedup.near_duplicates(kept, splits, threshold)
+
+    # rows per (config, split), each sorted by id
+    groups: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
+    for i, r in enumerate(kept):
+        groups[(r["target"], splits[i])].append(i)
+    configs = sorted({r["target"] for r in kept})
+    schema = fmt.arrow_schema(archs)
+    files = []
+    counts = {"records_in": len(records), "records_out": len(kept), "configs": {}}
+    for config in configs:
+        c = {"records": 0, "splits": {}, "families": {}, "skeletons": {}}
+        for split in fmt.SPLITS:
+            idx = sorted(groups.get((config, split), []), key=lambda i: (kept[i]["id"], kept[i]["kernel_name"]))
+            c["splits"][split] = len(idx)
+            c["skeletons"][split] = len({skel[i] for i in idx})
+            c["records"] += len(idx)
+            for i in idx:
+                fam = c["families"].setdefault(kept[i]["family"], {s: 0 for s in fmt.SPLITS})
+                fam[split] += 1
+            # an empty split gets no file (datasets cannot read a 0-row Parquet file) and no card entry
+            chunks = [idx[k:k + shard_rows] for k in range(0, len(idx), shard_rows)]
+            for k, chunk in enumerate(chunks):
+                rel = fmt.shard_name(config, split, k, len(chunks))
+                os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+                write_parquet([fmt.to_row(kept[i], split, skel[i], archs) for i in chunk], schema, os.path.join(tmp, rel))
+                files.append({"path": rel, "config": config, "split": split, "rows": len(chunk)})
+            if jsonl:
+                rel = f"jsonl/{config}/{split}.jsonl"
+                os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+                with open(os.path.join(tmp, rel), "w", encoding="utf-8") as f:
+                    for i in idx:
+                        f.write(canonical(dict(kept[i], split=split)) + "\n")
+                files.append({"path": rel, "config": config, "split": split, "rows": len(idx)})
+        c["families"] = {f: dict(v, total=sum(v.values())) for f, v in sorted(c["families"].items())}
+        counts["configs"][config] = c
+
+    validation = {}
+    for r in kept:
+        for check, v in r["checks"].items():
+            per = validation.setdefault(r["target"], {}).setdefault(check, {})
+            per[v["status"]] = per.get(v["status"], 0) + 1
+    validation = {t: {k: dict(sorted(v.items())) for k, v in sorted(per.items())} for t, per in sorted(validation.items())}
+    notes = {}
+    for d in dirs:
+        for check, note in d.manifest.get("validation_notes", {}).items():
+            notes.setdefault(check, set()).add(note)
+    gpu = {t: v.get("execute_gpu", {}) for t, v in validation.items()}
+    manifest = {
+        "kind": RELEASE_KIND,
+        "manifest_version": fmt.RELEASE_MANIFEST_VERSION,
+        "version": version,
+        "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
+        "command": command,
+        "license": card.LICENSE,
+        "size_category": _size_category(len(kept)),
+        "columns": [{"name": n, "type": str(t), "description": d} for n, t, d in fmt.columns(archs)],
+        "toolchain": toolchain,
+        "inputs": [{"path": d.path, "target": d.manifest["generator"]["target"], "manifest_sha256": d.manifest_sha256,
+                    "generator": d.manifest["generator"], "records": len(d.records), "counts": d.manifest["counts"],
+                    "rejects_by_reason": d.manifest.get("rejects_by_reason", {})}
+                   for d in dirs],
+        "counts": counts,
+        "splits": {"method": "sha256 of the AST skeleton (identifiers and literals abstracted) mapped to [0, 1)",
+                   "fractions": dict(zip(fmt.SPLITS, fractions))},
+        "dedup": {"key_order": "(target, family, seed, id, kernel_name): the first record of a duplicate group is kept",
+                  "removed": exact["removed"], "removed_total": sum(exact["removed"].values()),
+                  "removed_by_config": exact["removed_by_config"],
+                  "examples": exact["examples"]},
+        "near_duplicates": near,
+        "validation": {"verdicts": validation, "notes": {k: sorted(v) for k, v in sorted(notes.items())},
+                       "gpu_execution": gpu,
+                       "gpu_executed": any(v.get("passed", 0) for v in gpu.values())},
+        "parquet": {"compression": "zstd", "row_group_rows": fmt.ROW_GROUP_ROWS, "shard_rows": shard_rows,
+                    "pyarrow": pa.__version__},
+    }
+    with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
+        f.write(card.render(manifest))
+    files.append({"path": "README.md"})
+    for entry in files:
+        entry["sha256"], entry["bytes"] = sha256_file(os.path.join(tmp, entry["path"]))
+    manifest["files"] = sorted(files, key=lambda e: e["path"])
+    with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
+        f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def is_release(path: str) -> bool:
+    try:
+        with open(os.path.join(path, "manifest.json")) as f:
+            return json.load(f).get("kind") == RELEASE_KIND
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def publish(tmp: str, out: str) -> None:
+    """Rename the finished release into place; a previous release at `out` is swapped out."""
+    if os.path.isdir(out) and not os.listdir(out):
+        os.rmdir(out)
+    if os.path.exists(out):
+        old = tempfile.mkdtemp(prefix=".release-old-", dir=os.path.dirname(out))
+        os.rename(out, os.path.join(old, "dist"))
+        os.rename(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, out)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        print(f"error: {message} (usage: --in DIR... --out DIST --version X.Y.Z)", file=sys.stderr)
+        sys.exit(2)
+
+
+def parse_args(argv):
+    p = _Parser(prog="release", description=__doc__.split("\n")[0])
+    p.add_argument("--in", dest="inputs", nargs="+", required=True, metavar="DIR", help="generator output directories")
+    p.add_argument("--out", required=True, metavar="DIST", help="release directory to create or replace")
+    p.add_argument("--version", required=True, help="release version (semver X.Y.Z)")
+    p.add_argument("--split", default="90,5,5", help="train,validation,test percentages (default 90,5,5)")
+    p.add_argument("--near-dup-threshold", type=float, default=0.9, help="Jaccard threshold of the audit")
+    p.add_argument("--shard-rows", type=int, default=5000, help="rows per Parquet file (default 5000)")
+    p.add_argument("--jsonl", action="store_true", help="also write jsonl/<config>/<split>.jsonl")
+    args = p.parse_args(argv)
+    if not SEMVER.match(args.version):
+        p.error(f"--version {args.version!r} is not semver (X.Y.Z)")
+    try:
+        parts = [float(x) for x in args.split.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or any(x < 0 for x in parts) or abs(sum(parts) - 100) > 1e-9:
+        p.error(f"--split {args.split!r} must be three percentages summing to 100")
+    args.fractions = tuple(x / 100 for x in parts)
+    if not 0 < args.near_dup_threshold <= 1:
+        p.error("--near-dup-threshold must be in (0, 1]")
+    if args.shard_rows < 1:
+        p.error("--shard-rows must be at least 1")
+    return args
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    out = caller_path(args.out)
+    if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or is_release(out))):
+        print(f"error: --out {args.out} exists and is not a previous release; refusing to overwrite it", file=sys.stderr)
+        return 2
+    parent = os.path.dirname(out)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".release-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the release private
+    try:
+        dirs = read_inputs([(caller_path(p), p) for p in args.inputs])
+        command = "./bazelw run //tools:release -- " + shlex.join(argv)
+        m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl, command)
+        publish(tmp, out)
+    except GateError as e:
+        print(f"error: release refused: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
+    c = m["counts"]
+    per = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in v["splits"].items()) for k, v in c["configs"].items())
+    print(f"release {args.version} -> {args.out}: {c['records_in']} records in, {c['records_out']} out "
+          f"({m['dedup']['removed_total']} exact duplicates removed; {per}); near-duplicate pairs "
+          f"{m['near_duplicates']['pairs']} ({m['near_duplicates']['cross_split_pairs']} across splits)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""What a release holds, shared by //tools:release (writes it) and //tools:verify (re-checks it).
+
+The Parquet columns, the record <-> row mapping (a row plus the manifest's toolchain gives back
+the pair record, so verify can re-apply the pair schema), the file names, and the split rule.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pyarrow as pa
+
+from generator.diversity import skeleton
+
+RELEASE_MANIFEST_VERSION = "1.0.0"
+SPLITS = ("train", "validation", "test")
+DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
+ROW_GROUP_ROWS = 100  # a few MB per row group: well under the Hugging Face viewer's limit
+
+# (name, type, description); ptx_<arch> columns are added per PTX arch of the toolchain
+BASE_COLUMNS = [
+    ("id", pa.string(), "sha256 prefix of the source with the kernel's name normalized"),
+    ("family", pa.string(), "generator family (the kernel's pattern)"),
+    ("target", pa.string(), "generator target: cpu or cuda (the config)"),
+    ("seed", pa.int64(), "seed that reproduces the spec (< 2^63)"),
+    ("kernel_name", pa.string(), "the @wp.kernel function's name"),
+    ("source", pa.string(), "Warp Python source of the kernel and its helpers"),
+    ("ir_cpp_forward", pa.string(), "Warp's C++ (CPU backend), forward"),
+    ("ir_cpp_backward", pa.string(), "Warp's C++ (CPU backend), backward (adjoint)"),
+    ("ir_cuda_forward", pa.string(), "Warp's CUDA C++, forward"),
+    ("ir_cuda_backward", pa.string(), "Warp's CUDA C++, backward (adjoint)"),
+]
+TAIL_COLUMNS = [
+    ("spec", pa.string(), "the KernelSpec the source renders from (JSON)"),
+    ("args", pa.string(), "kernel arguments: name, kind, dtype, shape, role (JSON)"),
+    ("dim", pa.list_(pa.field("element", pa.int64())), "launch dimensions"),
+    ("inputs", pa.string(), "seeded input tensors used for execution (JSON: dtype, shape, data)"),
+    ("outputs", pa.string(), "outputs of the CPU execution, checked against the NumPy oracle (JSON)"),
+    ("checks", pa.string(), "verdict per check: status passed|failed|not_run, reason (JSON)"),
+    ("skeleton_hash", pa.string(), "sha256 prefix of the AST skeleton (identifiers and literals abstracted)"),
+    ("split", pa.string(), "train, validation or test (from skeleton_hash)"),
+]
+
+
+def columns(ptx_archs: list[str]) -> list[tuple[str, pa.DataType, str]]:
+    ptx = [(f"ptx_{a}", pa.string(), f"PTX for {a} from NVRTC, forward kernel entry") for a in sorted(ptx_archs)]
+    return BASE_COLUMNS + ptx + TAIL_COLUMNS
+
+
+def arrow_schema(ptx_archs: list[str]) -> pa.Schema:
+    return pa.schema([(name, typ) for name, typ, _ in columns(ptx_archs)])
+
+
+def dumps(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def skeleton_hash(source: str) -> str:
+    return hashlib.sha256(skeleton(source).encode()).hexdigest()[:16]
+
+
+def split_of(skel_hash: str, fractions=DEFAULT_FRACTIONS) -> str:
+    """A point in [0, 1) from the skeleton hash, cut at the cumulative fractions.
+
+    Depends on the skeleton alone, so a kernel's split is stable across releases and every
+    kernel with the same structure lands in the same split."""
+    u = int(skel_hash, 16) / 16 ** len(skel_hash)
+    edge = 0.0
+    for name, frac in zip(SPLITS, fractions):
+        edge += frac
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+def to_row(r: dict, split: str, skel_hash: str, ptx_archs: list[str]) -> dict:
+    row = {
+        "id": r["id"], "family": r["family"], "target": r["target"], "seed": r["seed"],
+        "kernel_name": r["kernel_name"], "source": r["source"],
+        "ir_cpp_forward": r["ir"]["cpp"]["forward"], "ir_cpp_backward": r["ir"]["cpp"]["backward"],
+        "ir_cuda_forward": r["ir"]["cuda"]["forward"], "ir_cuda_backward": r["ir"]["cuda"]["backward"],
+    }
+    for a in sorted(ptx_archs):
+        row[f"ptx_{a}"] = r["ir"]["ptx"][a]["forward"]
+    row.update({
+        "spec": dumps(r["spec"]), "args": dumps(r["args"]), "dim": list(r["dim"]),
+        "inputs": dumps(r["io"]["inputs"]), "outputs": dumps(r["io"]["outputs"]), "checks": dumps(r["checks"]),
+        "skeleton_hash": skel_hash, "split": split,
+    })
+    return row
+
+
+def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
+    """The pair record a row was made from (the toolchain is the release's, one for all)."""
+    archs = sorted(k[len("ptx_"):] for k in row if k.startswith("ptx_"))
+    return {
+        "schema_version": schema_version, "id": row["id"], "family": row["family"], "target": row["target"],
+        "seed": row["seed"], "kernel_name": row["kernel_name"], "source": row["source"],
+        "spec": json.loads(row["spec"]), "args": json.loads(row["args"]), "dim": list(row["dim"]),
+        "ir": {"cpp": {"forward": row["ir_cpp_forward"], "backward": row["ir_cpp_backward"]},
+               "cuda": {"forward": row["ir_cuda_forward"], "backward": row["ir_cuda_backward"]},
+               "ptx": {a: {"forward": row[f"ptx_{a}"]} for a in archs}},
+        "io": {"inputs": json.loads(row["inputs"]), "outputs": json.loads(row["outputs"])},
+        "checks": json.loads(row["checks"]), "toolchain": toolchain,
+    }
+
+
+def shard_name(config: str, split: str, k: int, n: int) -> str:
+    return f"data/{config}/{split}-{k:05d}-of-{n:05d}.parquet"

@@ -1,0 +1,138 @@
+"""Reads generator output directories for a release and refuses anything not fit to publish.
+
+The gate, in the order it is applied: the directory holds a complete run (its manifest.json);
+every shard on disk is listed there with the same sha256, size and record count (else it is
+corrupt or unvalidated); every line parses; every record meets the pair schema, the safety
+allowlist, its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
+carries `passed` for each check in `MUST_PASS` and no
+`failed` verdict at all; every record and input manifest carries one and the same toolchain.
+The first violation raises `GateError` with a one-line reason naming the file and record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+
+import schemas
+from validator.verdicts import MUST_PASS, check_consistency, check_safety, check_schema, check_spec_source
+
+
+class GateError(Exception):
+    """A reason the inputs cannot be released (one line)."""
+
+
+@dataclass
+class InputDir:
+    path: str            # as the user typed it (kept for the manifest and card)
+    manifest: dict       # the generator's manifest.json
+    manifest_sha256: str
+    records: list[dict] = field(default_factory=list)
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    h, n = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+            n += len(block)
+    return h.hexdigest(), n
+
+
+def canonical(obj) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+
+
+def _gate_record(r: dict, where: str) -> None:
+    verdict = check_schema(r)
+    if verdict["status"] != "passed":
+        raise GateError(f"{where}: record {r.get('id')} fails the gate: {verdict['reason']}")
+    for check, v in sorted(r["checks"].items()):
+        if v["status"] == "failed" or (check in MUST_PASS and v["status"] != "passed"):
+            raise GateError(f"{where}: record {r['id']} has no passing verdict for {check} "
+                            f"({v['status']}: {v.get('reason', '')})")
+    for check in (lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
+        verdict = check(r)  # in this order: each assumes the ones before it passed
+        if verdict["status"] != "passed":
+            raise GateError(f"{where}: record {r['id']} fails the gate: {verdict['reason']}")
+
+
+def read_input(path: str, shown: str) -> InputDir:
+    """One generator output directory, gated. `shown` is the path as the user typed it."""
+    if not os.path.isdir(path):
+        raise GateError(f"--in {shown}: not a directory")
+    mpath = os.path.join(path, "manifest.json")
+    if not os.path.isfile(mpath):
+        raise GateError(f"--in {shown}: no manifest.json (not a finished generator run)")
+    try:
+        with open(mpath, "rb") as f:
+            raw = f.read()
+        manifest = json.loads(raw)
+        listed = {s["path"]: s for s in manifest["shards"]}
+        manifest["toolchain"], manifest["generator"]["target"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {e})") from None
+    readable = schemas.load("pair")["properties"]["schema_version"]["enum"]  # older versions it admits
+    if manifest.get("record_schema_version") not in readable:
+        raise GateError(f"--in {shown}: record schema {manifest.get('record_schema_version')} "
+                        f"is not one of {', '.join(readable)}")
+    on_disk = sorted(n for n in os.listdir(path) if n.startswith("shard-") and n.endswith(".jsonl"))
+    for name in on_disk:
+        if name not in listed:
+            raise GateError(f"--in {shown}: {name} is not in manifest.json (unvalidated shard)")
+    d = InputDir(shown, manifest, hashlib.sha256(raw).hexdigest())
+    toolchain = canonical(manifest["toolchain"])
+    for name in sorted(listed):
+        spath = os.path.join(path, name)
+        if not os.path.isfile(spath):
+            raise GateError(f"--in {shown}: shard {name} listed in manifest.json is missing")
+        digest, size = sha256_file(spath)
+        if digest != listed[name]["sha256"] or size != listed[name]["bytes"]:
+            raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
+        n = 0
+        with open(spath, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                where = f"{shown}/{name}:{lineno}"
+                try:
+                    r = json.loads(line)
+                except ValueError as e:
+                    raise GateError(f"{where}: corrupt shard: line does not parse ({e})") from None
+                _gate_record(r, where)
+                if r["target"] != manifest["generator"]["target"]:
+                    raise GateError(f"{where}: record {r['id']} has target {r['target']}, "
+                                    f"the run's is {manifest['generator']['target']}")
+                if canonical(r["toolchain"]) != toolchain:
+                    raise GateError(f"{where}: record {r['id']} was built with another toolchain than "
+                                    f"its run ({_toolchain_diff(manifest['toolchain'], r['toolchain'])})")
+                d.records.append(r)
+                n += 1
+        if n != listed[name]["records"]:
+            raise GateError(f"--in {shown}: shard {name} holds {n} records, manifest.json says {listed[name]['records']}")
+    if not d.records:
+        raise GateError(f"--in {shown}: no records")
+    return d
+
+
+def _toolchain_diff(a: dict, b: dict) -> str:
+    keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+    return ", ".join(f"{k}: {json.dumps(a.get(k), sort_keys=True)} vs {json.dumps(b.get(k), sort_keys=True)}"
+                     for k in keys)
+
+
+def read_inputs(paths: list[tuple[str, str]]) -> list[InputDir]:
+    """`paths`: (resolved path, path as typed) per --in. All must share one toolchain."""
+    seen = {}
+    for real, shown in paths:
+        key = os.path.realpath(real)
+        if key in seen:
+            raise GateError(f"--in {shown}: the same directory as --in {seen[key]}")
+        seen[key] = shown
+    dirs = [read_input(real, shown) for real, shown in paths]
+    first = dirs[0]
+    for d in dirs[1:]:
+        if canonical(d.manifest["toolchain"]) != canonical(first.manifest["toolchain"]):
+            raise GateError(f"toolchains differ between --in {first.path} and --in {d.path} "
+                            f"({_toolchain_diff(first.manifest['toolchain'], d.manifest['toolchain'])})")
+    return dirs

@@ -1,0 +1,367 @@
+"""The publish gate: a small real dataset goes through //tools:release and //tools:verify.
+
+Generates 30 CPU and 20 CUDA kernels with the real pipeline (compiled and executed), releases
+them, loads the release with `datasets`, checks that releases are byte-identical, that tampering
+is caught by verify, and that the gate refuses bad inputs with one line and leaves nothing.
+"""
+
+import copy
+import glob
+import hashlib
+import json
+import os
+import shutil
+import sys
+
+import pytest
+
+TMP = os.environ.get("TEST_TMPDIR") or "/tmp/release_test"
+os.makedirs(TMP, exist_ok=True)
+# datasets reads these at import: keep its caches here and never reach the network
+os.environ.setdefault("HF_HOME", os.path.join(TMP, "hf"))
+os.environ["HF_DATASETS_CACHE"] = os.path.join(TMP, "hf", "datasets")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+from generator import pipeline  # noqa: E402
+from tools import dedup, release, verify  # noqa: E402
+from tools import release_format as fmt  # noqa: E402
+
+
+def _tmp(name):
+    path = os.path.join(TMP, name)
+    shutil.rmtree(path, ignore_errors=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def inputs():
+    cpu, cuda = _tmp("in_cpu"), _tmp("in_cuda")
+    pipeline.run("cpu", 30, 3, cpu, ["arith", "branch"], workers=1, quiet=True, archs=["sm_90"])
+    pipeline.run("cuda", 20, 3, cuda, ["stencil", "matvec"], workers=1, quiet=True, archs=["sm_90"])
+    return cpu, cuda
+
+
+def _release(args, capsys):
+    rc = release.main(args)
+    err = capsys.readouterr().err
+    return rc, err
+
+
+@pytest.fixture(scope="module")
+def dist(inputs):
+    out = _tmp("dist")
+    assert release.main(["--in", *inputs, "--out", out, "--version", "1.0.0", "--jsonl"]) == 0
+    return out
+
+
+def _manifest(d):
+    with open(os.path.join(d, "manifest.json")) as f:
+        return json.load(f)
+
+
+def _records(d):
+    out = []
+    for name in sorted(glob.glob(os.path.join(d, "shard-*.jsonl"))):
+        with open(name) as f:
+            out += [json.loads(line) for line in f]
+    return out
+
+
+def test_release_holds_every_input_record_once_and_verifies(inputs, dist):
+    m = _manifest(dist)
+    n_in = sum(len(_records(d)) for d in inputs)
+    assert m["counts"]["records_in"] == n_in
+    assert m["counts"]["records_out"] + m["dedup"]["removed_total"] == n_in
+    assert set(m["counts"]["configs"]) == {"cpu", "cuda"}
+    assert verify.verify(dist) == []
+    # every skeleton lives in exactly one split, and that split follows from its hash
+    import pyarrow.parquet as pq
+    split_of_skeleton = {}
+    for f in m["files"]:
+        if f["path"].endswith(".parquet"):
+            for row in pq.read_table(os.path.join(dist, f["path"]), columns=["skeleton_hash", "split"]).to_pylist():
+                assert split_of_skeleton.setdefault(row["skeleton_hash"], row["split"]) == row["split"]
+                assert fmt.split_of(row["skeleton_hash"]) == row["split"]
+    # the card carries the computed numbers and the command that reproduces the release
+    with open(os.path.join(dist, "README.md")) as f:
+        card = f.read()
+    assert card.startswith("---\nlicense: apache-2.0\n")
+    assert f"{m['counts']['records_in']} records in, {m['counts']['records_out']} released." in card
+    assert m["command"] in card and "--in" in m["command"]
+    assert f"{m['near_duplicates']['cross_split_pairs']} across splits" in card
+    assert "GPU execution ran: " in card
+    # the JSONL export is the gated records themselves
+    with open(os.path.join(dist, "jsonl", "cpu", "train.jsonl")) as f:
+        first = json.loads(f.readline())
+    assert first["split"] == "train" and first["checks"]["execute_cpu"]["status"] == "passed"
+
+
+def test_load_dataset_gives_the_manifest_counts(dist):
+    import datasets
+
+    m = _manifest(dist)
+    for config, c in m["counts"]["configs"].items():
+        ds = datasets.load_dataset(dist, config)
+        assert {k: v.num_rows for k, v in ds.items()} == {s: n for s, n in c["splits"].items() if n}
+        row = ds["train"][0]
+        assert row["target"] == config and isinstance(row["seed"], int) and row["ptx_sm_90"].startswith(".")
+        plain = datasets.load_dataset("parquet", data_dir=os.path.join(dist, "data", config))
+        assert plain["train"].num_rows == c["splits"]["train"]
+
+
+def _digests(d):
+    out = {}
+    for root, _, names in os.walk(d):
+        for n in names:
+            with open(os.path.join(root, n), "rb") as f:
+                out[os.path.relpath(os.path.join(root, n), d)] = hashlib.sha256(f.read()).hexdigest()
+    return out
+
+
+def test_same_inputs_give_byte_identical_releases(inputs, dist):
+    first = _digests(dist)
+    # a second release into the same --out replaces the first (the manifest records --out as typed)
+    assert release.main(["--in", *inputs, "--out", dist, "--version", "1.0.0", "--jsonl"]) == 0
+    assert _digests(dist) == first
+    assert any(p.endswith(".parquet") for p in first)
+    assert not [n for n in os.listdir(os.path.dirname(dist)) if n.startswith(".release-")]
+
+
+def _copy(src, name):
+    dst = _tmp(name)
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _shard(d):
+    m = _manifest(d)
+    return next(f for f in m["files"] if f["path"].endswith(".parquet") and f["rows"] > 0)["path"]
+
+
+def test_verify_fails_on_a_flipped_byte(dist, capsys):
+    d = _copy(dist, "tamper_flip")
+    path = os.path.join(d, _shard(d))
+    with open(path, "r+b") as f:
+        f.seek(os.path.getsize(path) // 2)
+        b = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([b[0] ^ 0x01]))
+    problems = verify.verify(d)
+    assert problems and "sha256" in problems[0] and _shard(d) in problems[0]
+    assert verify.main([d]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_verify_fails_on_a_deleted_shard(dist):
+    d = _copy(dist, "tamper_delete")
+    os.remove(os.path.join(d, _shard(d)))
+    problems = verify.verify(d)
+    assert any("missing" in p for p in problems)
+    assert any(p.startswith("counts:") for p in problems)
+
+
+def test_verify_fails_on_an_edited_count(dist):
+    d = _copy(dist, "tamper_count")
+    m = _manifest(d)
+    m["counts"]["configs"]["cpu"]["splits"]["train"] += 1
+    m["counts"]["configs"]["cpu"]["records"] += 1
+    m["counts"]["records_out"] += 1
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    problems = verify.verify(d)
+    assert any("counts: cpu/train" in p for p in problems)
+
+
+def test_verify_fails_on_a_re_signed_forged_row(dist):
+    """Checksums alone would pass: the shard is rewritten and re-listed with its new sha256."""
+    import pyarrow.parquet as pq
+
+    d = _copy(dist, "tamper_forge")
+    rel = _shard(d)
+    rows = pq.read_table(os.path.join(d, rel)).to_pylist()
+    rows[0]["source"] = rows[0]["source"].replace("wp.tid()", "wp.tid() ", 1)
+    m = _manifest(d)
+    release.write_parquet(rows, fmt.arrow_schema(m["toolchain"]["ptx_archs"]), os.path.join(d, rel))
+    entry = next(f for f in m["files"] if f["path"] == rel)
+    with open(os.path.join(d, rel), "rb") as f:
+        data = f.read()
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    problems = verify.verify(d)
+    assert len(problems) == 1 and "spec_source" in problems[0] and rows[0]["id"] in problems[0], problems
+
+
+def test_verify_fails_on_an_unlisted_file_and_a_broken_manifest(dist):
+    d = _copy(dist, "tamper_extra")
+    shutil.copy(os.path.join(d, _shard(d)), os.path.join(d, "data", "cpu", "train-00009-of-00009.parquet"))
+    assert any("not listed" in p for p in verify.verify(d))
+    m = _manifest(d)
+    del m["files"]
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    assert "manifest schema" in verify.verify(d)[0]
+
+
+# ---- the gate: refused with one line, nothing left behind
+
+
+def _rewrite(d, edit, shards=1):
+    """Apply `edit(records)` to the first `shards` shards of input `d` and re-sign them in d's
+    manifest, so only the gate's record checks (not the checksums) can catch the change."""
+    m = _manifest(d)
+    for shard in m["shards"][:shards]:
+        path = os.path.join(d, shard["path"])
+        with open(path) as f:
+            recs = [json.loads(line) for line in f]
+        edit(recs)
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in recs).encode()
+        with open(path, "wb") as f:
+            f.write(data)
+        shard.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest(), records=len(recs))
+    with open(os.path.join(d, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    return m
+
+
+def _refused(args, capsys, out, *words):
+    rc, err = _release(args + ["--out", out], capsys)
+    assert rc != 0, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, err
+    assert not os.path.exists(out)
+    assert not [n for n in os.listdir(os.path.dirname(out)) if n.startswith(".release-")]
+    return err
+
+
+def test_gate_refuses_a_record_without_a_passing_verdict(inputs, capsys):
+    bad = _copy(inputs[0], "bad_verdict")
+
+    def fail_one(recs):
+        recs[0]["checks"]["execute_cpu"] = {"status": "failed", "reason": "outputs differ"}
+
+    _rewrite(bad, fail_one)
+    _refused(["--in", bad, inputs[1], "--version", "1.0.0"], capsys, _tmp("out_verdict"), "execute_cpu")
+
+
+def test_gate_refuses_a_codegen_only_run(capsys):
+    fast = _tmp("no_validate")
+    pipeline.run("cpu", 4, 3, fast, ["arith"], workers=1, quiet=True, archs=["sm_90"], validate=False)
+    _refused(["--in", fast, "--version", "1.0.0"], capsys, _tmp("out_fast"), "no passing verdict", "--no-validate")
+
+
+def test_gate_refuses_a_record_that_breaks_the_schema(inputs, capsys):
+    bad = _copy(inputs[0], "bad_schema")
+
+    def drop_field(recs):
+        del recs[1]["dim"]
+
+    _rewrite(bad, drop_field)
+    _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_schema"), "schema", "dim")
+
+
+def test_gate_refuses_a_record_whose_fields_do_not_follow_from_its_spec(inputs, capsys):
+    bad = _copy(inputs[0], "bad_id")
+
+    def forge_id(recs):
+        recs[2]["id"] = "0123456789abcdef"
+
+    _rewrite(bad, forge_id)
+    _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_id"), "consistency", "0123456789abcdef")
+
+
+def test_gate_refuses_different_toolchains(inputs, capsys):
+    # a whole run made with another Warp: consistent in itself, but not with the CPU run
+    other = _copy(inputs[1], "other_toolchain")
+
+    def older_all(recs):
+        for r in recs:
+            r["toolchain"] = dict(r["toolchain"], warp_lang="1.18.0")
+
+    m = _rewrite(other, older_all, shards=len(_manifest(other)["shards"]))
+    m["toolchain"]["warp_lang"] = "1.18.0"
+    with open(os.path.join(other, "manifest.json"), "w") as f:
+        json.dump(m, f)
+    assert _release(["--in", other, "--out", _tmp("out_tc0"), "--version", "1.0.0"], capsys)[0] == 0
+    _refused(["--in", inputs[0], other, "--version", "1.0.0"], capsys, _tmp("out_tc"), "toolchains differ", "warp_lang")
+    # a record built with another toolchain than its run is refused as well
+    mixed = _copy(inputs[0], "mixed_toolchain")
+
+    def older(recs):
+        recs[0]["toolchain"] = dict(recs[0]["toolchain"], warp_lang="1.18.0")
+
+    _rewrite(mixed, older)
+    _refused(["--in", mixed, "--version", "1.0.0"], capsys, _tmp("out_tc2"), "another toolchain")
+
+
+def test_gate_refuses_a_corrupt_shard_and_bad_arguments(inputs, capsys):
+    bad = _copy(inputs[0], "corrupt")
+    path = os.path.join(bad, _manifest(bad)["shards"][0]["path"])
+    with open(path, "r+b") as f:
+        f.write(b"#")  # the first byte of the first record
+    out = _tmp("out_bad")
+    _refused(["--in", bad, "--version", "1.0.0"], capsys, out, "corrupt")
+    _refused(["--in", _tmp("nowhere"), "--version", "1.0.0"], capsys, out, "not a directory")
+    _refused(["--in", inputs[0], inputs[0], "--version", "1.0.0"], capsys, out, "same directory")
+    with pytest.raises(SystemExit) as e:
+        release.main(["--in", inputs[0], "--out", out, "--version", "1.0"])
+    assert e.value.code == 2 and "semver" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        release.main(["--in", inputs[0], "--out", out, "--version", "1.0.0", "--bogus"])
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--bogus" in err and err.count("\n") == 1
+    # an existing directory that is not a release is never overwritten
+    os.makedirs(out)
+    with open(os.path.join(out, "notes.txt"), "w") as f:
+        f.write("mine")
+    rc, err = _release(["--in", inputs[0], "--out", out, "--version", "1.0.0"], capsys)
+    assert rc == 2 and "not a previous release" in err and os.listdir(out) == ["notes.txt"]
+
+
+# ---- dedup and the near-duplicate audit on real records
+
+
+def test_merged_copies_of_one_run_dedup_to_one(inputs, capsys):
+    twin = _copy(inputs[0], "twin")
+    out = _tmp("dist_twin")
+    rc, err = _release(["--in", inputs[0], twin, "--out", out, "--version", "1.0.0"], capsys)
+    assert rc == 0, err
+    m = _manifest(out)
+    n = len(_records(inputs[0]))
+    assert m["counts"]["records_out"] == n
+    assert m["dedup"]["removed"]["duplicate_source"] == n
+    assert verify.verify(out) == []
+
+
+def test_exact_dedup_ignores_the_kernel_name_and_catches_equal_ir(inputs):
+    r = _records(inputs[0])[0]
+    renamed = json.loads(json.dumps(r).replace(r["kernel_name"], r["kernel_name"][:-1] + "z"))
+    renamed["seed"] = r["seed"] + 1  # sorts after r, so r is kept
+    same_ir = copy.deepcopy(r)
+    same_ir["source"] += "\n"
+    same_ir["seed"] = r["seed"] + 2
+    kept, info = dedup.exact_dedup([same_ir, renamed, r])
+    assert kept == [r]
+    assert info["removed"] == {"duplicate_source": 1, "duplicate_ir": 1}
+
+
+def test_near_duplicate_audit_counts_pairs_across_splits(inputs):
+    r = _records(inputs[0])[0]
+    twin = copy.deepcopy(r)
+    lines = twin["source"].splitlines()
+    lines[-1] = lines[-1] + " + 0.0"  # one token pair more: a near twin, not an exact one
+    twin["source"] = "\n".join(lines)
+    far = _records(inputs[1])[0]
+    assert dedup.source_key(twin) != dedup.source_key(r)
+    audit = dedup.near_duplicates([r, twin, far], ["train", "test", "train"], 0.9)
+    assert (audit["pairs"], audit["cross_split_pairs"], audit["within_split_pairs"]) == (1, 1, 0)
+    assert audit["clusters"] == 1 and audit["records_in_clusters"] == 2
+    audit = dedup.near_duplicates([r, twin, far], ["train", "train", "test"], 0.9)
+    assert (audit["cross_split_pairs"], audit["within_split_pairs"]) == (0, 1)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,0 +1,162 @@
+"""Re-checks a release directory the way a consumer would, trusting nothing but the data.
+
+Usage: ./bazelw run //tools:verify -- DIST
+
+Checks: manifest.json meets schemas/manifest.schema.json; every listed file exists with its
+size and sha256, and no unlisted file is present; every Parquet shard has the release's columns
+and its listed row count; every row rebuilds into a pair record that meets the pair schema, the
+safety allowlist, its spec's rendering and the fields derived from the spec (consistency, which
+includes the passing verdicts); each row sits in the config and split its file names, with the
+split its source's skeleton hashes to; ids are unique; the counts per config, split and family
+equal the manifest's. Exit 1 with the first problem on one line (and how many more) on any
+mismatch.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import sys
+
+import jsonschema
+import pyarrow.parquet as pq
+
+import schemas
+from generator.paths import caller_path
+from tools import release_format as fmt
+from tools.release_inputs import sha256_file
+from validator.verdicts import check_consistency, check_safety, check_schema, check_spec_source
+
+
+def _load_manifest(dist: str, problems: list[str]) -> dict | None:
+    path = os.path.join(dist, "manifest.json")
+    try:
+        with open(path) as f:
+            m = json.load(f)
+    except (OSError, ValueError) as e:
+        problems.append(f"manifest.json: unreadable ({type(e).__name__}: {e})")
+        return None
+    if not isinstance(m, dict) or m.get("kind") != "warp-ir-release":
+        problems.append("manifest.json: not a release manifest (kind is not warp-ir-release)")
+        return None
+    errors = sorted(jsonschema.Draft202012Validator(schemas.load("manifest")).iter_errors(m), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        problems.append(f"manifest.json: breaks the manifest schema at {'/'.join(map(str, e.path)) or '(root)'}: {e.message[:200]}")
+        return None
+    return m
+
+
+def _check_files(dist: str, m: dict, problems: list[str]) -> None:
+    listed = {f["path"] for f in m["files"]}
+    for f in m["files"]:
+        path = os.path.join(dist, f["path"])
+        if not os.path.isfile(path):
+            problems.append(f"{f['path']}: listed in manifest.json but missing")
+            continue
+        digest, size = sha256_file(path)
+        if size != f["bytes"]:
+            problems.append(f"{f['path']}: {size} bytes, manifest.json says {f['bytes']}")
+        elif digest != f["sha256"]:
+            problems.append(f"{f['path']}: sha256 {digest[:12]}... differs from manifest.json's {f['sha256'][:12]}...")
+    for root, _, names in os.walk(dist):
+        for n in names:
+            rel = os.path.relpath(os.path.join(root, n), dist)
+            if rel != "manifest.json" and rel not in listed:
+                problems.append(f"{rel}: present but not listed in manifest.json")
+
+
+def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
+    archs = sorted(m["toolchain"]["ptx_archs"])
+    want_cols = [(c["name"], c["type"]) for c in m["columns"]]
+    fractions = tuple(m["splits"]["fractions"][s] for s in fmt.SPLITS)
+    counted = collections.Counter()
+    families = collections.Counter()
+    ids = set()
+    for f in m["files"]:
+        if not f["path"].endswith(".parquet") or not os.path.isfile(os.path.join(dist, f["path"])):
+            continue
+        where = f["path"]
+        try:
+            table = pq.read_table(os.path.join(dist, where))
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            problems.append(f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})")
+            continue
+        cols = [(field.name, str(field.type)) for field in table.schema]
+        if cols != want_cols or [n for n, _, _ in fmt.columns(archs)] != [n for n, _ in cols]:
+            problems.append(f"{where}: columns differ from the manifest's")
+            continue
+        if table.num_rows != f["rows"]:
+            problems.append(f"{where}: {table.num_rows} rows, manifest.json says {f['rows']}")
+        for row in table.to_pylist():
+            rid = f"{where}: record {row['id']}"
+            if row["target"] != f["config"] or row["split"] != f["split"]:
+                problems.append(f"{rid}: is {row['target']}/{row['split']} inside {f['config']}/{f['split']}")
+            if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
+                    fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
+                problems.append(f"{rid}: skeleton hash or split does not follow from its source")
+            record = fmt.to_record(row, m["record_schema_version"], m["toolchain"])
+            for check in (check_schema, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
+                verdict = check(record)
+                if verdict["status"] != "passed":
+                    problems.append(f"{rid}: {verdict['reason']}")
+                    break
+            key = (row["target"], row["id"])
+            if key in ids:
+                problems.append(f"{rid}: id appears twice in the release")
+            ids.add(key)
+            counted[(row["target"], row["split"])] += 1
+            families[(row["target"], row["family"], row["split"])] += 1
+    total = 0
+    for config, c in m["counts"]["configs"].items():
+        for split, n in c["splits"].items():
+            total += n
+            if counted[(config, split)] != n:
+                problems.append(f"counts: {config}/{split} holds {counted[(config, split)]} records, manifest.json says {n}")
+        if sum(c["splits"].values()) != c["records"]:
+            problems.append(f"counts: {config} records {c['records']} is not the sum of its splits")
+        for fam, per in c["families"].items():
+            for split in fmt.SPLITS:
+                if families[(config, fam, split)] != per[split]:
+                    problems.append(f"counts: {config}/{fam}/{split} holds {families[(config, fam, split)]} records, "
+                                    f"manifest.json says {per[split]}")
+            if sum(per[s] for s in fmt.SPLITS) != per["total"]:
+                problems.append(f"counts: {config}/{fam} total {per['total']} is not the sum of its splits")
+    if total != m["counts"]["records_out"] or sum(counted.values()) != total:
+        problems.append(f"counts: records_out {m['counts']['records_out']}, the splits sum to {total}, "
+                        f"the shards hold {sum(counted.values())}")
+    for config, fam, split in families:
+        if fam not in m["counts"]["configs"].get(config, {}).get("families", {}):
+            problems.append(f"counts: family {config}/{fam} is in the shards but not in manifest.json")
+
+
+def verify(dist: str) -> list[str]:
+    """Every problem found, one line each; empty when the release is intact."""
+    if not os.path.isdir(dist):
+        return [f"{dist}: not a directory"]
+    problems: list[str] = []
+    m = _load_manifest(dist, problems)
+    if m is None:
+        return problems
+    _check_files(dist, m, problems)
+    _check_rows(dist, m, problems)
+    return problems
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1 or argv[0].startswith("-"):
+        print("error: usage: ./bazelw run //tools:verify -- DIST (a release directory)", file=sys.stderr)
+        return 2
+    problems = verify(caller_path(argv[0]))
+    if problems:
+        more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
+        print(f"error: {argv[0]}: {problems[0]}{more}", file=sys.stderr)
+        return 1
+    print(f"ok: {argv[0]} matches its manifest.json (checksums, schema, counts)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The Warp-free verdicts: schema, safety, spec/source agreement, consistency, and which checks
+must pass.
+
+Split from `checks` so that tools reading a dataset (//tools:release, //tools:verify) can apply
+them without importing Warp.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+
+import jsonschema
+
+import schemas
+from generator import records
+from generator.inputs import make_inputs
+from generator.render import render_source
+from generator.spec import KernelSpec
+
+PASSED = {"status": "passed"}
+
+
+def failed(reason: str) -> dict:
+    return {"status": "failed", "reason": reason}
+
+
+def not_run(reason: str) -> dict:
+    return {"status": "not_run", "reason": reason}
+
+
+@functools.lru_cache(maxsize=None)
+def _pair_validator():
+    return jsonschema.Draft202012Validator(schemas.load("pair"))
+
+
+def check_schema(record: dict) -> dict:
+    errors = sorted(_pair_validator().iter_errors(record), key=lambda e: list(e.path))
+    if errors:
+        e = errors[0]
+        where = "/".join(map(str, e.path)) or "(root)"
+        return failed(f"schema: {where}: {e.message[:200]}")
+    return PASSED
+
+
+# ---- safety: an AST allowlist, so re-validating a downloaded dataset never runs foreign code
+
+_ALLOWED_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
+    ast.For, ast.While, ast.If, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Call, ast.Name,
+    ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+    ast.Compare, ast.Load, ast.Store, ast.Import, ast.alias, ast.keyword, ast.Slice,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign,
+)
+
+
+def check_safety(source: str) -> dict:
+    """The source may only import warp as wp, use wp.<public name>, call its own helpers, and
+    read fields of its own @wp.struct arguments."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    structs = {n.name: {s.target.id for s in n.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+               for n in tree.body if isinstance(n, ast.ClassDef)}
+    struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
+    for fn in tree.body:
+        if isinstance(fn, ast.FunctionDef):
+            for arg in fn.args.args:
+                if isinstance(arg.annotation, ast.Name) and arg.annotation.id in structs:
+                    struct_params[arg.arg] = structs[arg.annotation.id]
+    top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    field_decls = {id(s) for n in top_classes for s in n.body}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and node not in top_classes:
+            return failed(f"safety: nested class {node.name} at line {node.lineno}")
+        if isinstance(node, ast.AnnAssign) and id(node) not in field_decls:
+            return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
+        if not isinstance(node, _ALLOWED_NODES):
+            return failed(f"safety: disallowed syntax {type(node).__name__} at line {getattr(node, 'lineno', '?')}")
+        if isinstance(node, ast.Import):
+            if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
+                return failed(f"safety: disallowed import at line {node.lineno}")
+        elif isinstance(node, ast.Attribute):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            field_ok = base in struct_params and node.attr in struct_params[base]
+            if not (base == "wp" or field_ok) or node.attr.startswith("_"):
+                return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
+        elif isinstance(node, ast.Name) and node.id.startswith("__"):
+            return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
+        elif isinstance(node, ast.Call):
+            f = node.func
+            ok = isinstance(f, ast.Attribute) or (isinstance(f, ast.Name) and (f.id in defined or f.id in ("range", "float", "int")))
+            if not ok:
+                return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
+    for n in tree.body:
+        if isinstance(n, ast.Import):
+            continue
+        if isinstance(n, ast.ClassDef):
+            decos = [ast.unparse(d) for d in n.decorator_list]
+            if decos != ["wp.struct"] or n.bases or n.keywords:
+                return failed(f"safety: class {n.name} must be a plain @wp.struct")
+            for s in n.body:
+                if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is None
+                        and isinstance(s.annotation, ast.Attribute)):
+                    return failed(f"safety: struct {n.name} may only declare typed fields (line {s.lineno})")
+            continue
+        if not isinstance(n, ast.FunctionDef):
+            return failed(f"safety: top-level {type(n).__name__} at line {n.lineno} (only functions allowed)")
+        decos = [ast.unparse(d) for d in n.decorator_list]
+        if decos not in (["wp.kernel"], ["wp.func"]):
+            return failed(f"safety: function {n.name} has decorators {decos} (only @wp.kernel/@wp.func)")
+    return PASSED
+
+
+def check_spec_source(record: dict) -> dict:
+    try:
+        spec = KernelSpec.from_json(record["spec"])
+        if render_source(spec) != record["source"]:
+            return failed("spec_source: the source is not the rendering of the spec")
+    except (KeyError, ValueError, TypeError, IndexError) as e:
+        return failed(f"spec_source: spec does not render: {type(e).__name__}: {e}")
+    return PASSED
+
+
+# the verdicts a stored record must carry: these always run, the others may be not_run
+MUST_PASS = ("schema", "safety", "spec_source", "compile_cpu", "compile_cuda", "execute_cpu")
+
+
+def check_consistency(record: dict) -> dict:
+    """Every stored field that follows from the spec and source must equal its recomputation.
+
+    Run after check_spec_source (the source is the spec's rendering)."""
+    spec = KernelSpec.from_json(record["spec"])
+    derived = {
+        "id": records.record_id(record["source"], spec.name),
+        "kernel_name": spec.name,
+        "family": spec.family,
+        "seed": spec.seed,
+        "dim": list(spec.dim),
+        "args": [records.arg_json(a) for a in spec.args],
+    }
+    for key, want in derived.items():
+        got = record.get(key)
+        if got != want or type(got) is not type(want):
+            return failed(f"consistency: {key} {str(got)[:60]!r} does not follow from the spec/source ({str(want)[:60]!r})")
+    want_inputs = records.inputs_json(spec, make_inputs(spec))
+    got_inputs = record["io"]["inputs"]
+    if set(got_inputs) != set(want_inputs):
+        return failed(f"consistency: io.inputs names {sorted(got_inputs)} != {sorted(want_inputs)}")
+    for name, t in want_inputs.items():
+        if got_inputs[name] != t:
+            return failed(f"consistency: stored input {name} is not the input seeded by the record's spec")
+    for check in MUST_PASS:
+        if record["checks"][check]["status"] != "passed":
+            return failed(f"consistency: stored verdict {check} is {record['checks'][check]['status']}, not passed")
+    return PASSED
