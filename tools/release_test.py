@@ -91,6 +91,12 @@ def test_release_holds_every_input_record_once_and_verifies(inputs, dist):
     assert m["command"] in card and "--in" in m["command"]
     assert f"{m['near_duplicates']['cross_split_pairs']} across splits" in card
     assert "GPU execution ran: " in card
+    # each input carries its run.json (throughput, stage timings) for the report
+    for entry, d in zip(m["inputs"], inputs):
+        with open(os.path.join(d, "run.json")) as f:
+            assert entry["run"] == json.load(f)
+        assert entry["run"]["pairs_per_s"] > 0 and "stage_seconds" in entry["run"]
+        assert f"| {entry['run']['pairs_per_s']} ({entry['run']['workers']}) |" in card
     # the JSONL export is the gated records themselves
     with open(os.path.join(dist, "jsonl", "cpu", "train.jsonl")) as f:
         first = json.loads(f.readline())
