@@ -83,7 +83,15 @@ def tokens(text: str) -> int:
 
 
 def lines(text: str) -> int:
-    return text.count("\n") + 1 if text else 0
+    """Lines as an editor counts them: a final newline ends the last line, it does not start one."""
+    return len(_split_lines(text))
+
+
+def _split_lines(text: str) -> list[str]:
+    parts = text.split("\n")
+    if parts and parts[-1] == "":
+        parts.pop()
+    return parts
 
 
 def percentile(values: list[int], p: int) -> int:
@@ -285,7 +293,7 @@ def pick_samples(rows: dict[str, list[dict]], configs: list[str], archs: list[st
             continue
         fields = {}
         for f in sample_fields(config, archs):
-            text_lines = r[f].split("\n")
+            text_lines = _split_lines(r[f])
             fields[f] = {"excerpt": "\n".join(text_lines[:excerpt_lines]), "lines_total": lines(r[f]),
                          "lines_shown": min(lines(r[f]), excerpt_lines)}
         chosen.append({"config": config, "family": family, "id": r["id"], "kernel_name": r["kernel_name"],

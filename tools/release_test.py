@@ -243,6 +243,18 @@ def _refused(args, capsys, out, *words):
     return err
 
 
+def test_run_json_is_optional_but_must_parse(inputs, capsys):
+    old = _copy(inputs[0], "no_run_json")
+    os.remove(os.path.join(old, "run.json"))  # a run that predates run.json: carried as null
+    out = _tmp("out_no_run")
+    rc, err = _release(["--in", old, "--out", out, "--version", "1.0.0"], capsys)
+    assert rc == 0, err
+    assert _manifest(out)["inputs"][0]["run"] is None and verify.verify(out) == []
+    with open(os.path.join(old, "run.json"), "w") as f:
+        f.write("{not json")
+    _refused(["--in", old, "--version", "1.0.0"], capsys, _tmp("out_bad_run"), "run.json is unreadable")
+
+
 def test_gate_refuses_a_record_without_a_passing_verdict(inputs, capsys):
     bad = _copy(inputs[0], "bad_verdict")
 
