@@ -74,14 +74,21 @@ def render(m: dict) -> str:
     lines += ["", "## Toolchain", "", "```json", json.dumps(tc, indent=2, sort_keys=True), "```", "",
               "## Generator runs", ""]
     rows = [[i["path"], i["target"], i["generator"]["seed"], ", ".join(i["generator"]["families"]),
-             i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"]] for i in m["inputs"]]
-    lines += _table(["input", "target", "seed", "families", "attempted", "rejected", "records"], rows)
+             i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"], _throughput(i.get("run"))]
+            for i in m["inputs"]]
+    lines += _table(["input", "target", "seed", "families", "attempted", "rejected", "records", "pairs/s (workers)"], rows)
     lines += ["", "## Reproduce", "",
               "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
               "```sh", m["command"], "./bazelw run //tools:verify -- " + _out_arg(m["command"]), "```", "",
               f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
               "sha256 and size.", ""]
     return "\n".join(lines)
+
+
+def _throughput(run: dict | None) -> str:
+    if not run or run.get("pairs_per_s") is None:
+        return "not recorded"
+    return f"{run['pairs_per_s']} ({run.get('workers', '?')})"
 
 
 def _out_arg(command: str) -> str:

@@ -119,7 +119,7 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
         "toolchain": toolchain,
         "inputs": [{"path": d.path, "target": d.manifest["generator"]["target"], "manifest_sha256": d.manifest_sha256,
                     "generator": d.manifest["generator"], "records": len(d.records), "counts": d.manifest["counts"],
-                    "rejects_by_reason": d.manifest.get("rejects_by_reason", {})}
+                    "rejects_by_reason": d.manifest.get("rejects_by_reason", {}), "run": d.run}
                    for d in dirs],
         "counts": counts,
         "splits": {"method": "sha256 of the AST skeleton (identifiers and literals abstracted) mapped to [0, 1)",

@@ -30,6 +30,7 @@ class InputDir:
     manifest: dict       # the generator's manifest.json
     manifest_sha256: str
     records: list[dict] = field(default_factory=list)
+    run: dict | None = None  # the run's run.json (timing, throughput), None when it has none
 
 
 def sha256_file(path: str) -> tuple[str, int]:
@@ -82,7 +83,7 @@ def read_input(path: str, shown: str) -> InputDir:
     for name in on_disk:
         if name not in listed:
             raise GateError(f"--in {shown}: {name} is not in manifest.json (unvalidated shard)")
-    d = InputDir(shown, manifest, hashlib.sha256(raw).hexdigest())
+    d = InputDir(shown, manifest, hashlib.sha256(raw).hexdigest(), run=_read_run(path, shown))
     toolchain = canonical(manifest["toolchain"])
     for name in sorted(listed):
         spath = os.path.join(path, name)
@@ -113,6 +114,21 @@ def read_input(path: str, shown: str) -> InputDir:
     if not d.records:
         raise GateError(f"--in {shown}: no records")
     return d
+
+
+def _read_run(path: str, shown: str) -> dict | None:
+    """run.json (seconds, pairs/s, workers, stage seconds ...; older runs hold fewer keys)."""
+    rpath = os.path.join(path, "run.json")
+    if not os.path.isfile(rpath):
+        return None
+    try:
+        with open(rpath, encoding="utf-8") as f:
+            run = json.load(f)
+    except ValueError as e:
+        raise GateError(f"--in {shown}: run.json is unreadable ({e})") from None
+    if not isinstance(run, dict):
+        raise GateError(f"--in {shown}: run.json is not a JSON object")
+    return run
 
 
 def _toolchain_diff(a: dict, b: dict) -> str:

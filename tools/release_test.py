@@ -91,6 +91,12 @@ def test_release_holds_every_input_record_once_and_verifies(inputs, dist):
     assert m["command"] in card and "--in" in m["command"]
     assert f"{m['near_duplicates']['cross_split_pairs']} across splits" in card
     assert "GPU execution ran: " in card
+    # each input carries its run.json (throughput, stage timings) for the report
+    for entry, d in zip(m["inputs"], inputs):
+        with open(os.path.join(d, "run.json")) as f:
+            assert entry["run"] == json.load(f)
+        assert entry["run"]["pairs_per_s"] > 0 and "stage_seconds" in entry["run"]
+        assert f"| {entry['run']['pairs_per_s']} ({entry['run']['workers']}) |" in card
     # the JSONL export is the gated records themselves
     with open(os.path.join(dist, "jsonl", "cpu", "train.jsonl")) as f:
         first = json.loads(f.readline())
@@ -235,6 +241,18 @@ def _refused(args, capsys, out, *words):
     assert not os.path.exists(out)
     assert not [n for n in os.listdir(os.path.dirname(out)) if n.startswith(".release-")]
     return err
+
+
+def test_run_json_is_optional_but_must_parse(inputs, capsys):
+    old = _copy(inputs[0], "no_run_json")
+    os.remove(os.path.join(old, "run.json"))  # a run that predates run.json: carried as null
+    out = _tmp("out_no_run")
+    rc, err = _release(["--in", old, "--out", out, "--version", "1.0.0"], capsys)
+    assert rc == 0, err
+    assert _manifest(out)["inputs"][0]["run"] is None and verify.verify(out) == []
+    with open(os.path.join(old, "run.json"), "w") as f:
+        f.write("{not json")
+    _refused(["--in", old, "--version", "1.0.0"], capsys, _tmp("out_bad_run"), "run.json is unreadable")
 
 
 def test_gate_refuses_a_record_without_a_passing_verdict(inputs, capsys):

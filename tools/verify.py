@@ -3,7 +3,8 @@
 Usage: ./bazelw run //tools:verify -- DIST
 
 Checks: manifest.json meets schemas/manifest.schema.json; every listed file exists with its
-size and sha256, and no unlisted file is present; every Parquet shard has the release's columns
+size and sha256, and no unlisted file is present (the report/ folder //report writes is not part
+of the release and is skipped); every Parquet shard has the release's columns
 and its listed row count; every row rebuilds into a pair record that meets the pair schema, the
 safety allowlist, its spec's rendering and the fields derived from the spec (consistency, which
 includes the passing verdicts); each row sits in the config and split its file names, with the
@@ -27,6 +28,9 @@ from generator.paths import caller_path
 from tools import release_format as fmt
 from tools.release_inputs import sha256_file
 from validator.verdicts import check_consistency, check_safety, check_schema, check_spec_source
+
+
+REPORT_DIR = "report"
 
 
 def _load_manifest(dist: str, problems: list[str]) -> dict | None:
@@ -60,7 +64,9 @@ def _check_files(dist: str, m: dict, problems: list[str]) -> None:
             problems.append(f"{f['path']}: {size} bytes, manifest.json says {f['bytes']}")
         elif digest != f["sha256"]:
             problems.append(f"{f['path']}: sha256 {digest[:12]}... differs from manifest.json's {f['sha256'][:12]}...")
-    for root, _, names in os.walk(dist):
+    for root, dirs, names in os.walk(dist):
+        if root == dist and REPORT_DIR in dirs:
+            dirs.remove(REPORT_DIR)  # //report's output: derived from the release, not part of it
         for n in names:
             rel = os.path.relpath(os.path.join(root, n), dist)
             if rel != "manifest.json" and rel not in listed:
