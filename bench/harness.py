@@ -76,8 +76,8 @@ def pipeline_run(count: int, validate: bool, workers: int, seed: int = 0, target
 def table(results: dict) -> str:
     """The README's table, from the results of one `//bench` run."""
     base = results["naive"]["pairs_per_s"]
-    rows = ["| run | pairs | workers | seconds | pairs/s | vs naive | inside Warp | worker peak RSS |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| run | pairs | workers | seconds | pairs/s | vs naive | worker ms per pair | inside Warp | worker peak RSS |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for key in ("naive", "codegen_only", "full_validation", "rss_small", "rss_large"):
         r = results.get(key)
         if not r:
@@ -91,8 +91,9 @@ def table(results: dict) -> str:
             inside = (f"{100 * r['share_warp_compile_execute']:.1f}% compilers+execution "
                       f"({100 * r['share_warp_all']:.1f}% with codegen)")
         rss = f"{r['worker_peak_rss_mb']:.0f} MB" if r.get("worker_peak_rss_mb") else "-"
+        per_pair = 1000 * r["seconds"] * r["workers"] / r["pairs"]
         rows.append(f"| {key.replace('_', ' ')} ({r['mode']}) | {r['pairs']} | {r['workers']} | {r['seconds']:.1f} | "
-                    f"{r['pairs_per_s']:.1f} | {r['pairs_per_s'] / base:.2f}x | {inside} | {rss} |")
+                    f"{r['pairs_per_s']:.1f} | {r['pairs_per_s'] / base:.2f}x | {per_pair:.2f} | {inside} | {rss} |")
     stage_rows = ["", "| stage (seconds summed over workers) | " + " | ".join(
         k.replace("_", " ") for k in ("codegen_only", "full_validation") if k in results) + " |",
         "|---|" + "---|" * sum(k in results for k in ("codegen_only", "full_validation"))]
@@ -104,7 +105,8 @@ def table(results: dict) -> str:
             if k in results:
                 r = results[k]
                 v = r["stage_seconds"].get(s)
-                cells.append("-" if v is None else f"{v:.1f} ({100 * v / r['worker_seconds']:.1f}%)")
+                cells.append("-" if v is None else
+                             f"{v:.1f} s, {1000 * v / r['pairs']:.2f} ms/pair ({100 * v / r['worker_seconds']:.1f}%)")
         stage_rows.append(f"| {STAGE_LABEL[s]} | " + " | ".join(cells) + " |")
     return "\n".join(rows + stage_rows)
 
@@ -122,7 +124,20 @@ STAGE_LABEL = {
 }
 
 
+def main(argv: list[str]) -> int:
+    """`python -m bench.harness RESULTS.json`: the table again, from a saved `//bench --json` file."""
+    with open(argv[0]) as f:
+        print(table(json.load(f)))
+    return 0
+
+
 def save(results: dict, path: str) -> None:
     with open(path, "w") as f:
         json.dump(results, f, indent=2, sort_keys=True)
         f.write("\n")
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
