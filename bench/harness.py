@@ -8,7 +8,6 @@ per-stage seconds and worker peak RSS come back in run.json.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time

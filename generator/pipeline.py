@@ -13,7 +13,6 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
-import math
 import multiprocessing
 import os
 import queue

@@ -11,7 +11,6 @@ is empty or a previous report (it holds facts.json).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -22,7 +21,7 @@ from generator.paths import caller_path
 from report import document, plots
 from report import facts as facts_mod
 from report.facts import ReleaseError
-from tools.release_format import SPLITS
+from tools.release_format import SPLITS, OneLineParser, publish
 
 
 def _v(x) -> str:
@@ -224,7 +223,7 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
               "Re-validation (`ir_match`) verdicts as released: " + _list(
                   [f"{cfg} " + ", ".join(f"{k} {n}" for k, n in val["verdicts"][cfg].get("ir_match", {}).items())
                    for cfg in configs]) + "; run `//validator` on the inputs to establish them.",
-              f"Lowest structural diversity: " + _list([f"{x['config']}/{x['family']} {_v(x['skeleton_pct'])}%"
+              "Lowest structural diversity: " + _list([f"{x['config']}/{x['family']} {_v(x['skeleton_pct'])}%"
                                                         for x in low]) + " distinct skeletons per record.",
               f"Near-duplicates are kept: {near['pairs']} pairs in {near['clusters']} clusters.",
               "Backward PTX is not stored (NVVM does not reproduce it byte for byte for tile kernels); "
@@ -256,29 +255,15 @@ def write(dist: str, shown: str, out: str, samples: int, excerpt_lines: int) -> 
             f.write(document.to_html(doc, f"Warp kernel -> IR pairs, release {m['version']}", tmp))
         with open(os.path.join(tmp, "facts.json"), "w", encoding="utf-8") as f:
             f.write(json.dumps(built, indent=2, sort_keys=True) + "\n")
-        _publish(tmp, out)
+        publish(tmp, out, ".report-old-")
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
     return built
 
 
-def _publish(tmp: str, out: str) -> None:
-    if os.path.isdir(out) and not os.listdir(out):
-        os.rmdir(out)
-    if os.path.exists(out):
-        old = tempfile.mkdtemp(prefix=".report-old-", dir=os.path.dirname(out))
-        os.rename(out, os.path.join(old, "report"))
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, out)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        print(f"error: {message} (usage: DIST [--out DIR] [--samples N] [--excerpt-lines N])", file=sys.stderr)
-        sys.exit(2)
+class _Parser(OneLineParser):
+    usage_hint = "DIST [--out DIR] [--samples N] [--excerpt-lines N]"
 
 
 def main(argv=None) -> int:

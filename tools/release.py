@@ -13,7 +13,6 @@ manifest.json); anything else is refused.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import json
 import os
@@ -154,23 +153,8 @@ def is_release(path: str) -> bool:
         return False
 
 
-def publish(tmp: str, out: str) -> None:
-    """Rename the finished release into place; a previous release at `out` is swapped out."""
-    if os.path.isdir(out) and not os.listdir(out):
-        os.rmdir(out)
-    if os.path.exists(out):
-        old = tempfile.mkdtemp(prefix=".release-old-", dir=os.path.dirname(out))
-        os.rename(out, os.path.join(old, "dist"))
-        os.rename(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, out)
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        print(f"error: {message} (usage: --in DIR... --out DIST --version X.Y.Z)", file=sys.stderr)
-        sys.exit(2)
+class _Parser(fmt.OneLineParser):
+    usage_hint = "--in DIR... --out DIST --version X.Y.Z"
 
 
 def parse_args(argv):
@@ -216,7 +200,7 @@ def main(argv=None) -> int:
         dirs = read_inputs([(caller_path(p), p) for p in args.inputs])
         command = "./bazelw run //tools:release -- " + shlex.join(argv)
         m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl, command)
-        publish(tmp, out)
+        fmt.publish(tmp, out, ".release-old-")
     except GateError as e:
         print(f"error: release refused: {e}", file=sys.stderr)
         return 1

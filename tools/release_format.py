@@ -6,8 +6,13 @@ the pair record, so verify can re-apply the pair schema), the file names, and th
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import os
+import shutil
+import sys
+import tempfile
 
 import pyarrow as pa
 
@@ -108,3 +113,27 @@ def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
 
 def shard_name(config: str, split: str, k: int, n: int) -> str:
     return f"data/{config}/{split}-{k:05d}-of-{n:05d}.parquet"
+
+
+def publish(tmp: str, out: str, old_prefix: str) -> None:
+    """Rename a finished directory into place; a previous one at `out` is swapped out first
+    (two renames, so a reader sees the old or the new one, briefly neither, never a mix)."""
+    if os.path.isdir(out) and not os.listdir(out):
+        os.rmdir(out)
+    if os.path.exists(out):
+        old = tempfile.mkdtemp(prefix=old_prefix, dir=os.path.dirname(out))
+        os.rename(out, os.path.join(old, os.path.basename(out) or "old"))
+        os.rename(tmp, out)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, out)
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one `error: ...` line and exit 2, not a usage block."""
+
+    usage_hint = ""
+
+    def error(self, message):
+        print(f"error: {message} (usage: {self.usage_hint})", file=sys.stderr)
+        sys.exit(2)
