@@ -9,7 +9,6 @@ structs cut per kernel, no record, no schema check), which is what makes it a fl
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import tempfile
@@ -33,12 +32,7 @@ def naive_pairs(sources: dict[str, str], device: str = "cpu") -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="naive-") as tmp:
         for n, (name, src) in enumerate(sources.items()):
             path = os.path.join(tmp, f"naive_{n}_{name}.py")
-            with open(path, "w") as f:
-                f.write(src)
-            spec = importlib.util.spec_from_file_location(f"naive_{os.getpid()}_{n}_{name}", path)
-            pymod = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(pymod)
-            kernel = getattr(pymod, name)
+            kernel = getattr(warp_adapter.import_source(src, path, f"naive_{os.getpid()}_{n}_{name}"), name)
             module = kernel.module
             module.options["enable_backward"] = False
             options = module.resolve_options(_context.warp.config) | {"output_arch": None}

@@ -86,6 +86,7 @@ def toolchain(archs=DEFAULT_ARCHS) -> dict:
     init_warp()
     rt = _context.runtime
     tk = getattr(rt, "toolkit_version", None)
+    level = wp.config.optimization_level
     return {
         "warp_lang": wp.__version__,
         "cuda_toolkit": ".".join(map(str, tk)) if tk else None,
@@ -94,8 +95,8 @@ def toolchain(archs=DEFAULT_ARCHS) -> dict:
         "llvm": "warp-clang (bundled)",
         "mode": wp.config.mode,
         # NVRTC's level (the stored PTX); Warp compiles the CPU module at its own default, O2
-        "optimization_level": wp.config.optimization_level if wp.config.optimization_level is not None else 3,
-        "cpu_optimization_level": wp.config.optimization_level if wp.config.optimization_level is not None else 2,
+        "optimization_level": 3 if level is None else level,
+        "cpu_optimization_level": 2 if level is None else level,
         "codegen_options": {"enable_backward": True, "strip_hash": True, "block_dim": 256, "fast_math": False,
                             "enable_mathdx_gemm": False, "cpu_block_dim": 1},
     }
@@ -107,6 +108,16 @@ def cuda_available() -> bool:
 
 
 _batch_counter = 0
+
+
+def import_source(source: str, path: str, module_name: str):
+    """Write a kernel's source to `path` and import it (Warp reads the file for its line info)."""
+    with open(path, "w") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    pymod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pymod)
+    return pymod
 
 
 def load_batch(sources: dict[str, str], workdir: str) -> tuple[object, dict[str, object]]:
@@ -129,12 +140,7 @@ def load_batch(sources: dict[str, str], workdir: str) -> tuple[object, dict[str,
     kernels = {}
     for name, src in sources.items():
         batch_src = src.replace("\n@wp.kernel\n", f'\n@wp.kernel(module="{mod_name}")\n', 1)
-        path = os.path.join(workdir, f"{name}.py")
-        with open(path, "w") as f:
-            f.write(batch_src)
-        spec = importlib.util.spec_from_file_location(f"{mod_name}_{name}", path)
-        pymod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(pymod)
+        pymod = import_source(batch_src, os.path.join(workdir, f"{name}.py"), f"{mod_name}_{name}")
         kernel = getattr(pymod, name)
         kernels[name] = kernel
         # Warp names helpers `<name>_<n>` with a process-wide counter; pin n=0 so a helper's C++
