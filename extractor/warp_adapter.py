@@ -7,50 +7,65 @@ fails loudly with the symbol's name instead of producing wrong data.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
+import dataclasses
 import glob
 import importlib
+import multiprocessing.util
 import os
 import re
+import secrets
+import shutil
 import tempfile
 
 import warp as wp
+from warp._src import build as _build
 from warp._src import codegen as _codegen
 from warp._src import context as _context
 
 INTERNAL_SYMBOLS = (
-    ("warp._src.context", "ModuleBuilder"),
     ("warp._src.context", "runtime"),
     ("warp._src.context", "user_modules"),
-    ("warp._src.codegen", "codegen_kernel"),
-    ("warp._src.codegen", "codegen_func"),
-    ("warp._src.codegen", "codegen_struct"),
+    ("warp._src.context", "Module"),
+    ("warp._src.context", "Module._run_codegen"),
+    ("warp._src.context", "Module.get_module_hash"),
+    ("warp._src.context", "Module.execs"),
+    ("warp._src.build", "build_cpu"),
+    ("warp._src.build", "build_cuda"),
     ("warp._src.codegen", "Struct"),
-    ("warp._src.codegen", "cuda_kernel_backward_name"),
     ("warp._src.codegen", "strip_reference"),
 )
 
 _initialized = False
+_cache_dir: str | None = None
+_run_token = ""
 
 
 def init_warp() -> None:
-    """Initialise Warp once per process, with a writable kernel cache.
+    """Initialise Warp once per process, with a kernel cache of this process alone.
 
-    Under `bazel test` HOME is unset and /root is read-only, so the cache goes under
-    $TEST_TMPDIR; elsewhere $WARP_CACHE_PATH or Warp's default is used.
+    Warp skips a compile when its cache already holds a binary under the module's name, and our
+    module names carry no hash (`strip_hash`): a persistent cache shared between runs could
+    hand a batch another run's binary. So every process gets a fresh cache directory under the
+    run's temporary directory ($WARP_IR_RUN_DIR, set by the pipeline and the validator; else
+    $TEST_TMPDIR or the system temp dir), removed when the process exits, and module names
+    carry a random per-process token.
     """
-    global _initialized
+    global _initialized, _cache_dir, _run_token
     if _initialized:
         return
     wp.config.quiet = True
     wp.config.log_level = wp.LOG_WARNING
-    cache = os.environ.get("WARP_CACHE_PATH")
-    if not cache and os.environ.get("TEST_TMPDIR"):
-        cache = os.path.join(os.environ["TEST_TMPDIR"], "warp-cache")
-    if not cache and not os.access(os.path.expanduser("~"), os.W_OK):
-        cache = tempfile.mkdtemp(prefix="warp-cache-")
-    if cache:
-        wp.config.kernel_cache_dir = cache
+    base = os.environ.get("WARP_IR_RUN_DIR") or os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
+    os.makedirs(base, exist_ok=True)
+    _cache_dir = tempfile.mkdtemp(prefix=f"warp-cache-{os.getpid()}-", dir=base)
+    _run_token = secrets.token_hex(6)
+    wp.config.kernel_cache_dir = _cache_dir
+    # atexit does not run in multiprocessing workers; multiprocessing's own finalizers do
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(_cache_dir, True), exitpriority=0)
+    atexit.register(shutil.rmtree, _cache_dir, True)
     wp.init()
     _initialized = True
 
@@ -59,16 +74,24 @@ def initialized() -> bool:
     return _initialized
 
 
+def kernel_cache_dir() -> str | None:
+    """This process's private Warp kernel cache (None before init_warp)."""
+    return _cache_dir
+
+
 DEFAULT_ARCHS = ("sm_90",)
+
+
+def _version(v) -> str | None:
+    return ".".join(map(str, v)) if v else None
 
 
 def nvrtc_version() -> str | None:
     init_warp()
-    core = _context.runtime.core
-    if not hasattr(core, "wp_nvrtc_version"):
+    try:
+        return _version(_context.runtime.get_nvrtc_version())
+    except Exception:  # noqa: BLE001 - a Warp build without NVRTC
         return None
-    v = int(core.wp_nvrtc_version())  # 13040 -> "13.4"
-    return f"{v // 1000}.{(v % 1000) // 10}"
 
 
 def nvrtc_archs() -> list[str]:
@@ -81,25 +104,91 @@ def nvrtc_archs() -> list[str]:
     return [f"sm_{a}" for a in buf]
 
 
-def toolchain(archs=DEFAULT_ARCHS) -> dict:
-    """The compilers and options every record's IR was produced with."""
+def compilers() -> dict:
+    """The versions of what compiles a record's code, read from the running Warp."""
     init_warp()
     rt = _context.runtime
-    tk = getattr(rt, "toolkit_version", None)
-    level = wp.config.optimization_level
     return {
         "warp_lang": wp.__version__,
-        "cuda_toolkit": ".".join(map(str, tk)) if tk else None,
+        "cuda_toolkit": _version(getattr(rt, "toolkit_version", None)),
         "nvrtc": nvrtc_version(),
-        "ptx_archs": list(archs),
-        "llvm": "warp-clang (bundled)",
-        "mode": wp.config.mode,
-        # NVRTC's level (the stored PTX); Warp compiles the CPU module at its own default, O2
-        "optimization_level": 3 if level is None else level,
-        "cpu_optimization_level": 2 if level is None else level,
-        "codegen_options": {"enable_backward": True, "strip_hash": True, "block_dim": 256, "fast_math": False,
-                            "enable_mathdx_gemm": False, "cpu_block_dim": 1},
+        "llvm": rt.get_llvm_version(),
     }
+
+
+@dataclasses.dataclass(frozen=True)
+class Compiled:
+    """One backend's module source exactly as Warp handed it to the compiler.
+
+    `compiler` holds the arguments of that compiler call (optimisation level, fast math, ...);
+    it is None for the --no-validate path, where the source comes from the same Warp
+    codegen call that a compile makes, with the options a compile would use, but no compiler
+    runs.
+    """
+
+    backend: str  # "cpu" or "cuda"
+    source: str
+    options: dict  # the module's resolved options for this variant (block_dim, mode, ...)
+    compiler: dict | None
+
+
+@contextlib.contextmanager
+def _capture_compiles(into: list):
+    """Record every call Warp makes to its CPU (LLVM) and CUDA (NVRTC) compilers: the source
+    file's text at the moment of the call and the call's arguments."""
+    real_cpu, real_cuda = _build.build_cpu, _build.build_cuda
+
+    def _read(path) -> str:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+
+    def build_cpu(obj_path, cpp_path, **kw):
+        into.append(("cpu", _read(cpp_path), kw))
+        return real_cpu(obj_path, cpp_path, **kw)
+
+    def build_cuda(cu_path, arch, output_path, **kw):
+        into.append(("cuda", _read(cu_path), {"arch": arch, **kw}))
+        return real_cuda(cu_path, arch, output_path, **kw)
+
+    _build.build_cpu, _build.build_cuda = build_cpu, build_cuda
+    try:
+        yield
+    finally:
+        _build.build_cpu, _build.build_cuda = real_cpu, real_cuda
+
+
+# the compiler-call arguments that shape the produced code (paths and include dirs are not)
+_COMPILER_KEYS = {
+    "cpu": ("mode", "optimization_level", "fast_math", "fuse_fp", "verify_fp", "block_dim", "extra_flags",
+            "enable_tiles_in_stack_memory"),
+    "cuda": ("arch", "config", "optimization_level", "fast_math", "fuse_fp", "verify_fp", "lineinfo", "llvm_cuda",
+             "arch_suffix"),
+}
+# the module options (resolved for the loaded variant) that shape the generated code
+_OPTION_KEYS = ("block_dim", "mode", "enable_backward", "strip_hash", "fast_math", "fuse_fp", "enable_mathdx_gemm",
+                "default_grid_stride", "optimization_level", "line_directives", "lineinfo")
+
+
+def _one_compile(calls: list, backend: str) -> tuple[str, dict]:
+    mine = [c for c in calls if c[0] == backend]
+    if len(mine) != 1:
+        # 0: Warp found a cached binary and skipped the compile, so no source can be certified
+        raise RuntimeError(f"expected one {backend} compile, Warp made {len(mine)}")
+    _, source, kw = mine[0]
+    return source, {k: kw[k] for k in _COMPILER_KEYS[backend] if k in kw}
+
+
+def _resolved(module, block_dim: int) -> dict:
+    module.get_module_hash(block_dim)
+    opts = module.resolved_options[block_dim]
+    return {k: opts.get(k) for k in _OPTION_KEYS}
+
+
+def _grid_stride(kernels: dict) -> bool | None:
+    strides = {k.grid_stride for k in kernels.values()}
+    if len(strides) != 1:
+        raise RuntimeError(f"kernels of one module resolved grid_stride differently: {sorted(map(str, strides))}")
+    return strides.pop()
 
 
 def cuda_available() -> bool:
@@ -130,7 +219,8 @@ def load_batch(sources: dict[str, str], workdir: str) -> tuple[object, dict[str,
     global _batch_counter
     init_warp()
     _batch_counter += 1
-    mod_name = f"warp_ir_batch_{os.getpid()}_{_batch_counter}"
+    # unique per process and run (a random token, not the pid, which containers reuse)
+    mod_name = f"warp_ir_{_run_token}_{_batch_counter}"
     module = wp.get_module(mod_name)
     module.options["strip_hash"] = True
     module.options["enable_backward"] = True
@@ -158,53 +248,6 @@ def _called_functions(adj, seen: dict) -> None:
             _called_functions(f.adj, seen)
 
 
-def _split_kernel(text: str, kernel, device: str) -> tuple[str, str]:
-    name = kernel.get_mangled_name()
-    marker = _codegen.cuda_kernel_backward_name(kernel) if device == "cuda" else f"{name}_cpu_kernel_backward("
-    at = text.index(marker)
-    at = text.rfind("\n\n", 0, at)
-    return text[:at].strip("\n") + "\n", text[at:].strip("\n") + "\n"
-
-
-def extract_ir(module, kernels: dict[str, object], workdir: str) -> dict[str, dict]:
-    """Per kernel: {"cpp": {"forward", "backward"}, "cuda": {...}} as Warp generates them.
-
-    Each kernel's text holds only its own structs, @wp.func helpers (forward code in
-    "forward", adjoints in "backward") and its forward/backward kernel functions: no module
-    header, no entry-point thunks, no hash suffixes, no absolute paths.
-
-    The adjoints are built once (Warp's build is target-neutral for these kernels; the one
-    target-dependent path, cuBLASDx tile GEMM, is disabled) and rendered for both devices.
-    """
-    init_warp()
-    # output_arch=None: the portable text, without firing tile LTO (as Warp's own hashing does)
-    options = dict(module.options) | {"output_arch": None}
-    out: dict[str, dict] = {name: {} for name in kernels}
-    prefix = workdir.rstrip("/") + "/"
-    builder = _context.ModuleBuilder(module, options, target="cuda")
-    func_order = {f: i for i, f in enumerate(builder.functions)}
-    struct_order = {s: i for i, s in enumerate(builder.structs)}
-    for name, kernel in kernels.items():
-        funcs: dict = {}
-        _called_functions(kernel.adj, funcs)
-        ordered = sorted((f for f in funcs if f in func_order), key=func_order.__getitem__)
-        structs = sorted(_structs_used(kernel, ordered) & struct_order.keys(), key=struct_order.__getitem__)
-        for device in ("cpu", "cuda"):
-            fwd = "".join(_codegen.codegen_struct(s, device=device) for s in structs)
-            bwd = ""
-            for f in ordered:
-                common = dict(c_func_name=f.native_func, device=device, options=options, inline_hint=f.inline_hint)
-                fwd += _codegen.codegen_func(f.adj, forward_only=True, **common)
-                bwd += _codegen.codegen_func(f.adj, reverse_only=True, **common)
-            k_fwd, k_bwd = _split_kernel(_codegen.codegen_kernel(kernel, device, options), kernel, device)
-            target = "cpp" if device == "cpu" else "cuda"
-            out[name][target] = {
-                "forward": _clean(fwd + k_fwd, prefix),
-                "backward": _clean(bwd + k_bwd, prefix),
-            }
-    return out
-
-
 def _structs_used(kernel, funcs) -> set:
     """The @wp.struct types a kernel or its helpers hold as a value or an array element."""
     found = set()
@@ -217,7 +260,95 @@ def _structs_used(kernel, funcs) -> set:
     return found
 
 
-def _clean(text: str, prefix: str) -> str:
+_LINE_COMMENT = re.compile(r"//.*$")
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def top_level_items(text: str) -> list[str]:
+    """The module source split into its top-level items (a struct, a function with the comment
+    and template lines before it, a preprocessor block, an `extern "C"` block): runs of lines
+    separated by blank lines at brace depth 0. Braces in comments and strings do not count."""
+    items, current, depth = [], [], 0
+    for line in text.split("\n"):
+        if not line.strip() and depth == 0:
+            if current:
+                items.append("\n".join(current))
+                current = []
+            continue
+        current.append(line)
+        code = _LINE_COMMENT.sub("", _STRING.sub('""', line))
+        depth += code.count("{") - code.count("}")
+        if depth < 0:
+            raise RuntimeError(f"unbalanced braces in Warp's module source at: {line.strip()[:80]}")
+    if depth:
+        raise RuntimeError("unbalanced braces at the end of Warp's module source")
+    if current:
+        items.append("\n".join(current))
+    return items
+
+
+def _header(item: str) -> str:
+    """An item's declaration: its code before the first brace, comments dropped."""
+    code = "\n".join(_LINE_COMMENT.sub("", ln) for ln in item.split("\n"))
+    return code.split("{", 1)[0]
+
+
+def _words(pattern: str):
+    return re.compile(rf"(?<![A-Za-z0-9_]){pattern}(?![A-Za-z0-9_])")
+
+
+def _cut_kernel(items: list[tuple[str, str]], kernel, device: str) -> dict[str, str]:
+    """One kernel's forward and backward text, cut from the compiled module's items.
+
+    forward: its @wp.struct types (with the helpers Warp emits beside them), its @wp.func
+    helpers' forward functions, its argument struct (CPU) and its forward kernel function;
+    backward: the helpers' adjoints and its backward kernel function. In module order."""
+    name = kernel.get_mangled_name()
+    funcs: dict = {}
+    _called_functions(kernel.adj, funcs)
+    helpers = [f.native_func for f in funcs]
+    structs = [s.native_name for s in _structs_used(kernel, list(funcs))]
+    forward_pats = [_words(re.escape(s)) for s in structs] + [_words(re.escape(h) + r"\s*\(") for h in helpers]
+    forward_pats += [_words(rf"struct\s+wp_args_{re.escape(name)}"), _words(rf"{re.escape(name)}_{device}_kernel_forward\s*\(")]
+    backward_pats = [_words("adj_" + re.escape(h) + r"\s*\(") for h in helpers]
+    backward_pats.append(_words(rf"{re.escape(name)}_{device}_kernel_backward\s*\("))
+    fwd, bwd = [], []
+    for item, head in items:
+        if any(p.search(head) for p in backward_pats):
+            bwd.append(item)
+        elif any(p.search(head) for p in forward_pats):
+            fwd.append(item)
+    for what, pats, got in (("forward", forward_pats, fwd), ("backward", backward_pats, bwd)):
+        for p in pats:
+            if not any(p.search(_header(i)) for i in got) and "wp_args_" not in p.pattern:
+                raise RuntimeError(f"{name}: no {device} {what} item matching {p.pattern} in the compiled source")
+    return {"forward": "\n\n".join(fwd), "backward": "\n\n".join(bwd)}
+
+
+def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str) -> dict[str, dict]:
+    """Per kernel: {"cpp": {"forward", "backward"}, "cuda": {...}}, cut out of the module
+    sources the compilers were given (see `Compiled`): for "cpp" the C++ that LLVM compiled
+    for the CPU launch, for "cuda" the CUDA C++ that NVRTC compiled.
+
+    Each kernel's text holds only its own structs, @wp.func helpers (forward code in
+    "forward", adjoints in "backward") and its kernel functions: no module header, no
+    entry-point thunks. The one cleaning applied (`clean`): the batch's working directory is
+    dropped from `// file.py:line` comments, trailing spaces are stripped and runs of blank
+    lines collapse to one.
+    """
+    prefix = workdir.rstrip("/") + "/"
+    out: dict[str, dict] = {name: {} for name in kernels}
+    for target, compiled in (("cpp", cpp), ("cuda", cu)):
+        items = [(i, _header(i)) for i in top_level_items(compiled.source)]
+        for name, kernel in kernels.items():
+            parts = _cut_kernel(items, kernel, compiled.backend)
+            out[name][target] = {k: clean(v, prefix) for k, v in parts.items()}
+    return out
+
+
+def clean(text: str, prefix: str) -> str:
+    """The documented name cleaning of stored code: drop `prefix` (the batch's working
+    directory), strip trailing spaces, collapse runs of blank lines to one."""
     text = text.replace(prefix, "")
     lines = [ln.rstrip() for ln in text.strip("\n").split("\n")]
     out, blank = [], 0
@@ -264,21 +395,31 @@ def _ptx_of(funcs: dict[str, str], entry: str) -> str:
     return _normalize_ptx("\n".join(reversed(parts)))
 
 
-def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_ARCHS) -> dict[str, dict]:
+def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_ARCHS) -> tuple[dict[str, dict], Compiled]:
     """NVRTC-compile the whole module to PTX per arch (no GPU needed); cut out each kernel.
 
-    Returns {kernel name: {arch: {"forward": ptx}}}; raises on a compile error. The whole
-    module, adjoints included, goes through NVRTC (so the backward CUDA is proven to compile),
-    but only the forward entry is kept: NVVM's backward PTX of tile kernels is not
-    reproducible (it varies run to run for tile_matmul and with the batch for tile
-    reductions), and a record holds only what a re-validation can reproduce byte for byte.
+    Returns ({kernel name: {arch: {"forward": ptx}}}, the CUDA source NVRTC compiled); raises
+    on a compile error, or when the source differs between archs. The whole module, adjoints
+    included, goes through NVRTC (so the backward CUDA is proven to compile), but only the
+    forward entry is kept: NVVM's backward PTX of tile kernels is not reproducible (it varies
+    run to run for tile_matmul and with the batch for tile reductions), and a record holds only
+    what a re-validation can reproduce byte for byte.
     """
     init_warp()
     out: dict[str, dict] = {name: {} for name in kernels}
+    compiled = None
     for arch in archs:
         num = int(arch.removeprefix("sm_"))
         mdir = os.path.join(workdir, f"aot_{arch}")
-        wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=True)
+        calls: list = []
+        with _capture_compiles(calls):
+            wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=True)
+        source, compiler = _one_compile(calls, "cuda")
+        if compiled is None:
+            options = _resolved(module, module.options["block_dim"]) | {"grid_stride": _grid_stride(kernels)}
+            compiled = Compiled("cuda", source, options, {k: v for k, v in compiler.items() if k != "arch"})
+        elif source != compiled.source:
+            raise RuntimeError(f"Warp generated different CUDA source for {arch} than for {archs[0]}")
         paths = glob.glob(os.path.join(mdir, f"*.sm{num}.ptx"))
         if len(paths) != 1:
             raise RuntimeError(f"NVRTC wrote {len(paths)} PTX files for {arch}")
@@ -289,13 +430,51 @@ def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_
             out[name][arch] = {"forward": _ptx_of(funcs, f"{mangled}_cuda_kernel_forward")}
             if not out[name][arch]["forward"]:
                 raise RuntimeError(f"no PTX entry for {mangled} in {arch}")
-    return out
+    return out, compiled
 
 
-def compile_cpu(module) -> None:
-    """Compile the whole module with Warp's LLVM/Clang CPU backend (raises on failure)."""
+# every CPU launch resolves block_dim to 1 (Warp's CPU blocks are opt-in), so the CPU module
+# is loaded, and its source recorded, for that variant
+CPU_BLOCK_DIM = 1
+
+
+def compile_cpu(module) -> Compiled:
+    """Compile the whole module with Warp's LLVM/Clang CPU backend, as a CPU launch loads it;
+    returns the C++ source LLVM compiled (raises on failure)."""
     init_warp()
-    module.load("cpu", block_dim=1)  # what every CPU launch resolves block_dim to
+    calls: list = []
+    with _capture_compiles(calls):
+        module.load("cpu", block_dim=CPU_BLOCK_DIM)
+    source, compiler = _one_compile(calls, "cpu")
+    return Compiled("cpu", source, _resolved(module, CPU_BLOCK_DIM), compiler)
+
+
+def codegen_sources(module, kernels: dict[str, object], archs=DEFAULT_ARCHS) -> tuple[Compiled, Compiled]:
+    """The --no-validate path: the C++ and CUDA module sources from the same Warp codegen call a
+    compile makes (`Module._run_codegen`), with the options `compile_cpu` and `compile_ptx`
+    resolve, but no compiler runs. `extractor/warp_adapter_test.py` checks that they equal
+    what the compilers are given."""
+    init_warp()
+    cpu_opts = _resolved(module, CPU_BLOCK_DIM)
+    cpp = module._run_codegen(module.resolved_options[CPU_BLOCK_DIM] | {"output_arch": None}, True)[0]
+    cuda_bd = module.options["block_dim"]
+    cuda_opts = _resolved(module, cuda_bd) | {"grid_stride": _grid_stride(kernels)}
+    arch = int(archs[0].removeprefix("sm_"))
+    cu = module._run_codegen(module.resolved_options[cuda_bd] | {"output_arch": arch}, False)[0]
+    return Compiled("cpu", cpp, cpu_opts, None), Compiled("cuda", cu, cuda_opts, None)
+
+
+def toolchain(cpp: Compiled, cu: Compiled, archs=DEFAULT_ARCHS) -> dict:
+    """What produced a record's code, read from the running Warp, the module's resolved options
+    per backend and the arguments of the compiler calls (null where nothing was compiled)."""
+    return {**compilers(), "ptx_archs": list(archs),
+            "cpu": {"options": cpp.options, "compiler": cpp.compiler},
+            "cuda": {"options": cu.options, "compiler": cu.compiler}}
+
+
+def loaded_cpu_variants(module) -> list[int]:
+    """The block_dims of the CPU variants this module has loaded (what launches ran)."""
+    return sorted(bd for (ctx, bd) in module.execs if ctx is None)
 
 
 def compile_cuda_device(module) -> None:

@@ -1,4 +1,7 @@
+import glob
 import importlib
+import os
+import re
 import sys
 import tempfile
 
@@ -10,15 +13,87 @@ from generator.render import render_source
 
 
 def test_every_warp_internal_the_adapter_uses_still_exists():
+    warp_adapter.init_warp()
     for module, symbol in warp_adapter.INTERNAL_SYMBOLS:
-        mod = importlib.import_module(module)
-        assert hasattr(mod, symbol), f"Warp moved {module}.{symbol}: update extractor/warp_adapter.py"
+        obj = importlib.import_module(module)
+        for part in symbol.split("."):
+            if part == "execs":  # an instance attribute: look on a real module
+                obj = warp_adapter.wp.get_module("warp_ir_contract_probe")
+            assert hasattr(obj, part), f"Warp moved {module}.{symbol}: update extractor/warp_adapter.py"
+            obj = getattr(obj, part)
+
+
+def _compiled(specs, d, archs=("sm_90",)):
+    module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, d)
+    ptx, cu = warp_adapter.compile_ptx(module, kernels, d, archs)
+    cpp = warp_adapter.compile_cpu(module)
+    return module, kernels, ptx, cpp, cu
 
 
 def _ir(specs):
     with tempfile.TemporaryDirectory() as d:
+        module, kernels, _, cpp, cu = _compiled(specs, d)
+        return warp_adapter.cut_ir(kernels, cpp, cu, d)
+
+
+def _warp_written(root: str, module_name: str, ext: str) -> str:
+    """The module source Warp itself wrote beside the binary it built (not our capture)."""
+    paths = [p for p in glob.glob(os.path.join(root, "**", f"*.{ext}"), recursive=True) if module_name in p]
+    assert len(paths) == 1, paths
+    with open(paths[0], encoding="utf-8") as f:
+        return f.read()
+
+
+def _in_order(pieces: list[str], text: str) -> str | None:
+    """None when every piece occurs in `text`, each after the previous one; else the first missing."""
+    at = 0
+    for piece in pieces:
+        k = text.find(piece, at)
+        if k < 0:
+            return piece
+        at = k + len(piece)
+    return None
+
+
+def test_stored_code_is_verbatim_what_the_compilers_compiled():
+    # 20 families x 2 backends x forward/backward: every paragraph of a stored text is, after the
+    # documented cleaning, a verbatim substring of the module source Warp wrote for the compile
+    # that ran (the CPU .cpp in the kernel cache, the .cu NVRTC compiled for the PTX), in order.
+    specs = [build_spec(f, s) for f in sorted(FAMILIES) for s in range(2)]
+    with tempfile.TemporaryDirectory() as d:
+        module, kernels, _, cpp, cu = _compiled(specs, d)
+        ir = warp_adapter.cut_ir(kernels, cpp, cu, d)
+        prefix = d.rstrip("/") + "/"
+        compiled = {"cpp": warp_adapter.clean(_warp_written(warp_adapter.kernel_cache_dir(), module.name, "cpp"), prefix),
+                    "cuda": warp_adapter.clean(_warp_written(d, module.name, "cu"), prefix)}
+    checked = 0
+    for spec in specs:
+        for target, text in compiled.items():
+            for part in ("forward", "backward"):
+                stored = ir[spec.name][target][part]
+                missing = _in_order([p for p in stored.split("\n\n") if p.strip()], text)
+                assert missing is None, f"{spec.name} {target} {part}: not in the compiled source:\n{missing[:400]}"
+                checked += 1
+    assert checked == 20 * 2 * 2 * 2
+    # what tells the two compiles apart is in the stored text: the CPU launch's contiguous-stride
+    # block (block_dim 1) and the CUDA grid-stride loop
+    assert sum("wp_contiguous_args" in ir[s.name]["cpp"]["forward"] for s in specs) >= len(specs) // 2
+    assert all("_idx += static_cast<size_t>(blockDim.x)" in ir[s.name]["cuda"]["forward"] for s in specs)
+
+
+def test_codegen_only_cuts_equal_what_the_compilers_are_given():
+    # the --no-validate path runs no compiler; its code must still be what a compile is given
+    specs = [build_spec(f, 7) for f in sorted(FAMILIES)]
+    with tempfile.TemporaryDirectory() as d:
+        _, kernels, _, cpp, cu = _compiled(specs, d)
+        compiled = warp_adapter.cut_ir(kernels, cpp, cu, d)
+    with tempfile.TemporaryDirectory() as d:
         module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, d)
-        return warp_adapter.extract_ir(module, kernels, d)
+        cpp2, cu2 = warp_adapter.codegen_sources(module, kernels)
+        generated = warp_adapter.cut_ir(kernels, cpp2, cu2, d)
+    assert cpp.options == cpp2.options and cu.options == cu2.options
+    assert cpp2.compiler is None and cu2.compiler is None
+    assert generated == compiled
 
 
 def test_ir_of_a_kernel_is_the_same_alone_and_in_a_batch():
@@ -66,7 +141,7 @@ def test_helper_names_do_not_depend_on_what_was_loaded_before():
 def _ptx(specs, archs=("sm_90",)):
     with tempfile.TemporaryDirectory() as d:
         module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, d)
-        return warp_adapter.compile_ptx(module, kernels, d, archs)
+        return warp_adapter.compile_ptx(module, kernels, d, archs)[0]
 
 
 def test_ptx_of_a_kernel_is_the_same_alone_and_in_a_batch():
@@ -114,11 +189,73 @@ def test_nvrtc_archs_include_the_default():
     assert "sm_90" in warp_adapter.nvrtc_archs()
 
 
-def test_toolchain_fingerprint():
-    tc = warp_adapter.toolchain()
-    assert tc["warp_lang"] == "1.19.0"
+def test_toolchain_fingerprint_is_what_ran():
+    import warp as wp
+
+    spec = build_spec("loop", 3)
+    with tempfile.TemporaryDirectory() as d:
+        module, kernels, _, cpp, cu = _compiled([spec], d, ("sm_80", "sm_90"))
+        tc = warp_adapter.toolchain(cpp, cu, ("sm_80", "sm_90"))
+    assert tc["warp_lang"] == wp.__version__
     assert tc["nvrtc"] and tc["nvrtc"][0].isdigit(), "NVRTC version missing"
-    assert tc["ptx_archs"] == ["sm_90"]
+    assert tc["ptx_archs"] == ["sm_80", "sm_90"]
+    # per backend, from the module's resolved options and the compiler calls that ran
+    assert tc["cpu"]["options"]["block_dim"] == warp_adapter.CPU_BLOCK_DIM == tc["cpu"]["compiler"]["block_dim"]
+    assert tc["cuda"]["options"]["block_dim"] == module.options["block_dim"]
+    assert tc["cuda"]["options"]["grid_stride"] is kernels[spec.name].grid_stride is not None
+    assert tc["cuda"]["options"]["enable_mathdx_gemm"] is False and tc["cpu"]["options"]["strip_hash"] is True
+    assert isinstance(tc["cpu"]["compiler"]["optimization_level"], int)
+    assert isinstance(tc["cuda"]["compiler"]["optimization_level"], int)
+    assert tc["cuda"]["compiler"]["fast_math"] is module.options["fast_math"]
+    # changing an option changes the fingerprint: nothing in it is a literal
+    with tempfile.TemporaryDirectory() as d:
+        module, kernels = warp_adapter.load_batch({spec.name: render_source(spec)}, d)
+        module.options["optimization_level"] = 1
+        cpp1 = warp_adapter.compile_cpu(module)
+    assert cpp1.compiler["optimization_level"] == 1 != tc["cpu"]["compiler"]["optimization_level"]
+
+
+_STALE_CHILD = """
+import os, sys, json
+os.getpid = lambda: 4242  # a container reusing a pid
+sys.path.insert(0, sys.argv[1])
+os.environ["WARP_IR_RUN_DIR"] = sys.argv[2]
+from generator.spec import KernelSpec
+from generator.render import render_source
+from validator import checks
+from extractor import warp_adapter
+spec = KernelSpec.from_json(json.loads(sys.argv[3]))
+res = checks.check_batch([spec], [render_source(spec)], ["sm_90"])[0]
+print(json.dumps({"verdict": res.get("execute_cpu") or res, "cache": warp_adapter.kernel_cache_dir()}))
+"""
+
+
+def test_a_reused_pid_cannot_load_another_runs_binary():
+    # two runs, same pid, same kernel name and module counter, different bodies: each must run
+    # its own code (the old pid-named modules in a shared cache loaded the first run's binary)
+    import json
+    import subprocess
+
+    spec = build_spec("arith", 11)
+    other = dict(spec.to_json())
+    text = json.dumps(spec.body)
+    m = re.search(r'\["c", (-?[0-9.]+), "float32"\]', text)
+    assert m, "no float literal to change: pick another seed"
+    text = text[:m.start(1)] + repr(float(m.group(1)) + 1.0) + text[m.end(1):]
+    other["body"] = json.loads(text)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with tempfile.TemporaryDirectory() as run_dir:
+        outs = []
+        for s in (spec.to_json(), other):
+            p = subprocess.run([sys.executable, "-c", _STALE_CHILD, root, run_dir, json.dumps(s)],
+                               capture_output=True, text=True, timeout=600)
+            assert p.returncode == 0, p.stderr[-2000:]
+            outs.append(json.loads(p.stdout.strip().splitlines()[-1]))
+        for out in outs:
+            assert out["verdict"] == {"status": "passed"}, out
+            assert out["cache"].startswith(run_dir)
+            assert not os.path.exists(out["cache"]), "a process's Warp cache outlived it"
+        assert outs[0]["cache"] != outs[1]["cache"]
 
 
 if __name__ == "__main__":

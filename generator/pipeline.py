@@ -17,7 +17,9 @@ import multiprocessing
 import os
 import queue
 import resource
+import shutil
 import sys
+import tempfile
 import time
 
 import schemas
@@ -40,7 +42,7 @@ def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def build_record(spec, source: str, target: str, result: dict, toolchain: dict) -> dict:
+def build_record(spec, source: str, target: str, result: dict) -> dict:
     from validator import checks
 
     record = {
@@ -69,7 +71,7 @@ def build_record(spec, source: str, target: str, result: dict, toolchain: dict) 
             "execute_cpu": result["execute_cpu"],
             "execute_gpu": result["execute_gpu"],
         },
-        "toolchain": toolchain,
+        "toolchain": result["toolchain"],
     }
     return record
 
@@ -88,10 +90,9 @@ def process_chunk(task: dict) -> dict:
         gc.freeze()  # Warp's own objects stay put; the collector then scans only a chunk's garbage
     out, c, target = task["out"], task["chunk"], task["target"]
     archs = task.get("archs", list(warp_adapter.DEFAULT_ARCHS))
-    toolchain = warp_adapter.toolchain(archs)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    outcomes, specs, sources, pending = [], [], [], []
+    outcomes, specs, sources, pending, names = [], [], [], [], set()
     for k in range(c * CHUNK, (c + 1) * CHUNK):
         family, kseed = kernel_plan(task["seed"], task["families"], k)
         outcome = {"index": k, "family": family, "seed": kseed}
@@ -106,13 +107,17 @@ def process_chunk(task: dict) -> dict:
         if safety["status"] != "passed":
             outcome["reason"] = safety["reason"]
             continue
+        if spec.name in names:  # one Warp module holds the chunk: a second kernel of that name would replace the first
+            outcome["reason"] = f"name_collision: kernel name {spec.name} already taken in chunk {c}"
+            continue
+        names.add(spec.name)
         specs.append(spec)
         sources.append(source)
         pending.append(outcome)
     timings["spec"] = time.perf_counter() - t0
     results = checks.check_batch(specs, sources, archs, validate=task.get("validate", True), timings=timings) if specs else []
     t0 = time.perf_counter()
-    kept = []
+    kept, toolchain = [], None
     for outcome, spec, source, res in zip(pending, specs, sources, results):
         if "error" in res:
             outcome["reason"] = res["error"]
@@ -121,7 +126,8 @@ def process_chunk(task: dict) -> dict:
         if bad:
             outcome["reason"] = bad["reason"]
             continue
-        record = build_record(spec, source, target, res, toolchain)
+        record = build_record(spec, source, target, res)
+        toolchain = toolchain or res["toolchain"]
         verdict = checks.check_schema(record)
         if verdict["status"] != "passed":
             outcome["reason"] = verdict["reason"]
@@ -132,7 +138,7 @@ def process_chunk(task: dict) -> dict:
         kept.append(record)
     for o in outcomes:
         o["status"] = "rejected" if "reason" in o else "passed"
-    stats = {"chunk": c, "complete": True, "outcomes": outcomes}
+    stats = {"chunk": c, "complete": True, "outcomes": outcomes, "toolchain": toolchain}
     timings["record"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     write_chunk(out, c, kept, stats)
@@ -186,6 +192,18 @@ class Progress:
             sys.stderr.write("\n")
 
 
+def _start_pool(ctx, workers: int, run_dir: str):
+    saved = os.environ.get("WARP_IR_RUN_DIR")
+    os.environ["WARP_IR_RUN_DIR"] = run_dir  # spawned workers read it at start-up
+    try:
+        return ctx.Pool(workers)
+    finally:
+        if saved is None:
+            del os.environ["WARP_IR_RUN_DIR"]
+        else:
+            os.environ["WARP_IR_RUN_DIR"] = saved
+
+
 def run(target: str, count: int, seed: int, out: str, families: list[str], workers: int, quiet: bool = False,
         archs: list[str] | None = None, validate: bool = True) -> dict:
     from extractor import warp_adapter
@@ -226,7 +244,10 @@ def run(target: str, count: int, seed: int, out: str, families: list[str], worke
     # observed pass rate says are still needed; so no wave barrier and little surplus. A chunk
     # finished by an earlier run (its stats file exists) is taken as is.
     ctx = multiprocessing.get_context("spawn")
-    pool = ctx.Pool(workers) if workers > 1 else None
+    # the workers' private Warp caches live in this run's temporary directory, removed below
+    # even when a worker was killed before its own clean-up ran
+    run_dir = tempfile.mkdtemp(prefix="warp-ir-run-")
+    pool = _start_pool(ctx, workers, run_dir) if workers > 1 else None
     finished: queue.Queue = queue.Queue()
     inflight: set[int] = set()
     next_c = 0
@@ -264,6 +285,7 @@ def run(target: str, count: int, seed: int, out: str, families: list[str], worke
         if pool:
             pool.close()
             pool.join()
+        shutil.rmtree(run_dir, ignore_errors=True)
     progress.done()
     manifest = finalize(out, done, count, config)
     elapsed = time.time() - t0
@@ -299,7 +321,7 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
                 lines = f.readlines()[:keep]
             last_id = json.loads(lines[-1])["id"] if lines else None
             cut = next(i for i, o in enumerate(st["outcomes"]) if o.get("id") == last_id) + 1 if lines else 0
-            st = {"chunk": c, "complete": False, "outcomes": st["outcomes"][:cut]}
+            st = {"chunk": c, "complete": False, "outcomes": st["outcomes"][:cut], "toolchain": st.get("toolchain")}
             write_chunk(out, c, [json.loads(x) for x in lines], st)
             n_pass = keep
         total += n_pass
@@ -312,9 +334,15 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
     return write_manifest(out, kept_chunks, config)
 
 
-def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
-    from extractor import warp_adapter
+def run_toolchain(chunks: list[dict]) -> dict | None:
+    """The one toolchain every chunk's records were made with (None when no chunk kept any)."""
+    seen = {canonical_json(s["toolchain"]): s["toolchain"] for s in chunks if s.get("toolchain")}
+    if len(seen) > 1:
+        raise ValueError(f"the chunks of this run were built with {len(seen)} different toolchains; use another --out")
+    return next(iter(seen.values()), None)
 
+
+def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
     outcomes = [o for s in chunks for o in s["outcomes"]]
     by_family: dict[str, dict] = {}
     reasons: dict[str, int] = {}
@@ -359,7 +387,7 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         "manifest_version": MANIFEST_VERSION,
         "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
         "generator": config,
-        "toolchain": warp_adapter.toolchain(config["archs"]),
+        "toolchain": run_toolchain(chunks),
         "counts": {
             "attempted": len(outcomes),
             "passed": sum(o["status"] == "passed" for o in outcomes),

@@ -153,11 +153,12 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
     Returns one result per kernel: {"ir", "compile_cpu", "compile_cuda", "execute_cpu",
-    "execute_gpu", "inputs", "outputs"}. A batch-level failure (codegen or compile) is isolated
+    "execute_gpu", "inputs", "outputs", "toolchain"}; "ir" is cut from the sources the
+    compilers were given (`warp_adapter.cut_ir`). A batch-level failure (codegen or compile) is isolated
     by bisection, so one bad kernel costs only its own record, with the compiler's reason.
     With validate=False only Warp's codegen runs (the --no-validate fast path): no PTX, no
     compile, no execution, and those verdicts are not_run with that reason. `timings`, when
-    given, accumulates wall seconds per stage (import, codegen, nvrtc, llvm, execute).
+    given, accumulates wall seconds per stage (import, codegen, nvrtc, llvm, cut, execute).
     """
     clock = _Stages(timings)
     with tempfile.TemporaryDirectory(prefix="warp-ir-batch-") as workdir:
@@ -166,15 +167,20 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         try:
             with clock("import"):
                 module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
-            with clock("codegen"):
-                ir = warp_adapter.extract_ir(module, kernels, workdir)
             if validate:
                 stage = "compile_cuda"
                 with clock("nvrtc"):
-                    ptx = warp_adapter.compile_ptx(module, kernels, workdir, archs)
+                    ptx, cu = warp_adapter.compile_ptx(module, kernels, workdir, archs)
                 stage = "compile_cpu"
                 with clock("llvm"):
-                    warp_adapter.compile_cpu(module)
+                    cpp = warp_adapter.compile_cpu(module)
+            else:
+                with clock("codegen"):
+                    cpp, cu = warp_adapter.codegen_sources(module, kernels, archs)
+            stage = "cut"
+            with clock("cut"):
+                ir = warp_adapter.cut_ir(kernels, cpp, cu, workdir)
+            toolchain = warp_adapter.toolchain(cpp, cu, archs)
         except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
             if len(specs) > 1:
                 mid = len(specs) // 2
@@ -184,7 +190,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         if not validate:
             skipped = not_run(NO_VALIDATE)
             results = [{"ir": ir[spec.name], "inputs": make_inputs(spec), "outputs": {}, "compile_cpu": skipped,
-                        "compile_cuda": skipped, "execute_cpu": skipped, "execute_gpu": skipped} for spec in specs]
+                        "compile_cuda": skipped, "execute_cpu": skipped, "execute_gpu": skipped,
+                        "toolchain": toolchain} for spec in specs]
             warp_adapter.unload(module)
             return results
         use_gpu, gpu_reason = gpu_status(gpu)
@@ -199,7 +206,7 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         for spec in specs:
             inputs = make_inputs(spec)
             res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs,
-                   "compile_cpu": PASSED, "compile_cuda": PASSED}
+                   "compile_cpu": PASSED, "compile_cuda": PASSED, "toolchain": toolchain}
             try:
                 verdict, outputs = execute_and_compare(kernels[spec.name], spec, inputs)
             except Exception as e:  # noqa: BLE001
@@ -218,5 +225,13 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
             res.update(execute_cpu=verdict, execute_gpu=on_gpu, outputs=outputs)
             results.append(res)
         clock.stop()
+        # the stored C++ is the CPU variant compiled above; a launch that had loaded another
+        # one would have run code the record does not hold
+        variants = warp_adapter.loaded_cpu_variants(module)
+        if variants != [warp_adapter.CPU_BLOCK_DIM]:
+            bad = failed(f"execute_cpu: CPU launches loaded block_dim variants {variants}, "
+                         f"not only the compiled {warp_adapter.CPU_BLOCK_DIM}")
+            for res in results:
+                res["execute_cpu"] = bad
         warp_adapter.unload(module)
         return results

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 
+import schemas
 from extractor import warp_adapter
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
@@ -49,10 +50,51 @@ def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
     return None
 
 
+class ToolchainMismatch(Exception):
+    """The dataset was made with other compilers than this validator runs: its IR cannot match."""
+
+
+def _first_toolchain(directory: str, shards: list[str]) -> dict | None:
+    for shard in shards:
+        for _, rec, err in read_records(os.path.join(directory, shard)):
+            if not err and isinstance(rec, dict) and isinstance(rec.get("toolchain"), dict):
+                return {**rec["toolchain"], "_schema_version": rec.get("schema_version")}
+    return None
+
+
+def check_toolchain(directory: str, shards: list[str]) -> None:
+    """Stop before any work when the records were made with another Warp, NVRTC or LLVM."""
+    stored = _first_toolchain(directory, shards)
+    if stored is None:
+        return
+    version = stored.get("_schema_version")
+    if version != schemas.PAIR_SCHEMA_VERSION:
+        raise ToolchainMismatch(f"{directory}: records of pair schema {version}; this validator reads "
+                                f"{schemas.PAIR_SCHEMA_VERSION} (1.x records store code Warp did not compile "
+                                f"as stored: regenerate them)")
+    here = warp_adapter.compilers()
+    diff = [k for k in here if stored.get(k) != here[k]]
+    if diff:
+        made = ", ".join(f"{k} {stored.get(k)}" for k in diff)
+        this = ", ".join(f"{k} {here[k]}" for k in diff)
+        raise ToolchainMismatch(f"{directory}: made with {made}; this validator runs {this}: "
+                                f"re-validate with the same toolchain (see the record's toolchain)")
+
+
+def _toolchain_diff(stored: dict, fresh: dict) -> str:
+    for key in sorted(set(stored) | set(fresh)):
+        if stored.get(key) != fresh.get(key):
+            if isinstance(stored.get(key), dict) and isinstance(fresh.get(key), dict):
+                return f"{key}.{_toolchain_diff(stored[key], fresh[key])}"
+            return f"{key}: stored {json.dumps(stored.get(key))[:80]}, compiled with {json.dumps(fresh.get(key))[:80]}"
+    return "equal"
+
+
 def revalidate(directory: str, gpu: bool | None = None) -> dict:
     shards = sorted(p for p in os.listdir(directory) if p.startswith("shard-") and p.endswith(".jsonl"))
     if not shards:
         raise FileNotFoundError(f"no shard-*.jsonl files in {directory}")
+    check_toolchain(directory, shards)
     failures: list[dict] = []
     total = 0
     pending: list[tuple[str, dict]] = []
@@ -71,6 +113,9 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
         for (where, rec), spec, res in zip(pending, specs, results):
             if "error" in res:
                 fail(where, rec, res["error"])
+                continue
+            if res["toolchain"] != rec["toolchain"]:
+                fail(where, rec, f"toolchain: {_toolchain_diff(rec['toolchain'], res['toolchain'])}")
                 continue
             if res["ir"] != rec["ir"]:
                 target = next((t for t in ("cpp", "cuda", "ptx") if res["ir"][t] != rec["ir"].get(t)), "ir")
@@ -118,7 +163,7 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
     return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(failures),
             "failed": len(failures), "failures_by_reason": reasons, "failures": failures,
             "execute_gpu": dict(sorted(gpu_counts.items())), "execute_gpu_notes": sorted(gpu_notes),
-            "toolchain": warp_adapter.toolchain()}
+            "toolchain": warp_adapter.compilers()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         report = revalidate(directory, gpu)
-    except (FileNotFoundError, OSError) as e:
+    except (FileNotFoundError, OSError, ToolchainMismatch) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["seconds"] = round(time.time() - t0, 2)
