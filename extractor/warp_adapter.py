@@ -472,6 +472,34 @@ def toolchain(cpp: Compiled, cu: Compiled, archs=DEFAULT_ARCHS) -> dict:
             "cuda": {"options": cu.options, "compiler": cu.compiler}}
 
 
+def warp_written_sources(module, workdir: str) -> dict[str, str]:
+    """The module sources Warp itself wrote beside the binaries it built: the CPU `.cpp` in this
+    process's kernel cache and the `.cu` of the first PTX compile under `workdir`. Read from
+    disk, independently of the capture in `compile_cpu`/`compile_ptx`, so a check can hold the
+    stored code against them."""
+    out = {}
+    for target, root, ext in (("cpp", _cache_dir, "cpp"), ("cuda", workdir, "cu")):
+        paths = sorted(p for p in glob.glob(os.path.join(root, "**", f"*.{ext}"), recursive=True)
+                       if os.path.basename(p) == f"wp_{module.name}.{ext}")
+        if not paths:
+            raise FileNotFoundError(f"Warp wrote no {ext} source for {module.name} under {root}")
+        with open(paths[0], encoding="utf-8") as f:
+            out[target] = f.read()
+    return out
+
+
+def missing_from(stored: str, compiled: str) -> str | None:
+    """None when `stored` is cut from `compiled` (both cleaned): every paragraph of it occurs
+    verbatim in `compiled`, each after the previous one; else the first paragraph that does not."""
+    at = 0
+    for piece in (p for p in stored.split("\n\n") if p.strip()):
+        k = compiled.find(piece, at)
+        if k < 0:
+            return piece
+        at = k + len(piece)
+    return None
+
+
 def loaded_cpu_variants(module) -> list[int]:
     """The block_dims of the CPU variants this module has loaded (what launches ran)."""
     return sorted(bd for (ctx, bd) in module.execs if ctx is None)

@@ -36,25 +36,6 @@ def _ir(specs):
         return warp_adapter.cut_ir(kernels, cpp, cu, d)
 
 
-def _warp_written(root: str, module_name: str, ext: str) -> str:
-    """The module source Warp itself wrote beside the binary it built (not our capture)."""
-    paths = [p for p in glob.glob(os.path.join(root, "**", f"*.{ext}"), recursive=True) if module_name in p]
-    assert len(paths) == 1, paths
-    with open(paths[0], encoding="utf-8") as f:
-        return f.read()
-
-
-def _in_order(pieces: list[str], text: str) -> str | None:
-    """None when every piece occurs in `text`, each after the previous one; else the first missing."""
-    at = 0
-    for piece in pieces:
-        k = text.find(piece, at)
-        if k < 0:
-            return piece
-        at = k + len(piece)
-    return None
-
-
 def test_stored_code_is_verbatim_what_the_compilers_compiled():
     # 20 families x 2 backends x forward/backward: every paragraph of a stored text is, after the
     # documented cleaning, a verbatim substring of the module source Warp wrote for the compile
@@ -64,14 +45,13 @@ def test_stored_code_is_verbatim_what_the_compilers_compiled():
         module, kernels, _, cpp, cu = _compiled(specs, d)
         ir = warp_adapter.cut_ir(kernels, cpp, cu, d)
         prefix = d.rstrip("/") + "/"
-        compiled = {"cpp": warp_adapter.clean(_warp_written(warp_adapter.kernel_cache_dir(), module.name, "cpp"), prefix),
-                    "cuda": warp_adapter.clean(_warp_written(d, module.name, "cu"), prefix)}
+        compiled = {t: warp_adapter.clean(text, prefix) for t, text in warp_adapter.warp_written_sources(module, d).items()}
     checked = 0
     for spec in specs:
         for target, text in compiled.items():
             for part in ("forward", "backward"):
                 stored = ir[spec.name][target][part]
-                missing = _in_order([p for p in stored.split("\n\n") if p.strip()], text)
+                missing = warp_adapter.missing_from(stored, text)
                 assert missing is None, f"{spec.name} {target} {part}: not in the compiled source:\n{missing[:400]}"
                 checked += 1
     assert checked == 20 * 2 * 2 * 2

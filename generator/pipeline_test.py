@@ -47,6 +47,27 @@ def test_writes_exactly_count_valid_records_and_a_manifest(run_a):
     assert m["validation"]["execute_cpu"] == {"passed": 60}
     assert m["validation"]["execute_gpu"] == ({"passed": 60} if gpu else {"not_run": 60})
     assert m["toolchain"]["ptx_archs"] == ["sm_90"] and m["toolchain"]["nvrtc"]
+    # the run's toolchain is the one its records were compiled with, measured, not restated
+    assert all(r["toolchain"] == m["toolchain"] for r in recs)
+    assert m["toolchain"]["cpu"]["compiler"]["block_dim"] == warp_adapter.CPU_BLOCK_DIM
+
+
+def test_kernel_names_that_collide_in_a_chunk_are_counted_not_paired_wrongly(monkeypatch):
+    from generator import families
+
+    monkeypatch.setattr(families, "kernel_name", lambda family, seed: f"{family}_collide")
+    out = _tmp("run_collide")
+    m = pipeline.run("cpu", 1, 3, out, ["arith"], workers=1, quiet=True)
+    assert m["counts"]["passed"] == 1
+    assert m["rejects_by_reason"]["name_collision"] == m["counts"]["rejected"] == pipeline.CHUNK - 1
+
+
+def test_a_run_leaves_no_warp_cache_behind(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    pipeline.run("cpu", 5, 1, str(tmp_path / "out"), ["arith"], workers=2, quiet=True)
+    assert sorted(os.listdir(tmp_path)) == ["out"], "the run's temporary directory (workers' Warp caches) remains"
 
 
 def test_same_seed_same_bytes_whatever_the_worker_count(run_a):

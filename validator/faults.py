@@ -191,7 +191,7 @@ def output_nan(records, i, rng):
 _TOP = ["schema_version", "id", "family", "target", "seed", "kernel_name", "source", "spec", "args", "dim",
         "ir", "io", "checks", "toolchain"]
 _CHECKS = ["schema", "safety", "spec_source", "ir_match", "compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu"]
-_TOOLCHAIN = ["warp_lang", "cuda_toolkit", "nvrtc", "ptx_archs", "mode", "optimization_level", "codegen_options"]
+_TOOLCHAIN = ["warp_lang", "cuda_toolkit", "nvrtc", "llvm", "ptx_archs", "cpu", "cuda"]
 _SPEC = ["spec_version", "family", "seed", "name", "dim", "args", "body"]
 
 
@@ -255,7 +255,7 @@ def _mistypes(rec) -> list[tuple[tuple, object]]:
         (("io", "outputs"), {}),
         (("ir", "cpp", "forward"), [rec["ir"]["cpp"]["forward"]]),
         (("ir", "cuda", "backward"), ""),
-        (("toolchain", "optimization_level"), "3"),
+        (("toolchain", "cpu", "compiler"), "O2"),
         (("toolchain", "ptx_archs"), "sm_90"),
     ]
 
