@@ -110,13 +110,14 @@ def table(results: dict) -> str:
     return "\n".join(rows + stage_rows)
 
 
-STAGE_ORDER = ["spec", "import", "codegen", "nvrtc", "llvm", "execute", "record", "write"]
+STAGE_ORDER = ["spec", "import", "codegen", "nvrtc", "llvm", "cut", "execute", "record", "write"]
 STAGE_LABEL = {
     "spec": "spec + render + safety check",
     "import": "import (Warp's @wp.kernel registration)",
-    "codegen": "Warp codegen (C++ and CUDA, forward and backward)",
-    "nvrtc": "NVRTC to PTX",
-    "llvm": "LLVM compile for the CPU",
+    "codegen": "Warp codegen without compiling (--no-validate: C++ and CUDA module sources)",
+    "nvrtc": "Warp codegen + NVRTC to PTX (CUDA module)",
+    "llvm": "Warp codegen + LLVM compile for the CPU",
+    "cut": "cut each kernel's code from the compiled sources",
     "execute": "execute on CPU + NumPy oracle",
     "record": "record + schema check",
     "write": "write shard",

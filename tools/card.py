@@ -71,7 +71,17 @@ def render(m: dict) -> str:
         lines += [f"- {k}: {'; '.join(notes)}"]
     lines += ["", "## Schema", "", "One row per pair; JSON columns hold JSON text.", ""]
     lines += _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]] for x in m["columns"]])
-    lines += ["", "## Toolchain", "", "```json", json.dumps(tc, indent=2, sort_keys=True), "```", "",
+    lines += ["", "## What the code columns hold", "",
+              "`ir_cpp_*` are the functions Warp compiled for a CPU launch (the module as loaded with "
+              f"block_dim {tc['cpu']['options'].get('block_dim')}) and `ir_cuda_*` the functions NVRTC compiled "
+              f"(grid-stride loop: {tc['cuda']['options'].get('grid_stride')}), each cut verbatim from the module "
+              "source Warp handed its compiler, with names cleaned (the build directory dropped from "
+              "`// file.py:line` comments, trailing spaces stripped, blank-line runs collapsed); the PTX comes "
+              "from the same CUDA compile. Pair schema 2.0.0 made this so: 1.x records stored code generated "
+              "by a second path that differed from the compiled text.", "",
+              "## Toolchain", "", "Measured from the compiles that ran (versions from the running Warp; per "
+              "backend, the module's resolved options and the compiler call's arguments):", "",
+              "```json", json.dumps(tc, indent=2, sort_keys=True), "```", "",
               "## Generator runs", ""]
     rows = [[i["path"], i["target"], i["generator"]["seed"], ", ".join(i["generator"]["families"]),
              i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"], _throughput(i.get("run"))]
