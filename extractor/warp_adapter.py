@@ -11,6 +11,7 @@ import atexit
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import glob
 import importlib
 import multiprocessing.util
@@ -35,6 +36,7 @@ INTERNAL_SYMBOLS = (
     ("warp._src.build", "build_cpu"),
     ("warp._src.build", "build_cuda"),
     ("warp._src.codegen", "Struct"),
+    ("warp._src.codegen", "log_debug"),
     ("warp._src.codegen", "strip_reference"),
 )
 
@@ -130,6 +132,57 @@ class Compiled:
     source: str
     options: dict  # the module's resolved options for this variant (block_dim, mode, ...)
     compiler: dict | None
+    # what Warp's codegen said while generating it about differentiability (its own warnings)
+    notes: tuple = ()
+
+
+@contextlib.contextmanager
+def _capture_codegen_notes(into: list):
+    """Collect the non-differentiability warnings Warp's codegen logs at debug level (a
+    variable mutated in a dynamic loop, an array element or struct field overwritten)."""
+    real = _codegen.log_debug
+
+    def log_debug(msg, *args, **kw):
+        if isinstance(msg, str) and "differentiable" in msg:
+            into.append(msg.split("\n", 1)[0])
+        return real(msg, *args, **kw)
+
+    _codegen.log_debug = log_debug
+    try:
+        yield
+    finally:
+        _codegen.log_debug = real
+
+
+_MISSING = re.compile(r"void\s+adj_(\w+)\s*\([^)]*\)\s*\{\s*//\s*MISSINGADJOINT")
+
+
+@functools.lru_cache(maxsize=None)
+def missing_adjoints() -> dict[str, str]:
+    """The builtins whose adjoint the installed Warp leaves unimplemented, read from its native
+    headers (an empty body marked `// MISSINGADJOINT`): {name: header file}."""
+    native = os.path.join(os.path.dirname(wp.__file__), "native")
+    found = {}
+    for path in sorted(glob.glob(os.path.join(native, "*.h"))):
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for m in _MISSING.finditer(f.read()):
+                found.setdefault(m.group(1), os.path.basename(path))
+    return found
+
+
+def declared_nondifferentiable(kernels: dict[str, object], compiled: Compiled) -> dict[str, str]:
+    """{kernel name: Warp's first codegen warning about it or its helpers}."""
+    out = {}
+    for name, kernel in kernels.items():
+        funcs: dict = {}
+        _called_functions(kernel.adj, funcs)
+        owners = {kernel.adj.fun_name} | {f.adj.fun_name for f in funcs}
+        for note in compiled.notes:
+            m = re.search(r'function "?([A-Za-z_][A-Za-z0-9_]*)"?', note)
+            if m and m.group(1) in owners:
+                out[name] = note.split(" at ", 1)[0]
+                break
+    return out
 
 
 @contextlib.contextmanager
@@ -412,12 +465,14 @@ def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_
         num = int(arch.removeprefix("sm_"))
         mdir = os.path.join(workdir, f"aot_{arch}")
         calls: list = []
-        with _capture_compiles(calls):
+        notes: list = []
+        with _capture_compiles(calls), _capture_codegen_notes(notes):
             wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=True)
         source, compiler = _one_compile(calls, "cuda")
         if compiled is None:
             options = _resolved(module, module.options["block_dim"]) | {"grid_stride": _grid_stride(kernels)}
-            compiled = Compiled("cuda", source, options, {k: v for k, v in compiler.items() if k != "arch"})
+            compiled = Compiled("cuda", source, options, {k: v for k, v in compiler.items() if k != "arch"},
+                                tuple(dict.fromkeys(notes)))
         elif source != compiled.source:
             raise RuntimeError(f"Warp generated different CUDA source for {arch} than for {archs[0]}")
         paths = glob.glob(os.path.join(mdir, f"*.sm{num}.ptx"))
@@ -520,6 +575,19 @@ def launch(kernel, dim, arg_values: list, device: str = "cpu", tile_block_dim: i
     wp.synchronize_device(device)
 
 
+def launch_with_adjoint(kernel, dim, arg_values: list, out_grads: dict, device: str = "cpu",
+                        tile_block_dim: int | None = None) -> None:
+    """Run the forward kernel under a `wp.Tape`, seed the adjoints of the arrays in `out_grads`
+    ({position in arg_values: NumPy cotangent}) and run the backward kernel; afterwards each
+    array argument created with `requires_grad=True` holds its gradient in `.grad`."""
+    tape = wp.Tape()
+    with tape:
+        launch(kernel, dim, arg_values, device, tile_block_dim)
+    grads = {arg_values[k]: wp.array(w, dtype=arg_values[k].dtype, device=device) for k, w in out_grads.items()}
+    tape.backward(grads=grads)
+    wp.synchronize_device(device)
+
+
 def launch_cpu(kernel, dim, arg_values: list) -> None:
     launch(kernel, dim, arg_values, "cpu")
 
@@ -534,8 +602,8 @@ def make_struct(kernel, arg_name: str, fields: dict):
     return inst
 
 
-def to_device_array(value, dtype: str, device: str = "cpu"):
-    return wp.array(value, dtype=getattr(wp, dtype), device=device)
+def to_device_array(value, dtype: str, device: str = "cpu", requires_grad: bool = False):
+    return wp.array(value, dtype=getattr(wp, dtype), device=device, requires_grad=requires_grad)
 
 
 def unload(module) -> None:

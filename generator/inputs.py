@@ -17,9 +17,14 @@ NP_DTYPES = {
 }
 
 
-def make_inputs(spec: KernelSpec) -> dict:
-    """Arrays and scalars for every argument; outputs start at zero. Same spec, same bytes."""
-    rng = np.random.Generator(np.random.PCG64(derive_seed("inputs", spec.family, spec.seed)))
+INPUT_SETS = 3  # every kernel is executed on this many seeded input sets; a record's io holds set 0
+
+
+def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
+    """Arrays and scalars for every argument; outputs start at zero. Same spec and variant,
+    same bytes; variant 0 is the record's `io.inputs`."""
+    parts = ("inputs", spec.family, spec.seed) + ((variant,) if variant else ())
+    rng = np.random.Generator(np.random.PCG64(derive_seed(*parts)))
     values: dict = {}
     for a in spec.args:
         if a.kind == "struct":  # one value per field, in field order

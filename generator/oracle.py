@@ -160,12 +160,31 @@ def _as(dtype: str, value):
     return int(math.trunc(value)) if isinstance(value, float) else int(value)
 
 
+def branch_points(spec: KernelSpec) -> dict[int, int]:
+    """Every branch point of the spec (an `if` statement, a `where` expression), keyed by the
+    identity of its node, with its number of possible outcomes (if: then, each elif, else or
+    fall-through; where: true, false). Walked without recursion."""
+    points: dict[int, int] = {}
+    todo = [spec.body] + [h.body for h in spec.helpers]
+    while todo:
+        node = todo.pop()
+        if not isinstance(node, list):
+            continue
+        if node and node[0] == "if" and len(node) == 5 and isinstance(node[3], list):
+            points[id(node)] = 2 + len(node[3])
+        elif node and node[0] == "where" and len(node) == 4:
+            points[id(node)] = 2
+        todo.extend(x for x in node if isinstance(x, list))
+    return points
+
+
 class Interpreter:
-    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict):
+    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None = None):
         self.spec = spec
         self.arrays = arrays
         self.scalars = scalars
         self.helpers = {h.name: h for h in spec.helpers}
+        self.taken = taken  # (branch point, outcome) pairs seen, when coverage is wanted
 
     def expr(self, e, env):
         tag = e[0]
@@ -198,7 +217,10 @@ class Interpreter:
         if tag == "call":
             return BUILTINS[e[1]](*(self.expr(a, env) for a in e[2]))
         if tag == "where":
-            return self.expr(e[2], env) if self.expr(e[1], env) else self.expr(e[3], env)
+            cond = bool(self.expr(e[1], env))
+            if self.taken is not None:
+                self.taken.add((id(e), cond))
+            return self.expr(e[2], env) if cond else self.expr(e[3], env)
         if tag == "cmp":
             a, b = self.expr(e[2], env), self.expr(e[3], env)
             return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[e[1]]
@@ -281,14 +303,18 @@ class Interpreter:
                     raise ValueError(s[1])
             elif tag == "if":
                 if self.expr(s[1], env):
+                    outcome = 0
                     self.block(s[2], env)
                 else:
-                    for cond, body in s[3]:
+                    for outcome, (cond, body) in enumerate(s[3], 1):
                         if self.expr(cond, env):
                             self.block(body, env)
                             break
                     else:
+                        outcome = len(s[3]) + 1
                         self.block(s[4], env)
+                if self.taken is not None:
+                    self.taken.add((id(s), outcome))
             elif tag == "for":
                 start, stop = self.expr(s[2], env), self.expr(s[3], env)
                 for v in range(start, stop):
@@ -313,8 +339,9 @@ class Interpreter:
                 raise ValueError(f"unknown statement tag {tag!r}")
 
 
-def run_oracle(spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
+def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict[str, np.ndarray]:
     """Evaluate the spec on `inputs` (name -> ndarray or scalar); return every written array.
+    With `taken`, every (branch point, outcome) the evaluation passes is added to it.
 
     Float arrays are evaluated in float64, integer arrays in int64 (the grammar keeps integer
     values far from overflow, so int64 equals the kernel's int32/uint32 result).
@@ -330,7 +357,7 @@ def run_oracle(spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
             scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f])) for f, t in a.fields}
         else:
             scalars[a.name] = _as(a.dtype, v)
-    interp = Interpreter(spec, arrays, scalars)
+    interp = Interpreter(spec, arrays, scalars, taken)
     for tid in itertools.product(*(range(d) for d in spec.dim)):
         env = dict(scalars)
         env.update(zip(spec.tid_names, tid))

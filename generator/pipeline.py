@@ -30,6 +30,11 @@ from generator.render import render_source
 from generator.spec import canonical_json, derive_seed
 
 CHUNK = 50
+# a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp, not a
+# generation failure: it is counted under this reason and written to FINDINGS_DIR, not the dataset
+FINDING = "gradient_mismatch"
+FINDINGS_DIR = "adjoint_mismatch"
+EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execute_backward_gpu")
 RESUME_KEYS = ("target", "seed", "families", "chunk_size", "archs", "validate", "record_schema_version")
 MANIFEST_VERSION = "1.0.0"
 
@@ -70,7 +75,11 @@ def build_record(spec, source: str, target: str, result: dict) -> dict:
             "compile_cuda": result["compile_cuda"],
             "execute_cpu": result["execute_cpu"],
             "execute_gpu": result["execute_gpu"],
+            "execute_backward_cpu": result["execute_backward_cpu"],
+            "execute_backward_gpu": result["execute_backward_gpu"],
         },
+        "grad": records.grad_json(result["grad"]),
+        "coverage": result["coverage"],
         "toolchain": result["toolchain"],
     }
     return record
@@ -117,13 +126,13 @@ def process_chunk(task: dict) -> dict:
     timings["spec"] = time.perf_counter() - t0
     results = checks.check_batch(specs, sources, archs, validate=task.get("validate", True), timings=timings) if specs else []
     t0 = time.perf_counter()
-    kept, toolchain = [], None
+    kept, findings, toolchain = [], [], None
     for outcome, spec, source, res in zip(pending, specs, sources, results):
         if "error" in res:
             outcome["reason"] = res["error"]
             continue
-        bad = next((res[k] for k in ("execute_cpu", "execute_gpu") if res[k]["status"] == "failed"), None)
-        if bad:
+        bad = next((res[k] for k in EXECUTION_CHECKS if res[k]["status"] == "failed"), None)
+        if bad and _reason_key(bad["reason"]) != FINDING:
             outcome["reason"] = bad["reason"]
             continue
         record = build_record(spec, source, target, res)
@@ -131,6 +140,11 @@ def process_chunk(task: dict) -> dict:
         verdict = checks.check_schema(record)
         if verdict["status"] != "passed":
             outcome["reason"] = verdict["reason"]
+            continue
+        if bad:  # a wrong adjoint: a finding, kept out of the dataset and written apart with its reproducer
+            outcome["reason"] = bad["reason"]
+            outcome["finding"] = record["id"]
+            findings.append(record)
             continue
         outcome["id"] = record["id"]
         outcome["checks"] = {k: v["status"] for k, v in record["checks"].items()}
@@ -141,7 +155,7 @@ def process_chunk(task: dict) -> dict:
     stats = {"chunk": c, "complete": True, "outcomes": outcomes, "toolchain": toolchain}
     timings["record"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    write_chunk(out, c, kept, stats)
+    write_chunk(out, c, kept, stats, findings)
     timings["write"] = time.perf_counter() - t0
     rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
     return {**stats, "_perf": {"seconds": timings, "pid": os.getpid(), "peak_rss_mb": round(rss_kb / 1024, 1)}}
@@ -160,8 +174,18 @@ def _atomic_write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def write_chunk(out: str, c: int, records: list[dict], stats: dict) -> None:
-    # shard first, stats second: a chunk counts as done only when its stats file exists
+def finding_path(out: str, c: int) -> str:
+    return os.path.join(out, FINDINGS_DIR, shard_name(c))
+
+
+def write_chunk(out: str, c: int, records: list[dict], stats: dict, findings: list[dict] | None = None) -> None:
+    # findings and shard first, stats last: a chunk counts as done only when its stats file exists
+    path = finding_path(out, c)
+    if findings:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        _atomic_write(path, "".join(canonical_json(r) + "\n" for r in findings).encode())
+    elif os.path.exists(path):
+        os.remove(path)
     _atomic_write(os.path.join(out, shard_name(c)), "".join(canonical_json(r) + "\n" for r in records).encode())
     _atomic_write(os.path.join(out, f"shard-{c:05d}.stats.json"), canonical_json(stats).encode())
 
@@ -308,8 +332,7 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
     kept_chunks, total = [], 0
     for c in sorted(done):
         if total >= count:
-            for suffix in (".stats.json", ".jsonl"):
-                p = os.path.join(out, f"shard-{c:05d}{suffix}")
+            for p in (os.path.join(out, f"shard-{c:05d}.stats.json"), os.path.join(out, shard_name(c)), finding_path(out, c)):
                 if os.path.exists(p):
                     os.remove(p)
             continue
@@ -322,7 +345,9 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
             last_id = json.loads(lines[-1])["id"] if lines else None
             cut = next(i for i, o in enumerate(st["outcomes"]) if o.get("id") == last_id) + 1 if lines else 0
             st = {"chunk": c, "complete": False, "outcomes": st["outcomes"][:cut], "toolchain": st.get("toolchain")}
-            write_chunk(out, c, [json.loads(x) for x in lines], st)
+            keep_findings = {o["finding"] for o in st["outcomes"] if "finding" in o}
+            write_chunk(out, c, [json.loads(x) for x in lines], st,
+                        [r for r in _read_jsonl(finding_path(out, c)) if r["id"] in keep_findings])
             n_pass = keep
         total += n_pass
         kept_chunks.append(st)
@@ -331,7 +356,24 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
     for name in os.listdir(out):
         if name.startswith("shard-") and name not in keep_names:
             os.remove(os.path.join(out, name))
+    fdir = os.path.join(out, FINDINGS_DIR)
+    for name in os.listdir(fdir) if os.path.isdir(fdir) else ():
+        if name not in keep_names:
+            os.remove(os.path.join(fdir, name))
     return write_manifest(out, kept_chunks, config)
+
+
+def _read_jsonl(path: str) -> list[dict]:
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f]
+
+
+def _file_entry(out: str, rel: str, records: int) -> dict:
+    with open(os.path.join(out, rel), "rb") as f:
+        data = f.read()
+    return {"path": rel, "records": records, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def run_toolchain(chunks: list[dict]) -> dict | None:
@@ -365,6 +407,15 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         for k, reason in o.get("notes", {}).items():
             notes.setdefault(k, reason)
     validation = {k: dict(sorted(v.items())) for k, v in sorted(validation.items())}
+    # the gradient check per family: the written pairs' verdicts plus the findings
+    gradient: dict[str, dict] = {}
+    for o in outcomes:
+        status = o.get("checks", {}).get("execute_backward_cpu") or ("failed" if "finding" in o else None)
+        if status:
+            fam = gradient.setdefault(o["family"], {})
+            fam[status] = fam.get(status, 0) + 1
+    findings = [_file_entry(out, os.path.join(FINDINGS_DIR, shard_name(s["chunk"])), n)
+                for s in chunks for n in [sum("finding" in o for o in s["outcomes"])] if n]
     notes = dict(sorted(notes.items()))
     shards = []
     ids: set[str] = set()
@@ -399,6 +450,8 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         "reject_examples": dict(sorted(examples.items())),
         "validation": validation,
         "validation_notes": notes,
+        "gradient_by_family": {k: dict(sorted(v.items())) for k, v in sorted(gradient.items())},
+        "adjoint_mismatch": {"records": sum(f["records"] for f in findings), "shards": findings},
         "shards": shards,
     }
     _atomic_write(os.path.join(out, "manifest.json"), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())

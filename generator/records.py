@@ -41,3 +41,12 @@ def inputs_json(spec, inputs: dict) -> dict:
         else:
             out[a.name] = tensor_json(inputs[a.name])
     return out
+
+
+def grad_json(example: dict | None) -> dict | None:
+    """The gradient example (validator.gradients) with its arrays as tensors."""
+    if example is None:
+        return None
+    tensors = lambda d: {k: tensor_json(v) for k, v in sorted(d.items())}  # noqa: E731
+    return {"w": tensors(example["w"]), "v": [tensors(v) for v in example["v"]], "g": tensors(example["g"]),
+            "dot": [float(x) for x in example["dot"]], "fd": [float(x) for x in example["fd"]]}

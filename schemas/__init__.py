@@ -4,7 +4,7 @@ import json
 import os
 
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
-PAIR_SCHEMA_VERSION = "2.0.0"
+PAIR_SCHEMA_VERSION = "2.1.0"
 MANIFEST_SCHEMA_VERSION = "1.0.0"  # release manifest.json (//tools:release)
 
 

@@ -14,9 +14,11 @@ import numpy as np
 
 from extractor import warp_adapter
 from generator import records
-from generator.inputs import NP_DTYPES, make_inputs
-from generator.oracle import run_oracle
+from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs
+from generator.liveness import dead_output
+from generator.oracle import branch_points, run_oracle
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
+from validator import gradients
 from validator.verdicts import (  # noqa: F401 (re-exported)
     MUST_PASS, PASSED, check_consistency, check_safety, check_schema, check_spec_source, failed, not_run)
 
@@ -65,35 +67,76 @@ def compare(name: str, actual: np.ndarray, expected: np.ndarray, dtype: str) -> 
     return None
 
 
-def run_on(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu") -> dict[str, np.ndarray]:
+def _arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = frozenset()) -> tuple[list, dict]:
+    """The launch arguments (Warp arrays, struct instances, scalars) and the arrays by name;
+    arrays named in `grad` are created with requires_grad."""
     values, arrays = [], {}
     for a in spec.args:
         if a.kind == "array":
-            arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device)
+            arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device, requires_grad=a.name in grad)
             values.append(arrays[a.name])
         elif a.kind == "struct":
             values.append(warp_adapter.make_struct(kernel, a.name, {f: (inputs[a.name][f], t) for f, t in a.fields}))
         else:
             values.append(NP_DTYPES[a.dtype](inputs[a.name]))
-    block_dim = TILE_BLOCK_DIM if spec.launch == "tiled" else None
-    warp_adapter.launch(kernel, spec.dim, values, device, block_dim)
+    return values, arrays
+
+
+def _tile_block_dim(spec: KernelSpec) -> int | None:
+    return TILE_BLOCK_DIM if spec.launch == "tiled" else None
+
+
+def run_on(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu") -> dict[str, np.ndarray]:
+    values, arrays = _arg_values(kernel, spec, inputs, device)
+    warp_adapter.launch(kernel, spec.dim, values, device, _tile_block_dim(spec))
     return {a.name: arrays[a.name].numpy() for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+
+
+def execute_backward(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu",
+                     declared: str | None = None) -> tuple[dict, dict | None]:
+    """The gradient check (`validator.gradients`): (verdict, example or None). `declared`: Warp's
+    codegen warning that the kernel may not be differentiable."""
+    ins, outs, why_not = gradients.arrays_to_check(spec, warp_adapter.missing_adjoints(), declared)
+    if why_not:
+        return not_run(why_not), None
+    w, vs = gradients.seeded_probe(spec, inputs, ins, outs)
+    values, arrays = _arg_values(kernel, spec, inputs, device, {a.name for a in ins + outs})
+    # Warp is seeded with w rounded to each output's dtype; the oracle's loss uses the same w
+    w = {a.name: w[a.name].astype(NP_DTYPES[a.dtype]).astype(np.float64) for a in outs}
+    seeds = {k: w[a.name] for k, a in enumerate(spec.args) if a.name in w}
+    warp_adapter.launch_with_adjoint(kernel, spec.dim, values, seeds, device, _tile_block_dim(spec))
+    grads = {a.name: arrays[a.name].grad.numpy() for a in ins}
+    return gradients.compare(spec, inputs, grads, w, vs)
 
 
 def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
     return run_on(kernel, spec, inputs, "cpu")
 
 
-def execute_and_compare(kernel, spec: KernelSpec, inputs: dict) -> tuple[dict, dict]:
-    """Run on CPU, compare with the oracle: (verdict, outputs)."""
-    outputs = run_cpu(kernel, spec, inputs)
-    expected = run_oracle(spec, inputs)
-    for a in spec.args:
-        if a.name in expected:
-            reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
-            if reason:
-                return failed(f"execute_cpu: {reason}"), outputs
-    return PASSED, outputs
+def execute_and_compare(kernel, spec: KernelSpec, sets: list[dict], taken: set | None = None) -> tuple[dict, dict]:
+    """Run on the CPU on every input set, compare each with the oracle (adding the branch
+    outcomes it takes to `taken`), then require live outputs: (verdict, set 0's outputs)."""
+    outs = []
+    for k, inputs in enumerate(sets):
+        outputs = run_cpu(kernel, spec, inputs)
+        expected = run_oracle(spec, inputs, taken)
+        for a in spec.args:
+            if a.name in expected:
+                reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
+                if reason:
+                    return failed(f"execute_cpu: input set {k}: {reason}" if k else f"execute_cpu: {reason}"), outs[0] if outs else outputs
+        outs.append(outputs)
+    dead = dead_output(spec, sets, outs)
+    if dead:
+        return failed(f"dead_output: {dead}"), outs[0]
+    return PASSED, outs[0]
+
+
+def coverage(spec: KernelSpec, taken: set) -> dict:
+    """Branch coverage over the input sets: branch points, their possible and taken outcomes."""
+    points = branch_points(spec)
+    return {"branch_points": len(points), "outcomes": sum(points.values()),
+            "taken": sum(1 for node, _ in taken if node in points)}
 
 
 def execute_gpu_and_compare(kernel, spec: KernelSpec, inputs: dict, cpu_outputs: dict) -> dict:
@@ -181,6 +224,7 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
             with clock("cut"):
                 ir = warp_adapter.cut_ir(kernels, cpp, cu, workdir)
             toolchain = warp_adapter.toolchain(cpp, cu, archs)
+            declared = warp_adapter.declared_nondifferentiable(kernels, cu)
         except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
             if len(specs) > 1:
                 mid = len(specs) // 2
@@ -191,7 +235,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
             skipped = not_run(NO_VALIDATE)
             results = [{"ir": ir[spec.name], "inputs": make_inputs(spec), "outputs": {}, "compile_cpu": skipped,
                         "compile_cuda": skipped, "execute_cpu": skipped, "execute_gpu": skipped,
-                        "toolchain": toolchain} for spec in specs]
+                        "execute_backward_cpu": skipped, "execute_backward_gpu": skipped, "grad": None,
+                        "coverage": coverage(spec, set()), "toolchain": toolchain} for spec in specs]
             warp_adapter.unload(module)
             return results
         use_gpu, gpu_reason = gpu_status(gpu)
@@ -204,13 +249,21 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         results = []
         clock.start("execute")
         for spec in specs:
-            inputs = make_inputs(spec)
+            sets = [make_inputs(spec, k) for k in range(INPUT_SETS)]
+            inputs = sets[0]
             res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs,
                    "compile_cpu": PASSED, "compile_cuda": PASSED, "toolchain": toolchain}
+            taken: set = set()
             try:
-                verdict, outputs = execute_and_compare(kernels[spec.name], spec, inputs)
+                verdict, outputs = execute_and_compare(kernels[spec.name], spec, sets, taken)
             except Exception as e:  # noqa: BLE001
                 verdict, outputs = failed(f"execute_cpu: {type(e).__name__}: {str(e)[:200]}"), {}
+            backward, grad = not_run("CPU execution failed"), None
+            if verdict["status"] == "passed":
+                try:
+                    backward, grad = execute_backward(kernels[spec.name], spec, inputs, "cpu", declared.get(spec.name))
+                except Exception as e:  # noqa: BLE001
+                    backward = failed(f"execute_backward_cpu: {type(e).__name__}: {str(e)[:200]}")
             if not use_gpu:
                 on_gpu = not_run(gpu_reason)
             elif gpu_error:
@@ -222,6 +275,15 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                     on_gpu = execute_gpu_and_compare(kernels[spec.name], spec, inputs, outputs)
                 except Exception as e:  # noqa: BLE001
                     on_gpu = failed(f"execute_gpu: {type(e).__name__}: {str(e)[:200]}")
+            if on_gpu["status"] != "passed" or backward["status"] == "not_run":
+                backward_gpu = not_run(gpu_reason if not use_gpu else "no GPU run or no CPU gradient check to compare")
+            else:
+                try:
+                    backward_gpu = execute_backward(kernels[spec.name], spec, inputs, "cuda:0", declared.get(spec.name))[0]
+                except Exception as e:  # noqa: BLE001
+                    backward_gpu = failed(f"execute_backward_gpu: {type(e).__name__}: {str(e)[:200]}")
+            res.update(execute_backward_cpu=backward, execute_backward_gpu=backward_gpu, grad=grad,
+                       coverage=coverage(spec, taken))
             res.update(execute_cpu=verdict, execute_gpu=on_gpu, outputs=outputs)
             results.append(res)
         clock.stop()

@@ -14,6 +14,7 @@ import time
 
 import schemas
 from extractor import warp_adapter
+from generator import records
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
 from validator import checks
@@ -70,8 +71,8 @@ def check_toolchain(directory: str, shards: list[str]) -> None:
     version = stored.get("_schema_version")
     if version != schemas.PAIR_SCHEMA_VERSION:
         raise ToolchainMismatch(f"{directory}: records of pair schema {version}; this validator reads "
-                                f"{schemas.PAIR_SCHEMA_VERSION} (1.x records store code Warp did not compile "
-                                f"as stored: regenerate them)")
+                                f"{schemas.PAIR_SCHEMA_VERSION} (records of another schema lack checks this one "
+                                f"requires, or store code Warp did not compile as stored: regenerate them)")
     here = warp_adapter.compilers()
     diff = [k for k in here if stored.get(k) != here[k]]
     if diff:
@@ -88,6 +89,20 @@ def _toolchain_diff(stored: dict, fresh: dict) -> str:
                 return f"{key}.{_toolchain_diff(stored[key], fresh[key])}"
             return f"{key}: stored {json.dumps(stored.get(key))[:80]}, compiled with {json.dumps(fresh.get(key))[:80]}"
     return "equal"
+
+
+def _compare_gradient(res: dict, rec: dict) -> str | None:
+    """The stored gradient verdict, example and branch coverage must be what a fresh run gives."""
+    fresh, stored = res["execute_backward_cpu"], rec["checks"]["execute_backward_cpu"]
+    if fresh["status"] == "failed":
+        return fresh["reason"]
+    if fresh["status"] != stored["status"]:
+        return f"gradient: stored execute_backward_cpu is {stored['status']}, a fresh run gives {fresh['status']}"
+    if records.grad_json(res["grad"]) != rec["grad"]:
+        return "gradient: the stored gradient example differs from a fresh backward run"
+    if res["coverage"] != rec["coverage"]:
+        return "consistency: the stored branch coverage differs from the oracle's"
+    return None
 
 
 def revalidate(directory: str, gpu: bool | None = None) -> dict:
@@ -131,7 +146,7 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
             if g["status"] == "failed":
                 fail(where, rec, g["reason"])
                 continue
-            reason = _compare_outputs(spec, res["outputs"], rec["io"]["outputs"])
+            reason = _compare_outputs(spec, res["outputs"], rec["io"]["outputs"]) or _compare_gradient(res, rec)
             if reason:
                 fail(where, rec, reason)
         pending.clear()
