@@ -55,9 +55,14 @@ def main(argv=None) -> int:
         r = _rates(path)
         results["datasets"].append(r)
         ok = r["pass_rate"] >= 0.995
-        failed |= not ok
+        with open(os.path.join(path, "manifest.json")) as f:
+            shares = diversity.dataset_share_failures(json.load(f))
+        r["share_failures"] = shares
+        failed |= not ok or bool(shares)
         print(f"{d} ({r['target']}): {r['passed']}/{r['attempted']} compiled on CPU and CUDA (NVRTC) and matched the "
               f"oracle: {r['pass_rate']:.2%}{'' if ok else '  MISSED: < 99.5%'}")
+        for msg in shares:
+            print(f"  MISSED: {msg}")
         for reason, n in r["rejects_by_reason"].items():
             print(f"  {reason}: {n}  e.g. {r['reject_examples'][reason]['reason'][:160]}")
     if args.json:

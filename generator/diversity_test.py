@@ -40,7 +40,17 @@ def test_target_failures_are_reported():
     fake = {"distinct_sources": 0.9, "distinct_skeletons": 0.4, "max_share_deviation": 0.02,
             "families": {"f": {"distinct_skeletons": 0.1}}}
     msgs = diversity.target_failures(fake)
-    assert len(msgs) == 4
+    assert len(msgs) == 3
+
+
+def test_dataset_share_counts_what_was_written():
+    m = {"generator": {"families": ["a", "b", "c", "d"]},
+         "counts": {"by_family": {"a": {"passed": 250}, "b": {"passed": 250}, "c": {"passed": 255}, "d": {"passed": 245}}}}
+    assert diversity.dataset_share_failures(m) == []
+    m["counts"]["by_family"]["d"]["passed"] = 200  # d rejected more often: its share shrinks
+    assert [x.split(":")[0] for x in diversity.dataset_share_failures(m)] == ["d"]
+    del m["counts"]["by_family"]["c"]  # a family with no pair at all
+    assert "c" in [x.split(":")[0] for x in diversity.dataset_share_failures(m)]
 
 
 if __name__ == "__main__":

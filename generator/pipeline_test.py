@@ -50,6 +50,9 @@ def test_writes_exactly_count_valid_records_and_a_manifest(run_a):
     # the run's toolchain is the one its records were compiled with, measured, not restated
     assert all(r["toolchain"] == m["toolchain"] for r in recs)
     assert m["toolchain"]["cpu"]["compiler"]["block_dim"] == warp_adapter.CPU_BLOCK_DIM
+    # the families keep their share of what was written (a family rejected more often would shrink)
+    from generator import diversity
+    assert diversity.dataset_share_failures(m, tolerance=0.05) == []
 
 
 def test_kernel_names_that_collide_in_a_chunk_are_counted_not_paired_wrongly(monkeypatch):

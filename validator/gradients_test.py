@@ -1,0 +1,110 @@
+"""The gradient check against real Warp adjoints: it passes right ones, catches a wrong one, calls
+a kink inconclusive, and re-validation catches a stored gradient that is not Warp's."""
+
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from extractor import warp_adapter
+from generator import pipeline
+from generator.families import FAMILIES, build_spec
+from generator.inputs import INPUT_SETS, make_inputs
+from generator.liveness import dead_output
+from generator.oracle import run_oracle
+from generator.render import render_source
+from generator.spec import ArgSpec, KernelSpec
+from validator import checks, gradients, revalidate
+
+
+def _compiled(specs):
+    d = tempfile.mkdtemp()
+    module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, d)
+    warp_adapter.compile_cpu(module)
+    return kernels
+
+
+def test_right_adjoints_pass():
+    specs = [build_spec(f, s) for f in ("arith", "vecmath", "matrix", "stencil", "tile_matmul") for s in range(3)]
+    kernels = _compiled(specs)
+    for spec in specs:
+        verdict, example = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
+        assert verdict == {"status": "passed"}, (spec.family, spec.seed, verdict)
+        assert len(example["dot"]) == gradients.DIRECTIONS and np.allclose(example["dot"], example["fd"], rtol=1e-2)
+
+
+def test_a_wrong_adjoint_is_a_mismatch(monkeypatch):
+    # Warp leaves tile_scan's adjoint empty (MISSINGADJOINT): its gradient is zero, the truth is
+    # not. With Warp's own declaration ignored, the check must catch it.
+    spec = build_spec("tile_scan", 0)
+    kernels = _compiled([spec])
+    verdict, _ = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
+    assert verdict["status"] == "not_run" and "MISSINGADJOINT" in verdict["reason"]
+    assert "tile_scan_exclusive" in warp_adapter.missing_adjoints() or "tile_scan_inclusive" in warp_adapter.missing_adjoints()
+    monkeypatch.setattr(warp_adapter, "missing_adjoints", lambda: {})
+    verdict, example = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
+    assert verdict["status"] == "failed" and verdict["reason"].startswith("gradient_mismatch:"), verdict
+    assert example["dot"][-1] != pytest.approx(example["fd"][-1], rel=1e-2)
+
+
+def _abs_spec():
+    x = ArgSpec("x", "array", "float32", (4,))
+    y = ArgSpec("y", "array", "float32", (4,), role="out")
+    body = [["store", "y", [["v", "i"]], ["call", "abs", [["ld", "x", [["v", "i"]]]]]]]
+    return KernelSpec("arith", 1, "k", (4,), (x, y), body)
+
+
+def test_a_kink_is_inconclusive_never_passed():
+    spec = _abs_spec()
+    w = {"y": np.array([1.0, -0.5, 0.25, 2.0])}
+    vs = [{"x": np.array([0.5, 1.0, -1.0, 0.25])}]
+    smooth = {"x": np.array([0.5, -1.0, 1.5, -0.25], dtype=np.float32), "y": np.zeros(4, np.float32)}
+    g = {"x": np.sign(smooth["x"]) * w["y"]}
+    assert gradients.compare(spec, smooth, g, w, vs)[0] == {"status": "passed"}
+    g_wrong = {"x": -g["x"]}
+    assert gradients.compare(spec, smooth, g_wrong, w, vs)[0]["status"] == "failed"
+    kinked = {**smooth, "x": np.array([0.0, -1.0, 1.5, -0.25], dtype=np.float32)}  # abs at its kink
+    for guess in (np.sign(kinked["x"]) * w["y"], np.ones(4) * w["y"]):
+        verdict = gradients.compare(spec, kinked, {"x": guess}, w, vs)[0]
+        assert verdict["status"] == "inconclusive" and "kink" in verdict["reason"], verdict
+
+
+def test_every_family_draws_live_kernels():
+    for family in sorted(FAMILIES):
+        for seed in range(15):
+            spec = build_spec(family, seed)
+            sets = [make_inputs(spec, k) for k in range(INPUT_SETS)]
+            assert dead_output(spec, sets, [run_oracle(spec, s) for s in sets]) is None, (family, seed)
+
+
+def test_a_dead_output_and_a_copied_input_are_named():
+    spec = _abs_spec()
+    sets = [{"x": np.full(4, float(k)), "y": np.zeros(4)} for k in range(3)]
+    assert "same for all 3" in dead_output(spec, sets, [{"y": np.ones(4)}] * 3)
+    assert "copy of input x" in dead_output(spec, sets, [{"y": s["x"]} for s in sets])
+    assert dead_output(spec, sets, [{"y": s["x"] + 1} for s in sets]) is None
+
+
+def test_revalidation_catches_a_stored_gradient_that_is_not_warps(tmp_path):
+    out = str(tmp_path / "run")
+    pipeline.run("cpu", 8, 3, out, ["arith", "vecmath"], workers=1, quiet=True)
+    shard = os.path.join(out, "shard-00000.jsonl")
+    recs = [json.loads(line) for line in open(shard)]
+    k = next(i for i, r in enumerate(recs) if r["grad"])
+    assert revalidate.revalidate(out)["failed"] == 0
+    g = recs[k]["grad"]["g"]
+    name = next(iter(g))
+    flat = np.array(g[name]["data"], dtype=np.float64).ravel()
+    flat[0] = flat[0] * 2 + 1.0  # a coherent forgery: only the gradient is wrong
+    g[name]["data"] = flat.reshape(g[name]["shape"]).tolist()
+    with open(shard, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in recs)
+    report = revalidate.revalidate(out)
+    assert report["failed"] == 1 and report["failures"][0]["reason"].startswith("gradient:"), report["failures"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
