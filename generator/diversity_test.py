@@ -47,7 +47,7 @@ def test_dataset_share_counts_what_was_written():
     m = {"generator": {"families": ["a", "b", "c", "d"]},
          "counts": {"by_family": {"a": {"passed": 250}, "b": {"passed": 250}, "c": {"passed": 255}, "d": {"passed": 245}}}}
     assert diversity.dataset_share_failures(m) == []
-    m["counts"]["by_family"]["d"]["passed"] = 200  # d rejected more often: its share shrinks
+    m["counts"]["by_family"]["d"]["passed"] = 235  # d rejected more often: its share shrinks
     assert [x.split(":")[0] for x in diversity.dataset_share_failures(m)] == ["d"]
     del m["counts"]["by_family"]["c"]  # a family with no pair at all
     assert "c" in [x.split(":")[0] for x in diversity.dataset_share_failures(m)]
