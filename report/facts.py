@@ -217,6 +217,23 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
                           "lowest": [{"config": c, "family": f, "skeleton_pct": p} for p, c, f in ranked[:3]]}
     sources["diversity"] = "Parquet shards: distinct skeleton_hash per config and family"
 
+    # the gradient check and branch coverage per family, from the shards' checks and coverage columns
+    grad = {}
+    for config in configs:
+        per = collections.defaultdict(lambda: {"passed": 0, "failed": 0, "inconclusive": 0, "not_run": 0,
+                                               "branch_outcomes": 0, "branch_outcomes_taken": 0})
+        for r in rows.get(config, []):
+            d = per[r["family"]]
+            d[json.loads(r["checks"])["execute_backward_cpu"]["status"]] += 1
+            cov = json.loads(r["coverage"])
+            d["branch_outcomes"] += cov["outcomes"]
+            d["branch_outcomes_taken"] += cov["taken"]
+        for d in per.values():
+            d["branch_coverage_pct"] = pct(d["branch_outcomes_taken"], d["branch_outcomes"]) if d["branch_outcomes"] else None
+        grad[config] = dict(sorted(per.items()))
+    facts["gradient"] = {"configs": grad}
+    sources["gradient"] = "Parquet shards: checks.execute_backward_cpu status and coverage per config and family"
+
     # lengths per config and field
     lengths = {config: {f: {k: summary(v) for k, v in per.items()} for f, per in measured[config].items()}
                for config in configs}

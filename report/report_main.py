@@ -101,6 +101,17 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
     B += [("table", ["config", "check", "verdicts"], rows)]
     if val["notes"]:
         B += [("list", [f"{k}: {'; '.join(v)}" for k, v in val["notes"].items()])]
+    B += [("p", "The gradient check (**execute_backward_cpu**) runs Warp's backward kernel under a tape and compares "
+                "<g, v> with float64 finite differences of the oracle along seeded directions; a kink is "
+                "`inconclusive`, a kernel Warp itself declares non-differentiable (its codegen warning, or a "
+                "builtin whose adjoint Warp marks missing) or that writes an array in place is `not_run`. Branch "
+                "coverage counts the outcomes of the kernel's if statements and where expressions that the oracle "
+                "took over the seeded input sets. Per family:"),
+          ("table", ["config", "family", "passed", "inconclusive", "not_run", "failed", "branch outcomes taken"],
+           [[cfg, fam, _v(d["passed"]), _v(d["inconclusive"]), _v(d["not_run"]), _v(d["failed"]),
+             "none" if d["branch_coverage_pct"] is None else
+             f"{_v(d['branch_outcomes_taken'])} of {_v(d['branch_outcomes'])} ({_v(d['branch_coverage_pct'])}%)"]
+            for cfg, fams in F["gradient"]["configs"].items() for fam, d in fams.items()])]
     B += [("p", "Generation runs (each rejected kernel is counted under its reason, never dropped silently):"),
           ("table", ["input", "target", "attempted", "passed", "rejected", "pass %", "rejects by reason"],
            [[i["path"], i["target"], _v(i["attempted"]), _v(i["passed"]), _v(i["rejected"]), _v(i["pass_pct"]),

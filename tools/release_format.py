@@ -42,7 +42,10 @@ TAIL_COLUMNS = [
     ("dim", pa.list_(pa.field("element", pa.int64())), "launch dimensions"),
     ("inputs", pa.string(), "seeded input tensors used for execution (JSON: dtype, shape, data)"),
     ("outputs", pa.string(), "outputs of the CPU execution, checked against the NumPy oracle (JSON)"),
-    ("checks", pa.string(), "verdict per check: status passed|failed|not_run, reason (JSON)"),
+    ("checks", pa.string(), "verdict per check: status passed|failed|not_run|inconclusive, reason (JSON)"),
+    ("grad", pa.string(), "gradient example of execute_backward_cpu: cotangent w, directions v, Warp's input "
+                          "gradients g, <g, v> and the oracle's finite differences (JSON; null when not run)"),
+    ("coverage", pa.string(), "branch coverage over the seeded input sets: branch_points, outcomes, taken (JSON)"),
     ("skeleton_hash", pa.string(), "sha256 prefix of the AST skeleton (identifiers and literals abstracted)"),
     ("split", pa.string(), "train, validation or test (from skeleton_hash)"),
 ]
@@ -91,7 +94,7 @@ def to_row(r: dict, split: str, skel_hash: str, ptx_archs: list[str]) -> dict:
     row.update({
         "spec": dumps(r["spec"]), "args": dumps(r["args"]), "dim": list(r["dim"]),
         "inputs": dumps(r["io"]["inputs"]), "outputs": dumps(r["io"]["outputs"]), "checks": dumps(r["checks"]),
-        "skeleton_hash": skel_hash, "split": split,
+        "grad": dumps(r["grad"]), "coverage": dumps(r["coverage"]), "skeleton_hash": skel_hash, "split": split,
     })
     return row
 
@@ -107,7 +110,8 @@ def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
                "cuda": {"forward": row["ir_cuda_forward"], "backward": row["ir_cuda_backward"]},
                "ptx": {a: {"forward": row[f"ptx_{a}"]} for a in archs}},
         "io": {"inputs": json.loads(row["inputs"]), "outputs": json.loads(row["outputs"])},
-        "checks": json.loads(row["checks"]), "toolchain": toolchain,
+        "checks": json.loads(row["checks"]), "grad": json.loads(row["grad"]),
+        "coverage": json.loads(row["coverage"]), "toolchain": toolchain,
     }
 
 
