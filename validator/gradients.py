@@ -9,10 +9,11 @@ derivative <g, v> must equal the oracle's central difference (L(x + hv) - L(x - 
 
 A kink (a branch, clamp, abs, floor, where or integer cast whose switch lies within the step of
 x) would make any finite difference meaningless there, so the check first tells smooth from
-kinked: with one-sided differences fwd(h) = (L(x+hv) - L(x)) / h and bwd(h) = (L(x) - L(x-hv)) / h,
-a smooth L has fwd - bwd = h L''(v, v) + O(h^3), which halves with h; a kink keeps it (a slope
-change) or doubles it (a jump). A direction whose difference does not halve makes the verdict
-`inconclusive` with that reason, never `passed`.
+kinked, at three steps h: the one-sided differences fwd(h) = (L(x+hv) - L(x)) / h and
+bwd(h) = (L(x) - L(x-hv)) / h of a smooth L differ by h L''(v, v) + O(h^3), which shrinks with
+h, while a kink at x keeps the gap (a slope change) or grows it (a jump); and the central
+differences of a smooth L agree to O(h^2), while a switch within the largest step moves them
+apart. Either makes the verdict `inconclusive` with its reason, never `passed`.
 
 What is not checked, and why (the verdict is `not_run` with the reason):
 - kernels without a float input array or without a float output array (integer-only kernels,
@@ -38,11 +39,11 @@ from generator.oracle import run_oracle
 from generator.spec import KernelSpec, derive_seed, is_float
 
 DIRECTIONS = 2
-STEP = 2.0 ** -10  # the inputs are multiples of 1/256; a step well below that
+STEPS = (2.0 ** -12, 2.0 ** -13, 2.0 ** -14)  # the inputs are multiples of 1/256; steps well below that
 # rtol of <g, v> against the finite difference, by the least precise float type in the kernel
 RTOL = {"float16": 5e-2, "float32": 2e-3}
-# a smooth loss's fwd - bwd difference must shrink to at most this fraction when h halves
-KINK_RATIO = 0.75
+# a smooth loss's fwd - bwd gap shrinks to a quarter over STEPS; a kink at x keeps it
+KINK_RATIO = 0.5
 
 IN_PLACE = "in-place (inout) array: Warp's adjoint does not model values overwritten in place"
 NO_FLOAT_IO = "no float input array or no float output array: nothing to differentiate"
@@ -97,6 +98,19 @@ def seeded_probe(spec: KernelSpec, inputs: dict, ins: list, outs: list) -> tuple
     return w, vs
 
 
+def nearby(spec: KernelSpec, inputs: dict, ins: list) -> dict:
+    """The inputs with every float input array moved by a seeded offset below half the 1/256 grid,
+    kept inside the argument's [low, high] and rounded to its dtype (so Warp and the oracle see
+    the same values)."""
+    rng = np.random.Generator(np.random.PCG64(derive_seed("gradient-nearby", spec.family, spec.seed)))
+    moved = dict(inputs)
+    for a in ins:
+        x = np.asarray(inputs[a.name])
+        off = rng.uniform(-1.0, 1.0, size=x.shape) * 2.0 ** -10
+        moved[a.name] = np.clip(x.astype(np.float64) + off, a.low, a.high).astype(x.dtype)
+    return moved
+
+
 def _loss(spec: KernelSpec, inputs: dict, w: dict) -> float:
     out = run_oracle(spec, inputs)
     return float(sum(np.sum(w[n] * out[n]) for n in w))
@@ -114,22 +128,28 @@ def compare(spec: KernelSpec, inputs: dict, grads: dict, w: dict, vs: list[dict]
     for k, v in enumerate(vs):
         gv = float(sum(np.sum(np.asarray(grads[n], dtype=np.float64) * d) for n, d in v.items()))
         terms = float(sum(np.sum(np.abs(np.asarray(grads[n], dtype=np.float64) * d)) for n, d in v.items()))
-        one_sided = []
-        for h in (STEP, STEP / 2):
+        fwd, bwd = [], []
+        for h in STEPS:
             up, down = _loss(spec, _shifted(inputs, v, h), w), _loss(spec, _shifted(inputs, v, -h), w)
-            one_sided.append(((up - l0) / h, (l0 - down) / h))
-        (f1, b1), (f2, b2) = one_sided
-        central = (f2 + b2) / 2
+            fwd.append((up - l0) / h)
+            bwd.append((l0 - down) / h)
+        central = [(f + b) / 2 for f, b in zip(fwd, bwd)]
+        gaps = [f - b for f, b in zip(fwd, bwd)]
         dots.append(gv)
-        fds.append(central)
-        scale = max(terms, abs(central), abs(f1), abs(b1), 1e-30)
-        d1, d2 = f1 - b1, f2 - b2
-        if abs(d1) > rtol * scale and abs(d2) > KINK_RATIO * abs(d1):
-            example = {"w": w, "v": vs[:k + 1], "g": grads, "dot": dots, "fd": fds}
+        fds.append(central[-1])
+        tol = rtol * max(terms, abs(central[-1]), 1e-30)
+        example = {"w": w, "v": vs[:k + 1], "g": grads, "dot": dots, "fd": fds}
+        # smooth: the one-sided gap is h L''(v, v), a quarter of it at h/4; a kink at x keeps it
+        if abs(gaps[0]) > tol and abs(gaps[-1]) > KINK_RATIO * abs(gaps[0]):
+            return ({"status": "inconclusive", "reason": f"gradient: kink at the inputs along direction {k} "
+                     f"(one-sided differences {fwd[-1]:.6g} and {bwd[-1]:.6g} do not converge as the step shrinks)"},
+                    example)
+        # smooth: central differences agree to O(h^2); a kink within the step moves them apart
+        if max(central) - min(central) > tol:
             return ({"status": "inconclusive", "reason": f"gradient: kink within the step along direction {k} "
-                     f"(one-sided differences {f2:.6g} and {b2:.6g} do not converge as the step halves)"}, example)
-        if not np.isfinite(gv) or abs(gv - central) > rtol * scale:
-            example = {"w": w, "v": vs[:k + 1], "g": grads, "dot": dots, "fd": fds}
+                     f"(central differences {', '.join(f'{c:.6g}' for c in central)} at steps "
+                     f"{', '.join(f'{h:.3g}' for h in STEPS)})"}, example)
+        if not np.isfinite(gv) or abs(gv - central[-1]) > tol:
             return ({"status": "failed", "reason": f"gradient_mismatch: direction {k}: Warp's <g, v> = {gv:.6g}, "
-                     f"the oracle's finite difference {central:.6g} (rtol {rtol})"}, example)
+                     f"the oracle's finite difference {central[-1]:.6g} (rtol {rtol})"}, example)
     return {"status": "passed"}, {"w": w, "v": vs, "g": grads, "dot": dots, "fd": fds}
