@@ -20,7 +20,20 @@ def _rates(directory: str) -> dict:
     c = m["counts"]
     return {"dir": directory, "target": m["generator"]["target"], "attempted": c["attempted"], "passed": c["passed"],
             "pass_rate": c["passed"] / max(c["attempted"], 1), "rejects_by_reason": m["rejects_by_reason"],
-            "reject_examples": m.get("reject_examples", {})}
+            "reject_examples": m.get("reject_examples", {}), "gradient": _gradient(m)}
+
+
+def _gradient(m: dict) -> dict:
+    """The gradient check over a run: verdicts (the findings count as failed), and the share of
+    the kernels it ran on (passed, failed, inconclusive) that got a conclusive verdict."""
+    totals: dict[str, int] = {}
+    for per in m.get("gradient_by_family", {}).values():
+        for status, n in per.items():
+            totals[status] = totals.get(status, 0) + n
+    ran = totals.get("passed", 0) + totals.get("failed", 0) + totals.get("inconclusive", 0)
+    conclusive = totals.get("passed", 0) + totals.get("failed", 0)
+    return {"verdicts": dict(sorted(totals.items())), "ran": ran,
+            "conclusive_rate": conclusive / ran if ran else None, "by_family": m.get("gradient_by_family", {})}
 
 
 def main(argv=None) -> int:
@@ -63,6 +76,14 @@ def main(argv=None) -> int:
               f"oracle: {r['pass_rate']:.2%}{'' if ok else '  MISSED: < 99.5%'}")
         for msg in shares:
             print(f"  MISSED: {msg}")
+        gr = r["gradient"]
+        if gr["ran"]:
+            ok = gr["conclusive_rate"] >= 0.99
+            failed |= not ok
+            print(f"  gradient check: {', '.join(f'{k} {n}' for k, n in gr['verdicts'].items())}; conclusive on "
+                  f"{gr['conclusive_rate']:.2%} of the {gr['ran']} kernels it ran on{'' if ok else '  MISSED: < 99%'}")
+            for fam, per in gr["by_family"].items():
+                print(f"    {fam:<16} {', '.join(f'{k} {n}' for k, n in per.items())}")
         for reason, n in r["rejects_by_reason"].items():
             print(f"  {reason}: {n}  e.g. {r['reject_examples'][reason]['reason'][:160]}")
     if args.json:

@@ -49,4 +49,5 @@ def grad_json(example: dict | None) -> dict | None:
         return None
     tensors = lambda d: {k: tensor_json(v) for k, v in sorted(d.items())}  # noqa: E731
     return {"w": tensors(example["w"]), "v": [tensors(v) for v in example["v"]], "g": tensors(example["g"]),
-            "dot": [float(x) for x in example["dot"]], "fd": [float(x) for x in example["fd"]]}
+            "dot": [float(x) for x in example["dot"]], "fd": [float(x) for x in example["fd"]],
+            "point": example.get("point", "seeded")}
