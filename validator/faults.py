@@ -501,6 +501,44 @@ FAULTS["output_malformed"] = output_malformed
 FAULTS["derived_field"] = derived_field
 
 
+# ---- gradients: coherent forgeries whose only wrong part is the gradient or the backward code
+
+
+def grad_perturb(records, i, rng):
+    """Change one element of Warp's stored input gradient (everything else stays consistent)."""
+    rec = copy.deepcopy(records[i])
+    if not rec.get("grad"):
+        return None
+    name = rng.choice(sorted(rec["grad"]["g"]))
+    t = rec["grad"]["g"][name]
+    paths = _leaf_paths(t["data"])
+    if not paths:
+        return None
+    path = rng.choice(paths)
+    v = _get(t["data"], path) if path else t["data"]
+    new = v + 1.0 if abs(v) < 1e3 else v * 0.5
+    if _as_stored(new, t["dtype"]) == _as_stored(v, t["dtype"]):
+        return None
+    _element_set(t, path, new)
+    return Injection(dump(rec), "gradient", f"grad.g.{name}{list(path)}: {v!r} -> {new!r}")
+
+
+def backward_swap(records, i, rng):
+    """Give record i another record's backward code (C++ or CUDA): the adjoint is no longer its own."""
+    target = rng.choice(("cpp", "cuda"))
+    others = [j for j in range(len(records)) if j != i and records[j]["ir"][target]["backward"] != records[i]["ir"][target]["backward"]]
+    if not others:
+        return None
+    j = rng.choice(others)
+    rec = copy.deepcopy(records[i])
+    rec["ir"][target]["backward"] = records[j]["ir"][target]["backward"]
+    return Injection(dump(rec), "ir_match", f"ir.{target}.backward <- that of {records[j].get('id')}")
+
+
+FAULTS["grad_perturb"] = grad_perturb
+FAULTS["backward_swap"] = backward_swap
+
+
 # ---- the audit
 
 
