@@ -560,19 +560,119 @@ def loaded_cpu_variants(module) -> list[int]:
     return sorted(bd for (ctx, bd) in module.execs if ctx is None)
 
 
-def compile_cuda_device(module) -> None:
-    """Compile and load the module for the current CUDA device (needs a GPU)."""
+def cuda_devices() -> list[str]:
+    """The CUDA devices of this machine, by alias ("cuda:0", "cuda:1", ...); [] without a GPU."""
     init_warp()
-    module.load(wp.get_device("cuda:0"))
+    if not wp.is_cuda_available():
+        return []
+    return [str(d.alias) for d in wp.get_cuda_devices()]
+
+
+def device_description(device: str) -> str:
+    """"cpu", or a CUDA device's alias with its name and arch, e.g. "cuda:0 NVIDIA H100 80GB HBM3 (sm_90)"."""
+    init_warp()
+    if device == "cpu":
+        return "cpu"
+    d = wp.get_device(device)
+    return f"{d.alias} {d.name} (sm_{d.arch})"
+
+
+class CudaContextLost(RuntimeError):
+    """A sticky CUDA error (illegal address, device-side fault, ...): the process's CUDA context
+    is unusable from now on, every later CUDA call fails. `kernel` is the kernel whose launch
+    (or the synchronize after it) reported it; the process must exit and a fresh one take over."""
+
+    def __init__(self, kernel: str | None, message: str):
+        super().__init__(f"cuda_context_lost: kernel {kernel}: {message}")
+        self.kernel, self.message = kernel, message
+
+
+# CUDA errors that leave the context unusable (the driver API's "sticky" errors): illegal
+# address 700, device assert 710, hardware stack 714, illegal instruction 715, misaligned
+# address 716, invalid address space 717, invalid pc 718, launch failure 719
+_STICKY_CODES = ("700", "710", "714", "715", "716", "717", "718", "719")
+_STICKY_TEXT = ("illegal memory access", "illegal address", "device-side assert", "hardware stack error",
+                "illegal instruction", "misaligned address", "invalid address space", "invalid program counter",
+                "unspecified launch failure")
+
+
+def is_sticky_cuda_error(error: BaseException) -> bool:
+    """Whether `error` (from a CUDA launch, synchronize, copy or load) is one that poisons the context."""
+    if isinstance(error, CudaContextLost):
+        return True
+    text = str(error).lower()
+    return any(t in text for t in _STICKY_TEXT) or any(
+        re.search(rf"(?:cuda )?error {c}\b", text) for c in _STICKY_CODES)
+
+
+def raise_if_context_lost(error: BaseException, kernel: str | None) -> None:
+    """Re-raise a sticky CUDA error as CudaContextLost (naming the kernel); otherwise return."""
+    if isinstance(error, CudaContextLost):
+        raise error
+    if is_sticky_cuda_error(error):
+        raise CudaContextLost(kernel, str(error).strip().splitlines()[-1][:300] if str(error).strip() else "") from error
+
+
+def _ptx_arch_for(device, archs) -> int | None:
+    """The highest PTX arch of `archs` a device can JIT (PTX runs on its own arch and newer)."""
+    fit = [int(a.removeprefix("sm_")) for a in archs if int(a.removeprefix("sm_")) <= device.arch]
+    return max(fit) if fit else None
+
+
+def load_cuda_module(module, device: str, workdir: str, archs, cu: Compiled) -> str:
+    """Load the batch module on a CUDA device; returns how: "aot_ptx" or "nvrtc".
+
+    `compile_ptx` already ran NVRTC on this module and wrote the PTX under `workdir`; loading
+    that PTX (`wp.load_aot_module`, the driver JITs it for the device) avoids a second NVRTC
+    compile of the same source. When no compiled arch fits the device (PTX for sm_90 cannot run
+    on an sm_80 GPU), Warp compiles again for the device; that compile is captured like the
+    others, and its source must be the one the stored CUDA text and PTX were cut from, or the
+    GPU would run code the record does not hold (RuntimeError)."""
+    init_warp()
+    dev = wp.get_device(device)
+    calls: list = []
+    arch = _ptx_arch_for(dev, archs)
+    with _capture_compiles(calls):
+        if arch is not None:
+            wp.load_aot_module(module, device=dev, arch=arch, module_dir=os.path.join(workdir, f"aot_sm_{arch}"),
+                               use_ptx=True, strip_hash=True)
+        else:
+            module.load(dev)
+    cuda_calls = [c for c in calls if c[0] == "cuda"]
+    for _, source, _kw in cuda_calls:
+        if source != cu.source:
+            raise RuntimeError(f"the CUDA source Warp compiled to load on {device} differs from the source compiled to PTX")
+    if arch is not None and cuda_calls:
+        raise RuntimeError(f"loading the AOT PTX (sm_{arch}) on {device} ran NVRTC again")
+    return "aot_ptx" if arch is not None else "nvrtc"
+
+
+def loaded_cuda_variants(module, device: str) -> list[int]:
+    """The block_dims of the variants this module has loaded on a CUDA device."""
+    ctx = wp.get_device(device).context
+    return sorted(bd for (c, bd) in module.execs if c is not None and c == ctx)
+
+
+def compile_cuda_device(module, device: str = "cuda:0") -> None:
+    """Compile and load the module for a CUDA device (needs a GPU). Superseded by
+    `load_cuda_module`, which loads the PTX already compiled."""
+    init_warp()
+    module.load(wp.get_device(device))
 
 
 def launch(kernel, dim, arg_values: list, device: str = "cpu", tile_block_dim: int | None = None) -> None:
-    """wp.launch, or wp.launch_tiled (dim counts tiles) when tile_block_dim is given."""
-    if tile_block_dim:
-        wp.launch_tiled(kernel, dim=dim, inputs=arg_values, block_dim=tile_block_dim, device=device)
-    else:
-        wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
-    wp.synchronize_device(device)
+    """wp.launch, or wp.launch_tiled (dim counts tiles) when tile_block_dim is given; then
+    synchronize, so a fault surfaces here (a sticky CUDA error as CudaContextLost)."""
+    try:
+        if tile_block_dim:
+            wp.launch_tiled(kernel, dim=dim, inputs=arg_values, block_dim=tile_block_dim, device=device)
+        else:
+            wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
+        wp.synchronize_device(device)
+    except Exception as e:
+        if device != "cpu":
+            raise_if_context_lost(e, getattr(kernel, "key", None))
+        raise
 
 
 def launch_with_adjoint(kernel, dim, arg_values: list, out_grads: dict, device: str = "cpu",
@@ -583,9 +683,14 @@ def launch_with_adjoint(kernel, dim, arg_values: list, out_grads: dict, device: 
     tape = wp.Tape()
     with tape:
         launch(kernel, dim, arg_values, device, tile_block_dim)
-    grads = {arg_values[k]: wp.array(w, dtype=arg_values[k].dtype, device=device) for k, w in out_grads.items()}
-    tape.backward(grads=grads)
-    wp.synchronize_device(device)
+    try:
+        grads = {arg_values[k]: wp.array(w, dtype=arg_values[k].dtype, device=device) for k, w in out_grads.items()}
+        tape.backward(grads=grads)
+        wp.synchronize_device(device)
+    except Exception as e:
+        if device != "cpu":
+            raise_if_context_lost(e, getattr(kernel, "key", None))
+        raise
 
 
 def launch_cpu(kernel, dim, arg_values: list) -> None:

@@ -31,7 +31,12 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
                    help=f"output directory (default out/{target}/ in the workspace)")
     p.add_argument("--families", default=",".join(families_for(target)),
                    help="comma-separated families to draw from, uniformly (default: all of this target's)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes (default: all cores; where GPUs execute, at most 8 per GPU)")
+    p.add_argument("--gpus", default="auto",
+                   help="CUDA devices that execute every pair too: auto (every one of this machine, none without a "
+                        "GPU), none, a count N (the first N), or a list like cuda:0,cuda:2; workers are assigned to "
+                        "them round robin (default auto)")
     p.add_argument("--arch", default="sm_90",
                    help="comma-separated NVRTC targets for the PTX of every pair (default sm_90)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -48,7 +53,7 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
         bad(f"--count must be >= 1, got {args.count}")
     if not 0 <= args.seed < 2**63:
         bad(f"--seed must be in [0, 2**63), got {args.seed}")
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         bad(f"--workers must be >= 1, got {args.workers}")
     fams = [f.strip() for f in args.families.split(",") if f.strip()]
     unknown = [f for f in fams if f not in FAMILIES]
@@ -67,10 +72,37 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
     if unsupported:
         bad(f"--arch {', '.join(unsupported)} is not supported by the bundled NVRTC; supported: {', '.join(supported)}")
     args.arch = archs
+    args.gpus = parse_gpus(args.gpus, warp_adapter.cuda_devices(), bad)
     args.out = _resolve(args.out)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         bad(f"--out {args.out} exists and is not a directory")
     return args
+
+
+def parse_gpus(value: str, available: list[str], bad) -> list[str] | None:
+    """--gpus: None for auto (the pipeline takes every device), [] for none, else the devices."""
+    value = value.strip()
+    have = f"this machine has {len(available)} CUDA device{'s' * (len(available) != 1)}" + (
+        f" ({', '.join(available)})" if available else "")
+    if value == "auto":
+        return None
+    if value == "none":
+        return []
+    if value.isdigit():
+        n = int(value)
+        if n < 1:
+            bad(f"--gpus {value}: a count must be >= 1 (or none)")
+        if n > len(available):
+            bad(f"--gpus {value}: {have}")
+        return available[:n]
+    devices = [d.strip() for d in value.split(",")]
+    unknown = [d for d in devices if d not in available]
+    if not value or unknown:
+        bad(f"--gpus {value!r}: expected auto, none, a count or a list like cuda:0,cuda:1; "
+            f"{', '.join(unknown) or value!r} is not a device: {have}")
+    if len(set(devices)) != len(devices):
+        bad(f"--gpus lists a device twice: {value}")
+    return devices
 
 
 def main(target: str, argv: list[str] | None = None) -> int:
@@ -79,10 +111,13 @@ def main(target: str, argv: list[str] | None = None) -> int:
 
     try:
         m = pipeline.run(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet, args.arch,
-                         validate=args.validate)
+                         validate=args.validate, gpus=args.gpus)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except pipeline.RunStopped as e:
+        print(f"error: {e}", file=sys.stderr)
+        return pipeline.EXIT_STOPPED
     c = m["counts"]
     print(f"wrote {c['passed']} pairs to {args.out} ({len(m['shards'])} shards + manifest.json)")
     print(f"attempted {c['attempted']}, rejected {c['rejected']}" + (
@@ -90,7 +125,8 @@ def main(target: str, argv: list[str] | None = None) -> int:
     for fam, fc in c["by_family"].items():
         print(f"  {fam:<16} {fc['passed']:>6} passed {fc['rejected']:>4} rejected")
     v = m["validation"]
-    print(f"{m['_run']['pairs_per_s']} pairs/s over {m['_run']['seconds']} s with {args.workers} workers")
+    print(f"{m['_run']['pairs_per_s']} pairs/s over {m['_run']['seconds']} s with {m['_run']['workers']} workers"
+          f" on {', '.join(m['_run']['devices']) or 'no device (codegen only)'}")
     print("checks on written pairs: " + "; ".join(
         f"{k} " + ", ".join(f"{s} {n}" for s, n in sorted(v[k].items())) for k in ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu")))
     if m["validation_notes"]:

@@ -163,25 +163,91 @@ def coverage(spec: KernelSpec, taken: set) -> dict:
             "taken": sum(1 for node, _ in taken if node in points)}
 
 
-def execute_gpu_and_compare(kernel, spec: KernelSpec, inputs: dict, cpu_outputs: dict) -> dict:
-    """Run on the CUDA device; the result must match the oracle and the CPU run (per-dtype tolerance)."""
-    outputs = run_on(kernel, spec, inputs, "cuda:0")
+# the number of operations a kernel's own thread does whose rounding FMA contraction may change
+# (a multiply-add fused on one backend, not on the other): a generous constant per output element
+FMA_OPS = 16
+
+
+def accumulation_length(spec: KernelSpec) -> int:
+    """An upper bound on how many floating-point terms can be combined into one output element in
+    an order (or with a rounding) that differs between the CPU and the GPU: every thread can add
+    into one element with an atomic (launch size), and a tile reduction, scan or matmul, or a
+    loop, combines at most all elements of one array (largest array); plus FMA_OPS for FMA
+    contraction of the thread's own arithmetic."""
+    threads = int(np.prod(spec.dim)) * (TILE_BLOCK_DIM if spec.launch == "tiled" else 1)
+    largest = max((int(np.prod(a.shape)) for a in spec.args if a.kind == "array"), default=1)
+    return max(threads, largest) + FMA_OPS
+
+
+def gpu_tolerance(dtype: str, n: int) -> float:
+    """The bound on |GPU - CPU| for one output element, relative to the sum of the magnitudes of
+    the terms combined into it, when at most `n` terms are combined in a different order.
+
+    Recursive summation of n terms in any order gives a result within gamma_(n-1) * sum|x_i| of
+    the exact sum, gamma_k = k*u / (1 - k*u) with u the unit roundoff of the dtype (Higham,
+    Accuracy and Stability of Numerical Algorithms, 2nd ed., eq. 4.4); two orders (CPU and GPU)
+    are each that close to the exact sum, so they differ by at most 2 * gamma_(n-1) * sum|x_i|.
+    A fused multiply-add rounds once where a separate multiply and add round twice: one more
+    rounding per operation, counted in n. Integers (atomic add/min/max are exact and
+    associative, wrap-around included) must agree exactly: 0. Where n*u >= 1 the bound says
+    nothing: inf."""
+    if not is_float(dtype):
+        return 0.0
+    u = float(np.finfo(NP_DTYPES[scalar_dtype(dtype)]).eps) / 2
+    k = max(n - 1, 1)
+    if k * u >= 1:
+        return float("inf")
+    return 2 * k * u / (1 - k * u)
+
+
+def compare_gpu_cpu(name: str, gpu: np.ndarray, cpu: np.ndarray, dtype: str, n: int) -> tuple[str | None, float]:
+    """(None or the reason, max |GPU - CPU|). The sum of the terms' magnitudes is not known from
+    the outputs; it is estimated as the largest |CPU output| of the array, at least 1 (the
+    seeded inputs are of order 1), so a cancelling sum is judged at the scale of its terms."""
+    if gpu.shape != cpu.shape:
+        return f"output {name}: shape {gpu.shape} != CPU {cpu.shape}", float("inf")
+    if not is_float(dtype):
+        diff = np.abs(gpu.astype(np.int64) - cpu.astype(np.int64))
+        worst = float(diff.max()) if diff.size else 0.0
+        return (f"output {name}: integer mismatch against CPU (max |diff| {worst:g})" if worst else None), worst
+    g, c = gpu.astype(np.float64), cpu.astype(np.float64)
+    diff = np.abs(g - c)
+    worst = float(np.max(diff)) if diff.size else 0.0
+    scale = max(float(np.max(np.abs(c))) if c.size else 0.0, 1.0)
+    rtol, atol = TOLERANCES[scalar_dtype(dtype)]
+    bound = np.maximum(gpu_tolerance(dtype, n) * scale, atol + rtol * np.abs(c))
+    bad = ~(diff <= bound)
+    if bad.any():
+        k = int(np.argmax(bad))
+        return (f"output {name}: against CPU at flat index {k}: {g.ravel()[k]!r} vs {c.ravel()[k]!r} "
+                f"(|diff| {diff.ravel()[k]:.3g} > bound {bound.ravel()[k]:.3g}, {n} terms)"), worst
+    return None, worst
+
+
+def execute_gpu_and_compare(kernel, spec: KernelSpec, inputs: dict, cpu_outputs: dict, device: str = "cuda:0") -> dict:
+    """Run on a CUDA device; the result must match the oracle (per-dtype tolerance) and the CPU
+    run (`gpu_tolerance` of the kernel's `accumulation_length`). The verdict carries
+    `max_abs_diff`, the largest |GPU - CPU| over the outputs."""
+    outputs = run_on(kernel, spec, inputs, device)
     expected = run_oracle(spec, inputs)
+    n = accumulation_length(spec)
+    worst = 0.0
     for a in spec.args:
         if a.name in expected:
             reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
             if reason:
                 return failed(f"execute_gpu: {reason}")
-            reason = compare(a.name, outputs[a.name], cpu_outputs[a.name].astype(np.float64 if is_float(a.dtype) else np.int64), a.dtype)
+            reason, diff = compare_gpu_cpu(a.name, outputs[a.name], cpu_outputs[a.name], a.dtype, n)
+            worst = max(worst, diff)
             if reason:
-                return failed(f"execute_gpu: against CPU: {reason}")
-    return PASSED
+                return {**failed(f"execute_gpu: against CPU: {reason}"), "max_abs_diff": diff}
+    return {"status": "passed", "max_abs_diff": worst}
 
 
 def gpu_status(want: bool | None = None) -> tuple[bool, str]:
     """(run GPU execution?, reason when not). want=None: wherever a CUDA device exists."""
     if want is False:
-        return False, "GPU execution not requested (--device cpu)"
+        return False, "GPU execution not requested (--device cpu, or --gpus none)"
     if warp_adapter.cuda_available():
         return True, ""
     return False, "no CUDA device on this machine"
@@ -216,7 +282,8 @@ class _Stages:
 
 
 def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.DEFAULT_ARCHS,
-                validate: bool = True, gpu: bool | None = None, timings: dict | None = None) -> list[dict]:
+                validate: bool = True, gpu: bool | None = None, timings: dict | None = None,
+                device: str | None = None) -> list[dict]:
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
     Returns one result per kernel: {"ir", "compile_cpu", "compile_cuda", "execute_cpu",
@@ -226,7 +293,12 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
     With validate=False only Warp's codegen runs (the --no-validate fast path): no PTX, no
     compile, no execution, and those verdicts are not_run with that reason. `timings`, when
     given, accumulates wall seconds per stage (import, codegen, nvrtc, llvm, cut, execute).
+    `device`: the CUDA device to load and launch on where GPU execution runs (default cuda:0).
+    The GPU load is part of the bisected block (a kernel that fails to load costs only its own
+    record); a sticky CUDA error raises `warp_adapter.CudaContextLost` naming the kernel, for
+    the caller to end the process (its CUDA context is unusable).
     """
+    gpu_device = device or "cuda:0"
     clock = _Stages(timings)
     with tempfile.TemporaryDirectory(prefix="warp-ir-batch-") as workdir:
         stage = "codegen"
@@ -249,11 +321,23 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                 ir = warp_adapter.cut_ir(kernels, cpp, cu, workdir)
             toolchain = warp_adapter.toolchain(cpp, cu, archs)
             declared = warp_adapter.declared_nondifferentiable(kernels, cu)
+            use_gpu, gpu_reason = gpu_status(gpu) if validate else (False, NO_VALIDATE)
+            if use_gpu:
+                stage = "execute_gpu: CUDA module load"
+                t_load = time.perf_counter()
+                how = warp_adapter.load_cuda_module(module, gpu_device, workdir, archs, cu)
+                if timings is not None:  # "nvrtc_load": NVRTC ran a second time, to load
+                    key = "gpu_load" if how == "aot_ptx" else "nvrtc_load"
+                    timings[key] = timings.get(key, 0.0) + time.perf_counter() - t_load
+        except warp_adapter.CudaContextLost:
+            raise
         except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
+            if stage.startswith("execute_gpu"):
+                warp_adapter.raise_if_context_lost(e, specs[0].name if len(specs) == 1 else None)
             if len(specs) > 1:
                 mid = len(specs) // 2
-                return (check_batch(specs[:mid], sources[:mid], archs, validate, gpu, timings)
-                        + check_batch(specs[mid:], sources[mid:], archs, validate, gpu, timings))
+                return (check_batch(specs[:mid], sources[:mid], archs, validate, gpu, timings, device)
+                        + check_batch(specs[mid:], sources[mid:], archs, validate, gpu, timings, device))
             return [{"error": _error(stage, e)}]
         if not validate:
             skipped = not_run(NO_VALIDATE)
@@ -263,13 +347,6 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                         "coverage": coverage(spec, set()), "toolchain": toolchain} for spec in specs]
             warp_adapter.unload(module)
             return results
-        use_gpu, gpu_reason = gpu_status(gpu)
-        gpu_error = None
-        if use_gpu:
-            try:
-                warp_adapter.compile_cuda_device(module)
-            except Exception as e:  # noqa: BLE001
-                gpu_error = _error("execute_gpu: CUDA module load", e)
         results = []
         clock.start("execute")
         for spec in specs:
@@ -290,21 +367,21 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                     backward = failed(f"execute_backward_cpu: {type(e).__name__}: {str(e)[:200]}")
             if not use_gpu:
                 on_gpu = not_run(gpu_reason)
-            elif gpu_error:
-                on_gpu = failed(gpu_error)
             elif verdict["status"] != "passed":
                 on_gpu = not_run("CPU execution failed")
             else:
                 try:
-                    on_gpu = execute_gpu_and_compare(kernels[spec.name], spec, inputs, outputs)
+                    on_gpu = execute_gpu_and_compare(kernels[spec.name], spec, inputs, outputs, gpu_device)
                 except Exception as e:  # noqa: BLE001
+                    warp_adapter.raise_if_context_lost(e, spec.name)
                     on_gpu = failed(f"execute_gpu: {type(e).__name__}: {str(e)[:200]}")
             if on_gpu["status"] != "passed" or backward["status"] == "not_run":
                 backward_gpu = not_run(gpu_reason if not use_gpu else "no GPU run or no CPU gradient check to compare")
             else:
                 try:
-                    backward_gpu = execute_backward(kernels[spec.name], spec, inputs, "cuda:0", declared.get(spec.name))[0]
+                    backward_gpu = execute_backward(kernels[spec.name], spec, inputs, gpu_device, declared.get(spec.name))[0]
                 except Exception as e:  # noqa: BLE001
+                    warp_adapter.raise_if_context_lost(e, spec.name)
                     backward_gpu = failed(f"execute_backward_gpu: {type(e).__name__}: {str(e)[:200]}")
             res.update(execute_backward_cpu=backward, execute_backward_gpu=backward_gpu, grad=grad,
                        coverage=coverage(spec, taken))
@@ -319,5 +396,12 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                          f"not only the compiled {warp_adapter.CPU_BLOCK_DIM}")
             for res in results:
                 res["execute_cpu"] = bad
+        # likewise on the GPU: only the variant loaded from the compiled PTX may have run
+        gpu_variants = warp_adapter.loaded_cuda_variants(module, gpu_device) if use_gpu else None
+        if use_gpu and gpu_variants != [cu.options["block_dim"]]:
+            bad = failed(f"execute_gpu: GPU launches loaded block_dim variants {gpu_variants}, "
+                         f"not only the compiled {cu.options['block_dim']}")
+            for res in results:
+                res["execute_gpu"] = bad
         warp_adapter.unload(module)
         return results
