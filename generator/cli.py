@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from generator.families import FAMILIES, families_for
@@ -96,10 +97,11 @@ def parse_gpus(value: str, available: list[str], bad) -> list[str] | None:
             bad(f"--gpus {value}: {have}")
         return available[:n]
     devices = [d.strip() for d in value.split(",")]
+    if not value or not all(re.fullmatch(r"cuda:\d+", d) for d in devices):
+        bad(f"--gpus {value!r}: expected auto, none, a count N >= 1 or a list like cuda:0,cuda:1")
     unknown = [d for d in devices if d not in available]
-    if not value or unknown:
-        bad(f"--gpus {value!r}: expected auto, none, a count or a list like cuda:0,cuda:1; "
-            f"{', '.join(unknown) or value!r} is not a device: {have}")
+    if unknown:
+        bad(f"--gpus {value}: {', '.join(unknown)} is not a device here: {have}")
     if len(set(devices)) != len(devices):
         bad(f"--gpus lists a device twice: {value}")
     return devices

@@ -171,7 +171,7 @@ def process_chunk(task: dict) -> dict:
         # the worker die (the parent restarts it and re-runs the chunk without the culprit)
         culprit = next((o for o, s in zip(pending, specs) if s.name == e.kernel), None)
         if culprit is not None:
-            faulted[str(culprit["index"])] = f"cuda_context_lost: {e.message}"[:300]
+            faulted[str(culprit["index"])] = str(e)[:300]  # "cuda_context_lost: kernel NAME: the error"
             _atomic_write(faults_path(out, c), canonical_json(faulted).encode())
         raise
     _test_kill(c)
