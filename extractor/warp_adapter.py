@@ -560,8 +560,24 @@ def loaded_cpu_variants(module) -> list[int]:
     return sorted(bd for (ctx, bd) in module.execs if ctx is None)
 
 
+def _driver_device_count() -> int:
+    """CUDA devices as the driver counts them, without initialising Warp (0 without a driver)."""
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return 0
+    count = ctypes.c_int(0)
+    if lib.cuInit(0) != 0 or lib.cuDeviceGetCount(ctypes.byref(count)) != 0:
+        return 0
+    return count.value
+
+
 def cuda_devices() -> list[str]:
-    """The CUDA devices of this machine, by alias ("cuda:0", "cuda:1", ...); [] without a GPU."""
+    """The CUDA devices of this machine, by alias ("cuda:0", "cuda:1", ...); [] without a GPU.
+    A machine without a CUDA driver is answered without initialising Warp (so a process that
+    only schedules work, like the pipeline's parent, makes no Warp cache of its own there)."""
+    if not _initialized and _driver_device_count() == 0:
+        return []
     init_warp()
     if not wp.is_cuda_available():
         return []
