@@ -663,10 +663,12 @@ def load_cuda_module(module, device: str, workdir: str, archs, cu: Compiled) -> 
     return "aot_ptx" if arch is not None else "nvrtc"
 
 
-def loaded_cuda_variants(module, device: str) -> list[int]:
-    """The block_dims of the variants this module has loaded on a CUDA device."""
+def loaded_cuda_variants(module, device: str) -> dict[int, object]:
+    """The variants this module has loaded on a CUDA device: {block_dim: the loaded binary's
+    object} (compared by identity). Equal before and after the launches: no launch loaded (or
+    compiled) anything else."""
     ctx = wp.get_device(device).context
-    return sorted(bd for (c, bd) in module.execs if c is not None and c == ctx)
+    return {bd: e for (c, bd), e in module.execs.items() if c is not None and c == ctx}
 
 
 def compile_cuda_device(module, device: str = "cuda:0") -> None:

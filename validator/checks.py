@@ -348,6 +348,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
             warp_adapter.unload(module)
             return results
         results = []
+        # the GPU binary loaded from the stored PTX: no launch may load (or compile) another
+        gpu_loaded = warp_adapter.loaded_cuda_variants(module, gpu_device) if use_gpu else None
         clock.start("execute")
         for spec in specs:
             sets = [make_inputs(spec, k) for k in range(INPUT_SETS)]
@@ -396,11 +398,11 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                          f"not only the compiled {warp_adapter.CPU_BLOCK_DIM}")
             for res in results:
                 res["execute_cpu"] = bad
-        # likewise on the GPU: only the variant loaded from the compiled PTX may have run
+        # likewise on the GPU: only the binary loaded from the stored PTX may have run
         gpu_variants = warp_adapter.loaded_cuda_variants(module, gpu_device) if use_gpu else None
-        if use_gpu and gpu_variants != [cu.options["block_dim"]]:
-            bad = failed(f"execute_gpu: GPU launches loaded block_dim variants {gpu_variants}, "
-                         f"not only the compiled {cu.options['block_dim']}")
+        if use_gpu and (gpu_variants != gpu_loaded or list(gpu_variants) != [cu.options["block_dim"]]):
+            bad = failed(f"execute_gpu: GPU launches loaded block_dim variants {sorted(gpu_variants)}, "
+                         f"not only the {cu.options['block_dim']} variant loaded from the stored PTX")
             for res in results:
                 res["execute_gpu"] = bad
         warp_adapter.unload(module)

@@ -96,7 +96,7 @@ def _gpu_stand_in(monkeypatch, load):
     launch by one that reproduces the CPU result, the loaded variant the compiled one."""
     monkeypatch.setattr(checks, "gpu_status", lambda want=None: (True, ""))
     monkeypatch.setattr(warp_adapter, "load_cuda_module", load)
-    monkeypatch.setattr(warp_adapter, "loaded_cuda_variants", lambda module, device: [TILE_BLOCK_DIM])
+    monkeypatch.setattr(warp_adapter, "loaded_cuda_variants", lambda module, device: {TILE_BLOCK_DIM: 1})
     monkeypatch.setattr(checks, "execute_gpu_and_compare",
                         lambda kernel, spec, inputs, cpu, device="cuda:0": {"status": "passed", "max_abs_diff": 0.0})
     monkeypatch.setattr(checks, "execute_backward", lambda *a, **k: (checks.not_run("stand-in"), None))
