@@ -248,3 +248,21 @@ def test_verify_rejects_every_attack_in_a_re_signed_release(clean):
     tried += 1
     print(f"\n{tried} attack kinds through //tools:verify: all rejected; marker absent")
     assert tried >= 12
+
+
+def _depth_and_nodes(value) -> tuple[int, int]:
+    todo, deepest, nodes = [(value, 1)], 0, 0
+    while todo:
+        v, d = todo.pop()
+        deepest, nodes = max(deepest, d), nodes + 1
+        todo.extend((x, d + 1) for x in (v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()))
+    return deepest, nodes
+
+
+def test_the_bounds_leave_generated_records_far_inside(clean):
+    from generator.families import FAMILIES, build_spec
+    from validator.verdicts import MAX_DEPTH, MAX_NODES
+
+    deepest = max(_depth_and_nodes(build_spec(f, s).to_json())[0] for f in FAMILIES for s in range(40))
+    assert deepest + 2 <= MAX_DEPTH // 2, deepest  # a record holds its spec two levels down
+    assert max(_depth_and_nodes(r)[1] for r in clean[1]) * 20 < MAX_NODES
