@@ -124,7 +124,7 @@ def process_chunk(task: dict) -> dict:
         sources.append(source)
         pending.append(outcome)
     timings["spec"] = time.perf_counter() - t0
-    results = checks.check_batch(specs, sources, archs, validate=task.get("validate", True), timings=timings) if specs else []
+    results = checks.check_batch(specs, archs, validate=task.get("validate", True), timings=timings) if specs else []
     t0 = time.perf_counter()
     kept, findings, toolchain = [], [], None
     for outcome, spec, source, res in zip(pending, specs, sources, results):

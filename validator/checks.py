@@ -16,6 +16,7 @@ from extractor import warp_adapter
 from generator import records
 from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs
 from generator.liveness import dead_output
+from generator.render import render_source
 from generator.oracle import branch_points, run_oracle
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
@@ -215,7 +216,7 @@ class _Stages:
             self.stop()
 
 
-def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.DEFAULT_ARCHS,
+def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                 validate: bool = True, gpu: bool | None = None, timings: dict | None = None) -> list[dict]:
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
@@ -233,7 +234,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         ptx = None
         try:
             with clock("import"):
-                module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
+                # the only text ever imported: the renderings of the specs (never a record's source)
+                module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, workdir)
             if validate:
                 stage = "compile_cuda"
                 with clock("nvrtc"):
@@ -252,8 +254,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         except Exception as e:  # noqa: BLE001 - any compiler error becomes a counted reason
             if len(specs) > 1:
                 mid = len(specs) // 2
-                return (check_batch(specs[:mid], sources[:mid], archs, validate, gpu, timings)
-                        + check_batch(specs[mid:], sources[mid:], archs, validate, gpu, timings))
+                return (check_batch(specs[:mid], archs, validate, gpu, timings)
+                        + check_batch(specs[mid:], archs, validate, gpu, timings))
             return [{"error": _error(stage, e)}]
         if not validate:
             skipped = not_run(NO_VALIDATE)

@@ -10,15 +10,16 @@ import argparse
 import json
 import os
 import sys
+import shutil
+import tempfile
 import time
 
 import schemas
 from extractor import warp_adapter
 from generator import records
 from generator.paths import caller_dir
-from generator.render import render_source
 from generator.spec import KernelSpec
-from validator import checks
+from validator import checks, sandbox
 
 BATCH = 50
 
@@ -135,7 +136,7 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
         specs = [KernelSpec.from_json(r["spec"]) for _, r in pending]
         # what is compiled and imported is the rendering of the generator's own spec (check_spec
         # proved the stored spec is it), never the record's text
-        results = checks.check_batch(specs, [render_source(s) for s in specs], archs, gpu=gpu)
+        results = box.check_batch(specs, archs)
         for (where, rec), spec, res in zip(pending, specs, results):
             if "error" in res:
                 fail(where, rec, res["error"])
@@ -162,23 +163,30 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
                 fail(where, rec, reason)
         pending.clear()
 
-    for shard in shards:
-        for n, rec, err in read_records(os.path.join(directory, shard)):
-            total += 1
-            where = f"{shard}:{n}"
-            if err:
-                fail(where, None, err)
-                continue
-            v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
-            if v["status"] != "passed":
-                fail(where, rec, v["reason"])
-            else:
-                if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][1]["ir"]["ptx"]):
-                    flush()
-                pending.append((where, rec))
-                if len(pending) >= BATCH:
-                    flush()
-    flush()
+    # compile and execute only in the sandbox: a child process with resource limits
+    run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
+    box = sandbox.Sandbox(gpu, run_dir, cpu_only=gpu is False or not warp_adapter.cuda_available())
+    try:
+        for shard in shards:
+            for n, rec, err in read_records(os.path.join(directory, shard)):
+                total += 1
+                where = f"{shard}:{n}"
+                if err:
+                    fail(where, None, err)
+                    continue
+                v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
+                if v["status"] != "passed":
+                    fail(where, rec, v["reason"])
+                else:
+                    if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][1]["ir"]["ptx"]):
+                        flush()
+                    pending.append((where, rec))
+                    if len(pending) >= BATCH:
+                        flush()
+        flush()
+    finally:
+        box.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
     reasons: dict[str, int] = {}
     for f in failures:
         key = f["reason"].split(":", 1)[0]

@@ -266,3 +266,62 @@ def test_the_bounds_leave_generated_records_far_inside(clean):
     deepest = max(_depth_and_nodes(build_spec(f, s).to_json())[0] for f in FAMILIES for s in range(40))
     assert deepest + 2 <= MAX_DEPTH // 2, deepest  # a record holds its spec two levels down
     assert max(_depth_and_nodes(r)[1] for r in clean[1]) * 20 < MAX_NODES
+
+
+def test_only_renderings_of_specs_are_ever_imported():
+    """How a reader can check that no record-controlled text is imported: Python source is
+    imported in one place (`warp_adapter.import_source`), reached from `load_batch` (and the
+    benchmark's naive baseline, which renders its own specs), and every `load_batch` call outside
+    tests passes `{s.name: render_source(s) ...}`; `exec`/`eval`/`exec_module` appear nowhere else."""
+    import ast
+
+    root = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    imports_source, load_batch_args, dynamic = set(), [], set()
+    for d, dirs, names in os.walk(root):
+        dirs[:] = [x for x in dirs if not x.startswith((".", "bazel-"))]
+        for n in names:
+            if not n.endswith(".py") or n.endswith("_test.py"):
+                continue
+            rel = os.path.relpath(os.path.join(d, n), root)
+            with open(os.path.join(d, n), encoding="utf-8") as f:
+                tree = ast.parse(f.read())
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.Call):
+                    continue
+                name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+                if name == "import_source":
+                    imports_source.add(rel)
+                elif name == "load_batch":
+                    load_batch_args.append((rel, ast.unparse(node.args[0])))
+                elif name in ("exec", "eval", "exec_module", "spec_from_file_location", "__import__"):
+                    dynamic.add((rel, name))
+    assert imports_source == {"extractor/warp_adapter.py", "extractor/naive_baseline.py"}, imports_source
+    assert load_batch_args and all(a.startswith("{") and "render_source(" in a for _, a in load_batch_args), load_batch_args
+    assert {r for r, _ in dynamic} <= {"extractor/warp_adapter.py", "generator/strategies.py"}, dynamic
+    assert {n for r, n in dynamic if r == "generator/strategies.py"} == {"__import__"}  # hypothesis settings only
+
+
+def test_the_sandbox_turns_a_kernel_that_hangs_or_explodes_into_one_rejection_each(clean):
+    """Real faults, in a real child: a child whose address space is capped below what Warp needs
+    (every kernel is rejected, the run goes on), and a batch that outlives its wall-clock limit
+    (the child is killed, the batch bisected down to single kernels, each rejected as `sandbox`);
+    a sandbox with the default limits then validates the same kernels."""
+    from generator.families import build_spec
+    from validator import sandbox
+
+    specs = [build_spec("arith", s) for s in (1, 2)]
+    for box, want in ((sandbox.Sandbox(False, address_space=256 << 20), None),
+                      (sandbox.Sandbox(False, timeout_s=0.05), "sandbox")):
+        try:
+            results = box.check_batch(specs, ["sm_90"])
+        finally:
+            box.close()
+        assert len(results) == 2 and all("error" in r for r in results), results
+        if want:
+            assert all(r["error"].startswith("sandbox: no result within") for r in results), results
+    box = sandbox.Sandbox(False)
+    try:
+        results = box.check_batch(specs, ["sm_90"])
+    finally:
+        box.close()
+    assert all(r["execute_cpu"] == {"status": "passed"} for r in results), results
