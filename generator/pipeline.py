@@ -164,7 +164,7 @@ def process_chunk(task: dict) -> dict:
     timings["spec"] = time.perf_counter() - t0
     try:
         _test_sticky_stand_in(specs)
-        results = checks.check_batch(specs, sources, archs, validate=task.get("validate", True), timings=timings,
+        results = checks.check_batch(specs, archs, validate=task.get("validate", True), timings=timings,
                                      gpu=gpu, device=device) if specs else []
     except warp_adapter.CudaContextLost as e:
         # this process can no longer use CUDA: note the culprit for the chunk's re-run, then let

@@ -87,9 +87,10 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
                     "audits near-duplicates with MinHash LSH confirmed by exact Jaccard."])]
 
     B += [("h", 2, "Validation: what was checked, what was rejected and why"),
-          ("p", "Checks, in order of cost: **safety** (the source uses only an AST allowlist, so re-validating "
-                "never executes arbitrary code), **schema** (JSON Schema conformance), **spec_source** (the "
-                "source is the rendering of its stored spec), **consistency** (every derived field equals its "
+          ("p", "Checks, in order of cost: **bounds** (nesting and size, checked without recursion), **schema** "
+                "(JSON Schema conformance), **spec** (the spec is exactly the generator's own for its family and "
+                "seed, so only renderings of generated specs are ever imported), **safety** (an exact AST "
+                "allowlist, a second wall), **spec_source** (the source is the rendering of its stored spec), **consistency** (every derived field equals its "
                 "recomputation, on re-validation), **compile_cuda** (NVRTC to PTX), **compile_cpu** (LLVM), "
                 "**execute_cpu** (seeded inputs, compared with the NumPy float64 oracle: shape, dtype, "
                 "tolerances per dtype, no NaN/Inf, no vacuous constant output), **execute_gpu** (where a CUDA "

@@ -79,6 +79,14 @@ def render(m: dict) -> str:
               "`// file.py:line` comments, trailing spaces stripped, blank-line runs collapsed); the PTX comes "
               "from the same CUDA compile. Pair schema 2.0.0 made this so: 1.x records stored code generated "
               "by a second path that differed from the compiled text.", "",
+              "## Validating this dataset yourself", "",
+              "`./bazelw run //validator -- DIR` re-validates generator output and `//tools:verify -- DIST` a release. "
+              "Neither imports or executes any text a record carries: a record's spec must be exactly the spec the "
+              "generator draws for its (family, seed), only its rendering is ever imported, the source must equal "
+              "that rendering, and an exact AST allowlist, size and nesting bounds come first. The validator "
+              "compiles and executes in a child process with resource limits and a timeout. `//tools:verify` "
+              "executes nothing, so it cannot catch wrong outputs or gradients in a consistent record; the "
+              "validator re-executes and does.", "",
               "## Toolchain", "", "Measured from the compiles that ran (versions from the running Warp; per "
               "backend, the module's resolved options and the compiler call's arguments):", "",
               "```json", json.dumps(tc, indent=2, sort_keys=True), "```", "",

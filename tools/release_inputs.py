@@ -2,8 +2,9 @@
 
 The gate, in the order it is applied: the directory holds a complete run (its manifest.json);
 every shard on disk is listed there with the same sha256, size and record count (else it is
-corrupt or unvalidated); every line parses; every record meets the pair schema, the safety
-allowlist, its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
+corrupt or unvalidated); every line is UTF-8 and parses; every record stays within the size and nesting bounds, meets the
+pair schema, holds the generator's own spec for its (family, seed), passes the safety
+allowlist and is its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
 carries `passed` for each check in `MUST_PASS` and no
 `failed` verdict at all; every record and input manifest carries one and the same toolchain.
 The first violation raises `GateError` with a one-line reason naming the file and record.
@@ -17,7 +18,8 @@ import os
 from dataclasses import dataclass, field
 
 import schemas
-from validator.verdicts import MUST_PASS, check_consistency, check_safety, check_schema, check_spec_source
+from validator.verdicts import (MUST_PASS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
+                                check_spec_source)
 
 
 class GateError(Exception):
@@ -47,14 +49,16 @@ def canonical(obj) -> str:
 
 
 def _gate_record(r: dict, where: str) -> None:
-    verdict = check_schema(r)
-    if verdict["status"] != "passed":
-        raise GateError(f"{where}: record {r.get('id')} fails the gate: {verdict['reason']}")
+    for check in (check_bounds, check_schema):
+        verdict = check(r)
+        if verdict["status"] != "passed":
+            rid = r.get("id") if isinstance(r, dict) else None
+            raise GateError(f"{where}: record {str(rid)[:40]} fails the gate: {verdict['reason']}")
     for check, v in sorted(r["checks"].items()):
         if v["status"] == "failed" or (check in MUST_PASS and v["status"] != "passed"):
             raise GateError(f"{where}: record {r['id']} has no passing verdict for {check} "
                             f"({v['status']}: {v.get('reason', '')})")
-    for check in (lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
+    for check in (check_spec, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
         verdict = check(r)  # in this order: each assumes the ones before it passed
         if verdict["status"] != "passed":
             raise GateError(f"{where}: record {r['id']} fails the gate: {verdict['reason']}")
@@ -93,13 +97,17 @@ def read_input(path: str, shown: str) -> InputDir:
         if digest != listed[name]["sha256"] or size != listed[name]["bytes"]:
             raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
         n = 0
-        with open(spath, encoding="utf-8") as f:
+        with open(spath, "rb") as f:
             for lineno, line in enumerate(f, 1):
                 where = f"{shown}/{name}:{lineno}"
                 try:
-                    r = json.loads(line)
+                    r = json.loads(line.decode("utf-8"))
+                except UnicodeDecodeError as e:
+                    raise GateError(f"{where}: corrupt shard: not UTF-8 at byte {e.start}") from None
                 except ValueError as e:
                     raise GateError(f"{where}: corrupt shard: line does not parse ({e})") from None
+                except RecursionError:
+                    raise GateError(f"{where}: corrupt shard: JSON nested too deep to read") from None
                 _gate_record(r, where)
                 if r["target"] != manifest["generator"]["target"]:
                     raise GateError(f"{where}: record {r['id']} has target {r['target']}, "

@@ -5,9 +5,10 @@ Usage: ./bazelw run //tools:verify -- DIST
 Checks: manifest.json meets schemas/manifest.schema.json; every listed file exists with its
 size and sha256, and no unlisted file is present (the report/ folder //report writes is not part
 of the release and is skipped); every Parquet shard has the release's columns
-and its listed row count; every row rebuilds into a pair record that meets the pair schema, the
-safety allowlist, its spec's rendering and the fields derived from the spec (consistency, which
-includes the passing verdicts); each row sits in the config and split its file names, with the
+and its listed row count; every row rebuilds into a pair record that passes `check_static` (size and
+nesting bounds, the pair schema, the generator's own spec for its (family, seed), the safety
+allowlist, its spec's rendering and the fields derived from the spec, which include the passing
+verdicts); each row sits in the config and split its file names, with the
 split its source's skeleton hashes to; ids are unique; the counts per config, split and family
 equal the manifest's. Exit 1 with the first problem on one line (and how many more) on any
 mismatch.
@@ -27,7 +28,7 @@ import schemas
 from generator.paths import caller_path
 from tools import release_format as fmt
 from tools.release_inputs import sha256_file
-from validator.verdicts import check_consistency, check_safety, check_schema, check_spec_source
+from validator.verdicts import check_static
 
 
 REPORT_DIR = "report"
@@ -86,7 +87,8 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
         where = f["path"]
         try:
             table = pq.read_table(os.path.join(dist, where))
-        except Exception as e:  # pyarrow raises several types for a damaged file
+            rows = table.to_pylist()
+        except Exception as e:  # pyarrow raises several types for a damaged file (or invalid UTF-8)
             problems.append(f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})")
             continue
         cols = [(field.name, str(field.type)) for field in table.schema]
@@ -95,19 +97,21 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
             continue
         if table.num_rows != f["rows"]:
             problems.append(f"{where}: {table.num_rows} rows, manifest.json says {f['rows']}")
-        for row in table.to_pylist():
+        for row in rows:
             rid = f"{where}: record {row['id']}"
             if row["target"] != f["config"] or row["split"] != f["split"]:
                 problems.append(f"{rid}: is {row['target']}/{row['split']} inside {f['config']}/{f['split']}")
             if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
                     fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
                 problems.append(f"{rid}: skeleton hash or split does not follow from its source")
-            record = fmt.to_record(row, m["record_schema_version"], m["toolchain"])
-            for check in (check_schema, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
-                verdict = check(record)
-                if verdict["status"] != "passed":
-                    problems.append(f"{rid}: {verdict['reason']}")
-                    break
+            try:
+                record = fmt.to_record(row, m["record_schema_version"], m["toolchain"])
+            except (ValueError, RecursionError) as e:
+                problems.append(f"{rid}: a JSON column does not parse ({type(e).__name__})")
+                continue
+            verdict = check_static(record)
+            if verdict["status"] != "passed":
+                problems.append(f"{rid}: {verdict['reason']}")
             key = (row["target"], row["id"])
             if key in ids:
                 problems.append(f"{rid}: id appears twice in the release")

@@ -16,11 +16,12 @@ from extractor import warp_adapter
 from generator import records
 from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs
 from generator.liveness import dead_output
+from generator.render import render_source
 from generator.oracle import branch_points, run_oracle
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
 from validator.verdicts import (  # noqa: F401 (re-exported)
-    MUST_PASS, PASSED, check_consistency, check_safety, check_schema, check_spec_source, failed, not_run)
+    MUST_PASS, PASSED, check_consistency, check_safety, check_schema, check_spec_source, check_static, failed, not_run)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-3, 1e-4), "float64": (1e-9, 1e-12)}
@@ -281,7 +282,7 @@ class _Stages:
             self.stop()
 
 
-def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.DEFAULT_ARCHS,
+def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                 validate: bool = True, gpu: bool | None = None, timings: dict | None = None,
                 device: str | None = None) -> list[dict]:
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
@@ -305,7 +306,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
         ptx = None
         try:
             with clock("import"):
-                module, kernels = warp_adapter.load_batch({s.name: src for s, src in zip(specs, sources)}, workdir)
+                # the only text ever imported: the renderings of the specs (never a record's source)
+                module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, workdir)
             if validate:
                 stage = "compile_cuda"
                 with clock("nvrtc"):
@@ -336,8 +338,8 @@ def check_batch(specs: list[KernelSpec], sources: list[str], archs=warp_adapter.
                 warp_adapter.raise_if_context_lost(e, specs[0].name if len(specs) == 1 else None)
             if len(specs) > 1:
                 mid = len(specs) // 2
-                return (check_batch(specs[:mid], sources[:mid], archs, validate, gpu, timings, device)
-                        + check_batch(specs[mid:], sources[mid:], archs, validate, gpu, timings, device))
+                return (check_batch(specs[:mid], archs, validate, gpu, timings, device)
+                        + check_batch(specs[mid:], archs, validate, gpu, timings, device))
             return [{"error": _error(stage, e)}]
         if not validate:
             skipped = not_run(NO_VALIDATE)

@@ -7,7 +7,7 @@ a truncated JSON line), write the faulty lines into shards, run `revalidate` ove
 that every faulty line fails with the reason key of the FIRST check, in the validator's order,
 that sees the fault:
 
-    corrupt (JSON) -> schema -> safety -> spec_source -> codegen/compile -> ir_match
+    corrupt (JSON) -> bounds -> schema -> spec -> safety -> spec_source -> consistency -> codegen/compile -> ir_match
     -> execute_cpu -> io
 
 An unmodified copy of every record the faults were drawn from rides along in the same shards (so
@@ -414,7 +414,29 @@ def spec_edit(records, i, rng):
         old = spec["spec_version"]
         spec["spec_version"] = old + 1
         detail = f"spec.spec_version {old!r} -> {spec['spec_version']!r}"
-    return Injection(dump(rec), "spec_source", detail)
+    return Injection(dump(rec), "spec", detail)
+
+
+def spec_forgery(records, i, rng):
+    """A coherent forgery: the spec edited as in spec_edit, then the source re-rendered from it and
+    every derived field (id, kernel_name, args, dim, io.inputs) recomputed, so only the claim that
+    this is the generator's spec for (family, seed) is false."""
+    from generator import records as rec_fields
+    from generator.inputs import make_inputs
+    from generator.render import render_source
+    from generator.spec import KernelSpec
+
+    inj = spec_edit(records, i, rng)
+    rec = json.loads(inj.line)
+    try:
+        spec = KernelSpec.from_json(rec["spec"])
+        rec["source"] = render_source(spec)
+    except (ValueError, KeyError, TypeError):
+        return None  # spec_version edits do not render: spec_edit covers them
+    rec.update(id=rec_fields.record_id(rec["source"], spec.name), kernel_name=spec.name, dim=list(spec.dim),
+               args=[rec_fields.arg_json(a) for a in spec.args])
+    rec["io"]["inputs"] = rec_fields.inputs_json(spec, make_inputs(spec))
+    return Injection(dump(rec), "spec", f"coherent: {inj.detail}, source re-rendered, derived fields recomputed")
 
 
 def truncated_line(records, i, rng):
@@ -535,6 +557,7 @@ def backward_swap(records, i, rng):
     return Injection(dump(rec), "ir_match", f"ir.{target}.backward <- that of {records[j].get('id')}")
 
 
+FAULTS["spec_forgery"] = spec_forgery
 FAULTS["grad_perturb"] = grad_perturb
 FAULTS["backward_swap"] = backward_swap
 

@@ -10,7 +10,6 @@ import pytest
 
 from extractor import warp_adapter
 from generator.families import build_spec
-from generator.render import render_source
 from generator.spec import TILE_BLOCK_DIM
 from validator import checks
 
@@ -87,8 +86,7 @@ def test_sticky_cuda_errors_are_told_apart(message, sticky):
 
 
 def _batch(n):
-    specs = [build_spec("arith", 100 + k) for k in range(n)]
-    return specs, [render_source(s) for s in specs]
+    return [build_spec("arith", 100 + k) for k in range(n)]
 
 
 def _gpu_stand_in(monkeypatch, load):
@@ -103,7 +101,7 @@ def _gpu_stand_in(monkeypatch, load):
 
 
 def test_a_kernel_that_fails_to_load_on_the_gpu_costs_only_its_record_cpu_stand_in(monkeypatch):
-    specs, sources = _batch(4)
+    specs = _batch(4)
     bad = specs[2].name
     loads = []
 
@@ -115,7 +113,7 @@ def test_a_kernel_that_fails_to_load_on_the_gpu_costs_only_its_record_cpu_stand_
 
     _gpu_stand_in(monkeypatch, load)
     timings = {}
-    results = checks.check_batch(specs, sources, gpu=True, device="cuda:1", timings=timings)
+    results = checks.check_batch(specs, gpu=True, device="cuda:1", timings=timings)
     assert [("error" in r) for r in results] == [False, False, True, False]
     assert results[2]["error"].startswith("execute_gpu: CUDA module load: RuntimeError: Warp CUDA error 218")
     assert all(r["execute_gpu"] == {"status": "passed", "max_abs_diff": 0.0} for k, r in enumerate(results) if k != 2)
@@ -123,7 +121,7 @@ def test_a_kernel_that_fails_to_load_on_the_gpu_costs_only_its_record_cpu_stand_
 
 
 def test_a_sticky_error_in_a_gpu_launch_raises_context_lost_naming_the_kernel_cpu_stand_in(monkeypatch):
-    specs, sources = _batch(3)
+    specs = _batch(3)
     _gpu_stand_in(monkeypatch, lambda *a: "aot_ptx")
 
     def launch(kernel, spec, inputs, cpu, device="cuda:0"):
@@ -134,7 +132,7 @@ def test_a_sticky_error_in_a_gpu_launch_raises_context_lost_naming_the_kernel_cp
 
     monkeypatch.setattr(checks, "execute_gpu_and_compare", launch)
     with pytest.raises(warp_adapter.CudaContextLost) as e:
-        checks.check_batch(specs, sources, gpu=True)
+        checks.check_batch(specs, gpu=True)
     assert e.value.kernel == specs[1].name and "error 700" in e.value.message
 
 
@@ -142,8 +140,8 @@ def test_without_a_gpu_nothing_is_loaded_and_the_verdict_is_not_run(monkeypatch)
     if warp_adapter.cuda_available():
         pytest.skip("this machine has a GPU")
     monkeypatch.setattr(warp_adapter, "load_cuda_module", lambda *a: pytest.fail("loaded a CUDA module without a GPU"))
-    specs, sources = _batch(1)
-    [res] = checks.check_batch(specs, sources)
+    specs = _batch(1)
+    [res] = checks.check_batch(specs)
     assert res["execute_gpu"] == checks.not_run("no CUDA device on this machine")
 
 

@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 import sys
+import shutil
+import tempfile
 import time
 
 import schemas
@@ -17,19 +19,27 @@ from extractor import warp_adapter
 from generator import records
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
-from validator import checks
+from validator import checks, sandbox
 
 BATCH = 50
 
 
 def read_records(path: str):
-    """Yield (line number, record, error); a corrupt line is reported, not skipped."""
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
+    """Yield (line number, record, error); a corrupt line is reported, not skipped. Lines are
+    decoded one by one, so malformed UTF-8 or JSON nested past Python's recursion limit costs
+    that line, not the run."""
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
             try:
-                rec = json.loads(line)
+                rec = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as e:
+                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: not UTF-8 at byte {e.start}"
+                continue
             except json.JSONDecodeError as e:
                 yield n, None, f"corrupt: {os.path.basename(path)}:{n}: {e.msg}"
+                continue
+            except RecursionError:
+                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: JSON nested too deep to read"
                 continue
             yield n, rec, None
 
@@ -124,7 +134,9 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
             return
         archs = sorted(pending[0][1]["ir"]["ptx"])
         specs = [KernelSpec.from_json(r["spec"]) for _, r in pending]
-        results = checks.check_batch(specs, [r["source"] for _, r in pending], archs, gpu=gpu)
+        # what is compiled and imported is the rendering of the generator's own spec (check_spec
+        # proved the stored spec is it), never the record's text
+        results = box.check_batch(specs, archs)
         for (where, rec), spec, res in zip(pending, specs, results):
             if "error" in res:
                 fail(where, rec, res["error"])
@@ -151,26 +163,30 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
                 fail(where, rec, reason)
         pending.clear()
 
-    for shard in shards:
-        for n, rec, err in read_records(os.path.join(directory, shard)):
-            total += 1
-            where = f"{shard}:{n}"
-            if err:
-                fail(where, None, err)
-                continue
-            for check in (checks.check_schema, lambda r: checks.check_safety(r["source"]), checks.check_spec_source,
-                          checks.check_consistency):
-                v = check(rec)
+    # compile and execute only in the sandbox: a child process with resource limits
+    run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
+    box = sandbox.Sandbox(gpu, run_dir, cpu_only=gpu is False or not warp_adapter.cuda_available())
+    try:
+        for shard in shards:
+            for n, rec, err in read_records(os.path.join(directory, shard)):
+                total += 1
+                where = f"{shard}:{n}"
+                if err:
+                    fail(where, None, err)
+                    continue
+                v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
                 if v["status"] != "passed":
                     fail(where, rec, v["reason"])
-                    break
-            else:
-                if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][1]["ir"]["ptx"]):
-                    flush()
-                pending.append((where, rec))
-                if len(pending) >= BATCH:
-                    flush()
-    flush()
+                else:
+                    if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][1]["ir"]["ptx"]):
+                        flush()
+                    pending.append((where, rec))
+                    if len(pending) >= BATCH:
+                        flush()
+        flush()
+    finally:
+        box.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
     reasons: dict[str, int] = {}
     for f in failures:
         key = f["reason"].split(":", 1)[0]

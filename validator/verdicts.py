@@ -8,15 +8,19 @@ them without importing Warp.
 from __future__ import annotations
 
 import ast
+import builtins
 import functools
+import keyword
 
 import jsonschema
 
 import schemas
 from generator import records
+from generator.families import FAMILIES, build_spec
 from generator.inputs import make_inputs
+from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.render import render_source
-from generator.spec import KernelSpec
+from generator.spec import DTYPES, KernelSpec
 
 PASSED = {"status": "passed"}
 
@@ -43,6 +47,55 @@ def check_schema(record: dict) -> dict:
     return PASSED
 
 
+# ---- bounds: checked without recursion before anything recursive (schema, comparison) runs
+
+MAX_DEPTH = 64  # JSON nesting: twice what generated records reach (validator/untrusted_test.py)
+MAX_NODES = 1_000_000  # JSON values in one record: far above what generated records hold (same test)
+
+
+def check_bounds(record) -> dict:
+    """Nesting depth and size of a parsed record, walked iteratively (a crafted record can nest
+    deeper than Python's recursion limit or hold enough values to exhaust memory later)."""
+    todo, nodes = [(record, 1)], 0
+    while todo:
+        value, depth = todo.pop()
+        nodes += 1
+        if depth > MAX_DEPTH:
+            return failed(f"bounds: nested deeper than {MAX_DEPTH}")
+        if nodes > MAX_NODES:
+            return failed(f"bounds: more than {MAX_NODES} JSON values")
+        if isinstance(value, dict):
+            todo.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            todo.extend((v, depth + 1) for v in value)
+    return PASSED
+
+
+# ---- spec: only the generator's own spec for (family, seed) is ever rendered, let alone imported
+
+
+def check_spec(record: dict) -> dict:
+    """The stored spec must be exactly the spec the generator draws for its (family, seed).
+
+    A spec is a function of (family, seed), so this admits no crafted spec at all: whatever a
+    record's strings say, the only source that can pass `spec_source` (and the only one the
+    validator imports) is the rendering of a spec this code generated itself. Run after
+    check_bounds and check_schema."""
+    spec = record.get("spec")
+    if not isinstance(spec, dict):
+        return failed("spec: not an object")
+    family, seed = spec.get("family"), spec.get("seed")
+    if not isinstance(family, str) or family not in FAMILIES:
+        return failed(f"spec: unknown family {str(family)[:40]!r}")
+    if type(seed) is not int or not 0 <= seed < 2 ** 63:
+        return failed(f"spec: seed {str(seed)[:40]!r} is not an integer in [0, 2**63)")
+    want = build_spec(family, seed).to_json()
+    if spec != want:
+        key = next((k for k in sorted(set(spec) | set(want)) if spec.get(k) != want.get(k)), "?")
+        return failed(f"spec: not the spec the generator draws for ({family}, {seed}): {key} differs")
+    return PASSED
+
+
 # ---- safety: an AST allowlist, so re-validating a downloaded dataset never runs foreign code
 
 _ALLOWED_NODES = (
@@ -55,9 +108,69 @@ _ALLOWED_NODES = (
 )
 
 
+# the wp.<name>s the renderer emits: the grammar's builtins (the oracle implements each one),
+# the dtypes and vec/mat/quat constructors, and the structural names
+WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset({
+    "kernel", "func", "struct", "tid", "where", "atomic_add", "atomic_min", "atomic_max", "randf",
+    "array", "array2d", "array3d", "array4d"})
+_ARRAY_CTORS = ("array", "array2d", "array3d", "array4d")
+_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
+
+
+def _wp_name(node) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp":
+        return node.attr
+    return None
+
+
+def _annotation_ok(node, structs) -> bool:
+    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), or a struct class defined in the file."""
+    if _wp_name(node) in DTYPES:
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in structs
+    return (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
+            and len(node.keywords) == 1 and node.keywords[0].arg == "dtype" and _wp_name(node.keywords[0].value) in DTYPES)
+
+
+def _exact_form(tree, structs) -> dict | None:
+    """The second wall made exact: nothing Python evaluates at import but the forms the renderer
+    emits (decorators, annotations, struct fields), no name that shadows a builtin or `wp`."""
+    for n in tree.body:
+        if isinstance(n, ast.FunctionDef):
+            a = n.args
+            if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults:
+                return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
+            for arg in a.args:
+                if not _annotation_ok(arg.annotation, structs):
+                    return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
+            if n.returns is not None and _wp_name(n.returns) not in DTYPES:
+                return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")
+        elif isinstance(n, ast.ClassDef):
+            for f in n.body:
+                if isinstance(f, ast.AnnAssign) and _wp_name(f.annotation) not in DTYPES:
+                    return failed(f"safety: struct field at line {f.lineno} has a type the grammar does not emit")
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, ast.arg):
+            names.append(node.arg)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.append(node.id)
+        for name in names:
+            if name in _RESERVED:
+                return failed(f"safety: the name {name} shadows a Python builtin, a keyword or wp")
+        wp = _wp_name(node)
+        if wp is not None and wp not in WP_NAMES:
+            return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
+    return None
+
+
 def check_safety(source: str) -> dict:
-    """The source may only import warp as wp, use wp.<public name>, call its own helpers, and
-    read fields of its own @wp.struct arguments."""
+    """The source may only import warp as wp, use the wp.<name>s the grammar emits, call its own
+    helpers, and read fields of its own @wp.struct arguments; at import it evaluates nothing but
+    the forms the renderer emits."""
     try:
         tree = ast.parse(source)
     except SyntaxError as e:
@@ -112,7 +225,7 @@ def check_safety(source: str) -> dict:
         decos = [ast.unparse(d) for d in n.decorator_list]
         if decos not in (["wp.kernel"], ["wp.func"]):
             return failed(f"safety: function {n.name} has decorators {decos} (only @wp.kernel/@wp.func)")
-    return PASSED
+    return _exact_form(tree, set(structs)) or PASSED
 
 
 def check_spec_source(record: dict) -> dict:
@@ -122,6 +235,18 @@ def check_spec_source(record: dict) -> dict:
             return failed("spec_source: the source is not the rendering of the spec")
     except (KeyError, ValueError, TypeError, IndexError) as e:
         return failed(f"spec_source: spec does not render: {type(e).__name__}: {e}")
+    return PASSED
+
+
+def check_static(record) -> dict:
+    """Every check that needs no compiler, in the order each relies on the ones before it:
+    bounds, schema, spec (the generator's own), safety, spec_source, consistency. The one entry
+    for //validator, //tools:verify and //tools:release, so an attack meets the same walls in each."""
+    for check in (check_bounds, check_schema, check_spec, lambda r: check_safety(r["source"]), check_spec_source,
+                  check_consistency):
+        verdict = check(record)
+        if verdict["status"] != "passed":
+            return verdict
     return PASSED
 
 
