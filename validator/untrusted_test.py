@@ -325,3 +325,7 @@ def test_the_sandbox_turns_a_kernel_that_hangs_or_explodes_into_one_rejection_ea
     finally:
         box.close()
     assert all(r["execute_cpu"] == {"status": "passed"} for r in results), results
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider"]))
