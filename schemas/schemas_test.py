@@ -32,5 +32,12 @@ def test_manifest_schema_rejects_a_file_without_checksum():
     assert any("rows" in e.message for e in v.iter_errors({"files": [entry]}))
 
 
+def test_a_verdict_may_carry_the_gpu_difference():
+    v = jsonschema.Draft202012Validator({"$defs": schemas.load("pair")["$defs"], "$ref": "#/$defs/verdict"})
+    assert not list(v.iter_errors({"status": "passed", "max_abs_diff": 1.5e-7}))
+    assert list(v.iter_errors({"status": "passed", "max_abs_diff": -1.0}))
+    assert list(v.iter_errors({"status": "passed", "other": 1}))
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
