@@ -111,24 +111,22 @@ def attacks(recs) -> dict[str, tuple[bytes, set[str]]]:
     return out
 
 
-def _outputs_only(rec) -> bytes:
+def _bumped(rec, where) -> bytes:
+    """A coherent forgery: the first element of the first tensor of `where(rec)` plus one."""
     r = copy.deepcopy(rec)
-    t = next(iter(r["io"]["outputs"].values()))
-    flat = t["data"]
+    flat = next(iter(where(r).values()))["data"]
     while isinstance(flat[0], list):
         flat = flat[0]
     flat[0] = flat[0] + 1.0
     return _line(r)
+
+
+def _outputs_only(rec) -> bytes:
+    return _bumped(rec, lambda r: r["io"]["outputs"])
 
 
 def _gradient_only(rec) -> bytes:
-    r = copy.deepcopy(rec)
-    t = next(iter(r["grad"]["g"].values()))
-    flat = t["data"]
-    while isinstance(flat[0], list):
-        flat = flat[0]
-    flat[0] = flat[0] + 1.0
-    return _line(r)
+    return _bumped(rec, lambda r: r["grad"]["g"])
 
 
 def _shard_dir(clean_dir, name, lines: list[bytes]) -> str:
