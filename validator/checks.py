@@ -111,6 +111,10 @@ def execute_backward(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu"
         return verdict, example
     near = gradients.nearby(spec, inputs, ins)
     again, example_near = _gradient_at(kernel, spec, near, ins, outs, device, "nearby")
+    if verdict["status"] == "inconclusive" and again["status"] == "inconclusive":
+        # a kink near the first nearby point too (a near-tie of two values): one more, elsewhere
+        near = gradients.nearby(spec, inputs, ins, 2)
+        again, example_near = _gradient_at(kernel, spec, near, ins, outs, device, "nearby2")
     if verdict["status"] == "inconclusive" and again["status"] != "inconclusive":
         # the kink was the grid's (an input or intermediate exactly on a threshold): decided off it
         return again, example_near

@@ -98,11 +98,12 @@ def seeded_probe(spec: KernelSpec, inputs: dict, ins: list, outs: list) -> tuple
     return w, vs
 
 
-def nearby(spec: KernelSpec, inputs: dict, ins: list) -> dict:
+def nearby(spec: KernelSpec, inputs: dict, ins: list, which: int = 1) -> dict:
     """The inputs with every float input array moved by a seeded offset below half the 1/256 grid,
     kept inside the argument's [low, high] and rounded to its dtype (so Warp and the oracle see
     the same values)."""
-    rng = np.random.Generator(np.random.PCG64(derive_seed("gradient-nearby", spec.family, spec.seed)))
+    parts = ("gradient-nearby", spec.family, spec.seed) + ((which,) if which > 1 else ())
+    rng = np.random.Generator(np.random.PCG64(derive_seed(*parts)))
     moved = dict(inputs)
     for a in ins:
         x = np.asarray(inputs[a.name])
