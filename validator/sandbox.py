@@ -6,8 +6,10 @@ each batch (`checks.check_batch`) in a long-lived child process (Warp initialise
 
 - RLIMIT_AS, ADDRESS_SPACE bytes of address space, on CPU-only runs (a CUDA context reserves far
   more virtual address space than it uses, so the limit is not set when the child may use a GPU);
-- RLIMIT_CPU, CPU_SECONDS_PER_BATCH seconds of CPU time per batch (the soft limit is moved up
-  before each batch; past it the kernel sends SIGXCPU and the child dies);
+- CPU_SECONDS_PER_BATCH seconds of CPU time per batch, enforced by the parent: it reads the
+  child's CPU time from /proc once a second and kills it past the budget (a soft RLIMIT_CPU is
+  no use here: Warp's LLVM raises the soft limit to the hard one when it compiles); and a hard
+  RLIMIT_CPU of CHILD_CPU_SECONDS for the child's whole life, which nothing in it can raise;
 - RLIMIT_NOFILE, OPEN_FILES open files; RLIMIT_CORE 0 (no core dumps);
 - a wall-clock timeout of BATCH_TIMEOUT_S seconds per batch, after which the child is killed.
 
@@ -26,6 +28,7 @@ import resource
 
 ADDRESS_SPACE = 8 << 30
 CPU_SECONDS_PER_BATCH = 600
+CHILD_CPU_SECONDS = 7200
 OPEN_FILES = 1024
 BATCH_TIMEOUT_S = 900
 
@@ -35,6 +38,7 @@ def _limit(address_space: int | None, run_dir: str | None) -> None:
         os.environ["WARP_IR_RUN_DIR"] = run_dir  # the child's Warp cache lives (and dies) there
     if address_space:
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
+    resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_SECONDS, CHILD_CPU_SECONDS))
     resource.setrlimit(resource.RLIMIT_NOFILE, (OPEN_FILES, OPEN_FILES))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
@@ -42,18 +46,26 @@ def _limit(address_space: int | None, run_dir: str | None) -> None:
 def _run(specs, archs, gpu):
     from validator import checks
 
-    use = resource.getrusage(resource.RUSAGE_SELF)
-    spent = int(use.ru_utime + use.ru_stime) + 1
-    resource.setrlimit(resource.RLIMIT_CPU, (spent + CPU_SECONDS_PER_BATCH, resource.RLIM_INFINITY))
     return checks.check_batch(specs, archs, gpu=gpu)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 class Sandbox:
     """Runs `checks.check_batch` in a child process with the limits above."""
 
     def __init__(self, gpu: bool | None, run_dir: str | None = None, cpu_only: bool = True,
-                 timeout_s: float = BATCH_TIMEOUT_S, address_space: int = ADDRESS_SPACE):
-        self.gpu, self.run_dir, self.timeout_s, self._pool = gpu, run_dir, timeout_s, None
+                 timeout_s: float = BATCH_TIMEOUT_S, address_space: int = ADDRESS_SPACE,
+                 cpu_s: float = CPU_SECONDS_PER_BATCH):
+        self.gpu, self.run_dir, self.timeout_s, self.cpu_s, self._pool = gpu, run_dir, timeout_s, cpu_s, None
         self.address_space = address_space if cpu_only else None
 
     def _start(self):
@@ -77,10 +89,20 @@ class Sandbox:
         if self._pool is None:
             self._start()
         future = self._pool.submit(_run, specs, archs, self.gpu)
+        pids = list(getattr(self._pool, "_processes", {}))
+        start = {p: _cpu_seconds(p) for p in pids}
+        waited, why = 0.0, None
         try:
-            return future.result(timeout=self.timeout_s)
-        except concurrent.futures.TimeoutError:
-            why = f"sandbox: no result within {self.timeout_s:g} s"
+            while why is None:
+                try:
+                    return future.result(timeout=min(1.0, max(self.timeout_s - waited, 0.01)))
+                except concurrent.futures.TimeoutError:
+                    waited += 1.0
+                    used = max((_cpu_seconds(p) - start.get(p, 0.0) for p in pids), default=0.0)
+                    if used > self.cpu_s:
+                        why = f"sandbox: more than {self.cpu_s:g} s of CPU time"
+                    elif waited >= self.timeout_s:
+                        why = f"sandbox: no result within {self.timeout_s:g} s"
         except concurrent.futures.process.BrokenProcessPool:
             why = "sandbox: the child process died (a resource limit or a crash)"
         except MemoryError:

@@ -301,22 +301,24 @@ def test_only_renderings_of_specs_are_ever_imported():
 
 def test_the_sandbox_turns_a_kernel_that_hangs_or_explodes_into_one_rejection_each(clean):
     """Real faults, in a real child: a child whose address space is capped below what Warp needs
-    (every kernel is rejected, the run goes on), and a batch that outlives its wall-clock limit
-    (the child is killed, the batch bisected down to single kernels, each rejected as `sandbox`);
+    (every kernel is rejected, the run goes on), and a batch that outlives its wall-clock limit or
+    its CPU budget (the parent kills the child, bisects the batch down to single kernels, each
+    rejected as `sandbox`);
     a sandbox with the default limits then validates the same kernels."""
     from generator.families import build_spec
     from validator import sandbox
 
     specs = [build_spec("arith", s) for s in (1, 2)]
     for box, want in ((sandbox.Sandbox(False, address_space=256 << 20), None),
-                      (sandbox.Sandbox(False, timeout_s=0.05), "sandbox")):
+                      (sandbox.Sandbox(False, timeout_s=0.05), "sandbox: no result within"),
+                      (sandbox.Sandbox(False, cpu_s=0.5), "sandbox: more than 0.5 s of CPU time")):
         try:
             results = box.check_batch(specs, ["sm_90"])
         finally:
             box.close()
         assert len(results) == 2 and all("error" in r for r in results), results
         if want:
-            assert all(r["error"].startswith("sandbox: no result within") for r in results), results
+            assert all(r["error"].startswith(want) for r in results), results
     box = sandbox.Sandbox(False)
     try:
         results = box.check_batch(specs, ["sm_90"])
