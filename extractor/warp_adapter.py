@@ -671,11 +671,6 @@ def loaded_cuda_variants(module, device: str) -> dict[int, object]:
     return {bd: e for (c, bd), e in module.execs.items() if c is not None and c == ctx}
 
 
-def compile_cuda_device(module, device: str = "cuda:0") -> None:
-    """Compile and load the module for a CUDA device (needs a GPU). Superseded by
-    `load_cuda_module`, which loads the PTX already compiled."""
-    init_warp()
-    module.load(wp.get_device(device))
 
 
 def launch(kernel, dim, arg_values: list, device: str = "cpu", tile_block_dim: int | None = None) -> None:
@@ -711,8 +706,6 @@ def launch_with_adjoint(kernel, dim, arg_values: list, out_grads: dict, device: 
         raise
 
 
-def launch_cpu(kernel, dim, arg_values: list) -> None:
-    launch(kernel, dim, arg_values, "cpu")
 
 
 def make_struct(kernel, arg_name: str, fields: dict):
