@@ -33,7 +33,7 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
     p.add_argument("--families", default=",".join(families_for(target)),
                    help="comma-separated families to draw from, uniformly (default: all of this target's)")
     p.add_argument("--workers", type=int, default=None,
-                   help="worker processes (default: all cores; where GPUs execute, at most 8 per GPU)")
+                   help="worker processes (default: all cores; where GPUs execute, at most 16 per GPU)")
     p.add_argument("--gpus", default="auto",
                    help="CUDA devices that execute every pair too: auto (every one of this machine, none without a "
                         "GPU), none, a count N (the first N), or a list like cuda:0,cuda:2; workers are assigned to "

@@ -49,8 +49,10 @@ ZERO_PASS_CHUNKS = 4
 # Workers per GPU when GPUs execute and --workers is not given. A worker spends nearly all its
 # time in NVRTC and LLVM on its CPU core and well under 1% launching on the GPU, so the GPU is
 # not the limit; each worker holds a CUDA context of its own (a few hundred MB of GPU memory)
-# and the launches of up to this many time-share the device.
-WORKERS_PER_GPU = 8
+# and the launches of up to this many time-share the device. Measured on one H100 with 16 cores
+# (bench/gpu_proof.sh, README "GPU execution"): 800 CUDA pairs at 3.52 pairs/s with 4 workers
+# and 12.46 with 16, 1 worker 0.96: the GPU did not limit 16 workers.
+WORKERS_PER_GPU = 16
 # A worker whose CUDA context was lost (a sticky error) exits with this status; the parent
 # starts a fresh worker and re-runs the chunk without the kernel that caused it. A chunk
 # whose worker dies more often than MAX_WORKER_DEATHS ends the run.

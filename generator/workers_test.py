@@ -175,7 +175,10 @@ def test_workers_take_devices_round_robin_and_default_to_8_per_gpu(monkeypatch):
         pool.close()
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert pipeline.default_workers([]) == 16
-    assert pipeline.default_workers(["cuda:0"]) == pipeline.WORKERS_PER_GPU == 8
+    monkeypatch.setattr(pipeline, "WORKERS_PER_GPU", 8)
+    assert pipeline.default_workers(["cuda:0"]) == 8
+    assert pipeline.default_workers(["cuda:0", "cuda:1"]) == 16
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert pipeline.default_workers(["cuda:0", "cuda:1"]) == 16
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert pipeline.default_workers(["cuda:0"]) == 2
