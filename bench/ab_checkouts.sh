@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Full-validation throughput of several commits, one after another on this machine:
 #   bench/ab_checkouts.sh [--count N] [--reps R] COMMIT...   (HEAD's working tree counts as "HEAD")
-# Each commit is checked out in a temporary worktree and runs `generator/cpu.py --count N --seed 5
+# Each commit is checked out in a temporary worktree and runs `pipeline/cpu.py` (`generator/cpu.py` before the move) `--count N --seed 5
 # --workers 2` with its own fresh Warp cache; pairs/s is read from the run's run.json. Uses the
 # Python of the Bazel environment (run `./bazelw test //...` once first) or $PYTHON.
 set -euo pipefail
@@ -24,7 +24,9 @@ for rep in $(seq "$reps"); do
   for c in "$@"; do
     out="$tmp/out-$c" cache="$tmp/cache-$c"
     rm -rf "$out" "$cache"
-    (cd "$tmp/wt-$c" && WARP_CACHE_PATH="$cache" PYTHONPATH=. "$py" generator/cpu.py --count "$count" --seed 5 \
+    # the generator's entry point: pipeline/cpu.py, or generator/cpu.py before the run loop moved
+    script=pipeline/cpu.py; [ -f "$tmp/wt-$c/$script" ] || script=generator/cpu.py
+    (cd "$tmp/wt-$c" && WARP_CACHE_PATH="$cache" PYTHONPATH=. "$py" "$script" --count "$count" --seed 5 \
       --out "$out" --workers 2 --quiet >/dev/null 2>&1)
     echo "rep $rep  $c  $("$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['pairs_per_s'], 'pairs/s', r['seconds'], 's')" "$out/run.json")"
   done

@@ -41,11 +41,11 @@ gen)
   log "$(nvidia-smi -L 2>&1 | head -2)"
   log "$(python3 -c 'import warp as wp, numpy; wp.init(); print("warp", wp.__version__, "numpy", numpy.__version__, [str(d) for d in wp.get_devices()])' 2>&1 | tail -1)"
   if [ "${SMOKE:-1}" = 1 ]; then
-    timed smoke_gen python3 generator/cuda.py --count 20 --seed 7 --out "$GP/smoke" --workers 4 --quiet || exit 1
+    timed smoke_gen python3 pipeline/cuda.py --count 20 --seed 7 --out "$GP/smoke" --workers 4 --quiet || exit 1
     timed smoke_val python3 -m validator "$GP/smoke" --device cuda || exit 1
   fi
-  timed gen_cpu python3 generator/cpu.py --count "$count" --seed 1 --out "$GP/cpu" --workers 16 --quiet
-  timed gen_cuda python3 generator/cuda.py --count "$count" --seed 1 --out "$GP/cuda" --workers 16 --quiet
+  timed gen_cpu python3 pipeline/cpu.py --count "$count" --seed 1 --out "$GP/cpu" --workers 16 --quiet
+  timed gen_cuda python3 pipeline/cuda.py --count "$count" --seed 1 --out "$GP/cuda" --workers 16 --quiet
   # per family: GPU verdicts and the largest GPU-vs-CPU difference the records carry
   python3 - "$GP" <<'PY' | tee -a "$GP/logs/gen.log"
 import collections, glob, json, sys
@@ -98,7 +98,7 @@ timing)
   count=${2:-160}
   for w in ${WORKERS:-1 4 16}; do
     rm -rf "$GP/timing_w$w"
-    timed "timing_w$w" python3 generator/cuda.py --count "$count" --seed 3 --out "$GP/timing_w$w" --workers "$w" --quiet
+    timed "timing_w$w" python3 pipeline/cuda.py --count "$count" --seed 3 --out "$GP/timing_w$w" --workers "$w" --quiet
   done
   WORKERS="${WORKERS:-1 4 16}" python3 - "$GP" "$count" <<'PY' | tee -a "$GP/logs/timing.log"
 import json, sys

@@ -1,7 +1,7 @@
 """The measurements behind `//bench`: the naive baseline, codegen-only and full validation.
 
 Every figure comes from a real run: the naive method over the same kernels the pipeline
-draws, and `generator.pipeline.run` itself (worker processes, shards, manifest), whose
+draws, and `pipeline.run` itself (worker processes, shards, manifest), whose
 per-stage seconds and worker peak RSS come back in run.json.
 """
 
@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from generator.families import build_spec, families_for
-from generator.pipeline import kernel_plan
+from pipeline.plan import kernel_plan
 from generator.render import render_source
 
 WARP_CODEGEN = ("codegen",)                      # Warp's ModuleBuilder (adjoints) and codegen_* calls
@@ -39,12 +39,12 @@ def naive(count: int, seed: int = 0, target: str = "cpu") -> dict:
 def pipeline_run(count: int, validate: bool, workers: int, seed: int = 0, target: str = "cpu",
                  keep: str | None = None) -> dict:
     """One real `//generator:<target>` run into a fresh directory; its run.json, summarised."""
-    from generator import pipeline
+    import pipeline
 
     out = keep or tempfile.mkdtemp(prefix="bench-run-")
     shutil.rmtree(out, ignore_errors=True)
     try:
-        m = pipeline.run(target, count, seed, out, families_for(target), workers, quiet=True, validate=validate)
+        m = pipeline.run(pipeline.RunConfig(target, count, seed, out, families_for(target), workers, quiet=True, validate=validate))
     finally:
         if keep is None:
             shutil.rmtree(out, ignore_errors=True)

@@ -23,7 +23,7 @@ TMP = os.environ.get("TEST_TMPDIR") or "/tmp/report_test"
 os.makedirs(TMP, exist_ok=True)
 os.environ.setdefault("MPLCONFIGDIR", os.path.join(TMP, "mpl"))
 
-from generator import pipeline  # noqa: E402
+import pipeline  # noqa: E402
 from report import facts as facts_mod  # noqa: E402
 from report import report_main as report  # noqa: E402
 from tools import release, verify  # noqa: E402
@@ -40,8 +40,8 @@ def _tmp(name):
 @pytest.fixture(scope="module")
 def dist():
     cpu, cuda, out = _tmp("in_cpu"), _tmp("in_cuda"), _tmp("dist")
-    pipeline.run("cpu", 30, 3, cpu, ["arith", "branch"], workers=1, quiet=True, archs=["sm_90"])
-    pipeline.run("cuda", 20, 3, cuda, ["stencil", "matvec"], workers=1, quiet=True, archs=["sm_90"])
+    pipeline.run(pipeline.RunConfig("cpu", 30, 3, cpu, ["arith", "branch"], workers=1, quiet=True, archs=["sm_90"]))
+    pipeline.run(pipeline.RunConfig("cuda", 20, 3, cuda, ["stencil", "matvec"], workers=1, quiet=True, archs=["sm_90"]))
     assert release.main(["--in", cpu, cuda, "--out", out, "--version", "1.0.0"]) == 0
     assert report.main([out]) == 0
     return out

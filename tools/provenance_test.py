@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from generator import pipeline
+import pipeline
 from tools import provenance
 
 
 def test_generated_code_is_a_cut_of_what_warp_compiled_and_an_edit_is_not(tmp_path):
     out = str(tmp_path / "run")
-    pipeline.run("cuda", 12, 5, out, ["stencil", "tile_scan", "particles"], workers=1, quiet=True)
+    pipeline.run(pipeline.RunConfig("cuda", 12, 5, out, ["stencil", "tile_scan", "particles"], workers=1, quiet=True))
     result = provenance.provenance(out)
     assert result["records"] == 12 and result["texts"] == 48 == result["found"], result["problems"]
     # the old extraction's CPU text (generated for block_dim 256: no contiguous-stride block) is not

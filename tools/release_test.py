@@ -23,7 +23,7 @@ os.environ["HF_DATASETS_CACHE"] = os.path.join(TMP, "hf", "datasets")
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 
-from generator import pipeline  # noqa: E402
+import pipeline  # noqa: E402
 from tools import dedup, release, verify  # noqa: E402
 from tools import release_format as fmt  # noqa: E402
 
@@ -37,8 +37,8 @@ def _tmp(name):
 @pytest.fixture(scope="module")
 def inputs():
     cpu, cuda = _tmp("in_cpu"), _tmp("in_cuda")
-    pipeline.run("cpu", 30, 3, cpu, ["arith", "branch"], workers=1, quiet=True, archs=["sm_90"])
-    pipeline.run("cuda", 20, 3, cuda, ["stencil", "matvec"], workers=1, quiet=True, archs=["sm_90"])
+    pipeline.run(pipeline.RunConfig("cpu", 30, 3, cpu, ["arith", "branch"], workers=1, quiet=True, archs=["sm_90"]))
+    pipeline.run(pipeline.RunConfig("cuda", 20, 3, cuda, ["stencil", "matvec"], workers=1, quiet=True, archs=["sm_90"]))
     return cpu, cuda
 
 
@@ -267,7 +267,7 @@ def test_gate_refuses_a_record_without_a_passing_verdict(inputs, capsys):
 
 def test_gate_refuses_a_codegen_only_run(capsys):
     fast = _tmp("no_validate")
-    pipeline.run("cpu", 4, 3, fast, ["arith"], workers=1, quiet=True, archs=["sm_90"], validate=False)
+    pipeline.run(pipeline.RunConfig("cpu", 4, 3, fast, ["arith"], workers=1, quiet=True, archs=["sm_90"], validate=False))
     _refused(["--in", fast, "--version", "1.0.0"], capsys, _tmp("out_fast"), "no passing verdict", "--no-validate")
 
 

@@ -5,7 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from extractor import warp_adapter
-from generator import pipeline
+import pipeline
+from pipeline import chunk
 from generator.families import FAMILIES, build_spec
 from generator.inputs import make_inputs
 from generator.oracle import run_oracle
@@ -21,7 +22,7 @@ def test_warp_cpu_execution_equals_the_oracle_and_records_fit_the_schema(batch):
     for spec, res in zip(batch, results):
         assert "error" not in res, f"{spec.family}/{spec.seed}: {res.get('error')}"
         assert res["execute_cpu"] == checks.PASSED, f"{spec.family}/{spec.seed}: {res['execute_cpu']}"
-        record = pipeline.build_record(spec, render_source(spec), "cpu", res)
+        record = chunk.build_record(spec, render_source(spec), "cpu", res)
         assert checks.check_schema(record) == checks.PASSED, f"{spec.family}/{spec.seed}: record breaks the schema"
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from generator import pipeline
+import pipeline
 from generator.families import families_for
 from validator import fault_audit_main, faults, revalidate
 
@@ -19,7 +19,7 @@ REASON_KEYS = {"corrupt", "bounds", "schema", "spec", "safety", "spec_source", "
 def dataset():
     out = os.path.join(TMP, "faults_test_dataset")
     # every CPU family plus a tile family: vectors, structs, ints, 2-D outputs and tile PTX
-    m = pipeline.run("cpu", 60, 11, out, families_for("cpu") + ["tile_reduce"], workers=2, quiet=True)
+    m = pipeline.run(pipeline.RunConfig("cpu", 60, 11, out, families_for("cpu") + ["tile_reduce"], workers=2, quiet=True))
     assert m["counts"]["passed"] == 60
     return out
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from extractor import warp_adapter
-from generator import pipeline
+import pipeline
 from generator.families import FAMILIES, build_spec
 from generator.inputs import INPUT_SETS, make_inputs
 from generator.liveness import dead_output
@@ -90,7 +90,7 @@ def test_a_dead_output_and_a_copied_input_are_named():
 
 def test_revalidation_catches_a_stored_gradient_that_is_not_warps(tmp_path):
     out = str(tmp_path / "run")
-    pipeline.run("cpu", 8, 3, out, ["arith", "vecmath"], workers=1, quiet=True)
+    pipeline.run(pipeline.RunConfig("cpu", 8, 3, out, ["arith", "vecmath"], workers=1, quiet=True))
     shard = os.path.join(out, "shard-00000.jsonl")
     recs = [json.loads(line) for line in open(shard)]
     k = next(i for i, r in enumerate(recs) if r["grad"])

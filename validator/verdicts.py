@@ -49,7 +49,7 @@ def check_schema(record: dict) -> dict:
 
 # ---- bounds: checked without recursion before anything recursive (schema, comparison) runs
 
-MAX_DEPTH = 64  # JSON nesting: twice what generated records reach (validator/untrusted_test.py)
+MAX_DEPTH = 64  # JSON nesting: twice what generated records reach (tools/untrusted_test.py)
 MAX_NODES = 1_000_000  # JSON values in one record: far above what generated records hold (same test)
 
 

@@ -9,7 +9,8 @@ import time
 import pytest
 
 from extractor import warp_adapter
-from generator import cli, pipeline
+import pipeline
+from pipeline import chunk, cli, config, executors, plan, scheduler
 from validator import checks, revalidate
 
 
@@ -20,7 +21,7 @@ def _tmp(name):
 @pytest.fixture(scope="module")
 def run_a():
     out = _tmp("run_a")
-    m = pipeline.run("cpu", 60, 7, out, ["arith", "branch", "loop"], workers=2, quiet=True)
+    m = pipeline.run(pipeline.RunConfig("cpu", 60, 7, out, ["arith", "branch", "loop"], workers=2, quiet=True))
     return out, m
 
 
@@ -60,7 +61,7 @@ def test_kernel_names_that_collide_in_a_chunk_are_counted_not_paired_wrongly(mon
 
     monkeypatch.setattr(families, "kernel_name", lambda family, seed: f"{family}_collide")
     out = _tmp("run_collide")
-    m = pipeline.run("cpu", 1, 3, out, ["arith"], workers=1, quiet=True)
+    m = pipeline.run(pipeline.RunConfig("cpu", 1, 3, out, ["arith"], workers=1, quiet=True))
     assert m["counts"]["passed"] == 1
     assert m["rejects_by_reason"]["name_collision"] == m["counts"]["rejected"] == pipeline.CHUNK - 1
 
@@ -69,14 +70,14 @@ def test_a_run_leaves_no_warp_cache_behind(tmp_path, monkeypatch):
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    pipeline.run("cpu", 5, 1, str(tmp_path / "out"), ["arith"], workers=2, quiet=True)
+    pipeline.run(pipeline.RunConfig("cpu", 5, 1, str(tmp_path / "out"), ["arith"], workers=2, quiet=True))
     assert sorted(os.listdir(tmp_path)) == ["out"], "the run's temporary directory (workers' Warp caches) remains"
 
 
 def test_same_seed_same_bytes_whatever_the_worker_count(run_a):
     out, _ = run_a
     other = _tmp("run_b")
-    pipeline.run("cpu", 60, 7, other, ["arith", "branch", "loop"], workers=1, quiet=True)
+    pipeline.run(pipeline.RunConfig("cpu", 60, 7, other, ["arith", "branch", "loop"], workers=1, quiet=True))
     assert _shards(out) == _shards(other)
     for s in _shards(out):
         assert filecmp.cmp(os.path.join(out, s), os.path.join(other, s), shallow=False), s
@@ -87,11 +88,11 @@ def test_resume_redoes_only_unfinished_chunks_and_gives_the_same_bytes(run_a):
     out, _ = run_a
     resumed = _tmp("run_c")
     fams = ["arith", "branch", "loop"]
-    first = pipeline.run("cpu", 100, 7, resumed, fams, workers=1, quiet=True)
+    first = pipeline.run(pipeline.RunConfig("cpu", 100, 7, resumed, fams, workers=1, quiet=True))
     snapshot = {s: open(os.path.join(resumed, s), "rb").read() for s in _shards(resumed)}
     os.remove(os.path.join(resumed, "shard-00001.stats.json"))  # as if killed before chunk 1 finished
     before = os.stat(os.path.join(resumed, "shard-00000.jsonl")).st_mtime_ns
-    again = pipeline.run("cpu", 100, 7, resumed, fams, workers=1, quiet=True)
+    again = pipeline.run(pipeline.RunConfig("cpu", 100, 7, resumed, fams, workers=1, quiet=True))
     assert os.stat(os.path.join(resumed, "shard-00000.jsonl")).st_mtime_ns == before, "a complete chunk was redone"
     assert {s: open(os.path.join(resumed, s), "rb").read() for s in _shards(resumed)} == snapshot
     assert again["counts"] == first["counts"] and first["counts"]["passed"] == 100
@@ -128,7 +129,7 @@ def test_validator_passes_clean_data_and_names_each_injected_fault(run_a, tmp_pa
 def test_no_validate_writes_the_same_cpp_and_cuda_without_compiling(run_a):
     out, _ = run_a
     fast = _tmp("run_nv")
-    m = pipeline.run("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=2, quiet=True, validate=False)
+    m = pipeline.run(pipeline.RunConfig("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=2, quiet=True, validate=False))
     full = {json.loads(l)["id"]: json.loads(l) for s in _shards(out) if s.endswith(".jsonl") for l in open(os.path.join(out, s))}
     recs = [json.loads(l) for s in _shards(fast) if s.endswith(".jsonl") for l in open(os.path.join(fast, s))]
     assert len(recs) == 60 and {r["id"] for r in recs} == set(full)
@@ -145,11 +146,11 @@ def test_no_validate_writes_the_same_cpp_and_cuda_without_compiling(run_a):
     assert rep["failed"] == 60 and "compile_cpu is not_run" in rep["failures"][0]["reason"]
     # nor can a run resume into a directory written in the other mode
     with pytest.raises(ValueError, match="different config"):
-        pipeline.run("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=1, quiet=True, validate=True)
+        pipeline.run(pipeline.RunConfig("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=1, quiet=True, validate=True))
 
 
 def _cli(out, count, seed=3):
-    code = "import sys; from generator.cli import main; sys.exit(main('cpu'))"
+    code = "import sys; from pipeline.cli import main; sys.exit(main('cpu'))"
     args = ["--count", str(count), "--seed", str(seed), "--out", out, "--families", "arith,branch,loop,dtypes",
             "--workers", "2", "--quiet", "--no-validate"]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))

@@ -14,7 +14,8 @@ import sys
 
 import pytest
 
-from generator import pipeline, records as fields
+import pipeline
+from generator import records as fields
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import KernelSpec
@@ -31,7 +32,7 @@ OPEN = f"open({MARKER!r}, 'w')"
 def clean():
     out = os.path.join(TMP, "untrusted_clean")
     shutil.rmtree(out, ignore_errors=True)
-    pipeline.run("cpu", 6, 21, out, ["arith", "structs"], workers=1, quiet=True)
+    pipeline.run(pipeline.RunConfig("cpu", 6, 21, out, ["arith", "structs"], workers=1, quiet=True))
     with open(os.path.join(out, "shard-00000.jsonl")) as f:
         return out, [json.loads(line) for line in f]
 

@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from extractor import warp_adapter
-from generator import cli, pipeline
+import pipeline
+from pipeline import chunk, cli, config, executors, plan, scheduler
 from generator.families import build_spec
 
 FAMS = ["arith", "branch"]
@@ -38,19 +39,19 @@ def _records(out):
 def reference():
     """An undisturbed run, one worker in this process."""
     out = _tmp("reference")
-    pipeline.run("cpu", COUNT, 5, out, FAMS, workers=1, quiet=True)
+    pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=1, quiet=True))
     return out
 
 
 def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_byte_identical(reference, monkeypatch):
     # a real fault: the worker SIGKILLs itself in the middle of chunk 1 (compiled, not yet written)
-    monkeypatch.setenv(pipeline.TEST_KILL_ENV, "1")
+    monkeypatch.setenv(chunk.TEST_KILL_ENV, "1")
     out = _tmp("killed")
-    m = pipeline.run("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True)
+    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True))
     assert m["counts"]["passed"] == COUNT
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(1, -9)]
     assert _lines(out) == _lines(reference)
-    assert not [n for n in os.listdir(out) if ".tmp-" in n or n.endswith(pipeline.FAULTS_SUFFIX)]
+    assert not [n for n in os.listdir(out) if ".tmp-" in n or n.endswith(chunk.FAULTS_SUFFIX)]
 
 
 def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culprit(reference, monkeypatch):
@@ -59,20 +60,20 @@ def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culp
     # exits, the parent starts a fresh one, the chunk runs again without the culprit
     family, seed = pipeline.kernel_plan(5, FAMS, 3)
     culprit = build_spec(family, seed).name
-    monkeypatch.setenv(pipeline.TEST_STICKY_ENV, culprit)
+    monkeypatch.setenv(chunk.TEST_STICKY_ENV, culprit)
     out = _tmp("sticky")
-    m = pipeline.run("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True)
+    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True))
     assert m["counts"]["passed"] == COUNT
     assert m["rejects_by_reason"] == {"cuda_context_lost": 1}
     assert "illegal memory access" in m["reject_examples"]["cuda_context_lost"]["reason"]
-    assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(0, pipeline.EXIT_CUDA_LOST)]
+    assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(0, executors.EXIT_CUDA_LOST)]
     stats = json.load(open(os.path.join(out, "shard-00000.stats.json")))
     assert stats["outcomes"][3]["status"] == "rejected" and culprit in stats["outcomes"][3]["reason"]
     # every other record is byte for byte the undisturbed run's; one more kernel fills the gap
     ref, got = _records(reference), _records(out)
     assert len(got) == COUNT and got[:3] == ref[:3] and got[3:COUNT - 1] == ref[4:]
     assert culprit.encode() not in b"".join(got)
-    assert not [n for n in os.listdir(out) if n.endswith(pipeline.FAULTS_SUFFIX)]
+    assert not [n for n in os.listdir(out) if n.endswith(chunk.FAULTS_SUFFIX)]
 
 
 def _nothing_compiles(monkeypatch):
@@ -89,7 +90,7 @@ def test_a_run_that_passes_nothing_stops_with_one_line_and_keeps_its_manifest(mo
     assert code == pipeline.EXIT_STOPPED
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: stopped drawing kernels after 200")
-    assert f"{pipeline.ZERO_PASS_CHUNKS} chunks in a row passed nothing" in err[0] and "compile_cpu 200" in err[0]
+    assert f"{plan.ZERO_PASS_CHUNKS} chunks in a row passed nothing" in err[0] and "compile_cpu 200" in err[0]
     m = json.load(open(os.path.join(out, "manifest.json")))
     assert m["counts"]["attempted"] == 200 and m["counts"]["passed"] == 0
     assert m["rejects_by_reason"] == {"compile_cpu": 200}
@@ -98,34 +99,34 @@ def test_a_run_that_passes_nothing_stops_with_one_line_and_keeps_its_manifest(mo
 
 def test_the_attempt_cap_ends_a_run_whatever_the_streak(monkeypatch):
     _nothing_compiles(monkeypatch)
-    monkeypatch.setattr(pipeline, "ZERO_PASS_CHUNKS", 1000)
+    monkeypatch.setattr(plan, "ZERO_PASS_CHUNKS", 1000)
     out = _tmp("cap")
-    with pytest.raises(pipeline.RunStopped, match=f"attempt cap of {pipeline.ATTEMPT_FLOOR} kernels"):
-        pipeline.run("cpu", 7, 1, out, ["arith"], workers=1, quiet=True)
+    with pytest.raises(pipeline.RunStopped, match=f"attempt cap of {plan.ATTEMPT_FLOOR} kernels"):
+        pipeline.run(pipeline.RunConfig("cpu", 7, 1, out, ["arith"], workers=1, quiet=True))
     m = json.load(open(os.path.join(out, "manifest.json")))
-    assert m["counts"]["attempted"] == max(pipeline.ATTEMPT_FACTOR * 7, pipeline.ATTEMPT_FLOOR)
+    assert m["counts"]["attempted"] == max(plan.ATTEMPT_FACTOR * 7, plan.ATTEMPT_FLOOR)
 
 
 def test_resuming_across_a_device_change_is_refused_cpu_stand_in(monkeypatch):
     # the GPU host is a stand-in: a device description, no device (nothing runs before the refusal)
     _nothing_compiles(monkeypatch)
-    monkeypatch.setattr(pipeline, "ZERO_PASS_CHUNKS", 1)
+    monkeypatch.setattr(plan, "ZERO_PASS_CHUNKS", 1)
     out = _tmp("devices")
     with pytest.raises(pipeline.RunStopped):
-        pipeline.run("cpu", 1, 1, out, ["arith"], workers=1, quiet=True)
+        pipeline.run(pipeline.RunConfig("cpu", 1, 1, out, ["arith"], workers=1, quiet=True))
     assert json.load(open(os.path.join(out, "run_config.json")))["devices"] == ["cpu"]
     monkeypatch.setattr(warp_adapter, "device_description", lambda d: f"{d} Stand-in GPU (sm_90)")
     with pytest.raises(ValueError, match="executed on cpu, this one would execute on cpu, cuda:0 Stand-in GPU"):
-        pipeline.run("cpu", 1, 1, out, ["arith"], workers=1, quiet=True, gpus=["cuda:0"])
+        pipeline.run(pipeline.RunConfig("cpu", 1, 1, out, ["arith"], workers=1, quiet=True, gpus=["cuda:0"]))
     # and the other way: a run begun on the GPU host is not resumed on a CPU host
     cfg = json.load(open(os.path.join(out, "run_config.json")))
     cfg["devices"] = ["cpu", "cuda:0 Stand-in GPU (sm_90)"]
     open(os.path.join(out, "run_config.json"), "w").write(json.dumps(cfg))
     with pytest.raises(ValueError, match="executed on cpu, cuda:0 Stand-in GPU .*this one would execute on cpu;"):
-        pipeline.run("cpu", 1, 1, out, ["arith"], workers=1, quiet=True)
+        pipeline.run(pipeline.RunConfig("cpu", 1, 1, out, ["arith"], workers=1, quiet=True))
     # another device of the same kind (cuda:1 instead of cuda:0) makes the same data
-    assert pipeline._device_kinds(["cpu", "cuda:0 X (sm_90)"]) == pipeline._device_kinds(["cpu", "cuda:1 X (sm_90)"])
-    assert pipeline._device_kinds(["cpu", "cuda:0 X (sm_90)"]) != pipeline._device_kinds(["cpu", "cuda:0 Y (sm_80)"])
+    assert config.device_kinds(["cpu", "cuda:0 X (sm_90)"]) == config.device_kinds(["cpu", "cuda:1 X (sm_90)"])
+    assert config.device_kinds(["cpu", "cuda:0 X (sm_90)"]) != config.device_kinds(["cpu", "cuda:0 Y (sm_80)"])
 
 
 def test_gpus_flag_values():
@@ -163,19 +164,19 @@ def test_bad_gpus_give_a_one_line_error_and_exit_2_on_this_machine(argv, msg, ca
 def test_workers_take_devices_round_robin_and_default_to_8_per_gpu(monkeypatch):
     import multiprocessing
 
-    pool = pipeline.WorkerPool(multiprocessing.get_context("spawn"), 3, _tmp("pool"), ["cuda:0", "cuda:1"])
+    pool = executors.LocalExecutor(multiprocessing.get_context("spawn"), 3, _tmp("pool"), ["cuda:0", "cuda:1"])
     try:
         assert pool.devices == ["cuda:0", "cuda:1", "cuda:0"]
     finally:
         pool.close()
-    pool = pipeline.WorkerPool(multiprocessing.get_context("spawn"), 2, _tmp("pool"), [])
+    pool = executors.LocalExecutor(multiprocessing.get_context("spawn"), 2, _tmp("pool"), [])
     try:
         assert pool.devices == [None, None]  # a machine without GPUs: no device per worker
     finally:
         pool.close()
     monkeypatch.setattr(os, "cpu_count", lambda: 16)
     assert pipeline.default_workers([]) == 16
-    monkeypatch.setattr(pipeline, "WORKERS_PER_GPU", 8)
+    monkeypatch.setattr(config, "WORKERS_PER_GPU", 8)
     assert pipeline.default_workers(["cuda:0"]) == 8
     assert pipeline.default_workers(["cuda:0", "cuda:1"]) == 16
     monkeypatch.setattr(os, "cpu_count", lambda: 64)

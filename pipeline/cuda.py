@@ -1,6 +1,6 @@
 import sys
 
-from generator.cli import main
+from pipeline.cli import main
 
 if __name__ == "__main__":
     sys.exit(main("cuda"))

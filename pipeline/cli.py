@@ -9,6 +9,7 @@ import sys
 
 from generator.families import FAMILIES, families_for
 from generator.paths import caller_path
+from pipeline.config import RunConfig
 
 DEFAULT_COUNT = 300  # the embedded default config: a small real dataset
 DEFAULT_SEED = 0
@@ -109,17 +110,17 @@ def parse_gpus(value: str, available: list[str], bad) -> list[str] | None:
 
 def main(target: str, argv: list[str] | None = None) -> int:
     args = parse_args(target, sys.argv[1:] if argv is None else argv)
-    from generator import pipeline
+    from pipeline import scheduler
 
     try:
-        m = pipeline.run(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet, args.arch,
-                         validate=args.validate, gpus=args.gpus)
+        m = scheduler.run(RunConfig(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet,
+                                    args.arch, validate=args.validate, gpus=args.gpus))
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except pipeline.RunStopped as e:
+    except scheduler.RunStopped as e:
         print(f"error: {e}", file=sys.stderr)
-        return pipeline.EXIT_STOPPED
+        return scheduler.EXIT_STOPPED
     c = m["counts"]
     print(f"wrote {c['passed']} pairs to {args.out} ({len(m['shards'])} shards + manifest.json)")
     print(f"attempted {c['attempted']}, rejected {c['rejected']}" + (

@@ -1,0 +1,10 @@
+"""The run loop, above the stages: plan (kernel k -> family, seed), chunk (spec -> safety ->
+extract and check -> record -> write), executors (where chunks run), manifest, config, cli.
+
+generator/ (the model), extractor/ (Warp's JIT) and validator/ (the checks) never import it."""
+
+from pipeline.config import RunConfig, default_workers
+from pipeline.plan import CHUNK, kernel_plan
+from pipeline.scheduler import EXIT_STOPPED, RunStopped, run
+
+__all__ = ["CHUNK", "EXIT_STOPPED", "RunConfig", "RunStopped", "default_workers", "kernel_plan", "run"]

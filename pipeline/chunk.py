@@ -1,0 +1,266 @@
+"""One chunk of a run, as ordered steps: spec -> safety -> extract and check -> record -> write.
+
+A chunk is one Warp module (compiled once) and one shard. Its files are written to temporary
+names and renamed when complete: findings, then the shard, then the stats file recording every
+attempt's outcome, whose presence marks the chunk done. Any executor runs `process_chunk`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import resource
+import signal
+import tempfile
+import time
+
+import schemas
+
+from generator import records
+from generator.families import build_spec
+from generator.render import render_source
+from generator.spec import canonical_json
+from extractor import warp_adapter
+from validator import checks
+from pipeline.plan import chunk_indices, kernel_plan
+
+# a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp, not a
+# generation failure: it is counted under this reason and written to FINDINGS_DIR, not the dataset
+FINDING = "gradient_mismatch"
+FINDINGS_DIR = "adjoint_mismatch"
+EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execute_backward_gpu")
+FAULTS_SUFFIX = ".cuda_faults.json"
+# test hooks, read by workers (spawned workers cannot be monkeypatched): kill the worker with
+# SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K
+TEST_KILL_ENV = "WARP_IR_TEST_KILL_CHUNK"
+TEST_STICKY_ENV = "WARP_IR_TEST_STICKY_KERNEL"
+
+
+def reason_code(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def build_record(spec, source: str, target: str, result: dict) -> dict:
+    record = {
+        "schema_version": schemas.PAIR_SCHEMA_VERSION,
+        "id": records.record_id(source, spec.name),
+        "family": spec.family,
+        "target": target,
+        "seed": spec.seed,
+        "kernel_name": spec.name,
+        "source": source,
+        "spec": spec.to_json(),
+        "args": [records.arg_json(a) for a in spec.args],
+        "dim": list(spec.dim),
+        "ir": result["ir"],
+        "io": {
+            "inputs": records.inputs_json(spec, result["inputs"]),
+            "outputs": {k: checks.tensor_json(v) for k, v in result["outputs"].items()},
+        },
+        "checks": {
+            "schema": checks.PASSED,
+            "safety": checks.PASSED,
+            "spec_source": checks.PASSED,
+            "ir_match": checks.not_run("first extraction; compared with a fresh one by //validator"),
+            "compile_cpu": result["compile_cpu"],
+            "compile_cuda": result["compile_cuda"],
+            "execute_cpu": result["execute_cpu"],
+            "execute_gpu": result["execute_gpu"],
+            "execute_backward_cpu": result["execute_backward_cpu"],
+            "execute_backward_gpu": result["execute_backward_gpu"],
+        },
+        "grad": records.grad_json(result["grad"]),
+        "coverage": result["coverage"],
+        "toolchain": result["toolchain"],
+    }
+    return record
+
+
+def process_chunk(task: dict) -> dict:
+    """Generate, extract and validate one chunk; write its shard and stats; return the stats.
+
+    The steps, in order: `draw` (spec and source of each kernel index, the safety check),
+    `extract_and_check` (one Warp module: compile, cut the IR, execute, compare), `assemble`
+    (records, findings and every outcome), `write_chunk`. The returned stats also carry "_perf"
+    (stage seconds, this worker's pid and peak RSS), which the parent sums into run.json; the
+    stats file on disk holds only the outcomes.
+    """
+    if not warp_adapter.initialized():
+        warp_adapter.init_warp()
+        gc.freeze()  # Warp's own objects stay put; the collector then scans only a chunk's garbage
+    out, c = task["out"], task["chunk"]
+    faulted = read_faults(out, c)  # kernels whose GPU launch lost a worker's CUDA context before
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    outcomes, drawn = draw(task, faulted)
+    timings["spec"] = time.perf_counter() - t0
+    results = extract_and_check(task, drawn, faulted, timings)
+    _test_kill(c)
+    t0 = time.perf_counter()
+    kept, findings, toolchain = assemble(task["target"], drawn, results)
+    for o in outcomes:
+        o["status"] = "rejected" if "reason" in o else "passed"
+    stats = {"chunk": c, "complete": True, "outcomes": outcomes, "toolchain": toolchain}
+    timings["record"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    write_chunk(out, c, kept, stats, findings)
+    if faulted:  # the stats file now holds those rejects
+        os.remove(faults_path(out, c))
+    timings["write"] = time.perf_counter() - t0
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return {**stats, "_perf": {"seconds": timings, "pid": os.getpid(), "peak_rss_mb": round(rss_kb / 1024, 1)}}
+
+
+def draw(task: dict, faulted: dict[str, str]) -> tuple[list[dict], list[tuple]]:
+    """Step 1: each kernel index of the chunk -> its outcome, and (outcome, spec, source) for the
+    kernels that go on (generated, safe, not a known CUDA fault, a name not yet taken)."""
+    c = task["chunk"]
+    outcomes, drawn, names = [], [], set()
+    for k in chunk_indices(c):
+        family, kseed = kernel_plan(task["seed"], task["families"], k)
+        outcome = {"index": k, "family": family, "seed": kseed}
+        outcomes.append(outcome)
+        try:
+            spec = build_spec(family, kseed)
+            source = render_source(spec)
+        except Exception as e:  # noqa: BLE001 - a generator bug is counted, never dropped
+            outcome["reason"] = f"generate: {type(e).__name__}: {e}"
+            continue
+        safety = checks.check_safety(source)
+        if safety["status"] != "passed":
+            outcome["reason"] = safety["reason"]
+            continue
+        if str(k) in faulted:
+            outcome["reason"] = faulted[str(k)]
+            continue
+        if spec.name in names:  # one Warp module holds the chunk: a second kernel of that name would replace the first
+            outcome["reason"] = f"name_collision: kernel name {spec.name} already taken in chunk {c}"
+            continue
+        names.add(spec.name)
+        drawn.append((outcome, spec, source))
+    return outcomes, drawn
+
+
+def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], timings: dict) -> list[dict]:
+    """Step 2: one Warp module of the drawn kernels, compiled, cut, executed and compared
+    (`validator.checks.check_batch`). A lost CUDA context notes its culprit in the chunk's faults
+    file and propagates: the worker must die and the chunk run again without the culprit."""
+    device = task.get("device")  # this worker's CUDA device, or None
+    gpu = False if task.get("gpus_off") else (True if device else None)
+    specs = [spec for _, spec, _ in drawn]
+    try:
+        _test_sticky_stand_in(specs)
+        return checks.check_batch(specs, task.get("archs", list(warp_adapter.DEFAULT_ARCHS)),
+                                  validate=task.get("validate", True), timings=timings,
+                                  gpu=gpu, device=device) if specs else []
+    except warp_adapter.CudaContextLost as e:
+        # this process can no longer use CUDA: note the culprit for the chunk's re-run, then let
+        # the worker die (the parent restarts it and re-runs the chunk without the culprit)
+        culprit = next((o for o, s, _ in drawn if s.name == e.kernel), None)
+        if culprit is not None:
+            faulted[str(culprit["index"])] = str(e)[:300]  # "cuda_context_lost: kernel NAME: the error"
+            atomic_write(faults_path(task["out"], task["chunk"]), canonical_json(faulted).encode())
+        raise
+
+
+def assemble(target: str, drawn: list[tuple], results: list[dict]) -> tuple[list[dict], list[dict], dict | None]:
+    """Step 3: the records that passed, the findings (a wrong adjoint: kept out of the dataset,
+    written apart with its reproducer) and the toolchain; each outcome gets its reason or id."""
+    kept, findings, toolchain = [], [], None
+    for (outcome, spec, source), res in zip(drawn, results):
+        if "error" in res:
+            outcome["reason"] = res["error"]
+            continue
+        bad = next((res[k] for k in EXECUTION_CHECKS if res[k]["status"] == "failed"), None)
+        if bad and reason_code(bad["reason"]) != FINDING:
+            outcome["reason"] = bad["reason"]
+            continue
+        record = build_record(spec, source, target, res)
+        toolchain = toolchain or res["toolchain"]
+        verdict = checks.check_schema(record)
+        if verdict["status"] != "passed":
+            outcome["reason"] = verdict["reason"]
+            continue
+        if bad:
+            outcome["reason"] = bad["reason"]
+            outcome["finding"] = record["id"]
+            findings.append(record)
+            continue
+        outcome["id"] = record["id"]
+        outcome["checks"] = {k: v["status"] for k, v in record["checks"].items()}
+        outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] == "not_run"}
+        kept.append(record)
+    return kept, findings, toolchain
+
+
+def faults_path(out: str, c: int) -> str:
+    return os.path.join(out, f"shard-{c:05d}{FAULTS_SUFFIX}")
+
+
+def read_faults(out: str, c: int) -> dict[str, str]:
+    """{kernel index: reason} of the kernels of chunk c that lost a worker's CUDA context."""
+    path = faults_path(out, c)
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _test_sticky_stand_in(specs) -> None:
+    """CPU stand-in for a sticky CUDA error (tests only): a batch holding the kernel named
+    $WARP_IR_TEST_STICKY_KERNEL raises CudaContextLost for it, as a faulting GPU launch would."""
+    want = os.environ.get(TEST_STICKY_ENV)
+    if not want:
+        return
+    for spec in specs:
+        if spec.name == want:
+            raise warp_adapter.CudaContextLost(spec.name, "stand-in: an illegal memory access was encountered")
+
+
+def _test_kill(c: int) -> None:
+    """Tests only: SIGKILL this worker in the middle of chunk $WARP_IR_TEST_KILL_CHUNK (after
+    its compile, before its write), once per run (a flag file in the run's temporary directory)."""
+    if os.environ.get(TEST_KILL_ENV) != str(c):
+        return
+    flag = os.path.join(os.environ.get("WARP_IR_RUN_DIR", tempfile.gettempdir()), f"killed-{c}")
+    if not os.path.exists(flag):
+        open(flag, "w").close()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def shard_name(c: int) -> str:
+    return f"shard-{c:05d}.jsonl"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def finding_path(out: str, c: int) -> str:
+    return os.path.join(out, FINDINGS_DIR, shard_name(c))
+
+
+def write_chunk(out: str, c: int, records: list[dict], stats: dict, findings: list[dict] | None = None) -> None:
+    # findings and shard first, stats last: a chunk counts as done only when its stats file exists
+    path = finding_path(out, c)
+    if findings:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        atomic_write(path, "".join(canonical_json(r) + "\n" for r in findings).encode())
+    elif os.path.exists(path):
+        os.remove(path)
+    atomic_write(os.path.join(out, shard_name(c)), "".join(canonical_json(r) + "\n" for r in records).encode())
+    atomic_write(os.path.join(out, f"shard-{c:05d}.stats.json"), canonical_json(stats).encode())
+
+
+def read_stats(out: str, c: int) -> dict | None:
+    path = os.path.join(out, f"shard-{c:05d}.stats.json")
+    if not (os.path.exists(path) and os.path.exists(os.path.join(out, shard_name(c)))):
+        return None
+    with open(path) as f:
+        return json.load(f)

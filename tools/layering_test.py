@@ -1,0 +1,102 @@
+"""The rooms and their order: no package imports from a package above it.
+
+    schemas < generator < extractor < validator < pipeline < tools < report < bench
+
+generator/ is the model (specs, grammar, families, render, oracle, inputs); extractor/ lowers a
+spec's module with Warp's JIT; validator/ checks records; pipeline/ runs generation above all
+three; tools/ (release, verify, provenance) and report/ work on datasets and releases; bench/
+measures everything. A test file may also import `pipeline`, and nothing else above its own
+package: tests of lower rooms build their datasets with the pipeline.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import shutil
+import sys
+import tempfile
+
+import pytest
+
+ORDER = ["schemas", "generator", "extractor", "validator", "pipeline", "tools", "report", "bench"]
+LAYER = {name: i for i, name in enumerate(ORDER)}
+TEST_MAY_IMPORT = {"pipeline"}
+ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+
+
+def imported_packages(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, top-level package) of every import in the module, inside functions too."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, a.name.split(".")[0]) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module.split(".")[0]))
+    return found
+
+
+def upward_imports(root: str) -> list[str]:
+    """Every import from a higher room, as 'path:line: package imports higher'."""
+    bad = []
+    for pkg in ORDER:
+        for d, dirs, names in os.walk(os.path.join(root, pkg)):
+            dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__"))]
+            for name in sorted(n for n in names if n.endswith(".py")):
+                path = os.path.join(d, name)
+                with open(path, encoding="utf-8") as f:
+                    tree = ast.parse(f.read(), path)
+                is_test = name.endswith("_test.py")
+                for line, top in imported_packages(tree):
+                    if top in LAYER and LAYER[top] > LAYER[pkg] and not (is_test and top in TEST_MAY_IMPORT):
+                        bad.append(f"{os.path.relpath(path, root)}:{line}: {pkg} imports {top}, a higher room")
+    return bad
+
+
+def test_every_room_is_a_package_here():
+    missing = [p for p in ORDER if not os.path.isdir(os.path.join(ROOT, p))]
+    assert not missing, f"rooms without a folder: {missing} (root {ROOT})"
+    # and nothing is skipped: every top-level Python package of the repository has its place
+    packages = {d for d in os.listdir(ROOT) if os.path.isfile(os.path.join(ROOT, d, "__init__.py"))}
+    assert packages <= set(ORDER), f"packages with no place in the order: {sorted(packages - set(ORDER))}"
+
+
+def test_no_room_imports_from_a_room_above_it():
+    assert upward_imports(ROOT) == []
+
+
+@pytest.mark.parametrize("where, line, expect", [
+    ("generator/spec.py", "from pipeline import run", "generator imports pipeline"),
+    ("generator/render.py", "    from validator import checks", "generator imports validator"),
+    ("extractor/warp_adapter.py", "import validator.checks", "extractor imports validator"),
+    ("validator/checks.py", "from tools import release", "validator imports tools"),
+    ("validator/gradients_test.py", "from tools import verify", "validator imports tools"),
+    ("tools/verify.py", "from report import facts", "tools imports report"),
+    ("pipeline/chunk.py", "from tools.release import main", "pipeline imports tools"),
+])
+def test_a_planted_upward_import_is_found(where, line, expect):
+    """The check can fail: a copy of the repository with one upward import planted (at module
+    level, or inside a function) fails with that file named."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for pkg in ORDER:
+            shutil.copytree(os.path.join(ROOT, pkg), os.path.join(tmp, pkg),
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        path = os.path.join(tmp, where)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        planted = (f"def _planted():\n{line}\n" if line.startswith(" ") else f"{line}\n")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text + "\n\n" + planted)
+        bad = upward_imports(tmp)
+        assert len(bad) == 1 and bad[0].startswith(where + ":") and expect in bad[0], bad
+
+
+def test_a_test_may_reach_the_pipeline_and_no_higher():
+    tree = ast.parse("import pipeline\nfrom tools import release\n")
+    tops = [top for _, top in imported_packages(tree)]
+    assert tops == ["pipeline", "tools"]
+    assert "pipeline" in TEST_MAY_IMPORT and "tools" not in TEST_MAY_IMPORT
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
