@@ -38,10 +38,11 @@ TEST_STICKY_ENV = "WARP_IR_TEST_STICKY_KERNEL"
 
 
 def reason_code(reason: str) -> str:
-    return reason.split(":", 1)[0]
+    """The code of an outcome's stored reason (stats files keep the text form)."""
+    return checks.split_reason(reason)[0]
 
 
-def build_record(spec, source: str, target: str, result: dict) -> dict:
+def build_record(spec, source: str, target: str, result: checks.KernelResult) -> dict:
     record = {
         "schema_version": schemas.PAIR_SCHEMA_VERSION,
         "id": records.record_id(source, spec.name),
@@ -53,26 +54,21 @@ def build_record(spec, source: str, target: str, result: dict) -> dict:
         "spec": spec.to_json(),
         "args": [records.arg_json(a) for a in spec.args],
         "dim": list(spec.dim),
-        "ir": result["ir"],
+        "ir": result.ir,
         "io": {
-            "inputs": records.inputs_json(spec, result["inputs"]),
-            "outputs": {k: checks.tensor_json(v) for k, v in result["outputs"].items()},
+            "inputs": records.inputs_json(spec, result.inputs),
+            "outputs": {k: checks.tensor_json(v) for k, v in result.outputs.items()},
         },
         "checks": {
             "schema": checks.PASSED,
             "safety": checks.PASSED,
             "spec_source": checks.PASSED,
             "ir_match": checks.not_run("first extraction; compared with a fresh one by //validator"),
-            "compile_cpu": result["compile_cpu"],
-            "compile_cuda": result["compile_cuda"],
-            "execute_cpu": result["execute_cpu"],
-            "execute_gpu": result["execute_gpu"],
-            "execute_backward_cpu": result["execute_backward_cpu"],
-            "execute_backward_gpu": result["execute_backward_gpu"],
+            **result.checks_json(),
         },
-        "grad": records.grad_json(result["grad"]),
-        "coverage": result["coverage"],
-        "toolchain": result["toolchain"],
+        "grad": records.grad_json(result.grad),
+        "coverage": result.coverage,
+        "toolchain": result.toolchain,
     }
     return record
 
@@ -142,7 +138,7 @@ def draw(task: dict, faulted: dict[str, str]) -> tuple[list[dict], list[tuple]]:
     return outcomes, drawn
 
 
-def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], timings: dict) -> list[dict]:
+def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], timings: dict) -> list[checks.KernelResult]:
     """Step 2: one Warp module of the drawn kernels, compiled, cut, executed and compared
     (`validator.checks.check_batch`). A lost CUDA context notes its culprit in the chunk's faults
     file and propagates: the worker must die and the chunk run again without the culprit."""
@@ -164,26 +160,26 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
         raise
 
 
-def assemble(target: str, drawn: list[tuple], results: list[dict]) -> tuple[list[dict], list[dict], dict | None]:
+def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]) -> tuple[list[dict], list[dict], dict | None]:
     """Step 3: the records that passed, the findings (a wrong adjoint: kept out of the dataset,
     written apart with its reproducer) and the toolchain; each outcome gets its reason or id."""
     kept, findings, toolchain = [], [], None
     for (outcome, spec, source), res in zip(drawn, results):
-        if "error" in res:
-            outcome["reason"] = res["error"]
+        if res.error:
+            outcome["reason"] = res.error.reason
             continue
-        bad = next((res[k] for k in EXECUTION_CHECKS if res[k]["status"] == "failed"), None)
-        if bad and reason_code(bad["reason"]) != FINDING:
-            outcome["reason"] = bad["reason"]
+        bad = res.first_failure(EXECUTION_CHECKS)
+        if bad and bad.reason_code != FINDING:
+            outcome["reason"] = bad.reason
             continue
         record = build_record(spec, source, target, res)
-        toolchain = toolchain or res["toolchain"]
+        toolchain = toolchain or res.toolchain
         verdict = checks.check_schema(record)
         if verdict["status"] != "passed":
             outcome["reason"] = verdict["reason"]
             continue
         if bad:
-            outcome["reason"] = bad["reason"]
+            outcome["reason"] = bad.reason
             outcome["finding"] = record["id"]
             findings.append(record)
             continue

@@ -80,7 +80,8 @@ def _nothing_compiles(monkeypatch):
     from validator import checks
 
     monkeypatch.setattr(checks, "check_batch",
-                        lambda specs, *a, **k: [{"error": "compile_cpu: stand-in: nothing compiles"} for _ in specs])
+                        lambda specs, *a, **k: [checks.KernelResult.rejected("compile_cpu: stand-in: nothing compiles")
+                                                 for _ in specs])
 
 
 def test_a_run_that_passes_nothing_stops_with_one_line_and_keeps_its_manifest(monkeypatch, capsys):

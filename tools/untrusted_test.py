@@ -317,15 +317,15 @@ def test_the_sandbox_turns_a_kernel_that_hangs_or_explodes_into_one_rejection_ea
             results = box.check_batch(specs, ["sm_90"])
         finally:
             box.close()
-        assert len(results) == 2 and all("error" in r for r in results), results
+        assert len(results) == 2 and all(r.error for r in results), results
         if want:
-            assert all(r["error"].startswith(want) for r in results), results
+            assert all(r.error.reason_code == "sandbox" and r.error.reason.startswith(want) for r in results), results
     box = sandbox.Sandbox(False)
     try:
         results = box.check_batch(specs, ["sm_90"])
     finally:
         box.close()
-    assert all(r["execute_cpu"] == {"status": "passed"} for r in results), results
+    assert all(r.verdicts["execute_cpu"].to_json() == {"status": "passed"} for r in results), results
 
 
 if __name__ == "__main__":

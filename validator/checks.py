@@ -21,7 +21,8 @@ from generator.oracle import branch_points, run_oracle
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
 from validator.verdicts import (  # noqa: F401 (re-exported)
-    MUST_PASS, PASSED, check_consistency, check_safety, check_schema, check_spec_source, check_static, failed, not_run)
+    MUST_PASS, PASSED, KernelResult, Verdict, check_consistency, check_safety, check_schema, check_spec_source,
+    check_static, failed, not_run, split_reason)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-3, 1e-4), "float64": (1e-9, 1e-12)}
@@ -288,12 +289,12 @@ class _Stages:
 
 def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                 validate: bool = True, gpu: bool | None = None, timings: dict | None = None,
-                device: str | None = None) -> list[dict]:
+                device: str | None = None) -> list[KernelResult]:
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
-    Returns one result per kernel: {"ir", "compile_cpu", "compile_cuda", "execute_cpu",
-    "execute_gpu", "inputs", "outputs", "toolchain"}; "ir" is cut from the sources the
-    compilers were given (`warp_adapter.cut_ir`). A batch-level failure (codegen or compile) is isolated
+    Returns one `KernelResult` per kernel: the kernel's rejection (`error`), or its IR, inputs,
+    outputs, a `Verdict` per check (VERDICT_CHECKS), gradient example, coverage and toolchain;
+    the IR is cut from the sources the compilers were given (`warp_adapter.cut_ir`). A batch-level failure (codegen or compile) is isolated
     by bisection, so one bad kernel costs only its own record, with the compiler's reason.
     With validate=False only Warp's codegen runs (the --no-validate fast path): no PTX, no
     compile, no execution, and those verdicts are not_run with that reason. `timings`, when
@@ -344,13 +345,13 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                 mid = len(specs) // 2
                 return (check_batch(specs[:mid], archs, validate, gpu, timings, device)
                         + check_batch(specs[mid:], archs, validate, gpu, timings, device))
-            return [{"error": _error(stage, e)}]
+            return [KernelResult.rejected(_error(stage, e))]
         if not validate:
             skipped = not_run(NO_VALIDATE)
-            results = [{"ir": ir[spec.name], "inputs": make_inputs(spec), "outputs": {}, "compile_cpu": skipped,
-                        "compile_cuda": skipped, "execute_cpu": skipped, "execute_gpu": skipped,
-                        "execute_backward_cpu": skipped, "execute_backward_gpu": skipped, "grad": None,
-                        "coverage": coverage(spec, set()), "toolchain": toolchain} for spec in specs]
+            results = [_typed({"ir": ir[spec.name], "inputs": make_inputs(spec), "outputs": {}, "compile_cpu": skipped,
+                               "compile_cuda": skipped, "execute_cpu": skipped, "execute_gpu": skipped,
+                               "execute_backward_cpu": skipped, "execute_backward_gpu": skipped, "grad": None,
+                               "coverage": coverage(spec, set()), "toolchain": toolchain}) for spec in specs]
             warp_adapter.unload(module)
             return results
         results = []
@@ -412,4 +413,15 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
             for res in results:
                 res["execute_gpu"] = bad
         warp_adapter.unload(module)
-        return results
+        return [_typed(res) for res in results]
+
+
+# the checks check_batch gives a verdict on, in a record's order
+VERDICT_CHECKS = ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu", "execute_backward_cpu",
+                  "execute_backward_gpu")
+
+
+def _typed(res: dict) -> KernelResult:
+    return KernelResult(ir=res["ir"], inputs=res["inputs"], outputs=res["outputs"],
+                        verdicts={k: Verdict.from_json(k, res[k]) for k in VERDICT_CHECKS},
+                        grad=res["grad"], coverage=res["coverage"], toolchain=res["toolchain"])

@@ -20,8 +20,8 @@ from validator import checks
 def test_warp_cpu_execution_equals_the_oracle_and_records_fit_the_schema(batch):
     results = checks.check_batch(batch)
     for spec, res in zip(batch, results):
-        assert "error" not in res, f"{spec.family}/{spec.seed}: {res.get('error')}"
-        assert res["execute_cpu"] == checks.PASSED, f"{spec.family}/{spec.seed}: {res['execute_cpu']}"
+        assert res.error is None, f"{spec.family}/{spec.seed}: {res.error}"
+        assert res.verdicts["execute_cpu"].passed, f"{spec.family}/{spec.seed}: {res.verdicts['execute_cpu']}"
         record = chunk.build_record(spec, render_source(spec), "cpu", res)
         assert checks.check_schema(record) == checks.PASSED, f"{spec.family}/{spec.seed}: record breaks the schema"
 
@@ -63,9 +63,9 @@ def test_every_family_compiles_for_cpu_and_cuda_and_matches_its_oracle():
     batch = [build_spec(f, s) for f in sorted(FAMILIES) for s in (11, 12)]
     results = checks.check_batch(batch)
     for spec, res in zip(batch, results):
-        assert "error" not in res, f"{spec.family}/{spec.seed}: {res.get('error')}"
-        assert res["execute_cpu"] == checks.PASSED, f"{spec.family}/{spec.seed}: {res['execute_cpu']}"
-        assert res["ir"]["ptx"]["sm_90"]["forward"], f"{spec.family}: no PTX"
+        assert res.error is None, f"{spec.family}/{spec.seed}: {res.error}"
+        assert res.verdicts["execute_cpu"].passed, f"{spec.family}/{spec.seed}: {res.verdicts['execute_cpu']}"
+        assert res.ir["ptx"]["sm_90"]["forward"], f"{spec.family}: no PTX"
 
 
 def test_compare_catches_each_kind_of_wrong_output():
@@ -99,6 +99,32 @@ def test_saturated_output_below_float_resolution_is_not_vacuous():
 def test_schema_violations_name_the_field():
     assert checks.check_schema({"schema_version": "1.1.0"})["status"] == "failed"
     assert "required" in checks.check_schema({"schema_version": "1.1.0"})["reason"]
+
+
+@pytest.mark.parametrize("stored", [
+    {"status": "passed"},
+    {"status": "passed", "max_abs_diff": 0.0},
+    {"status": "failed", "reason": "execute_gpu: against CPU: output y: 3 elements off"},
+    {"status": "failed", "reason": "sandbox"},
+    {"status": "not_run", "reason": "in-place (inout) array: Warp's adjoint does not model values overwritten"},
+    {"status": "inconclusive", "reason": "gradient: kink at the inputs along direction 0"},
+])
+def test_a_verdict_reads_and_writes_the_stored_form_exactly(stored):
+    v = checks.Verdict.from_json("execute_gpu", stored)
+    assert v.to_json() == stored
+    if stored["status"] == "failed":
+        assert v.reason_code == stored["reason"].split(":")[0] and v.reason == stored["reason"]
+    else:
+        assert v.reason_code is None
+
+
+def test_a_failure_needs_a_code_and_a_status_must_be_known():
+    with pytest.raises(ValueError, match="reason code"):
+        checks.Verdict("execute_cpu", "failed")
+    with pytest.raises(ValueError, match="unknown status"):
+        checks.Verdict("execute_cpu", "ok")
+    r = checks.KernelResult.rejected("compile_cpu: RuntimeError: boom")
+    assert r.error.reason_code == "compile_cpu" and r.error.detail == "RuntimeError: boom"
 
 
 if __name__ == "__main__":

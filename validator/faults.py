@@ -46,10 +46,6 @@ def dump(rec) -> str:
     return json.dumps(rec, sort_keys=True, separators=(",", ":"))
 
 
-def reason_key(reason: str) -> str:
-    return reason.split(":", 1)[0]
-
-
 # ---- helpers
 
 
@@ -678,7 +674,7 @@ def audit(dataset_dir: str, workdir: str, n_faults: int = 500, seed: int = 0, po
                 row["undetected_examples"].append({"where": where, "id": rid, "fault": inj.detail})
             continue
         row["detected"] += 1
-        key = reason_key(f["reason"])
+        key = f["code"]
         row["reasons"][key] = row["reasons"].get(key, 0) + 1
         if key == inj.expected:
             row["right_reason"] += 1

@@ -91,7 +91,7 @@ def test_detection_depends_on_the_fault_not_on_the_record(records, tmp_path):
         lines += [inj.line, faults.dump(restored)]
     (tmp_path / "shard-00000.jsonl").write_text("".join(x + "\n" for x in lines))
     rep = revalidate.revalidate(str(tmp_path), gpu=False)
-    reasons = {f["where"]: faults.reason_key(f["reason"]) for f in rep["failures"]}
+    reasons = {f["where"]: f["code"] for f in rep["failures"]}
     assert reasons == {"shard-00000.jsonl:1": "ir_match", "shard-00000.jsonl:3": "io", "shard-00000.jsonl:5": "io"}
     assert rep["passed"] == 3
 

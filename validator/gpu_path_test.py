@@ -114,9 +114,11 @@ def test_a_kernel_that_fails_to_load_on_the_gpu_costs_only_its_record_cpu_stand_
     _gpu_stand_in(monkeypatch, load)
     timings = {}
     results = checks.check_batch(specs, gpu=True, device="cuda:1", timings=timings)
-    assert [("error" in r) for r in results] == [False, False, True, False]
-    assert results[2]["error"].startswith("execute_gpu: CUDA module load: RuntimeError: Warp CUDA error 218")
-    assert all(r["execute_gpu"] == {"status": "passed", "max_abs_diff": 0.0} for k, r in enumerate(results) if k != 2)
+    assert [r.error is not None for r in results] == [False, False, True, False]
+    assert results[2].error.reason_code == "execute_gpu"
+    assert results[2].error.reason.startswith("execute_gpu: CUDA module load: RuntimeError: Warp CUDA error 218")
+    assert all(r.verdicts["execute_gpu"].to_json() == {"status": "passed", "max_abs_diff": 0.0}
+               for k, r in enumerate(results) if k != 2)
     assert set(loads) == {"cuda:1"} and "gpu_load" in timings and "nvrtc_load" not in timings
 
 
@@ -142,7 +144,7 @@ def test_without_a_gpu_nothing_is_loaded_and_the_verdict_is_not_run(monkeypatch)
     monkeypatch.setattr(warp_adapter, "load_cuda_module", lambda *a: pytest.fail("loaded a CUDA module without a GPU"))
     specs = _batch(1)
     [res] = checks.check_batch(specs)
-    assert res["execute_gpu"] == checks.not_run("no CUDA device on this machine")
+    assert res.verdicts["execute_gpu"].to_json() == checks.not_run("no CUDA device on this machine")
 
 
 if __name__ == "__main__":

@@ -101,16 +101,16 @@ def _toolchain_diff(stored: dict, fresh: dict) -> str:
     return "equal"
 
 
-def _compare_gradient(res: dict, rec: dict) -> str | None:
+def _compare_gradient(res: checks.KernelResult, rec: dict) -> str | None:
     """The stored gradient verdict, example and branch coverage must be what a fresh run gives."""
-    fresh, stored = res["execute_backward_cpu"], rec["checks"]["execute_backward_cpu"]
-    if fresh["status"] == "failed":
-        return fresh["reason"]
-    if fresh["status"] != stored["status"]:
-        return f"gradient: stored execute_backward_cpu is {stored['status']}, a fresh run gives {fresh['status']}"
-    if records.grad_json(res["grad"]) != rec["grad"]:
+    fresh, stored = res.verdicts["execute_backward_cpu"], rec["checks"]["execute_backward_cpu"]
+    if fresh.status == "failed":
+        return fresh.reason
+    if fresh.status != stored["status"]:
+        return f"gradient: stored execute_backward_cpu is {stored['status']}, a fresh run gives {fresh.status}"
+    if records.grad_json(res.grad) != rec["grad"]:
         return "gradient: the stored gradient example differs from a fresh backward run"
-    if res["coverage"] != rec["coverage"]:
+    if res.coverage != rec["coverage"]:
         return "consistency: the stored branch coverage differs from the oracle's"
     return None
 
@@ -127,7 +127,8 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
     gpu_notes: set[str] = set()
 
     def fail(where: str, rec, reason: str):
-        failures.append({"where": where, "id": rec.get("id") if isinstance(rec, dict) else None, "reason": reason})
+        failures.append({"where": where, "id": rec.get("id") if isinstance(rec, dict) else None,
+                         "code": checks.split_reason(reason)[0], "reason": reason})
 
     def flush():
         if not pending:
@@ -138,27 +139,27 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
         # proved the stored spec is it), never the record's text
         results = box.check_batch(specs, archs)
         for (where, rec), spec, res in zip(pending, specs, results):
-            if "error" in res:
-                fail(where, rec, res["error"])
+            if res.error:
+                fail(where, rec, res.error.reason)
                 continue
-            if res["toolchain"] != rec["toolchain"]:
-                fail(where, rec, f"toolchain: {_toolchain_diff(rec['toolchain'], res['toolchain'])}")
+            if res.toolchain != rec["toolchain"]:
+                fail(where, rec, f"toolchain: {_toolchain_diff(rec['toolchain'], res.toolchain)}")
                 continue
-            if res["ir"] != rec["ir"]:
-                target = next((t for t in ("cpp", "cuda", "ptx") if res["ir"][t] != rec["ir"].get(t)), "ir")
+            if res.ir != rec["ir"]:
+                target = next((t for t in ("cpp", "cuda", "ptx") if res.ir[t] != rec["ir"].get(t)), "ir")
                 fail(where, rec, f"ir_match: stored {target} IR differs from a fresh extraction")
                 continue
-            if res["execute_cpu"]["status"] != "passed":
-                fail(where, rec, res["execute_cpu"]["reason"])
+            if not res.verdicts["execute_cpu"].passed:
+                fail(where, rec, res.verdicts["execute_cpu"].reason)
                 continue
-            g = res["execute_gpu"]
-            gpu_counts[g["status"]] = gpu_counts.get(g["status"], 0) + 1
-            if g["status"] == "not_run":
-                gpu_notes.add(g["reason"])
-            if g["status"] == "failed":
-                fail(where, rec, g["reason"])
+            g = res.verdicts["execute_gpu"]
+            gpu_counts[g.status] = gpu_counts.get(g.status, 0) + 1
+            if g.status == "not_run":
+                gpu_notes.add(g.reason)
+            if g.status == "failed":
+                fail(where, rec, g.reason)
                 continue
-            reason = _compare_outputs(spec, res["outputs"], rec["io"]["outputs"]) or _compare_gradient(res, rec)
+            reason = _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec)
             if reason:
                 fail(where, rec, reason)
         pending.clear()
@@ -189,7 +190,7 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
         shutil.rmtree(run_dir, ignore_errors=True)
     reasons: dict[str, int] = {}
     for f in failures:
-        key = f["reason"].split(":", 1)[0]
+        key = f["code"]
         reasons[key] = reasons.get(key, 0) + 1
     return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(failures),
             "failed": len(failures), "failures_by_reason": reasons, "failures": failures,

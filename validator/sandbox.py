@@ -26,6 +26,8 @@ import multiprocessing
 import os
 import resource
 
+from validator.verdicts import KernelResult
+
 ADDRESS_SPACE = 8 << 30
 CPU_SECONDS_PER_BATCH = 600
 CHILD_CPU_SECONDS = 7200
@@ -85,7 +87,7 @@ class Sandbox:
             self._pool.shutdown(wait=True)
             self._pool = None
 
-    def check_batch(self, specs, archs) -> list[dict]:
+    def check_batch(self, specs, archs) -> list[KernelResult]:
         if self._pool is None:
             self._start()
         future = self._pool.submit(_run, specs, archs, self.gpu)
@@ -111,4 +113,4 @@ class Sandbox:
         if len(specs) > 1:
             mid = len(specs) // 2
             return self.check_batch(specs[:mid], archs) + self.check_batch(specs[mid:], archs)
-        return [{"error": why}]
+        return [KernelResult.rejected(why)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import dataclasses
 import functools
 import keyword
 
@@ -23,6 +24,7 @@ from generator.render import render_source
 from generator.spec import DTYPES, KernelSpec
 
 PASSED = {"status": "passed"}
+STATUSES = ("passed", "failed", "not_run", "inconclusive")
 
 
 def failed(reason: str) -> dict:
@@ -31,6 +33,90 @@ def failed(reason: str) -> dict:
 
 def not_run(reason: str) -> dict:
     return {"status": "not_run", "reason": reason}
+
+
+def split_reason(reason: str) -> tuple[str, str | None]:
+    """A failure reason as stored, "code: detail" -> (code, detail). The one place the text form
+    is taken apart; past it, the code is a field (`Verdict.reason_code`)."""
+    code, sep, detail = reason.partition(":")
+    return code, (detail.lstrip() if sep else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One check's outcome for one kernel. `reason_code` says which wall or stage failed
+    ("execute_gpu", "io", "sandbox", ...), `detail` what it saw; a not_run or inconclusive
+    verdict has no code, only its reason in `detail`. `to_json` is the record's form."""
+
+    check: str
+    status: str
+    reason_code: str | None = None
+    detail: str | None = None
+    max_abs_diff: float | None = None  # execute_gpu: the largest |GPU - CPU| over the outputs
+
+    def __post_init__(self):
+        if self.status not in STATUSES:
+            raise ValueError(f"verdict {self.check}: unknown status {self.status!r}")
+        if self.status == "failed" and not self.reason_code:
+            raise ValueError(f"verdict {self.check}: a failure needs its reason code")
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def reason(self) -> str | None:
+        """The stored text: "code: detail" for a failure, the detail otherwise."""
+        if self.reason_code is None:
+            return self.detail
+        return self.reason_code if self.detail is None else f"{self.reason_code}: {self.detail}"
+
+    def to_json(self) -> dict:
+        out: dict = {"status": self.status}
+        if self.reason is not None:
+            out["reason"] = self.reason
+        if self.max_abs_diff is not None:
+            out["max_abs_diff"] = self.max_abs_diff
+        return out
+
+    @classmethod
+    def from_json(cls, check: str, d: dict) -> "Verdict":
+        reason = d.get("reason")
+        code, detail = split_reason(reason) if reason is not None and d["status"] == "failed" else (None, reason)
+        return cls(check, d["status"], code, detail, d.get("max_abs_diff"))
+
+    @classmethod
+    def rejection(cls, reason: str) -> "Verdict":
+        """A kernel rejected before its checks ran ("codegen: ...", "sandbox: ..."): failed, with
+        the reason's code."""
+        code, detail = split_reason(reason)
+        return cls("kernel", "failed", code, detail)
+
+
+@dataclasses.dataclass
+class KernelResult:
+    """What `checks.check_batch` gives back per kernel: either `error` (the kernel was rejected
+    as a whole: codegen, compile, load, sandbox) or the cut IR, the first input set and its
+    outputs, a `Verdict` per check, the gradient example, branch coverage and the toolchain."""
+
+    error: Verdict | None = None
+    ir: dict | None = None
+    inputs: dict | None = None
+    outputs: dict | None = None
+    verdicts: dict[str, Verdict] = dataclasses.field(default_factory=dict)
+    grad: dict | None = None
+    coverage: dict | None = None
+    toolchain: dict | None = None
+
+    @classmethod
+    def rejected(cls, reason: str) -> "KernelResult":
+        return cls(error=Verdict.rejection(reason))
+
+    def checks_json(self) -> dict[str, dict]:
+        return {k: v.to_json() for k, v in self.verdicts.items()}
+
+    def first_failure(self, checks: tuple[str, ...]) -> Verdict | None:
+        return next((self.verdicts[k] for k in checks if self.verdicts[k].status == "failed"), None)
 
 
 @functools.lru_cache(maxsize=None)
