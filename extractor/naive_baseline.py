@@ -14,7 +14,6 @@ import re
 import tempfile
 
 from extractor import warp_adapter
-from extractor.warp_adapter import _context  # the one module allowed to reach warp._src
 
 
 def forward_regex(kernel_name: str, device: str) -> re.Pattern:
@@ -34,12 +33,10 @@ def naive_pairs(sources: dict[str, str], device: str = "cpu") -> dict[str, str]:
             path = os.path.join(tmp, f"naive_{n}_{name}.py")
             kernel = getattr(warp_adapter.import_source(src, path, f"naive_{os.getpid()}_{n}_{name}"), name)
             module = kernel.module
-            module.options["enable_backward"] = False
-            options = module.resolve_options(_context.warp.config) | {"output_arch": None}
-            code = _context.ModuleBuilder(module, options, target=device).codegen(device)
+            code = warp_adapter.codegen_forward_only(module, device)
             m = forward_regex(name, device).search(code)
             if m is None:
                 raise RuntimeError(f"naive: no forward function for {name} in the generated {device} code")
             out[name] = m.group(0)
-            _context.user_modules.pop(module.name, None)
+            warp_adapter.forget_module(module)
     return out

@@ -708,6 +708,20 @@ def launch_with_adjoint(kernel, dim, arg_values: list, out_grads: dict, device: 
 
 
 
+def codegen_forward_only(module, device: str) -> str:
+    """Warp's generated source for one backend of `module` with its backward disabled, and no
+    compile (the benchmark's naive baseline; the pipeline uses `codegen_sources`)."""
+    init_warp()
+    module.options["enable_backward"] = False
+    options = module.resolve_options(_context.warp.config) | {"output_arch": None}
+    return _context.ModuleBuilder(module, options, target=device).codegen(device)
+
+
+def forget_module(module) -> None:
+    """Drop a module from Warp's registry of user modules (without unloading anything)."""
+    _context.user_modules.pop(module.name, None)
+
+
 def make_struct(kernel, arg_name: str, fields: dict):
     """An instance of the @wp.struct type of `kernel`'s argument, fields {name: (value, dtype)}."""
     struct_type = kernel.adj.arg_types[arg_name]

@@ -5,6 +5,8 @@ generator/ (the model), extractor/ (Warp's JIT) and validator/ (the checks) neve
 
 from pipeline.config import RunConfig, default_workers
 from pipeline.plan import CHUNK, kernel_plan
-from pipeline.scheduler import EXIT_STOPPED, RunStopped, run
+from pipeline.errors import PipelineError, RunConflict, RunStopped, WorkerLost
+from pipeline.scheduler import EXIT_STOPPED, run
 
-__all__ = ["CHUNK", "EXIT_STOPPED", "RunConfig", "RunStopped", "default_workers", "kernel_plan", "run"]
+__all__ = ["CHUNK", "EXIT_STOPPED", "PipelineError", "RunConfig", "RunConflict", "RunStopped", "WorkerLost",
+           "default_workers", "kernel_plan", "run"]

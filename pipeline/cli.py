@@ -10,6 +10,7 @@ import sys
 from generator.families import FAMILIES, families_for
 from generator.paths import caller_path
 from pipeline.config import RunConfig
+from pipeline.errors import RunConflict, RunStopped, WorkerLost
 
 DEFAULT_COUNT = 300  # the embedded default config: a small real dataset
 DEFAULT_SEED = 0
@@ -115,10 +116,10 @@ def main(target: str, argv: list[str] | None = None) -> int:
     try:
         m = scheduler.run(RunConfig(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet,
                                     args.arch, validate=args.validate, gpus=args.gpus))
-    except ValueError as e:
+    except RunConflict as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except scheduler.RunStopped as e:
+    except (RunStopped, WorkerLost) as e:
         print(f"error: {e}", file=sys.stderr)
         return scheduler.EXIT_STOPPED
     c = m["counts"]

@@ -11,6 +11,7 @@ import schemas
 
 from generator.spec import canonical_json
 from pipeline.chunk import atomic_write
+from pipeline.errors import RunConflict
 from pipeline.plan import CHUNK
 
 RESUME_KEYS = ("target", "seed", "families", "chunk_size", "archs", "validate", "record_schema_version")
@@ -73,7 +74,7 @@ def resolve(cfg: RunConfig) -> tuple[list[str], list[str], int, dict]:
 
 
 def claim(out: str, config: dict) -> None:
-    """Write `config` as out/run_config.json, or, where a run is already there, refuse (ValueError)
+    """Write `config` as out/run_config.json, or, where a run is already there, refuse (RunConflict)
     unless it is the same run on the same kind of device (then this one resumes it)."""
     cfg_path = os.path.join(out, "run_config.json")
     if os.path.exists(cfg_path):
@@ -83,8 +84,8 @@ def claim(out: str, config: dict) -> None:
         old.setdefault("record_schema_version", "1.1.0")  # written before the version was recorded here
         old.setdefault("devices", ["cpu"] if old["validate"] else [])  # before devices were recorded: no GPU had run
         if {k: old.get(k) for k in RESUME_KEYS} != {k: config[k] for k in RESUME_KEYS}:
-            raise ValueError(f"{out} holds a run with a different config ({cfg_path}); use another --out")
+            raise RunConflict(f"{out} holds a run with a different config ({cfg_path}); use another --out")
         if device_kinds(old["devices"]) != device_kinds(config["devices"]):
-            raise ValueError(f"{out} holds a run executed on {', '.join(old['devices']) or 'no device'}, this one would "
+            raise RunConflict(f"{out} holds a run executed on {', '.join(old['devices']) or 'no device'}, this one would "
                              f"execute on {', '.join(config['devices']) or 'no device'}; use another --out")
     atomic_write(cfg_path, canonical_json(config).encode())

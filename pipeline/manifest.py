@@ -10,6 +10,7 @@ import os
 import schemas
 
 from generator.spec import canonical_json
+from pipeline.errors import RunConflict
 from pipeline.chunk import FINDINGS_DIR, atomic_write, finding_path, reason_code, shard_name, write_chunk
 
 MANIFEST_VERSION = "1.0.0"
@@ -68,7 +69,7 @@ def run_toolchain(chunks: list[dict]) -> dict | None:
     """The one toolchain every chunk's records were made with (None when no chunk kept any)."""
     seen = {canonical_json(s["toolchain"]): s["toolchain"] for s in chunks if s.get("toolchain")}
     if len(seen) > 1:
-        raise ValueError(f"the chunks of this run were built with {len(seen)} different toolchains; use another --out")
+        raise RunConflict(f"the chunks of this run were built with {len(seen)} different toolchains; use another --out")
     return next(iter(seen.values()), None)
 
 

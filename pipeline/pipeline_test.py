@@ -145,7 +145,7 @@ def test_no_validate_writes_the_same_cpp_and_cuda_without_compiling(run_a):
     rep = revalidate.revalidate(fast)
     assert rep["failed"] == 60 and "compile_cpu is not_run" in rep["failures"][0]["reason"]
     # nor can a run resume into a directory written in the other mode
-    with pytest.raises(ValueError, match="different config"):
+    with pytest.raises(pipeline.RunConflict, match="different config"):
         pipeline.run(pipeline.RunConfig("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=1, quiet=True, validate=True))
 
 

@@ -14,6 +14,7 @@ import time
 from generator.spec import canonical_json
 from pipeline.chunk import atomic_write, faults_path, read_stats
 from pipeline.config import RunConfig, claim, resolve
+from pipeline.errors import RunStopped, WorkerLost
 from pipeline.executors import Executor, InProcessExecutor, LocalExecutor
 from pipeline.manifest import finalize
 from pipeline import plan
@@ -24,9 +25,6 @@ MAX_WORKER_DEATHS = 3
 EXIT_STOPPED = 3
 
 
-class RunStopped(RuntimeError):
-    """The run ended before `count` pairs: the attempt cap (what was written stays, with its
-    manifest). The CLI prints it as one line and exits EXIT_STOPPED."""
 
 
 class Progress:
@@ -57,7 +55,8 @@ def local_executor(workers: int, run_dir: str, devices: list[str]) -> Executor:
 
 def run(cfg: RunConfig) -> dict:
     """Generate `cfg.count` pairs into `cfg.out`; returns the manifest (with "_run": run.json).
-    Raises RunStopped when the attempt cap ends the run, ValueError when `cfg.out` holds another run."""
+    Raises RunStopped when the attempt cap ends the run, RunConflict when `cfg.out` holds another
+    run, WorkerLost when a chunk keeps killing its worker."""
     target, count, seed, out, families, validate, gpus = (cfg.target, cfg.count, cfg.seed, cfg.out, cfg.families,
                                                            cfg.validate, cfg.gpus)
     os.makedirs(out, exist_ok=True)
@@ -138,7 +137,7 @@ def run(cfg: RunConfig) -> dict:
                         inflight.discard(c)
                         absorb(st)
                     elif deaths[c] > MAX_WORKER_DEATHS:
-                        raise RuntimeError(f"chunk {c} lost its worker {deaths[c]} times (last exit status {exitcode}); "
+                        raise WorkerLost(f"chunk {c} lost its worker {deaths[c]} times (last exit status {exitcode}); "
                                            f"see {faults_path(out, c)} if it exists")
                     else:
                         retry.append({k: v for k, v in task.items() if k != "device"})

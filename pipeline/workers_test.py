@@ -117,13 +117,13 @@ def test_resuming_across_a_device_change_is_refused_cpu_stand_in(monkeypatch):
         pipeline.run(pipeline.RunConfig("cpu", 1, 1, out, ["arith"], workers=1, quiet=True))
     assert json.load(open(os.path.join(out, "run_config.json")))["devices"] == ["cpu"]
     monkeypatch.setattr(warp_adapter, "device_description", lambda d: f"{d} Stand-in GPU (sm_90)")
-    with pytest.raises(ValueError, match="executed on cpu, this one would execute on cpu, cuda:0 Stand-in GPU"):
+    with pytest.raises(pipeline.RunConflict, match="executed on cpu, this one would execute on cpu, cuda:0 Stand-in GPU"):
         pipeline.run(pipeline.RunConfig("cpu", 1, 1, out, ["arith"], workers=1, quiet=True, gpus=["cuda:0"]))
     # and the other way: a run begun on the GPU host is not resumed on a CPU host
     cfg = json.load(open(os.path.join(out, "run_config.json")))
     cfg["devices"] = ["cpu", "cuda:0 Stand-in GPU (sm_90)"]
     open(os.path.join(out, "run_config.json"), "w").write(json.dumps(cfg))
-    with pytest.raises(ValueError, match="executed on cpu, cuda:0 Stand-in GPU .*this one would execute on cpu;"):
+    with pytest.raises(pipeline.RunConflict, match="executed on cpu, cuda:0 Stand-in GPU .*this one would execute on cpu;"):
         pipeline.run(pipeline.RunConfig("cpu", 1, 1, out, ["arith"], workers=1, quiet=True))
     # another device of the same kind (cuda:1 instead of cuda:0) makes the same data
     assert config.device_kinds(["cpu", "cuda:0 X (sm_90)"]) == config.device_kinds(["cpu", "cuda:1 X (sm_90)"])

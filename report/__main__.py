@@ -1,6 +1,6 @@
 import sys
 
-from validator.revalidate import main
+from report.report_main import main
 
 if __name__ == "__main__":
     sys.exit(main())
