@@ -216,8 +216,12 @@ def _test_sticky_stand_in(specs) -> None:
 
 def _test_kill(c: int) -> None:
     """Tests only: SIGKILL this worker in the middle of chunk $WARP_IR_TEST_KILL_CHUNK (after
-    its compile, before its write), once per run (a flag file in the run's temporary directory)."""
-    if os.environ.get(TEST_KILL_ENV) != str(c):
+    its compile, before its write), once per run (a flag file in the run's temporary directory);
+    "N*" kills it every time it runs chunk N."""
+    want = os.environ.get(TEST_KILL_ENV)
+    if want == f"{c}*":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if want != str(c):
         return
     flag = os.path.join(os.environ.get("WARP_IR_RUN_DIR", tempfile.gettempdir()), f"killed-{c}")
     if not os.path.exists(flag):

@@ -76,6 +76,18 @@ def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culp
     assert not [n for n in os.listdir(out) if n.endswith(chunk.FAULTS_SUFFIX)]
 
 
+def test_a_chunk_that_keeps_killing_its_worker_ends_the_run_with_one_line(monkeypatch, capsys):
+    monkeypatch.setenv(chunk.TEST_KILL_ENV, "1*")  # every worker that runs chunk 1 is SIGKILLed mid-chunk
+    out = _tmp("deaths")
+    code = cli.main("cpu", ["--count", "60", "--seed", "5", "--out", out, "--families", "arith", "--workers", "2",
+                            "--quiet", "--no-validate"])
+    assert code == pipeline.EXIT_STOPPED
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: chunk 1 lost its worker {scheduler.MAX_WORKER_DEATHS + 1} times")
+    assert os.path.exists(os.path.join(out, "shard-00000.stats.json"))  # what was written stays
+    assert not os.path.exists(os.path.join(out, "shard-00001.stats.json"))
+
+
 def _nothing_compiles(monkeypatch):
     from validator import checks
 
