@@ -19,29 +19,10 @@ from extractor import warp_adapter
 from generator import records
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
+from schemas.dataset_format import list_shards, read_records
 from validator import checks, sandbox
 
 BATCH = 50
-
-
-def read_records(path: str):
-    """Yield (line number, record, error); a corrupt line is reported, not skipped. Lines are
-    decoded one by one, so malformed UTF-8 or JSON nested past Python's recursion limit costs
-    that line, not the run."""
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: not UTF-8 at byte {e.start}"
-                continue
-            except json.JSONDecodeError as e:
-                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: {e.msg}"
-                continue
-            except RecursionError:
-                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: JSON nested too deep to read"
-                continue
-            yield n, rec, None
 
 
 def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
@@ -116,7 +97,7 @@ def _compare_gradient(res: dict, rec: dict) -> str | None:
 
 
 def revalidate(directory: str, gpu: bool | None = None) -> dict:
-    shards = sorted(p for p in os.listdir(directory) if p.startswith("shard-") and p.endswith(".jsonl"))
+    shards = list_shards(directory)
     if not shards:
         raise FileNotFoundError(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
