@@ -291,6 +291,17 @@ def test_gate_refuses_a_record_whose_fields_do_not_follow_from_its_spec(inputs, 
     _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_id"), "consistency", "0123456789abcdef")
 
 
+def test_gate_refuses_a_record_the_canonical_encoding_cannot_write(inputs, capsys):
+    # json.loads reads NaN, and a \ud800 escape as an unpaired surrogate; neither has a canonical
+    # JSON (UTF-8) form, so neither may reach the release's JSONL or JSON columns
+    for name, edit in (("nan", lambda recs: recs[0]["checks"]["execute_cpu"].update(max_abs_diff=float("nan"))),
+                       ("surrogate", lambda recs: recs[0]["checks"]["schema"].update(reason="\ud800"))):
+        bad = _copy(inputs[0], f"not_canonical_{name}")
+        _rewrite(bad, edit)
+        _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp(f"out_not_canonical_{name}"),
+                 "not writable as canonical JSON", "shard-00000.jsonl:1")
+
+
 def test_gate_refuses_different_toolchains(inputs, capsys):
     # a whole run made with another Warp: consistent in itself, but not with the CPU run
     other = _copy(inputs[1], "other_toolchain")
