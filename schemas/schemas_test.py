@@ -7,7 +7,10 @@ import pytest
 
 import schemas
 
-VERSIONS = {"pair": schemas.PAIR_SCHEMA_VERSION, "manifest": schemas.MANIFEST_SCHEMA_VERSION}
+from schemas.dataset_format import RELEASE_KIND
+
+# schema file name -> the version constant of its artifact
+VERSIONS = {"pair": schemas.PAIR_SCHEMA_VERSION, "manifest": schemas.RELEASE_MANIFEST_VERSION}
 
 
 @pytest.mark.parametrize("name", sorted(VERSIONS))
@@ -20,6 +23,31 @@ def test_schema_is_valid_draft_2020_12_and_carries_its_version(name):
 def test_every_schema_file_has_a_version_constant():
     files = sorted(n[: -len(".schema.json")] for n in os.listdir(schemas.SCHEMA_DIR) if n.endswith(".schema.json"))
     assert files == sorted(VERSIONS)
+
+
+def test_the_release_manifest_schema_states_its_version_and_kind():
+    props = schemas.load("manifest")["properties"]
+    assert props["manifest_version"] == {"const": schemas.RELEASE_MANIFEST_VERSION}
+    assert props["kind"] == {"const": RELEASE_KIND}
+
+
+def _semver_key(v):
+    return tuple(int(x) for x in v.split("."))
+
+
+@pytest.mark.parametrize("artifact", sorted(schemas.VERSIONS))
+def test_every_artifact_has_a_one_line_note_per_version_the_current_one_newest(artifact):
+    notes = schemas.RELEASE_NOTES[artifact]
+    current = schemas.VERSIONS[artifact]
+    assert current in notes
+    assert all(isinstance(n, str) and n.strip() and "\n" not in n for n in notes.values())
+    key = _semver_key if isinstance(current, str) else (lambda v: v)
+    assert max(notes, key=key) == current, "a note for a version newer than the current one"
+    assert list(notes) == sorted(notes, key=key, reverse=True), "notes are listed newest first"
+
+
+def test_the_notes_cover_exactly_the_artifacts():
+    assert set(schemas.RELEASE_NOTES) == set(schemas.VERSIONS)
 
 
 def test_manifest_schema_rejects_a_file_without_checksum():

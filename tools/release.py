@@ -108,7 +108,7 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
     gpu = {t: v.get("execute_gpu", {}) for t, v in validation.items()}
     manifest = {
         "kind": RELEASE_KIND,
-        "manifest_version": fmt.RELEASE_MANIFEST_VERSION,
+        "manifest_version": schemas.RELEASE_MANIFEST_VERSION,
         "version": version,
         "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
         "command": command,

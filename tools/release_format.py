@@ -19,7 +19,6 @@ import pyarrow as pa
 from generator.diversity import skeleton
 from schemas.dataset_format import canonical_json
 
-RELEASE_MANIFEST_VERSION = "1.0.0"
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
 ROW_GROUP_ROWS = 100  # a few MB per row group: well under the Hugging Face viewer's limit

@@ -103,6 +103,23 @@ def test_release_holds_every_input_record_once_and_verifies(inputs, dist):
     assert first["split"] == "train" and first["checks"]["execute_cpu"]["status"] == "passed"
 
 
+def test_the_card_carries_the_release_notes_of_the_versions_it_holds(dist):
+    import schemas
+
+    m = _manifest(dist)
+    assert m["record_schema_version"] == schemas.PAIR_SCHEMA_VERSION
+    assert m["manifest_version"] == schemas.RELEASE_MANIFEST_VERSION
+    with open(os.path.join(dist, "README.md")) as f:
+        card = f.read()
+    section = card[card.index("## Versions"):card.index("## Reproduce")]
+    pair_note = schemas.RELEASE_NOTES["pair"][schemas.PAIR_SCHEMA_VERSION]
+    assert f"| {schemas.PAIR_SCHEMA_VERSION} | {pair_note} |" in section
+    assert schemas.RELEASE_NOTES["release_manifest"][schemas.RELEASE_MANIFEST_VERSION] in section
+    assert schemas.RELEASE_NOTES["spec"][schemas.SPEC_VERSION] in section
+    for v, note in schemas.RELEASE_NOTES["pair"].items():  # the history, each version once
+        assert section.count(note) == 1, v
+
+
 def test_load_dataset_gives_the_manifest_counts(dist):
     import datasets
 
