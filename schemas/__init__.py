@@ -54,3 +54,16 @@ RELEASE_NOTES = {
 def load(name: str) -> dict:
     with open(os.path.join(SCHEMA_DIR, f"{name}.schema.json")) as f:
         return json.load(f)
+
+
+def violation(name: str, instance) -> str | None:
+    """None when `instance` meets schemas/NAME.schema.json; else one line naming the schema, where
+    in the instance it breaks (`a/b/0`, `(root)`), the schema path of the violated keyword and why."""
+    import jsonschema  # only readers that check need it
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(load(name)).iter_errors(instance))
+    if error is None:
+        return None
+    where = "/".join(map(str, error.absolute_path)) or "(root)"
+    rule = "/".join(map(str, error.absolute_schema_path))
+    return f"breaks schemas/{name}.schema.json at {where} (schema path {rule}): {error.message[:200]}"

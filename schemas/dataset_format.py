@@ -18,6 +18,8 @@ import json
 import os
 from typing import Any, Iterator
 
+import schemas
+
 SHARD_PREFIX = "shard-"
 RECORDS_SUFFIX = ".jsonl"
 STATS_SUFFIX = ".stats.json"
@@ -87,3 +89,30 @@ def canonical_json(obj: Any, *, allow_nan: bool = False) -> str:
     them as the non-standard tokens instead: only for lines that are meant to be faulty
     (validator/faults.py)."""
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
+
+
+class RunManifestError(ValueError):
+    """A run's manifest.json that cannot be read or breaks schemas/run_manifest.schema.json (one line)."""
+
+
+def run_manifest_violation(manifest: Any) -> str | None:
+    """None when `manifest` meets schemas/run_manifest.schema.json, else one line: where it breaks
+    the schema, the schema path of the violated keyword, and why."""
+    return schemas.violation("run_manifest", manifest)
+
+
+def read_run_manifest(directory: str) -> dict | None:
+    """DIR/manifest.json checked against schemas/run_manifest.schema.json; None when DIR has
+    none (a run still going, or shards put together by hand). Raises RunManifestError."""
+    path = os.path.join(directory, RUN_MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise RunManifestError(f"{path}: unreadable ({type(e).__name__}: {str(e)[:100]})") from None
+    problem = run_manifest_violation(manifest)
+    if problem:
+        raise RunManifestError(f"{path}: {problem}")
+    return manifest

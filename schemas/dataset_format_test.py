@@ -57,5 +57,38 @@ def test_generator_canonical_json_is_the_same_encoding():
         assert canonical_json(obj) == fmt.canonical_json(obj)
 
 
+def _minimal_run_manifest():
+    """A run that kept nothing: the smallest manifest the generator writes."""
+    return {"manifest_version": "1.0.0", "record_schema_version": "2.1.0",
+            "generator": {"target": "cpu", "count": 1, "seed": 0, "families": ["arith"], "chunk_size": 50,
+                          "archs": ["sm_90"], "validate": True, "record_schema_version": "2.1.0", "devices": ["cpu"]},
+            "toolchain": None,
+            "counts": {"attempted": 1, "passed": 0, "rejected": 1, "duplicate_ids": 0,
+                       "by_family": {"arith": {"attempted": 1, "passed": 0, "rejected": 1}}},
+            "rejects_by_reason": {"compile_cpu": 1},
+            "reject_examples": {"compile_cpu": {"family": "arith", "seed": 7, "reason": "compile_cpu: failed"}},
+            "validation": {}, "validation_notes": {}, "gradient_by_family": {},
+            "adjoint_mismatch": {"records": 0, "shards": []}, "shards": []}
+
+
+def test_read_run_manifest(tmp_path):
+    d = str(tmp_path)
+    assert fmt.read_run_manifest(d) is None  # no manifest: nothing to check
+    path = tmp_path / fmt.RUN_MANIFEST
+    path.write_text(json.dumps(_minimal_run_manifest()))
+    assert fmt.read_run_manifest(d) == _minimal_run_manifest()
+    path.write_text("{torn")
+    with pytest.raises(fmt.RunManifestError, match="manifest.json: unreadable"):
+        fmt.read_run_manifest(d)
+    m = _minimal_run_manifest()
+    m["counts"]["rejected"] = "1"
+    path.write_text(json.dumps(m))
+    with pytest.raises(fmt.RunManifestError) as e:
+        fmt.read_run_manifest(d)
+    msg = str(e.value)
+    assert msg.startswith(f"{path}: breaks schemas/run_manifest.schema.json at counts/rejected (schema path ")
+    assert "\n" not in msg
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,12 +1,14 @@
 """Reads generator output directories for a release and refuses anything not fit to publish.
 
-The gate, in the order it is applied: the directory holds a complete run (its manifest.json);
+The gate, in the order it is applied: the directory holds a complete run (its manifest.json,
+which must meet schemas/run_manifest.schema.json);
 every shard on disk is listed there with the same sha256, size and record count (else it is
 corrupt or unvalidated); every line is UTF-8 and parses; every record stays within the size and nesting bounds, meets the
 pair schema, holds the generator's own spec for its (family, seed), passes the safety
 allowlist and is its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
 carries `passed` for each check in `MUST_PASS` and no
-`failed` verdict at all; every record and input manifest carries one and the same toolchain.
+`failed` verdict at all; every record and input manifest carries one and the same toolchain;
+every record has a canonical JSON form (no NaN or Infinity, no unpaired surrogate).
 The first violation raises `GateError` with a one-line reason naming the file and record.
 """
 
@@ -18,7 +20,7 @@ import os
 from dataclasses import dataclass, field
 
 import schemas
-from schemas.dataset_format import RUN_MANIFEST, canonical_json, list_shards, read_records
+from schemas.dataset_format import RUN_MANIFEST, canonical_json, list_shards, read_records, run_manifest_violation
 from validator.verdicts import (MUST_PASS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
                                 check_spec_source)
 
@@ -83,14 +85,16 @@ def read_input(path: str, shown: str) -> InputDir:
         with open(mpath, "rb") as f:
             raw = f.read()
         manifest = json.loads(raw)
-        listed = {s["path"]: s for s in manifest["shards"]}
-        manifest["toolchain"], manifest["generator"]["target"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {e})") from None
+    except (ValueError, RecursionError) as e:
+        raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {str(e)[:100]})") from None
     readable = schemas.load("pair")["properties"]["schema_version"]["enum"]  # older versions it admits
-    if manifest.get("record_schema_version") not in readable:
+    if isinstance(manifest, dict) and manifest.get("record_schema_version") not in readable:
         raise GateError(f"--in {shown}: record schema {manifest.get('record_schema_version')} "
                         f"is not one of {', '.join(readable)}")
+    problem = run_manifest_violation(manifest)  # the schema //validator holds a run's manifest to
+    if problem:
+        raise GateError(f"--in {shown}: manifest.json {problem}")
+    listed = {s["path"]: s for s in manifest["shards"]}
     for name in list_shards(path):
         if name not in listed:
             raise GateError(f"--in {shown}: {name} is not in manifest.json (unvalidated shard)")

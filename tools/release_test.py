@@ -308,6 +308,18 @@ def test_gate_refuses_a_record_whose_fields_do_not_follow_from_its_spec(inputs, 
     _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_id"), "consistency", "0123456789abcdef")
 
 
+def test_gate_refuses_a_run_manifest_that_breaks_its_schema(inputs, capsys):
+    for name, edit, words in (("key", lambda m: m.pop("validation_notes"), "'validation_notes' is a required property"),
+                              ("type", lambda m: m["counts"].update(rejected="0"), "at counts/rejected")):
+        bad = _copy(inputs[0], f"bad_run_manifest_{name}")
+        m = _manifest(bad)
+        edit(m)
+        with open(os.path.join(bad, "manifest.json"), "w") as f:
+            json.dump(m, f)
+        _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp(f"out_run_manifest_{name}"),
+                 "manifest.json breaks schemas/run_manifest.schema.json", words)
+
+
 def test_gate_refuses_a_record_the_canonical_encoding_cannot_write(inputs, capsys):
     # json.loads reads NaN, and a \ud800 escape as an unpaired surrogate; neither has a canonical
     # JSON (UTF-8) form, so neither may reach the release's JSONL or JSON columns

@@ -1,4 +1,5 @@
 """Re-validate a dataset directory: every record re-checked from scratch, nothing trusted.
+A run's manifest.json, where the directory has one, must meet schemas/run_manifest.schema.json.
 
 Usage: bazel run //validator -- DIR [--report PATH] [--device auto|cpu|cuda]
    or, without Bazel (e.g. on a GPU machine): python -m validator DIR --device cuda
@@ -19,7 +20,7 @@ from extractor import warp_adapter
 from generator import records
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
-from schemas.dataset_format import list_shards, read_records
+from schemas.dataset_format import RunManifestError, list_shards, read_records, read_run_manifest
 from validator import checks, sandbox
 
 BATCH = 50
@@ -101,6 +102,7 @@ def revalidate(directory: str, gpu: bool | None = None) -> dict:
     if not shards:
         raise FileNotFoundError(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
+    read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
     failures: list[dict] = []
     total = 0
     pending: list[tuple[str, dict]] = []
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         report = revalidate(directory, gpu)
-    except (FileNotFoundError, OSError, ToolchainMismatch) as e:
+    except (FileNotFoundError, OSError, ToolchainMismatch, RunManifestError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["seconds"] = round(time.time() - t0, 2)
