@@ -19,8 +19,8 @@ import jsonschema
 import pyarrow.parquet as pq
 
 import schemas
+from schemas.dataset_format import RELEASE_KIND
 
-RELEASE_KIND = "warp-ir-release"
 TOKEN_PROXY = r"\w+|[^\w\s]"
 _TOKEN = re.compile(TOKEN_PROXY)
 PERCENTILES = (50, 90, 99)

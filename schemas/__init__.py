@@ -1,13 +1,69 @@
-"""Locates the project's JSON Schemas (data files beside this module)."""
+"""The version of every artifact the project writes, what each version changed, and the
+project's JSON Schemas (data files beside this module)."""
 
 import json
 import os
 
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
-PAIR_SCHEMA_VERSION = "2.1.0"
-MANIFEST_SCHEMA_VERSION = "1.0.0"  # release manifest.json (//tools:release)
+
+# One constant per artifact. A JSON Schema's $id ends with its artifact's version.
+PAIR_SCHEMA_VERSION = "2.1.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
+RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
+RELEASE_MANIFEST_VERSION = "1.0.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
+SPEC_VERSION = 1  # a KernelSpec's JSON, the `spec` of a record (its spec_version)
+
+VERSIONS = {
+    "pair": PAIR_SCHEMA_VERSION,
+    "run_manifest": RUN_MANIFEST_VERSION,
+    "release_manifest": RELEASE_MANIFEST_VERSION,
+    "spec": SPEC_VERSION,
+}
+
+# artifact -> version -> one line: what that version is (newest first)
+RELEASE_NOTES = {
+    "pair": {
+        "2.1.0": "adds the gradient verdicts execute_backward_cpu and execute_backward_gpu, the inconclusive "
+                 "status, the grad and coverage fields, and execute_gpu's max_abs_diff on a verdict; "
+                 "2.0.0 records lack them and are refused",
+        "2.0.0": "the stored C++ and CUDA are the text Warp's compilers compiled (cut from the sources they "
+                 "were given) and the toolchain is measured per backend; 1.x records stored code from a "
+                 "second path that differed from the compiled text and are refused",
+        "1.2.0": "admits the codegen-only records written by --no-validate; every 1.1.0 record is a valid "
+                 "1.2.0 record",
+        "1.1.0": "adds the PTX from NVRTC per arch (ir.ptx) and the PTX archs in the toolchain",
+        "1.0.0": "the first pair record: spec, source, Warp's C++ and CUDA (forward and backward), "
+                 "execution examples, verdicts, toolchain",
+    },
+    "run_manifest": {
+        "1.0.0": "counts per family, rejects by reason with an example each, verdict counts and notes, "
+                 "the generator config, the toolchain, every shard with its sha256 and size; "
+                 "gradient_by_family and adjoint_mismatch came with pair schema 2.1.0 under the same version",
+    },
+    "release_manifest": {
+        "1.0.0": "columns, toolchain, inputs (each with its run's run.json since //report), counts per config, "
+                 "split and family, splits, dedup, the near-duplicate audit, validation, and every file "
+                 "with its sha256 and size",
+    },
+    "spec": {
+        1: "the KernelSpec JSON the source is rendered from (family, seed, name, dim, tid_names, args, "
+           "helpers, body; launch for tiled kernels); a spec of another spec_version is refused",
+    },
+}
 
 
 def load(name: str) -> dict:
     with open(os.path.join(SCHEMA_DIR, f"{name}.schema.json")) as f:
         return json.load(f)
+
+
+def violation(name: str, instance) -> str | None:
+    """None when `instance` meets schemas/NAME.schema.json; else one line naming the schema, where
+    in the instance it breaks (`a/b/0`, `(root)`), the schema path of the violated keyword and why."""
+    import jsonschema  # only readers that check need it
+
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(load(name)).iter_errors(instance))
+    if error is None:
+        return None
+    where = "/".join(map(str, error.absolute_path)) or "(root)"
+    rule = "/".join(map(str, error.absolute_schema_path))
+    return f"breaks schemas/{name}.schema.json at {where} (schema path {rule}): {error.message[:200]}"

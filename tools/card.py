@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shlex
 
+import schemas
 from tools.release_format import SPLITS
 
 LICENSE = "apache-2.0"  # the repository has no LICENSE file; Warp itself is Apache-2.0
@@ -95,12 +96,30 @@ def render(m: dict) -> str:
              i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"], _throughput(i.get("run"))]
             for i in m["inputs"]]
     lines += _table(["input", "target", "seed", "families", "attempted", "rejected", "records", "pairs/s (workers)"], rows)
+    lines += _versions(m)
     lines += ["", "## Reproduce", "",
               "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
               "```sh", m["command"], "./bazelw run //tools:verify -- " + _out_arg(m["command"]), "```", "",
               f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
               "sha256 and size.", ""]
     return "\n".join(lines)
+
+
+def _versions(m: dict) -> list[str]:
+    """The version of each artifact the release holds, with its note (schemas.RELEASE_NOTES),
+    and the earlier pair record versions."""
+    notes = schemas.RELEASE_NOTES
+    current = [("pair record (schemas/pair.schema.json)", "pair", m["record_schema_version"]),
+               ("release manifest (manifest.json, schemas/manifest.schema.json)", "release_manifest",
+                m["manifest_version"]),
+               ("kernel spec (the `spec` column's spec_version)", "spec", schemas.SPEC_VERSION)]
+    out = ["", "## Versions", ""]
+    out += _table(["artifact", "version", "note"], [[name, v, notes[key][v]] for name, key, v in current])
+    earlier = [v for v in notes["pair"] if v != m["record_schema_version"]]
+    if earlier:
+        out += ["", "Earlier pair record versions (not in this release):", ""]
+        out += [f"- {v}: {notes['pair'][v]}" for v in earlier]
+    return out
 
 
 def _throughput(run: dict | None) -> str:

@@ -12,20 +12,19 @@ import sys
 
 from generator.diversity import skeleton
 from generator.paths import caller_dir
+from schemas.dataset_format import list_shards, read_records
 
 
 def stats(directory: str) -> dict:
     fams: dict[str, dict] = {}
-    for name in sorted(os.listdir(directory)):
-        if not (name.startswith("shard-") and name.endswith(".jsonl")):
-            continue
-        with open(os.path.join(directory, name)) as f:
-            for line in f:
-                r = json.loads(line)
-                d = fams.setdefault(r["family"], {"records": 0, "sources": set(), "skeletons": set()})
-                d["records"] += 1
-                d["sources"].add(r["source"].replace(r["kernel_name"], "K"))
-                d["skeletons"].add(skeleton(r["source"]))
+    for name in list_shards(directory):
+        for _, r, err in read_records(os.path.join(directory, name)):
+            if err:
+                raise ValueError(err)
+            d = fams.setdefault(r["family"], {"records": 0, "sources": set(), "skeletons": set()})
+            d["records"] += 1
+            d["sources"].add(r["source"].replace(r["kernel_name"], "K"))
+            d["skeletons"].add(skeleton(r["source"]))
     total = {"records": sum(d["records"] for d in fams.values()),
              "distinct_sources": len(set().union(*(d["sources"] for d in fams.values()))) if fams else 0,
              "distinct_skeletons": len(set().union(*(d["skeletons"] for d in fams.values()))) if fams else 0}

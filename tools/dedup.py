@@ -15,7 +15,7 @@ import re
 from datasketch import MinHash, MinHashLSH
 
 from generator.diversity import normalized_source
-from tools.release_format import dumps
+from schemas.dataset_format import canonical_json
 
 NUM_PERM = 128
 MINHASH_SEED = 1
@@ -33,7 +33,7 @@ def source_key(r: dict) -> str:
 
 def ir_key(r: dict) -> str:
     """The IR with the kernel's name normalized (helpers and Warp's symbols carry it as a prefix)."""
-    return hashlib.sha256(dumps(r["ir"]).replace(r["kernel_name"], "K").encode()).hexdigest()
+    return hashlib.sha256(canonical_json(r["ir"]).replace(r["kernel_name"], "K").encode()).hexdigest()
 
 
 def _name(r: dict) -> str:

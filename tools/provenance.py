@@ -23,6 +23,7 @@ from extractor import warp_adapter
 from generator.paths import caller_path
 from generator.render import render_source
 from generator.spec import KernelSpec
+from schemas.dataset_format import list_shards, read_records
 from validator.verdicts import check_spec_source
 
 BATCH = 50
@@ -52,14 +53,13 @@ def _check_batch(records: list[dict], counts: dict, problems: list[str]) -> None
 
 def provenance(directory: str, limit: int | None = None) -> dict:
     records = []
-    for name in sorted(os.listdir(directory)):
-        if name.startswith("shard-") and name.endswith(".jsonl"):
-            with open(os.path.join(directory, name), encoding="utf-8") as f:
-                for line in f:
-                    r = json.loads(line)
-                    if check_spec_source(r)["status"] != "passed":
-                        raise ValueError(f"{name}: record {r.get('id')}: its source is not its spec's rendering")
-                    records.append(r)
+    for name in list_shards(directory):
+        for _, r, err in read_records(os.path.join(directory, name)):
+            if err:
+                raise ValueError(err)
+            if check_spec_source(r)["status"] != "passed":
+                raise ValueError(f"{name}: record {r.get('id')}: its source is not its spec's rendering")
+            records.append(r)
     records = records[:limit] if limit else records
     counts: dict = {}
     problems: list[str] = []

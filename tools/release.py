@@ -29,10 +29,10 @@ import schemas
 from generator.paths import caller_path
 from tools import card, dedup
 from tools import release_format as fmt
-from tools.release_inputs import GateError, canonical, read_inputs, sha256_file
+from schemas.dataset_format import RELEASE_KIND, canonical_json
+from tools.release_inputs import GateError, read_inputs, sha256_file
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
-RELEASE_KIND = "warp-ir-release"
 
 
 def write_parquet(rows: list[dict], schema: pa.Schema, path: str) -> None:
@@ -90,7 +90,7 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
                 os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
                 with open(os.path.join(tmp, rel), "w", encoding="utf-8") as f:
                     for i in idx:
-                        f.write(canonical(dict(kept[i], split=split)) + "\n")
+                        f.write(canonical_json(dict(kept[i], split=split)) + "\n")
                 files.append({"path": rel, "config": config, "split": split, "rows": len(idx)})
         c["families"] = {f: dict(v, total=sum(v.values())) for f, v in sorted(c["families"].items())}
         counts["configs"][config] = c
@@ -108,7 +108,7 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
     gpu = {t: v.get("execute_gpu", {}) for t, v in validation.items()}
     manifest = {
         "kind": RELEASE_KIND,
-        "manifest_version": fmt.RELEASE_MANIFEST_VERSION,
+        "manifest_version": schemas.RELEASE_MANIFEST_VERSION,
         "version": version,
         "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
         "command": command,

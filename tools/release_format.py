@@ -17,8 +17,8 @@ import tempfile
 import pyarrow as pa
 
 from generator.diversity import skeleton
+from schemas.dataset_format import canonical_json
 
-RELEASE_MANIFEST_VERSION = "1.0.0"
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
 ROW_GROUP_ROWS = 100  # a few MB per row group: well under the Hugging Face viewer's limit
@@ -60,10 +60,6 @@ def arrow_schema(ptx_archs: list[str]) -> pa.Schema:
     return pa.schema([(name, typ) for name, typ, _ in columns(ptx_archs)])
 
 
-def dumps(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
-
-
 def skeleton_hash(source: str) -> str:
     return hashlib.sha256(skeleton(source).encode()).hexdigest()[:16]
 
@@ -92,9 +88,10 @@ def to_row(r: dict, split: str, skel_hash: str, ptx_archs: list[str]) -> dict:
     for a in sorted(ptx_archs):
         row[f"ptx_{a}"] = r["ir"]["ptx"][a]["forward"]
     row.update({
-        "spec": dumps(r["spec"]), "args": dumps(r["args"]), "dim": list(r["dim"]),
-        "inputs": dumps(r["io"]["inputs"]), "outputs": dumps(r["io"]["outputs"]), "checks": dumps(r["checks"]),
-        "grad": dumps(r["grad"]), "coverage": dumps(r["coverage"]), "skeleton_hash": skel_hash, "split": split,
+        "spec": canonical_json(r["spec"]), "args": canonical_json(r["args"]), "dim": list(r["dim"]),
+        "inputs": canonical_json(r["io"]["inputs"]), "outputs": canonical_json(r["io"]["outputs"]),
+        "checks": canonical_json(r["checks"]), "grad": canonical_json(r["grad"]),
+        "coverage": canonical_json(r["coverage"]), "skeleton_hash": skel_hash, "split": split,
     })
     return row
 

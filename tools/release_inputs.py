@@ -1,12 +1,14 @@
 """Reads generator output directories for a release and refuses anything not fit to publish.
 
-The gate, in the order it is applied: the directory holds a complete run (its manifest.json);
+The gate, in the order it is applied: the directory holds a complete run (its manifest.json,
+which must meet schemas/run_manifest.schema.json);
 every shard on disk is listed there with the same sha256, size and record count (else it is
 corrupt or unvalidated); every line is UTF-8 and parses; every record stays within the size and nesting bounds, meets the
 pair schema, holds the generator's own spec for its (family, seed), passes the safety
 allowlist and is its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
 carries `passed` for each check in `MUST_PASS` and no
-`failed` verdict at all; every record and input manifest carries one and the same toolchain.
+`failed` verdict at all; every record and input manifest carries one and the same toolchain;
+every record has a canonical JSON form (no NaN or Infinity, no unpaired surrogate).
 The first violation raises `GateError` with a one-line reason naming the file and record.
 """
 
@@ -18,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 
 import schemas
+from schemas.dataset_format import RUN_MANIFEST, canonical_json, list_shards, read_records, run_manifest_violation
 from validator.verdicts import (MUST_PASS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
                                 check_spec_source)
 
@@ -44,8 +47,15 @@ def sha256_file(path: str) -> tuple[str, int]:
     return h.hexdigest(), n
 
 
-def canonical(obj) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"))
+def _canonical(obj, where: str) -> str:
+    """`canonical_json(obj)`; a value it refuses (NaN or Infinity) is a gate error, as is text
+    that cannot be written as UTF-8 (an unpaired surrogate from a \\ud800 escape)."""
+    try:
+        text = canonical_json(obj)
+        text.encode("utf-8")
+    except (ValueError, UnicodeEncodeError) as e:
+        raise GateError(f"{where}: not writable as canonical JSON ({type(e).__name__}: {str(e)[:100]})") from None
+    return text
 
 
 def _gate_record(r: dict, where: str) -> None:
@@ -68,27 +78,28 @@ def read_input(path: str, shown: str) -> InputDir:
     """One generator output directory, gated. `shown` is the path as the user typed it."""
     if not os.path.isdir(path):
         raise GateError(f"--in {shown}: not a directory")
-    mpath = os.path.join(path, "manifest.json")
+    mpath = os.path.join(path, RUN_MANIFEST)
     if not os.path.isfile(mpath):
         raise GateError(f"--in {shown}: no manifest.json (not a finished generator run)")
     try:
         with open(mpath, "rb") as f:
             raw = f.read()
         manifest = json.loads(raw)
-        listed = {s["path"]: s for s in manifest["shards"]}
-        manifest["toolchain"], manifest["generator"]["target"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {e})") from None
+    except (ValueError, RecursionError) as e:
+        raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {str(e)[:100]})") from None
     readable = schemas.load("pair")["properties"]["schema_version"]["enum"]  # older versions it admits
-    if manifest.get("record_schema_version") not in readable:
+    if isinstance(manifest, dict) and manifest.get("record_schema_version") not in readable:
         raise GateError(f"--in {shown}: record schema {manifest.get('record_schema_version')} "
                         f"is not one of {', '.join(readable)}")
-    on_disk = sorted(n for n in os.listdir(path) if n.startswith("shard-") and n.endswith(".jsonl"))
-    for name in on_disk:
+    problem = run_manifest_violation(manifest)  # the schema //validator holds a run's manifest to
+    if problem:
+        raise GateError(f"--in {shown}: manifest.json {problem}")
+    listed = {s["path"]: s for s in manifest["shards"]}
+    for name in list_shards(path):
         if name not in listed:
             raise GateError(f"--in {shown}: {name} is not in manifest.json (unvalidated shard)")
     d = InputDir(shown, manifest, hashlib.sha256(raw).hexdigest(), run=_read_run(path, shown))
-    toolchain = canonical(manifest["toolchain"])
+    toolchain = _canonical(manifest["toolchain"], f"--in {shown}: manifest.json toolchain")
     for name in sorted(listed):
         spath = os.path.join(path, name)
         if not os.path.isfile(spath):
@@ -97,26 +108,20 @@ def read_input(path: str, shown: str) -> InputDir:
         if digest != listed[name]["sha256"] or size != listed[name]["bytes"]:
             raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
         n = 0
-        with open(spath, "rb") as f:
-            for lineno, line in enumerate(f, 1):
-                where = f"{shown}/{name}:{lineno}"
-                try:
-                    r = json.loads(line.decode("utf-8"))
-                except UnicodeDecodeError as e:
-                    raise GateError(f"{where}: corrupt shard: not UTF-8 at byte {e.start}") from None
-                except ValueError as e:
-                    raise GateError(f"{where}: corrupt shard: line does not parse ({e})") from None
-                except RecursionError:
-                    raise GateError(f"{where}: corrupt shard: JSON nested too deep to read") from None
-                _gate_record(r, where)
-                if r["target"] != manifest["generator"]["target"]:
-                    raise GateError(f"{where}: record {r['id']} has target {r['target']}, "
-                                    f"the run's is {manifest['generator']['target']}")
-                if canonical(r["toolchain"]) != toolchain:
-                    raise GateError(f"{where}: record {r['id']} was built with another toolchain than "
-                                    f"its run ({_toolchain_diff(manifest['toolchain'], r['toolchain'])})")
-                d.records.append(r)
-                n += 1
+        for lineno, r, err in read_records(spath):
+            where = f"{shown}/{name}:{lineno}"
+            if err:
+                raise GateError(f"--in {shown}: {err}")  # corrupt: NAME:LINE: why
+            _gate_record(r, where)
+            if r["target"] != manifest["generator"]["target"]:
+                raise GateError(f"{where}: record {r['id']} has target {r['target']}, "
+                                f"the run's is {manifest['generator']['target']}")
+            if _canonical(r["toolchain"], f"{where}: record {r['id']} toolchain") != toolchain:
+                raise GateError(f"{where}: record {r['id']} was built with another toolchain than "
+                                f"its run ({_toolchain_diff(manifest['toolchain'], r['toolchain'])})")
+            _canonical(r, f"{where}: record {r['id']}")  # the release writes it so (JSONL, JSON columns)
+            d.records.append(r)
+            n += 1
         if n != listed[name]["records"]:
             raise GateError(f"--in {shown}: shard {name} holds {n} records, manifest.json says {listed[name]['records']}")
     if not d.records:
@@ -156,7 +161,7 @@ def read_inputs(paths: list[tuple[str, str]]) -> list[InputDir]:
     dirs = [read_input(real, shown) for real, shown in paths]
     first = dirs[0]
     for d in dirs[1:]:
-        if canonical(d.manifest["toolchain"]) != canonical(first.manifest["toolchain"]):
+        if canonical_json(d.manifest["toolchain"]) != canonical_json(first.manifest["toolchain"]):
             raise GateError(f"toolchains differ between --in {first.path} and --in {d.path} "
                             f"({_toolchain_diff(first.manifest['toolchain'], d.manifest['toolchain'])})")
     return dirs

@@ -103,6 +103,23 @@ def test_release_holds_every_input_record_once_and_verifies(inputs, dist):
     assert first["split"] == "train" and first["checks"]["execute_cpu"]["status"] == "passed"
 
 
+def test_the_card_carries_the_release_notes_of_the_versions_it_holds(dist):
+    import schemas
+
+    m = _manifest(dist)
+    assert m["record_schema_version"] == schemas.PAIR_SCHEMA_VERSION
+    assert m["manifest_version"] == schemas.RELEASE_MANIFEST_VERSION
+    with open(os.path.join(dist, "README.md")) as f:
+        card = f.read()
+    section = card[card.index("## Versions"):card.index("## Reproduce")]
+    pair_note = schemas.RELEASE_NOTES["pair"][schemas.PAIR_SCHEMA_VERSION]
+    assert f"| {schemas.PAIR_SCHEMA_VERSION} | {pair_note} |" in section
+    assert schemas.RELEASE_NOTES["release_manifest"][schemas.RELEASE_MANIFEST_VERSION] in section
+    assert schemas.RELEASE_NOTES["spec"][schemas.SPEC_VERSION] in section
+    for v, note in schemas.RELEASE_NOTES["pair"].items():  # the history, each version once
+        assert section.count(note) == 1, v
+
+
 def test_load_dataset_gives_the_manifest_counts(dist):
     import datasets
 
@@ -289,6 +306,29 @@ def test_gate_refuses_a_record_whose_fields_do_not_follow_from_its_spec(inputs, 
 
     _rewrite(bad, forge_id)
     _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp("out_id"), "consistency", "0123456789abcdef")
+
+
+def test_gate_refuses_a_run_manifest_that_breaks_its_schema(inputs, capsys):
+    for name, edit, words in (("key", lambda m: m.pop("validation_notes"), "'validation_notes' is a required property"),
+                              ("type", lambda m: m["counts"].update(rejected="0"), "at counts/rejected")):
+        bad = _copy(inputs[0], f"bad_run_manifest_{name}")
+        m = _manifest(bad)
+        edit(m)
+        with open(os.path.join(bad, "manifest.json"), "w") as f:
+            json.dump(m, f)
+        _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp(f"out_run_manifest_{name}"),
+                 "manifest.json breaks schemas/run_manifest.schema.json", words)
+
+
+def test_gate_refuses_a_record_the_canonical_encoding_cannot_write(inputs, capsys):
+    # json.loads reads NaN, and a \ud800 escape as an unpaired surrogate; neither has a canonical
+    # JSON (UTF-8) form, so neither may reach the release's JSONL or JSON columns
+    for name, edit in (("nan", lambda recs: recs[0]["checks"]["execute_cpu"].update(max_abs_diff=float("nan"))),
+                       ("surrogate", lambda recs: recs[0]["checks"]["schema"].update(reason="\ud800"))):
+        bad = _copy(inputs[0], f"not_canonical_{name}")
+        _rewrite(bad, edit)
+        _refused(["--in", bad, "--version", "1.0.0"], capsys, _tmp(f"out_not_canonical_{name}"),
+                 "not writable as canonical JSON", "shard-00000.jsonl:1")
 
 
 def test_gate_refuses_different_toolchains(inputs, capsys):

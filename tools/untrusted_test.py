@@ -146,6 +146,26 @@ def _shard_dir(clean_dir, name, lines: list[bytes]) -> str:
     return d
 
 
+def test_validator_refuses_a_run_manifest_that_breaks_its_schema(clean, capsys):
+    clean_dir, _ = clean
+    for name, edit, words in (
+            ("count_string", lambda m: m["counts"].update(passed=str(m["counts"]["passed"])), "at counts/passed (schema path "),
+            ("key_removed", lambda m: m.pop("gradient_by_family"), "'gradient_by_family' is a required property")):
+        d = os.path.join(TMP, f"untrusted_manifest_{name}")
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(clean_dir, d)
+        path = os.path.join(d, "manifest.json")
+        with open(path) as f:
+            m = json.load(f)
+        edit(m)
+        with open(path, "w") as f:
+            json.dump(m, f)
+        assert revalidate.main([d]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {path}: breaks schemas/run_manifest.schema.json at ") and err.count("\n") == 1, err
+        assert words in err, err
+
+
 def _no_marker():
     assert not os.path.exists(MARKER), "a record's text ran"
 

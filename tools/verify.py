@@ -26,6 +26,7 @@ import pyarrow.parquet as pq
 
 import schemas
 from generator.paths import caller_path
+from schemas.dataset_format import RELEASE_KIND
 from tools import release_format as fmt
 from tools.release_inputs import sha256_file
 from validator.verdicts import check_static
@@ -42,8 +43,8 @@ def _load_manifest(dist: str, problems: list[str]) -> dict | None:
     except (OSError, ValueError) as e:
         problems.append(f"manifest.json: unreadable ({type(e).__name__}: {e})")
         return None
-    if not isinstance(m, dict) or m.get("kind") != "warp-ir-release":
-        problems.append("manifest.json: not a release manifest (kind is not warp-ir-release)")
+    if not isinstance(m, dict) or m.get("kind") != RELEASE_KIND:
+        problems.append(f"manifest.json: not a release manifest (kind is not {RELEASE_KIND})")
         return None
     errors = sorted(jsonschema.Draft202012Validator(schemas.load("manifest")).iter_errors(m), key=lambda e: list(e.path))
     if errors:

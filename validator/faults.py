@@ -32,6 +32,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from schemas.dataset_format import SHARD_PREFIX, canonical_json, list_shards, shard_name
 from validator import revalidate
 
 
@@ -42,8 +43,8 @@ class Injection(NamedTuple):
 
 
 def dump(rec) -> str:
-    """One JSONL line. Like the generator's canonical JSON, but NaN is allowed (it is a fault here)."""
-    return json.dumps(rec, sort_keys=True, separators=(",", ":"))
+    """One JSONL line in the canonical encoding, but NaN is allowed (it is a fault here)."""
+    return canonical_json(rec, allow_nan=True)
 
 
 # ---- helpers
@@ -563,7 +564,7 @@ FAULTS["backward_swap"] = backward_swap
 
 def sample_records(dataset_dir: str, pool: int, rng: random.Random) -> list[dict]:
     """Up to `pool` records drawn uniformly from DIR/shard-*.jsonl (reservoir sampling, in file order)."""
-    shards = sorted(p for p in os.listdir(dataset_dir) if p.startswith("shard-") and p.endswith(".jsonl"))
+    shards = list_shards(dataset_dir)
     if not shards:
         raise FileNotFoundError(f"no shard-*.jsonl files in {dataset_dir}")
     chosen: list[tuple[int, str]] = []
@@ -607,7 +608,7 @@ def audit(dataset_dir: str, workdir: str, n_faults: int = 500, seed: int = 0, po
     unknown = [n for n in names if n not in FAULTS]
     if unknown:
         raise ValueError(f"unknown fault type {unknown[0]}")
-    if os.path.isdir(workdir) and any(p.startswith("shard-") for p in os.listdir(workdir)):
+    if os.path.isdir(workdir) and any(p.startswith(SHARD_PREFIX) for p in os.listdir(workdir)):
         raise ValueError(f"{workdir} already holds shard files; give the audit an empty directory")
     rng = random.Random(seed)
     records = sample_records(dataset_dir, pool, rng)
@@ -636,7 +637,7 @@ def audit(dataset_dir: str, workdir: str, n_faults: int = 500, seed: int = 0, po
     os.makedirs(workdir, exist_ok=True)
     by_where = {}
     for s in range(0, len(entries), per_shard):
-        shard = f"shard-{s // per_shard:05d}.jsonl"
+        shard = shard_name(s // per_shard)
         with open(os.path.join(workdir, shard), "w", encoding="utf-8") as f:
             for n, e in enumerate(entries[s:s + per_shard], 1):
                 f.write(e[4] + "\n")

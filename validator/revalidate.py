@@ -1,4 +1,5 @@
 """Re-validate a dataset directory: every record re-checked from scratch, nothing trusted.
+A run's manifest.json, where the directory has one, must meet schemas/run_manifest.schema.json.
 
 Usage: bazel run //validator -- DIR [--report PATH] [--device auto|cpu|cuda]
    or, without Bazel (e.g. on a GPU machine): python -m validator DIR --device cuda
@@ -19,29 +20,10 @@ from extractor import warp_adapter
 from generator import records
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
+from schemas.dataset_format import RunManifestError, list_shards, read_records, read_run_manifest
 from validator import checks, sandbox
 
 BATCH = 50
-
-
-def read_records(path: str):
-    """Yield (line number, record, error); a corrupt line is reported, not skipped. Lines are
-    decoded one by one, so malformed UTF-8 or JSON nested past Python's recursion limit costs
-    that line, not the run."""
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            try:
-                rec = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as e:
-                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: not UTF-8 at byte {e.start}"
-                continue
-            except json.JSONDecodeError as e:
-                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: {e.msg}"
-                continue
-            except RecursionError:
-                yield n, None, f"corrupt: {os.path.basename(path)}:{n}: JSON nested too deep to read"
-                continue
-            yield n, rec, None
 
 
 def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
@@ -116,10 +98,11 @@ def _compare_gradient(res: checks.KernelResult, rec: dict) -> str | None:
 
 
 def revalidate(directory: str, gpu: bool | None = None) -> dict:
-    shards = sorted(p for p in os.listdir(directory) if p.startswith("shard-") and p.endswith(".jsonl"))
+    shards = list_shards(directory)
     if not shards:
         raise FileNotFoundError(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
+    read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
     failures: list[dict] = []
     total = 0
     pending: list[tuple[str, dict]] = []
@@ -218,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         report = revalidate(directory, gpu)
-    except (FileNotFoundError, OSError, ToolchainMismatch) as e:
+    except (FileNotFoundError, OSError, ToolchainMismatch, RunManifestError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["seconds"] = round(time.time() - t0, 2)
