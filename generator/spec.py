@@ -50,10 +50,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 from typing import Any
 
-SPEC_VERSION = 1
+import schemas
+from schemas.dataset_format import canonical_json  # noqa: F401 (the model's hashes and records use it)
+
+SPEC_VERSION = schemas.SPEC_VERSION
+
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
 INT_DTYPES = ("int32", "int64", "uint32")
@@ -168,9 +171,6 @@ class KernelSpec:
         )
 
 
-def canonical_json(obj: Any) -> str:
-    """The one JSON encoding used for hashing and for records: sorted keys, no spaces."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 def derive_seed(*parts: Any) -> int:

@@ -61,5 +61,11 @@ def test_sources_are_distinct_once_names_are_ignored():
         assert len(srcs) >= 196, f"{fam}: only {len(srcs)} distinct sources in 200"
 
 
+def test_the_model_writes_the_one_canonical_json_of_the_dataset_format():
+    from schemas import dataset_format
+
+    assert canonical_json is dataset_format.canonical_json
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -20,7 +20,7 @@ import schemas
 from generator import records
 from generator.families import build_spec
 from generator.render import render_source
-from generator.spec import canonical_json
+from schemas.dataset_format import FAULTS_SUFFIX, canonical_json, faults_name, shard_name, stats_name  # noqa: F401
 from extractor import warp_adapter
 from validator import checks
 from pipeline.plan import chunk_indices, kernel_plan
@@ -30,7 +30,6 @@ from pipeline.plan import chunk_indices, kernel_plan
 FINDING = "gradient_mismatch"
 FINDINGS_DIR = "adjoint_mismatch"
 EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execute_backward_gpu")
-FAULTS_SUFFIX = ".cuda_faults.json"
 # test hooks, read by workers (spawned workers cannot be monkeypatched): kill the worker with
 # SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K
 TEST_KILL_ENV = "WARP_IR_TEST_KILL_CHUNK"
@@ -191,7 +190,7 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
 
 
 def faults_path(out: str, c: int) -> str:
-    return os.path.join(out, f"shard-{c:05d}{FAULTS_SUFFIX}")
+    return os.path.join(out, faults_name(c))
 
 
 def read_faults(out: str, c: int) -> dict[str, str]:
@@ -229,10 +228,6 @@ def _test_kill(c: int) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def shard_name(c: int) -> str:
-    return f"shard-{c:05d}.jsonl"
-
-
 def atomic_write(path: str, data: bytes) -> None:
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "wb") as f:
@@ -255,11 +250,11 @@ def write_chunk(out: str, c: int, records: list[dict], stats: dict, findings: li
     elif os.path.exists(path):
         os.remove(path)
     atomic_write(os.path.join(out, shard_name(c)), "".join(canonical_json(r) + "\n" for r in records).encode())
-    atomic_write(os.path.join(out, f"shard-{c:05d}.stats.json"), canonical_json(stats).encode())
+    atomic_write(os.path.join(out, stats_name(c)), canonical_json(stats).encode())
 
 
 def read_stats(out: str, c: int) -> dict | None:
-    path = os.path.join(out, f"shard-{c:05d}.stats.json")
+    path = os.path.join(out, stats_name(c))
     if not (os.path.exists(path) and os.path.exists(os.path.join(out, shard_name(c)))):
         return None
     with open(path) as f:

@@ -9,7 +9,7 @@ import os
 
 import schemas
 
-from generator.spec import canonical_json
+from schemas.dataset_format import canonical_json
 from pipeline.chunk import atomic_write
 from pipeline.errors import RunConflict
 from pipeline.plan import CHUNK

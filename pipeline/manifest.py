@@ -9,11 +9,10 @@ import os
 
 import schemas
 
-from generator.spec import canonical_json
+from schemas.dataset_format import RUN_MANIFEST, SHARD_PREFIX, canonical_json, stats_name
 from pipeline.errors import RunConflict
 from pipeline.chunk import FINDINGS_DIR, atomic_write, finding_path, reason_code, shard_name, write_chunk
 
-MANIFEST_VERSION = "1.0.0"
 
 
 def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
@@ -21,7 +20,7 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
     kept_chunks, total = [], 0
     for c in sorted(done):
         if total >= count:
-            for p in (os.path.join(out, f"shard-{c:05d}.stats.json"), os.path.join(out, shard_name(c)), finding_path(out, c)):
+            for p in (os.path.join(out, stats_name(c)), os.path.join(out, shard_name(c)), finding_path(out, c)):
                 if os.path.exists(p):
                     os.remove(p)
             continue
@@ -41,9 +40,9 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
         total += n_pass
         kept_chunks.append(st)
     # remove stale chunk files beyond what this run needs (e.g. from a larger earlier run)
-    keep_names = {shard_name(s["chunk"]) for s in kept_chunks} | {f"shard-{s['chunk']:05d}.stats.json" for s in kept_chunks}
+    keep_names = {shard_name(s["chunk"]) for s in kept_chunks} | {stats_name(s["chunk"]) for s in kept_chunks}
     for name in os.listdir(out):
-        if name.startswith("shard-") and name not in keep_names:
+        if name.startswith(SHARD_PREFIX) and name not in keep_names:
             os.remove(os.path.join(out, name))
     fdir = os.path.join(out, FINDINGS_DIR)
     for name in os.listdir(fdir) if os.path.isdir(fdir) else ():
@@ -124,7 +123,7 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
             "sha256": hashlib.sha256(data).hexdigest(),
         })
     manifest = {
-        "manifest_version": MANIFEST_VERSION,
+        "manifest_version": schemas.RUN_MANIFEST_VERSION,
         "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
         "generator": config,
         "toolchain": run_toolchain(chunks),
@@ -143,5 +142,5 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         "adjoint_mismatch": {"records": sum(f["records"] for f in findings), "shards": findings},
         "shards": shards,
     }
-    atomic_write(os.path.join(out, "manifest.json"), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(os.path.join(out, RUN_MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return manifest

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import time
 
-from generator.spec import canonical_json
+from schemas.dataset_format import canonical_json
 from pipeline.chunk import atomic_write, faults_path, read_stats
 from pipeline.config import RunConfig, claim, resolve
 from pipeline.errors import RunStopped, WorkerLost
