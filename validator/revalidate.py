@@ -22,6 +22,7 @@ from generator.paths import caller_dir
 from generator.spec import KernelSpec
 from schemas.dataset_format import RunManifestError, list_shards, read_records, read_run_manifest
 from validator import checks, sandbox
+from validator.verdicts import ValidatorError
 
 BATCH = 50
 
@@ -43,7 +44,11 @@ def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
     return None
 
 
-class ToolchainMismatch(Exception):
+class NoShards(ValidatorError):
+    """The directory holds no shard-*.jsonl file."""
+
+
+class ToolchainMismatch(ValidatorError):
     """The dataset was made with other compilers than this validator runs: its IR cannot match."""
 
 
@@ -100,7 +105,7 @@ def _compare_gradient(res: checks.KernelResult, rec: dict) -> str | None:
 def revalidate(directory: str, gpu: bool | None = None) -> dict:
     shards = list_shards(directory)
     if not shards:
-        raise FileNotFoundError(f"no shard-*.jsonl files in {directory}")
+        raise NoShards(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
     read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
     failures: list[dict] = []
@@ -201,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     try:
         report = revalidate(directory, gpu)
-    except (FileNotFoundError, OSError, ToolchainMismatch, RunManifestError) as e:
+    except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["seconds"] = round(time.time() - t0, 2)

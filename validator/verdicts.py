@@ -24,6 +24,11 @@ from generator.render import render_source
 from generator.spec import DTYPES, KernelSpec
 
 PASSED = {"status": "passed"}
+
+
+class ValidatorError(Exception):
+    """Base of the errors that stop a re-validation before any record is judged (the CLI prints
+    one line and exits 2); a bad record is never an exception, it is a failed verdict."""
 STATUSES = ("passed", "failed", "not_run", "inconclusive")
 
 
