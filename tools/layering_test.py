@@ -91,6 +91,41 @@ def test_a_planted_upward_import_is_found(where, line, expect):
         assert len(bad) == 1 and bad[0].startswith(where + ":") and expect in bad[0], bad
 
 
+# rooms that must work without Warp: the model, the formats, and the Warp-free verdicts that
+# //tools:verify and //tools:release apply
+WARP_FREE = ["generator", "schemas", "validator/verdicts.py", "tools/release.py", "tools/verify.py",
+             "tools/release_inputs.py", "tools/release_format.py", "tools/dedup.py", "tools/card.py"]
+
+
+def warp_imports(root: str) -> list[str]:
+    bad = []
+    for entry in WARP_FREE:
+        path = os.path.join(root, entry)
+        files = [path] if entry.endswith(".py") else [
+            os.path.join(d, n) for d, _, names in os.walk(path) for n in names if n.endswith(".py")]
+        for f in sorted(files):
+            with open(f, encoding="utf-8") as fh:
+                tree = ast.parse(fh.read(), f)
+            bad += [f"{os.path.relpath(f, root)}:{line}: imports {top}" for line, top in imported_packages(tree)
+                    if top in ("warp", "extractor")]
+    return bad
+
+
+def test_the_model_the_formats_and_the_static_verdicts_import_no_warp():
+    assert warp_imports(ROOT) == []
+    with tempfile.TemporaryDirectory() as tmp:  # and the check can fail
+        shutil.copytree(os.path.join(ROOT, "generator"), os.path.join(tmp, "generator"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for entry in WARP_FREE[1:]:
+            src = os.path.join(ROOT, entry)
+            dst = os.path.join(tmp, entry)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
+        with open(os.path.join(tmp, "generator", "render.py"), "a") as f:
+            f.write("\n\ndef _planted():\n    import warp\n")
+        assert [b.split(":")[0] for b in warp_imports(tmp)] == ["generator/render.py"]
+
+
 def test_a_test_may_reach_the_pipeline_and_no_higher():
     tree = ast.parse("import pipeline\nfrom tools import release\n")
     tops = [top for _, top in imported_packages(tree)]
