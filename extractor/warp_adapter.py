@@ -747,3 +747,17 @@ def unload(module) -> None:
     # them is used again; left there, they and their adjoints pile up chunk after chunk.
     for name in [n for n in _context.user_modules if n == module.name or n.startswith(module.name + "_")]:
         del _context.user_modules[name]
+    # and its build products (about 1 MB per 50-kernel batch): the private cache stays the size
+    # of one batch however many a process compiles (each batch module has a name of its own,
+    # so nothing is ever reused from the cache)
+    if _cache_dir:
+        for path in glob.glob(os.path.join(_cache_dir, "*", f"wp_{module.name}")) + glob.glob(
+                os.path.join(_cache_dir, "*", f"wp_{module.name}_*")):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def cache_bytes() -> int:
+    """Bytes in this process's private kernel cache now."""
+    if not _cache_dir:
+        return 0
+    return sum(os.path.getsize(os.path.join(d, f)) for d, _, names in os.walk(_cache_dir) for f in names)

@@ -205,5 +205,50 @@ def test_cli_end_to_end_writes_a_summary(capsys):
     assert "wrote 10 pairs" in text and "reduce_atomic" in text and "stencil" in text
 
 
+def test_a_run_leaves_nothing_outside_its_out_and_its_temporary_directory():
+    """Bounded disk: a validated 100-pair run with two workers, HOME and TMPDIR fresh empty
+    directories. Afterwards HOME and TMPDIR are empty again (no Warp cache in ~/.cache, the
+    run's temporary directory and the workers' private caches removed), and --out holds the
+    dataset's files only."""
+    base = _tmp("bounded")
+    home, tmp, out = (os.path.join(base, d) for d in ("home", "tmp", "out"))
+    os.makedirs(home)
+    os.makedirs(tmp)
+    code = "import sys; from pipeline.cli import main; sys.exit(main('cpu'))"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), HOME=home, TMPDIR=tmp,
+               XDG_CACHE_HOME=os.path.join(home, ".cache"))
+    env.pop("TEST_TMPDIR", None)
+    env.pop("WARP_IR_RUN_DIR", None)
+    done = subprocess.run([sys.executable, "-c", code, "--count", "100", "--seed", "3", "--out", out,
+                           "--families", "arith,branch", "--workers", "2", "--quiet"], env=env,
+                          capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-2000:]
+    left = [os.path.join(d, n) for root in (home, tmp) for d, dirs, names in os.walk(root) for n in dirs + names]
+    assert left == [], left[:10]
+    assert sorted(os.listdir(out)) == ["manifest.json", "run.json", "run_config.json", "shard-00000.jsonl",
+                                       "shard-00000.stats.json", "shard-00001.jsonl", "shard-00001.stats.json"]
+
+
+def test_a_worker_s_private_cache_holds_no_batch_after_it_is_done():
+    """The build products of a batch (about 1 MB per 50 kernels) go when the batch does, so a
+    worker's cache does not grow with the number of chunks it runs."""
+    from generator.families import build_spec
+    from generator.render import render_source
+
+    specs = [build_spec("arith", s) for s in (1, 2, 3)]
+    for _ in range(3):
+        results = checks.check_batch(specs)
+        assert all(r.verdicts["execute_cpu"].passed for r in results)
+        assert warp_adapter.cache_bytes() == 0
+    # and the measurement can see a batch's products while its module is loaded
+    workdir = _tmp("loaded")
+    os.makedirs(workdir, exist_ok=True)
+    module, _ = warp_adapter.load_batch({s.name: render_source(s) for s in specs}, workdir)
+    warp_adapter.compile_cpu(module)
+    assert warp_adapter.cache_bytes() > 0
+    warp_adapter.unload(module)
+    assert warp_adapter.cache_bytes() == 0
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
