@@ -12,7 +12,9 @@ import json
 import os
 import sys
 import shutil
+import queue
 import tempfile
+import threading
 import time
 
 import schemas
@@ -102,88 +104,156 @@ def _compare_gradient(res: checks.KernelResult, rec: dict) -> str | None:
     return None
 
 
-def revalidate(directory: str, gpu: bool | None = None) -> dict:
+def _count_lines(path: str) -> int:
+    with open(path, "rb") as f:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+class _Progress:
+    """records judged / records in the shards, on stderr (off when quiet)."""
+
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.quiet, self.done, self.failed, self.start = total, quiet, 0, 0, time.time()
+
+    def update(self, done: int, failed: int) -> None:
+        self.done += done
+        self.failed += failed
+        if self.quiet:
+            return
+        rate = self.done / max(time.time() - self.start, 1e-9)
+        bar = "#" * int(30 * min(self.done / max(self.total, 1), 1.0))
+        sys.stderr.write(f"\r[{bar:<30}] {self.done}/{self.total} records  {rate:6.1f}/s  failed {self.failed}")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if not self.quiet:
+            sys.stderr.write("\n")
+
+
+def revalidate(directory: str, gpu: bool | None = None, workers: int = 1, quiet: bool = True) -> dict:
+    """Re-check every record of `directory`. Batches of BATCH records are compiled and executed
+    in `workers` sandboxes at once (each its own child process), fed in file order; the report
+    lists failures in file order whatever `workers` is."""
     shards = list_shards(directory)
     if not shards:
         raise NoShards(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
     read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
-    failures: list[dict] = []
+    failures: list[tuple[tuple[int, int], dict]] = []
     total = 0
-    pending: list[tuple[str, dict]] = []
     gpu_counts: dict[str, int] = {}
     gpu_notes: set[str] = set()
+    lock = threading.Lock()
+    progress = _Progress(sum(_count_lines(os.path.join(directory, s)) for s in shards), quiet)
 
-    def fail(where: str, rec, reason: str):
-        failures.append({"where": where, "id": rec.get("id") if isinstance(rec, dict) else None,
-                         "code": checks.split_reason(reason)[0], "reason": reason})
+    def fail(key, where: str, rec, reason: str):
+        with lock:
+            failures.append((key, {"where": where, "id": rec.get("id") if isinstance(rec, dict) else None,
+                                   "code": checks.split_reason(reason)[0], "reason": reason}))
 
-    def flush():
-        if not pending:
-            return
-        archs = sorted(pending[0][1]["ir"]["ptx"])
-        specs = [KernelSpec.from_json(r["spec"]) for _, r in pending]
+    def judge(box, batch: list[tuple]) -> None:
+        archs = sorted(batch[0][2]["ir"]["ptx"])
+        specs = [KernelSpec.from_json(r["spec"]) for _, _, r in batch]
         # what is compiled and imported is the rendering of the generator's own spec (check_spec
         # proved the stored spec is it), never the record's text
         results = box.check_batch(specs, archs)
-        for (where, rec), spec, res in zip(pending, specs, results):
-            if res.error:
-                fail(where, rec, res.error.reason)
-                continue
-            if res.toolchain != rec["toolchain"]:
-                fail(where, rec, f"toolchain: {_toolchain_diff(rec['toolchain'], res.toolchain)}")
-                continue
-            if res.ir != rec["ir"]:
-                target = next((t for t in ("cpp", "cuda", "ptx") if res.ir[t] != rec["ir"].get(t)), "ir")
-                fail(where, rec, f"ir_match: stored {target} IR differs from a fresh extraction")
-                continue
-            if not res.verdicts["execute_cpu"].passed:
-                fail(where, rec, res.verdicts["execute_cpu"].reason)
-                continue
-            g = res.verdicts["execute_gpu"]
-            gpu_counts[g.status] = gpu_counts.get(g.status, 0) + 1
-            if g.status == "not_run":
-                gpu_notes.add(g.reason)
-            if g.status == "failed":
-                fail(where, rec, g.reason)
-                continue
-            reason = _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec)
+        failed = 0
+        for (key, where, rec), spec, res in zip(batch, specs, results):
+            reason, g = _judge_one(spec, res, rec)
+            if g is not None:
+                with lock:
+                    gpu_counts[g.status] = gpu_counts.get(g.status, 0) + 1
+                    if g.status == "not_run":
+                        gpu_notes.add(g.reason)
             if reason:
-                fail(where, rec, reason)
-        pending.clear()
+                failed += 1
+                fail(key, where, rec, reason)
+        with lock:
+            progress.update(len(batch), failed)
 
-    # compile and execute only in the sandbox: a child process with resource limits
+    # compile and execute only in sandboxes: child processes with resource limits
     run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
-    box = sandbox.Sandbox(gpu, run_dir, cpu_only=gpu is False or not warp_adapter.cuda_available())
+    cpu_only = gpu is False or not warp_adapter.cuda_available()
+    work: queue.Queue = queue.Queue(maxsize=2 * workers)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        box = sandbox.Sandbox(gpu, run_dir, cpu_only=cpu_only)
+        try:
+            while (batch := work.get()) is not None:
+                try:
+                    if not errors:
+                        judge(box, batch)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                    errors.append(e)
+        finally:
+            box.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    for t in threads:
+        t.start()
+    pending: list[tuple] = []
+
+    def flush() -> None:
+        if pending:
+            work.put(list(pending))
+            pending.clear()
+
     try:
-        for shard in shards:
+        for si, shard in enumerate(shards):
             for n, rec, err in read_records(os.path.join(directory, shard)):
                 total += 1
-                where = f"{shard}:{n}"
+                key, where = (si, n), f"{shard}:{n}"
                 if err:
-                    fail(where, None, err)
+                    fail(key, where, None, err)
+                    progress.update(1, 1)
                     continue
                 v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
                 if v["status"] != "passed":
-                    fail(where, rec, v["reason"])
+                    fail(key, where, rec, v["reason"])
+                    progress.update(1, 1)
                 else:
-                    if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][1]["ir"]["ptx"]):
+                    if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][2]["ir"]["ptx"]):
                         flush()
-                    pending.append((where, rec))
+                    pending.append((key, where, rec))
                     if len(pending) >= BATCH:
                         flush()
         flush()
     finally:
-        box.close()
+        for _ in threads:
+            work.put(None)
+        for t in threads:
+            t.join()
+        progress.close()
         shutil.rmtree(run_dir, ignore_errors=True)
+    if errors:
+        raise errors[0]
+    ordered = [f for _, f in sorted(failures, key=lambda kf: kf[0])]
     reasons: dict[str, int] = {}
-    for f in failures:
-        key = f["code"]
-        reasons[key] = reasons.get(key, 0) + 1
-    return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(failures),
-            "failed": len(failures), "failures_by_reason": reasons, "failures": failures,
+    for f in ordered:
+        reasons[f["code"]] = reasons.get(f["code"], 0) + 1
+    return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(ordered),
+            "failed": len(ordered), "failures_by_reason": dict(sorted(reasons.items())), "failures": ordered,
             "execute_gpu": dict(sorted(gpu_counts.items())), "execute_gpu_notes": sorted(gpu_notes),
             "toolchain": warp_adapter.compilers()}
+
+
+def _judge_one(spec, res: checks.KernelResult, rec: dict) -> tuple[str | None, checks.Verdict | None]:
+    """(why a fresh check of one record disagrees with what it stores, or None; the fresh GPU
+    verdict where the record got as far as GPU execution, else None)."""
+    if res.error:
+        return res.error.reason, None
+    if res.toolchain != rec["toolchain"]:
+        return f"toolchain: {_toolchain_diff(rec['toolchain'], res.toolchain)}", None
+    if res.ir != rec["ir"]:
+        target = next((t for t in ("cpp", "cuda", "ptx") if res.ir[t] != rec["ir"].get(t)), "ir")
+        return f"ir_match: stored {target} IR differs from a fresh extraction", None
+    if not res.verdicts["execute_cpu"].passed:
+        return res.verdicts["execute_cpu"].reason, None
+    g = res.verdicts["execute_gpu"]
+    if g.status == "failed":
+        return g.reason, g
+    return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec), g
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,7 +263,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: also execute on the GPU where one exists (default); cpu: CPU only; "
                         "cuda: require a GPU and execute every pair on it too")
+    p.add_argument("--workers", type=int, default=None,
+                   help="sandboxes validating batches at once (default: all cores; with a GPU, at most 16)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    if args.workers is not None and args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
     base = caller_dir()
     directory = os.path.join(base, args.dir)
     if not os.path.isdir(directory):
@@ -205,11 +281,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     try:
-        report = revalidate(directory, gpu)
+        workers = args.workers or min(os.cpu_count() or 1, 16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
+        report = revalidate(directory, gpu, workers, args.quiet)
     except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
         print(f"error: {e}", file=sys.stderr)
         return 2
     report["seconds"] = round(time.time() - t0, 2)
+    report["workers"] = workers
     out = os.path.join(base, args.report) if args.report else os.path.join(directory, "validation_report.json")
     with open(out, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
