@@ -26,6 +26,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 import pipeline  # noqa: E402
 from tools import dedup, release, verify  # noqa: E402
 from tools import release_format as fmt  # noqa: E402
+from tools.testing import resign_shard  # noqa: E402
 
 
 def _tmp(name):
@@ -206,13 +207,7 @@ def test_verify_fails_on_a_re_signed_forged_row(dist):
     rows = pq.read_table(os.path.join(d, rel)).to_pylist()
     rows[0]["source"] = rows[0]["source"].replace("wp.tid()", "wp.tid() ", 1)
     m = _manifest(d)
-    release.write_parquet(rows, fmt.arrow_schema(m["toolchain"]["ptx_archs"]), os.path.join(d, rel))
-    entry = next(f for f in m["files"] if f["path"] == rel)
-    with open(os.path.join(d, rel), "rb") as f:
-        data = f.read()
-    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    with open(os.path.join(d, "manifest.json"), "w") as f:
-        json.dump(m, f)
+    resign_shard(d, rel, rows, m)
     problems = verify.verify(d)
     assert len(problems) == 1 and "spec_source" in problems[0] and rows[0]["id"] in problems[0], problems
 

@@ -21,6 +21,7 @@ from generator.render import render_source
 from generator.spec import KernelSpec
 from tools import release, verify
 from tools import release_format as fmt
+from tools.testing import resign_shard
 from validator import revalidate
 
 TMP = os.environ.get("TEST_TMPDIR", "/tmp")
@@ -229,13 +230,7 @@ def _forge_row(dist: str, rec_line: bytes, name: str) -> str:
     except (ValueError, RecursionError, KeyError, TypeError):
         return ""
     rows[0] = row
-    release.write_parquet(rows, fmt.arrow_schema(m["toolchain"]["ptx_archs"]), os.path.join(d, rel))
-    entry = next(f for f in m["files"] if f["path"] == rel)
-    with open(os.path.join(d, rel), "rb") as f:
-        data = f.read()
-    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
-    with open(os.path.join(d, "manifest.json"), "w") as f:
-        json.dump(m, f)
+    resign_shard(d, rel, rows, m)
     return d
 
 
