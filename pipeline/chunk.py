@@ -173,6 +173,11 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
             continue
         record = build_record(spec, source, target, res)
         toolchain = toolchain or res.toolchain
+        try:  # a value JSON cannot hold (NaN, infinity) must cost this record, not the run
+            canonical_json(record)
+        except ValueError as e:
+            outcome["reason"] = f"record: not writable as canonical JSON ({e}); {bad.reason if bad else 'no failure'}"
+            continue
         verdict = checks.check_schema(record)
         if verdict["status"] != "passed":
             outcome["reason"] = verdict["reason"]

@@ -88,6 +88,25 @@ def test_a_chunk_that_keeps_killing_its_worker_ends_the_run_with_one_line(monkey
     assert not os.path.exists(os.path.join(out, "shard-00001.stats.json"))
 
 
+def test_a_record_json_cannot_hold_costs_that_record_not_the_run(monkeypatch):
+    """A NaN anywhere in a record (here planted in the first kernel's coverage) is rejected with
+    its reason and counted; the run goes on and writes its count."""
+    from validator import checks
+
+    real = checks.check_batch
+
+    def poisoned(specs, *a, **k):
+        results = real(specs, *a, **k)
+        results[0].coverage = {**results[0].coverage, "planted": float("nan")}
+        return results
+
+    monkeypatch.setattr(checks, "check_batch", poisoned)
+    out = _tmp("nan_record")
+    m = pipeline.run(pipeline.RunConfig("cpu", 5, 1, out, ["arith"], workers=1, quiet=True))
+    assert m["counts"]["passed"] == 5 and m["rejects_by_reason"] == {"record": 1}
+    assert "not writable as canonical JSON" in m["reject_examples"]["record"]["reason"]
+
+
 def _nothing_compiles(monkeypatch):
     from validator import checks
 

@@ -136,7 +136,7 @@ def _gradient_at(kernel, spec: KernelSpec, inputs: dict, ins: list, outs: list, 
     warp_adapter.launch_with_adjoint(kernel, spec.dim, values, seeds, device, _tile_block_dim(spec))
     grads = {a.name: arrays[a.name].grad.numpy() for a in ins}
     verdict, example = gradients.compare(spec, inputs, grads, w, vs)
-    return verdict, {**example, "point": point}
+    return verdict, ({**example, "point": point} if example is not None else None)
 
 
 def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:

@@ -106,5 +106,24 @@ def test_revalidation_catches_a_stored_gradient_that_is_not_warps(tmp_path):
     assert report["failed"] == 1 and report["failures"][0]["reason"].startswith("gradient:"), report["failures"]
 
 
+def test_a_gradient_that_overflowed_is_inconclusive_and_its_record_is_written():
+    """Seen at 20,000 CPU kernels (chunk 157 of seed 0): an accumulator overflows to inf in a
+    statically unrolled double loop, a clamp saturates the output, and Warp's adjoint is NaN
+    (0 * inf). Before, the NaN gradient was a `gradient_mismatch` finding whose NaN values could
+    not be written as JSON, and the run died; now it is inconclusive with its reason, no example,
+    and the record is written and valid."""
+    from pipeline import chunk
+    from schemas.dataset_format import canonical_json
+
+    spec = build_spec("nested_loops", 6554194573877164820)
+    [res] = checks.check_batch([spec])
+    v = res.verdicts["execute_backward_cpu"]
+    assert v.status == "inconclusive" and "NaN or infinity" in v.reason, v
+    assert res.grad is None and res.verdicts["execute_cpu"].passed
+    record = chunk.build_record(spec, render_source(spec), "cpu", res)
+    canonical_json(record)
+    assert checks.check_schema(record) == checks.PASSED
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
