@@ -10,7 +10,7 @@ import pytest
 
 from extractor import warp_adapter
 import pipeline
-from pipeline import chunk, cli, config, executors, plan, scheduler
+from pipeline import cli
 from validator import checks, revalidate
 
 

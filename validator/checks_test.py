@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from extractor import warp_adapter
-import pipeline
 from pipeline import chunk
 from generator.families import FAMILIES, build_spec
 from generator.inputs import make_inputs
