@@ -34,6 +34,10 @@ EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execu
 # SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K
 TEST_KILL_ENV = "WARP_IR_TEST_KILL_CHUNK"
 TEST_STICKY_ENV = "WARP_IR_TEST_STICKY_KERNEL"
+TEST_CRASH_ENV = "WARP_IR_TEST_CRASH_KERNEL"  # SIGKILL the worker when it starts executing this kernel
+# A worker names the kernel it is executing in this file (beside the chunk's shard), so that when
+# the worker dies (a native crash, an out-of-memory kill) the parent knows which kernel it was.
+RUNNING_SUFFIX = ".running.json"
 
 
 def reason_code(reason: str) -> str:
@@ -144,11 +148,24 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
     device = task.get("device")  # this worker's CUDA device, or None
     gpu = False if task.get("gpus_off") else (True if device else None)
     specs = [spec for _, spec, _ in drawn]
+    index = {spec.name: outcome["index"] for outcome, spec, _ in drawn}
+    running = running_path(task["out"], task["chunk"])
+    crash = os.environ.get(TEST_CRASH_ENV)
+
+    def on_kernel(name: str) -> None:
+        with open(running, "w") as f:  # no fsync: a killed process's writes survive it
+            f.write(canonical_json({"index": index[name], "kernel": name}))
+        if crash == name:  # tests only: a stand-in for a native crash in this kernel's launch
+            os.kill(os.getpid(), signal.SIGKILL)
+
     try:
         _test_sticky_stand_in(specs)
-        return checks.check_batch(specs, task.get("archs", list(warp_adapter.DEFAULT_ARCHS)),
-                                  validate=task.get("validate", True), timings=timings,
-                                  gpu=gpu, device=device) if specs else []
+        results = checks.check_batch(specs, task.get("archs", list(warp_adapter.DEFAULT_ARCHS)),
+                                     validate=task.get("validate", True), timings=timings,
+                                     gpu=gpu, device=device, on_kernel=on_kernel) if specs else []
+        if os.path.exists(running):
+            os.remove(running)
+        return results
     except warp_adapter.CudaContextLost as e:
         # this process can no longer use CUDA: note the culprit for the chunk's re-run, then let
         # the worker die (the parent restarts it and re-runs the chunk without the culprit)
@@ -192,6 +209,26 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
         outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] == "not_run"}
         kept.append(record)
     return kept, findings, toolchain
+
+
+def running_path(out: str, c: int) -> str:
+    return os.path.join(out, shard_name(c).removesuffix(".jsonl") + RUNNING_SUFFIX)
+
+
+def read_running(out: str, c: int) -> dict | None:
+    """The kernel chunk c's worker was executing when it stopped (None when it was not executing)."""
+    try:
+        with open(running_path(out, c)) as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def add_fault(out: str, c: int, index: int, reason: str) -> None:
+    """Reject kernel `index` of chunk c with `reason` when the chunk runs again."""
+    faulted = read_faults(out, c)
+    faulted[str(index)] = reason
+    atomic_write(faults_path(out, c), canonical_json(faulted).encode())
 
 
 def faults_path(out: str, c: int) -> str:

@@ -12,7 +12,7 @@ import tempfile
 import time
 
 from schemas.dataset_format import canonical_json
-from pipeline.chunk import atomic_write, faults_path, read_stats
+from pipeline.chunk import add_fault, atomic_write, faults_path, read_running, read_stats, running_path
 from pipeline.config import RunConfig, claim, resolve
 from pipeline.errors import RunStopped, WorkerLost
 from pipeline.executors import Executor, InProcessExecutor, LocalExecutor
@@ -22,6 +22,9 @@ from pipeline.plan import CHUNK, attempt_cap_chunks, zero_pass_streak
 
 # A chunk whose worker dies more often than this ends the run.
 MAX_WORKER_DEATHS = 3
+# A kernel that was executing each time its worker died this often is rejected (once could be
+# the machine's doing, an out-of-memory kill of a big neighbour; twice is the kernel's).
+KERNEL_STRIKES = 2
 EXIT_STOPPED = 3
 
 
@@ -68,6 +71,7 @@ def run(cfg: RunConfig) -> dict:
     perf: dict = {"seconds": {}, "peak_rss_mb": {}}
     tally = {"passed": 0, "rejected": 0}
     deaths: dict[int, int] = {}
+    strikes: dict[tuple[int, int], int] = {}
     worker_deaths: list[dict] = []
 
     def absorb(st: dict) -> None:
@@ -131,7 +135,17 @@ def run(cfg: RunConfig) -> dict:
                 for task in payload:  # "died": its chunks go out again (those it finished are on disk)
                     c = task["chunk"]
                     deaths[c] = deaths.get(c, 0) + 1
-                    worker_deaths.append({"chunk": c, "exitcode": exitcode, "device": task.get("device")})
+                    note = read_running(out, c)  # the kernel it was executing, if it was
+                    worker_deaths.append({"chunk": c, "exitcode": exitcode, "device": task.get("device"),
+                                          "kernel": note["kernel"] if note else None})
+                    if note:
+                        os.remove(running_path(out, c))
+                        key = (c, note["index"])
+                        strikes[key] = strikes.get(key, 0) + 1
+                        if strikes[key] >= KERNEL_STRIKES:
+                            add_fault(out, c, note["index"], f"worker_died: kernel {note['kernel']} was executing each of "
+                                                             f"the {strikes[key]} times its worker died (last exit status "
+                                                             f"{exitcode})")
                     st = read_stats(out, c)
                     if st is not None and st.get("complete"):
                         inflight.discard(c)

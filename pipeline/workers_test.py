@@ -76,6 +76,24 @@ def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culp
     assert not [n for n in os.listdir(out) if n.endswith(chunk.FAULTS_SUFFIX)]
 
 
+def test_a_kernel_that_kills_its_worker_twice_is_rejected_and_the_rest_is_byte_identical(reference, monkeypatch):
+    # a real process death (SIGKILL) each time kernel 3 starts executing: the stand-in is only
+    # for what kills it (a native crash, an out-of-memory kill). The worker's note names the
+    # kernel; the first death is a strike, the second rejects it, the third run writes the chunk.
+    family, seed = pipeline.kernel_plan(5, FAMS, 3)
+    culprit = build_spec(family, seed).name
+    monkeypatch.setenv(chunk.TEST_CRASH_ENV, culprit)
+    out = _tmp("crash")
+    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True))
+    assert m["counts"]["passed"] == COUNT
+    assert m["rejects_by_reason"] == {"worker_died": 1}
+    assert culprit in m["reject_examples"]["worker_died"]["reason"]
+    assert [(d["chunk"], d["exitcode"], d["kernel"]) for d in m["_run"]["worker_deaths"]] == [(0, -9, culprit)] * 2
+    ref, got = _records(reference), _records(out)
+    assert len(got) == COUNT and got[:3] == ref[:3] and got[3:COUNT - 1] == ref[4:]
+    assert not [n for n in os.listdir(out) if n.endswith((chunk.FAULTS_SUFFIX, chunk.RUNNING_SUFFIX))]
+
+
 def test_a_chunk_that_keeps_killing_its_worker_ends_the_run_with_one_line(monkeypatch, capsys):
     monkeypatch.setenv(chunk.TEST_KILL_ENV, "1*")  # every worker that runs chunk 1 is SIGKILLed mid-chunk
     out = _tmp("deaths")

@@ -289,7 +289,7 @@ class _Stages:
 
 def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                 validate: bool = True, gpu: bool | None = None, timings: dict | None = None,
-                device: str | None = None) -> list[KernelResult]:
+                device: str | None = None, on_kernel=None) -> list[KernelResult]:
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
     Returns one `KernelResult` per kernel: the kernel's rejection (`error`), or its IR, inputs,
@@ -302,7 +302,9 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
     `device`: the CUDA device to load and launch on where GPU execution runs (default cuda:0).
     The GPU load is part of the bisected block (a kernel that fails to load costs only its own
     record); a sticky CUDA error raises `warp_adapter.CudaContextLost` naming the kernel, for
-    the caller to end the process (its CUDA context is unusable).
+    the caller to end the process (its CUDA context is unusable). `on_kernel(name)`, when
+    given, is called before a kernel's launches begin (so a caller can tell, should the process
+    die there, which kernel it was running).
     """
     gpu_device = device or "cuda:0"
     clock = _Stages(timings)
@@ -343,8 +345,8 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                 warp_adapter.raise_if_context_lost(e, specs[0].name if len(specs) == 1 else None)
             if len(specs) > 1:
                 mid = len(specs) // 2
-                return (check_batch(specs[:mid], archs, validate, gpu, timings, device)
-                        + check_batch(specs[mid:], archs, validate, gpu, timings, device))
+                return (check_batch(specs[:mid], archs, validate, gpu, timings, device, on_kernel)
+                        + check_batch(specs[mid:], archs, validate, gpu, timings, device, on_kernel))
             return [KernelResult.rejected(_error(stage, e))]
         if not validate:
             skipped = not_run(NO_VALIDATE)
@@ -359,6 +361,8 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
         gpu_loaded = warp_adapter.loaded_cuda_variants(module, gpu_device) if use_gpu else None
         clock.start("execute")
         for spec in specs:
+            if on_kernel:
+                on_kernel(spec.name)
             sets = [make_inputs(spec, k) for k in range(INPUT_SETS)]
             inputs = sets[0]
             res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs,
