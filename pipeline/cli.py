@@ -10,7 +10,7 @@ import sys
 from generator.families import FAMILIES, families_for
 from generator.paths import caller_path
 from pipeline.config import RunConfig
-from pipeline.errors import RunConflict, RunStopped, WorkerLost
+from pipeline.errors import ExecutorUnavailable, RunConflict, RunStopped, WorkerLost
 
 DEFAULT_COUNT = 300  # the embedded default config: a small real dataset
 DEFAULT_SEED = 0
@@ -31,7 +31,8 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
     p.add_argument("--count", type=int, default=DEFAULT_COUNT, help=f"pairs to write (default {DEFAULT_COUNT})")
     p.add_argument("--seed", type=int, default=DEFAULT_SEED, help="run seed, an integer >= 0 (default 0)")
     p.add_argument("--out", default=os.path.join(workspace, "out", target),
-                   help=f"output directory (default out/{target}/ in the workspace)")
+                   help=f"output directory (default out/{target}/ in the workspace); with --executor ray on a "
+                        f"cluster, every node writes into it: a directory every node reaches (a shared file system)")
     p.add_argument("--families", default=",".join(families_for(target)),
                    help="comma-separated families to draw from, uniformly (default: all of this target's)")
     p.add_argument("--workers", type=int, default=None,
@@ -42,6 +43,14 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
                         "them round robin (default auto)")
     p.add_argument("--arch", default="sm_90",
                    help="comma-separated NVRTC targets for the PTX of every pair (default sm_90)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: worker processes on this machine (default); ray: each chunk a Ray task (one CPU), "
+                        "the same bytes; CPU only (Ray workers see no CUDA device, --gpus must be auto or none); "
+                        "every node needs this repository and the lock file's packages; a run begun with one "
+                        "executor resumes with the other")
+    p.add_argument("--ray-address", default=None,
+                   help="with --executor ray: auto (the cluster `ray start` made on this machine) or HOST:PORT of a "
+                        "cluster's head (default: a local Ray instance started for this run and stopped at its end)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="codegen only (the fast path): C++ and CUDA forward+backward from Warp's codegen; no PTX, "
@@ -75,7 +84,17 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
     if unsupported:
         bad(f"--arch {', '.join(unsupported)} is not supported by the bundled NVRTC; supported: {', '.join(supported)}")
     args.arch = archs
-    args.gpus = parse_gpus(args.gpus, warp_adapter.cuda_devices(), bad)
+    if args.ray_address is not None and args.executor != "ray":
+        bad(f"--ray-address {args.ray_address} needs --executor ray")
+    if args.ray_address is not None and not args.ray_address.strip():
+        bad("--ray-address is empty: give auto or HOST:PORT, or leave it out for a local Ray instance")
+    if args.executor == "ray":  # Ray workers see no CUDA device: auto finds none there
+        if args.gpus.strip() not in ("auto", "none"):
+            bad(f"--gpus {args.gpus}: --executor ray executes on CPUs only (GPU execution on Ray is not supported); "
+                f"use --gpus none or --executor local")
+        args.gpus = None if args.gpus.strip() == "auto" else []
+    else:
+        args.gpus = parse_gpus(args.gpus, warp_adapter.cuda_devices(), bad)
     args.out = _resolve(args.out)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         bad(f"--out {args.out} exists and is not a directory")
@@ -115,8 +134,9 @@ def main(target: str, argv: list[str] | None = None) -> int:
 
     try:
         m = scheduler.run(RunConfig(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet,
-                                    args.arch, validate=args.validate, gpus=args.gpus))
-    except RunConflict as e:
+                                    args.arch, validate=args.validate, gpus=args.gpus, executor=args.executor,
+                                    ray_address=args.ray_address))
+    except (RunConflict, ExecutorUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except (RunStopped, WorkerLost) as e:
@@ -129,7 +149,8 @@ def main(target: str, argv: list[str] | None = None) -> int:
     for fam, fc in c["by_family"].items():
         print(f"  {fam:<16} {fc['passed']:>6} passed {fc['rejected']:>4} rejected")
     v = m["validation"]
-    print(f"{m['_run']['pairs_per_s']} pairs/s over {m['_run']['seconds']} s with {m['_run']['workers']} workers"
+    ray = " (Ray tasks)" if m["_run"]["executor"] == "ray" else ""
+    print(f"{m['_run']['pairs_per_s']} pairs/s over {m['_run']['seconds']} s with {m['_run']['workers']} workers{ray}"
           f" on {', '.join(m['_run']['devices']) or 'no device (codegen only)'}")
     print("checks on written pairs: " + "; ".join(
         f"{k} " + ", ".join(f"{s} {n}" for s, n in sorted(v[k].items())) for k in ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu")))

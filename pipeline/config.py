@@ -28,7 +28,10 @@ WORKERS_PER_GPU = 16
 class RunConfig:
     """One generation run. `gpus`: the CUDA devices that execute (None: every one of this
     machine; []: none, GPU execution off); workers are assigned to them round robin.
-    `workers`: None for `default_workers`. `archs`: NVRTC targets (None: the adapter's default)."""
+    `workers`: None for `default_workers`. `archs`: NVRTC targets (None: the adapter's default).
+    `executor`: "local" (worker processes here) or "ray" (Ray tasks, CPU only: gpus None means
+    none there; `ray_address` None starts a local Ray instance for the run, "auto" or HOST:PORT
+    joins a cluster). Not a resume key: the executor does not change a byte of the dataset."""
 
     target: str
     count: int
@@ -40,6 +43,8 @@ class RunConfig:
     archs: list[str] | None = None
     validate: bool = True
     gpus: list[str] | None = None
+    executor: str = "local"
+    ray_address: str | None = None
 
 
 def default_workers(devices: list[str]) -> int:
@@ -65,7 +70,12 @@ def resolve(cfg: RunConfig) -> tuple[list[str], list[str], int, dict]:
     from extractor import warp_adapter
 
     archs = list(cfg.archs or warp_adapter.DEFAULT_ARCHS)
-    devices = (warp_adapter.cuda_devices() if cfg.gpus is None else list(cfg.gpus)) if cfg.validate else []
+    if not cfg.validate:
+        devices = []
+    elif cfg.gpus is not None:
+        devices = list(cfg.gpus)
+    else:  # every device of this machine; Ray workers see none (RayExecutor)
+        devices = [] if cfg.executor == "ray" else warp_adapter.cuda_devices()
     workers = cfg.workers or default_workers(devices)
     config = {"target": cfg.target, "count": cfg.count, "seed": cfg.seed, "families": cfg.families, "chunk_size": CHUNK,
               "archs": archs, "validate": cfg.validate, "record_schema_version": schemas.PAIR_SCHEMA_VERSION,

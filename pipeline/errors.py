@@ -19,3 +19,9 @@ class RunStopped(PipelineError):
 class WorkerLost(PipelineError):
     """A chunk lost its worker more often than MAX_WORKER_DEATHS (a kernel that crashes every
     process that runs it, or a machine out of memory). The chunks already written stay."""
+
+
+class ExecutorUnavailable(PipelineError):
+    """The executor asked for cannot run this run: Ray cannot be imported or its cluster cannot be
+    reached, or the run asks Ray for what it does not offer (GPU execution). Nothing is written;
+    the CLI prints it as one line and exits 2."""

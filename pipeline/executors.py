@@ -2,8 +2,8 @@
 
 Every executor runs the same `pipeline.chunk.process_chunk`, so the shards do not depend on
 which one ran them. `InProcessExecutor` runs a chunk in the calling process (--workers 1 on a
-machine without GPUs); `LocalExecutor` runs worker processes on this machine. A second
-executor (a cluster's) implements the same four methods.
+machine without GPUs); `LocalExecutor` runs worker processes on this machine; `RayExecutor`
+runs each chunk as a Ray task, on a local Ray instance or a cluster (--executor ray).
 """
 
 from __future__ import annotations
@@ -12,8 +12,11 @@ import collections
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
+import tempfile
 
-from pipeline.chunk import process_chunk
+from pipeline.chunk import TEST_CRASH_ENV, TEST_KILL_ENV, TEST_STICKY_ENV, process_chunk
+from pipeline.errors import ExecutorUnavailable
 
 # A worker whose CUDA context was lost (a sticky error) exits with this status; the parent
 # starts a fresh worker and re-runs the chunk without the kernel that caused it.
@@ -27,6 +30,7 @@ class Executor:
     chunks it takes in flight."""
 
     capacity: int = 1
+    workers: int = 1  # chunks it runs at once (run.json's "workers")
 
     def submit(self, task: dict) -> None:
         raise NotImplementedError
@@ -92,6 +96,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, ctx, workers: int, run_dir: str, devices: list[str]):
         self.ctx, self.run_dir = ctx, run_dir
+        self.workers = workers
         self.capacity = 2 * workers  # chunks in flight: one running and one queued per worker
         self.devices = [devices[i % len(devices)] if devices else None for i in range(workers)]
         self.slots: list[dict] = [{} for _ in range(workers)]
@@ -164,3 +169,140 @@ class LocalExecutor(Executor):
                 s["proc"].kill()
         for s in self.slots:
             s["proc"].join()
+
+
+# The run's name (its temporary directory's), which a Ray worker gets in its environment: its
+# Warp cache goes under $TMPDIR/<name> on its node, as a LocalExecutor worker's goes under the
+# run's temporary directory, and each node's copy is removed when the run ends.
+RAY_RUN_ENV = "WARP_IR_RAY_RUN"
+# the chunk test hooks a Ray worker gets from the driver's environment (spawned local workers
+# inherit it; Ray workers are started by the raylet, whose environment is its own)
+TEST_ENVS = (TEST_KILL_ENV, TEST_STICKY_ENV, TEST_CRASH_ENV)
+RAY_SWEEP_TIMEOUT_S = 60
+
+_run_dir: str | None = None  # in a Ray worker: the run's temporary directory on this node
+
+
+def _ray_chunk(task: dict) -> dict:
+    """The Ray task: one chunk, in a Ray worker process that runs chunks of this run only (the
+    run's name is in its runtime_env, so Ray starts workers for this run). After a sticky CUDA
+    error the process exits at once (EXIT_CUDA_LOST), as a LocalExecutor worker does: the driver
+    sees a dead worker. (Ray does not pass a dead worker's exit status to the driver; a task that
+    returned first and exited after would leave Ray time to hand the unusable process a chunk.)"""
+    global _run_dir
+    if _run_dir is None:  # this process's first chunk
+        run_dir = _run_dir = os.path.join(tempfile.gettempdir(), os.environ[RAY_RUN_ENV])
+        os.makedirs(run_dir, exist_ok=True)
+        os.environ["WARP_IR_RUN_DIR"] = run_dir
+        # and every temporary file of the process goes there too (NVRTC's precompiled headers, which
+        # it removes at exit: a Ray worker does not exit, it is killed)
+        os.environ["TMPDIR"] = tempfile.tempdir = run_dir
+    from extractor import warp_adapter
+
+    try:
+        return process_chunk(task)
+    except warp_adapter.CudaContextLost:
+        os._exit(EXIT_CUDA_LOST)
+
+
+def _ray_sweep(name: str) -> None:
+    """A Ray task on one node: remove the run's temporary directory there (the Warp caches of its
+    workers, also of those that were killed: a Ray worker is killed, not exited, at the end)."""
+    shutil.rmtree(os.path.join(tempfile.gettempdir(), name), ignore_errors=True)
+
+
+class RayExecutor(Executor):
+    """Each chunk a Ray task (num_cpus=1) running `process_chunk`, on a local Ray instance started
+    for the run (address None; stopped at the end) or a cluster ("auto", HOST:PORT). Every node
+    writes into the run's --out, so it must be a directory every node reaches (a shared file
+    system); a node needs this repository and the lock file's packages. `workers`: chunks at once
+    (None: the cluster's CPUs); twice that many are in flight. CPU only: Ray workers see no CUDA
+    device (their verdicts are a CPU machine's), and GPUs asked for are refused.
+
+    Ray does not retry a chunk (max_retries=0): a task whose worker died (SIGKILL, out of memory,
+    a lost node) is reported as ("died", [task], None) and the scheduler sends it again, so every
+    death goes through the scheduler's accounting, as with LocalExecutor: MAX_WORKER_DEATHS per
+    chunk and the kernel strikes. A Ray retry would run the chunk again before the scheduler saw
+    the death: the kernel named in the chunk's .running.json would be overwritten by the retry
+    without a strike, a kernel that kills every worker would take max_retries + 1 workers per
+    death counted, and a chunk could die that many times more than MAX_WORKER_DEATHS allows."""
+
+    def __init__(self, address: str | None, workers: int | None, run_dir: str, devices: list[str]):
+        from validator.revalidate import RAY_WORKER_ENV, RayUnavailable, connect_ray, ray_cpus
+
+        if devices:
+            raise ExecutorUnavailable(f"--executor ray executes on CPUs only (GPU execution on Ray is not supported); "
+                                      f"use --gpus none (asked for {', '.join(devices)}), or --executor local")
+        try:
+            self.owned = connect_ray(address, workers, run_dir)
+        except RayUnavailable as e:
+            raise ExecutorUnavailable(str(e)) from None
+        import ray
+
+        self.ray, self.name = ray, os.path.basename(run_dir)
+        cpus = ray_cpus()
+        if cpus < 1:
+            self.close()
+            raise ExecutorUnavailable(f"the Ray cluster{f' at {address}' if address else ''} has no CPUs")
+        self.workers = workers or cpus
+        self.capacity = 2 * self.workers  # chunks in flight: as LocalExecutor's, one running and one queued each
+        env = {RAY_RUN_ENV: self.name, **RAY_WORKER_ENV, **{k: os.environ[k] for k in TEST_ENVS if k in os.environ}}
+        self.remote = ray.remote(num_cpus=1, max_retries=0)(_ray_chunk).options(runtime_env={"env_vars": env})
+        self.pending: dict = {}  # ObjectRef -> task
+
+    def submit(self, task: dict) -> None:
+        self.pending[self.remote.remote(task)] = task
+
+    def wait(self) -> list[tuple]:
+        """Block until a chunk is done; returns its events and those of every other one done by
+        then. A task that raised is ("error", its exception, with the remote traceback); one whose
+        worker or node Ray lost (SIGKILL, out of memory, a lost CUDA context: EXIT_CUDA_LOST) is
+        ("died", [task], None): Ray does not tell the driver the exit status."""
+        ray = self.ray
+        if not self.pending:
+            return []
+        refs = list(self.pending)
+        ready, rest = ray.wait(refs, num_returns=1)
+        if rest:
+            ready += ray.wait(rest, num_returns=len(rest), timeout=0)[0]
+        events: list[tuple] = []
+        for ref in ready:
+            task = self.pending.pop(ref)
+            try:
+                events.append(("ok", ray.get(ref)))
+            except ray.exceptions.RayTaskError as e:  # the chunk's own code raised
+                events.append(("error", e.as_instanceof_cause()))
+            except (ray.exceptions.RuntimeEnvSetupError, ray.exceptions.TaskUnschedulableError) as e:
+                events.append(("error", e))  # the cluster cannot run it at all: running it again will not help
+            except ray.exceptions.RayError:  # the worker process or its node died (SIGKILL, out of memory, ...)
+                events.append(("died", [task], None))
+        return events
+
+    def _sweep(self) -> None:
+        """Remove the run's temporary directory on every node of a cluster (on this one too: its
+        raylet's $TMPDIR need not be the driver's)."""
+        ray = self.ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        sweep = ray.remote(num_cpus=0, max_retries=0)(_ray_sweep)
+        refs = [sweep.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote(self.name)
+                for n in ray.nodes() if n.get("Alive")]
+        if refs:
+            ray.wait(refs, num_returns=len(refs), timeout=RAY_SWEEP_TIMEOUT_S)
+
+    def close(self) -> None:
+        try:
+            if not self.owned:  # a local instance started for the run: the scheduler removes its directory
+                self._sweep()
+        finally:
+            if self.owned:
+                self.ray.shutdown()
+
+    def terminate(self) -> None:
+        for ref in list(self.pending):
+            try:
+                self.ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 - done already, or its worker is gone
+                pass
+        self.pending.clear()
+        self.close()

@@ -15,7 +15,7 @@ from schemas.dataset_format import canonical_json
 from pipeline.chunk import add_fault, atomic_write, faults_path, read_running, read_stats, running_path
 from pipeline.config import RunConfig, claim, resolve
 from pipeline.errors import RunStopped, WorkerLost
-from pipeline.executors import Executor, InProcessExecutor, LocalExecutor
+from pipeline.executors import Executor, InProcessExecutor, LocalExecutor, RayExecutor
 from pipeline.manifest import finalize
 from pipeline import plan
 from pipeline.plan import CHUNK, attempt_cap_chunks, zero_pass_streak
@@ -56,16 +56,41 @@ def local_executor(workers: int, run_dir: str, devices: list[str]) -> Executor:
     return InProcessExecutor()
 
 
+def make_executor(cfg: RunConfig, workers: int, run_dir: str, devices: list[str]) -> Executor:
+    """The executor `cfg.executor` names: Ray tasks (ExecutorUnavailable when Ray cannot run the
+    run), or `local_executor`."""
+    if cfg.executor == "ray":
+        return RayExecutor(cfg.ray_address, cfg.workers, run_dir, devices)
+    if cfg.executor != "local":
+        raise ValueError(f"executor {cfg.executor!r}: expected local or ray")
+    return local_executor(workers, run_dir, devices)
+
+
 def run(cfg: RunConfig) -> dict:
     """Generate `cfg.count` pairs into `cfg.out`; returns the manifest (with "_run": run.json).
     Raises RunStopped when the attempt cap ends the run, RunConflict when `cfg.out` holds another
-    run, WorkerLost when a chunk keeps killing its worker."""
+    run, WorkerLost when a chunk keeps killing its worker, ExecutorUnavailable (before anything is
+    written) when the executor cannot start."""
     target, count, seed, out, families, validate, gpus = (cfg.target, cfg.count, cfg.seed, cfg.out, cfg.families,
                                                            cfg.validate, cfg.gpus)
-    os.makedirs(out, exist_ok=True)
     archs, devices, workers, config = resolve(cfg)
-    claim(out, config)
-    t0 = time.time()
+    t0 = time.time()  # the executor's start counts (a local Ray instance's takes seconds)
+    # the workers' private Warp caches live in this run's temporary directory, removed below
+    # even when a worker was killed before its own clean-up ran
+    run_dir = tempfile.mkdtemp(prefix="warp-ir-run-")
+    try:
+        pool = make_executor(cfg, workers, run_dir, devices)
+    except BaseException:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    workers = pool.workers
+    try:
+        os.makedirs(out, exist_ok=True)
+        claim(out, config)
+    except BaseException:
+        pool.terminate()
+        shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     progress = Progress(count, cfg.quiet)
     done: dict[int, dict] = {}
     perf: dict = {"seconds": {}, "peak_rss_mb": {}}
@@ -90,10 +115,6 @@ def run(cfg: RunConfig) -> dict:
     # observed pass rate says are still needed; so no wave barrier and little surplus. A chunk
     # finished by an earlier run (its stats file exists) is taken as is. A chunk lost with its
     # worker goes out again first.
-    # the workers' private Warp caches live in this run's temporary directory, removed below
-    # even when a worker was killed before its own clean-up ran
-    run_dir = tempfile.mkdtemp(prefix="warp-ir-run-")
-    pool = local_executor(workers, run_dir, devices)
     inflight: set[int] = set()
     retry: collections.deque = collections.deque()
     cap_chunks = attempt_cap_chunks(count)
@@ -171,6 +192,7 @@ def run(cfg: RunConfig) -> dict:
         "seconds": round(elapsed, 3),
         "pairs_per_s": round(manifest["counts"]["passed"] / max(elapsed, 1e-9), 2),
         "workers": workers,
+        "executor": cfg.executor,
         "validate": validate,
         "devices": config["devices"],
         # summed over workers: where the time went (chunks resumed from disk cost nothing here)

@@ -1,8 +1,12 @@
 """Re-validate a dataset directory: every record re-checked from scratch, nothing trusted.
 A run's manifest.json, where the directory has one, must meet schemas/run_manifest.schema.json.
 
-Usage: bazel run //validator -- DIR [--report PATH] [--device auto|cpu|cuda]
+Usage: bazel run //validator -- DIR [--report PATH] [--device auto|cpu|cuda] [--executor local|ray]
    or, without Bazel (e.g. on a GPU machine): python -m validator DIR --device cuda
+
+With --executor ray each batch is a Ray task that runs it in a sandbox of its own on a Ray node
+(CPU only); the report is the same as a local re-validation's. `connect_ray` is also how the
+pipeline's RayExecutor joins or starts Ray (the pipeline is the room above this one).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import os
 import sys
 import shutil
 import queue
+import socket
 import tempfile
 import threading
 import time
@@ -52,6 +57,106 @@ class NoShards(ValidatorError):
 
 class ToolchainMismatch(ValidatorError):
     """The dataset was made with other compilers than this validator runs: its IR cannot match."""
+
+
+class RayUnavailable(ValidatorError):
+    """--executor ray cannot run: ray does not import, the cluster cannot be reached, or a GPU was
+    asked of it (Ray tasks execute on CPUs only)."""
+
+
+# Seconds to wait for a cluster's head to accept a TCP connection: ray.init itself waits minutes
+# for an address where nothing answers (measured: 204 s with Ray 2.60) before it fails.
+RAY_CONNECT_TIMEOUT_S = 5
+# Unix sockets live under Ray's temporary directory (session_<date>_<pid>/sockets/plasma_store):
+# a local instance's files go under the run's temporary directory only where the path stays
+# below the 107-character socket limit, else under Ray's default ($TMPDIR/ray).
+RAY_TEMP_DIR_MAX = 40
+# What a Ray worker sees: no CUDA device. Ray tasks execute on CPUs only, so every node, with a
+# GPU or not, gives the verdicts of a machine without one (the same bytes as a local CPU run).
+RAY_WORKER_ENV = {"CUDA_VISIBLE_DEVICES": ""}
+
+
+def connect_ray(address: str | None, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
+    """Connect this process to Ray. address None: start a local instance for this process alone
+    (num_cpus CPUs, default all cores; its files under temp_dir/ray where short enough); "auto"
+    (the cluster `ray start` made on this machine) or HOST:PORT (a cluster's head): join it. A
+    process already connected (ray.init) uses that connection. Returns whether this call started
+    an instance (the caller shuts it down). RayUnavailable, within seconds, when Ray cannot be
+    imported or nothing answers at the address."""
+    try:
+        import ray
+    except ImportError as e:
+        raise RayUnavailable(f"--executor ray: ray does not import ({e}); install requirements_lock.txt") from None
+    if ray.is_initialized():
+        return False
+    kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": "error"}
+    if address is None:
+        ray_tmp = os.path.join(temp_dir, "ray") if temp_dir else None
+        ray.init(address="local", num_cpus=num_cpus,
+                 _temp_dir=ray_tmp if ray_tmp and len(ray_tmp) <= RAY_TEMP_DIR_MAX else None, **kw)
+        return True
+    _probe_ray(address)
+    try:
+        ray.init(address=address, **kw)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise RayUnavailable(f"--ray-address {address}: {str(e).strip().splitlines()[0][:300]}") from None
+    return False
+
+
+def _probe_ray(address: str) -> None:
+    """Fail fast where no Ray head answers at `address` (auto: the one `ray start` recorded)."""
+    from ray._private import services
+
+    try:
+        hostport = address.removeprefix("ray://") if address.startswith("ray://") else \
+            services.canonicalize_bootstrap_address(address)
+    except (ConnectionError, ValueError) as e:
+        raise RayUnavailable(f"--ray-address {address}: {str(e).strip().splitlines()[0][:300]}") from None
+    host, _, port = (hostport or "").rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except (OSError, ValueError) as e:
+        raise RayUnavailable(f"--ray-address {address}: no Ray cluster answers at {hostport} ({e})") from None
+
+
+def ray_cpus() -> int:
+    """CPUs of the Ray cluster this process is connected to."""
+    import ray
+
+    return int(ray.cluster_resources().get("CPU", 0))
+
+
+def _ray_batch(specs, archs, gpu):
+    """A Ray task: one batch in a fresh sandbox on this node, its Warp cache in a temporary
+    directory of this task, removed with it (a Ray worker process outlives its tasks and is
+    killed, not exited, when the run ends, so nothing may be left to its exit)."""
+    run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
+    box = sandbox.Sandbox(gpu, run_dir, cpu_only=True)
+    try:
+        return box.check_batch(specs, archs)
+    finally:
+        box.close()
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+class _RayBox:
+    """A sandbox on the cluster: each batch goes to a Ray task (`_ray_batch`). Ray may retry a
+    batch whose Ray worker died (the default max_retries): a kernel that kills its sandbox's child
+    is already caught by the sandbox inside the task, so a lost Ray worker is the node's doing."""
+
+    def __init__(self, gpu: bool | None):
+        import ray
+
+        self.gpu = gpu
+        self.remote = ray.remote(num_cpus=1)(_ray_batch).options(runtime_env={"env_vars": RAY_WORKER_ENV})
+
+    def check_batch(self, specs, archs):
+        import ray
+
+        return ray.get(self.remote.remote(specs, archs, self.gpu))
+
+    def close(self) -> None:
+        pass
 
 
 def _first_toolchain(directory: str, shards: list[str]) -> dict | None:
@@ -130,15 +235,21 @@ class _Progress:
             sys.stderr.write("\n")
 
 
-def revalidate(directory: str, gpu: bool | None = None, workers: int = 1, quiet: bool = True) -> dict:
+def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1, quiet: bool = True,
+               executor: str = "local", ray_address: str | None = None) -> dict:
     """Re-check every record of `directory`. Batches of BATCH records are compiled and executed
     in `workers` sandboxes at once (each its own child process), fed in file order; the report
-    lists failures in file order whatever `workers` is."""
+    lists failures in file order whatever `workers` is. executor "ray": each batch is a Ray task
+    running it in a sandbox on a Ray node (`connect_ray(ray_address)`; workers None: the cluster's
+    CPUs), CPU only, with the same report."""
     shards = list_shards(directory)
     if not shards:
         raise NoShards(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
     read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
+    if executor == "ray" and gpu:
+        raise RayUnavailable("--executor ray executes on CPUs only (GPU execution on Ray is not supported); "
+                             "use --device auto or cpu, or --executor local")
     failures: list[tuple[tuple[int, int], dict]] = []
     total = 0
     gpu_counts: dict[str, int] = {}
@@ -174,11 +285,19 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int = 1, quiet:
     # compile and execute only in sandboxes: child processes with resource limits
     run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
     cpu_only = gpu is False or not warp_adapter.cuda_available()
+    owned = False
+    if executor == "ray":
+        try:
+            owned = connect_ray(ray_address, workers, run_dir)
+            workers = workers or ray_cpus()
+        except BaseException:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            raise
     work: queue.Queue = queue.Queue(maxsize=2 * workers)
     errors: list[BaseException] = []
 
     def worker() -> None:
-        box = sandbox.Sandbox(gpu, run_dir, cpu_only=cpu_only)
+        box = _RayBox(gpu) if executor == "ray" else sandbox.Sandbox(gpu, run_dir, cpu_only=cpu_only)
         try:
             while (batch := work.get()) is not None:
                 try:
@@ -225,6 +344,10 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int = 1, quiet:
         for t in threads:
             t.join()
         progress.close()
+        if owned:
+            import ray
+
+            ray.shutdown()
         shutil.rmtree(run_dir, ignore_errors=True)
     if errors:
         raise errors[0]
@@ -265,10 +388,23 @@ def main(argv: list[str] | None = None) -> int:
                         "cuda: require a GPU and execute every pair on it too")
     p.add_argument("--workers", type=int, default=None,
                    help="sandboxes validating batches at once (default: all cores; with a GPU, at most 16)")
+    p.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: sandboxes on this machine (default); ray: each batch a Ray task in a sandbox on a "
+                        "Ray node, CPU only, the same report (every node needs this repository and the lock file's "
+                        "packages; only this machine reads DIR)")
+    p.add_argument("--ray-address", default=None,
+                   help="with --executor ray: auto (the cluster `ray start` made here) or HOST:PORT of a cluster's "
+                        "head (default: a local Ray instance started for this run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    if args.ray_address is not None and args.executor != "ray":
+        print(f"error: --ray-address {args.ray_address} needs --executor ray", file=sys.stderr)
+        return 2
+    if args.executor == "ray" and args.device == "cuda":
+        print("error: --device cuda: --executor ray executes on CPUs only; use --executor local", file=sys.stderr)
         return 2
     base = caller_dir()
     directory = os.path.join(base, args.dir)
@@ -280,14 +416,25 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda: no CUDA device on this machine", file=sys.stderr)
         return 2
     t0 = time.time()
+    owned = False
     try:
-        workers = args.workers or min(os.cpu_count() or 1, 16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
-        report = revalidate(directory, gpu, workers, args.quiet)
+        if args.executor == "ray":  # connected here to know the cluster's CPUs; revalidate uses the connection
+            owned = connect_ray(args.ray_address, args.workers)
+            workers = args.workers or ray_cpus()
+        else:
+            workers = args.workers or min(os.cpu_count() or 1, 16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
+        report = revalidate(directory, gpu, workers, args.quiet, args.executor, args.ray_address)
     except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
         print(f"error: {e}", file=sys.stderr)
         return 2
+    finally:
+        if owned:
+            import ray
+
+            ray.shutdown()
     report["seconds"] = round(time.time() - t0, 2)
     report["workers"] = workers
+    report["executor"] = args.executor
     out = os.path.join(base, args.report) if args.report else os.path.join(directory, "validation_report.json")
     with open(out, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
