@@ -16,10 +16,10 @@ import os
 import re
 
 import jsonschema
-import pyarrow.parquet as pq
 
 import schemas
 from schemas.dataset_format import RELEASE_KIND
+from tools.release_format import open_parquet, row_groups
 
 TOKEN_PROXY = r"\w+|[^\w\s]"
 _TOKEN = re.compile(TOKEN_PROXY)
@@ -36,8 +36,12 @@ def ir_fields(archs: list[str]) -> list[str]:
             + [f"ptx_{a}" for a in sorted(archs)])
 
 
-def load_release(dist: str, shown: str) -> tuple[dict, dict[str, list[dict]]]:
-    """The manifest (schema-checked) and every row of every Parquet shard, per config, by id."""
+def load_release(dist: str, shown: str) -> tuple[dict, dict[str, list[dict]], dict]:
+    """The manifest (schema-checked), the rows of every Parquet shard per config sorted by
+    (id, kernel_name) and, per config and field, the chars, lines and tokens of each row in that
+    order. The shards are read one row group at a
+    time and each row is kept as its small fields only (`light_row`: what the facts count, and
+    where the row lies for `fetch`), so the report holds no text but the samples'."""
     if not os.path.isdir(dist):
         raise ReleaseError(f"{shown}: not a directory")
     path = os.path.join(dist, "manifest.json")
@@ -55,27 +59,65 @@ def load_release(dist: str, shown: str) -> tuple[dict, dict[str, list[dict]]]:
         e = errors[0]
         raise ReleaseError(f"{shown}/manifest.json: breaks the manifest schema at "
                            f"{'/'.join(map(str, e.path)) or '(root)'}: {e.message[:200]}")
+    fields = measured_fields(sorted(m["toolchain"]["ptx_archs"]))
     rows: dict[str, list[dict]] = collections.defaultdict(list)
+    sizes: dict[str, list[dict]] = collections.defaultdict(list)  # per row: field -> (chars, lines, tokens)
     for f in m["files"]:
         if not f["path"].endswith(".parquet"):
             continue
-        fpath = os.path.join(dist, f["path"])
-        try:
-            table = pq.read_table(fpath)
-        except Exception as e:  # missing or damaged: pyarrow raises several types
-            raise ReleaseError(f"{shown}/{f['path']}: not a readable Parquet file ({type(e).__name__})") from None
-        if table.num_rows != f["rows"]:
-            raise ReleaseError(f"{shown}/{f['path']}: {table.num_rows} rows, manifest.json says {f['rows']}")
-        rows[f["config"]] += table.to_pylist()
+        n = 0
+        for group in _row_groups(os.path.join(dist, f["path"]), f"{shown}/{f['path']}"):
+            for row in group:
+                rows[f["config"]].append(light_row(row, f["path"], n))
+                sizes[f["config"]].append({k: (len(row[k]), lines(row[k]), tokens(row[k])) for k in fields})
+                n += 1
+        if n != f["rows"]:
+            raise ReleaseError(f"{shown}/{f['path']}: {n} rows, manifest.json says {f['rows']}")
+    measured = {}
     for config in rows:
-        rows[config].sort(key=lambda r: (r["id"], r["kernel_name"]))
+        order = sorted(range(len(rows[config])), key=lambda k: (rows[config][k]["id"], rows[config][k]["kernel_name"]))
+        rows[config] = [rows[config][k] for k in order]
+        measured[config] = {field: {unit: [sizes[config][k][field][u] for k in order]
+                                    for u, unit in enumerate(("chars", "lines", "tokens"))} for field in fields}
+        del sizes[config]
     for config, c in m["counts"]["configs"].items():
         got = collections.Counter((r["family"], r["split"]) for r in rows.get(config, []))
         want = {(fam, s): n for fam, v in c["families"].items() for s, n in v.items() if s != "total" and n}
         if dict(got) != want:
             raise ReleaseError(f"{shown}: the {config} shards' counts per family and split differ from "
                                "manifest.json (run //tools:verify)")
-    return m, dict(rows)
+    return m, dict(rows), measured
+
+
+def _row_groups(path: str, shown: str):
+    """The rows of a Parquet file one row group at a time; a missing or damaged file is a ReleaseError."""
+    try:
+        yield from row_groups(open_parquet(path))
+    except Exception as e:  # missing or damaged: pyarrow raises several types
+        raise ReleaseError(f"{shown}: not a readable Parquet file ({type(e).__name__})") from None
+
+
+def light_row(row: dict, path: str, index: int) -> dict:
+    """What the facts need of a row (the text fields are measured, not kept), and where it is:
+    row `index` of the file `path`."""
+    cov = json.loads(row["coverage"])
+    return {"id": row["id"], "family": row["family"], "kernel_name": row["kernel_name"], "seed": row["seed"],
+            "split": row["split"], "skeleton_hash": row["skeleton_hash"],
+            "backward": json.loads(row["checks"])["execute_backward_cpu"]["status"],
+            "branch_outcomes": cov["outcomes"], "branch_taken": cov["taken"], "at": (path, index)}
+
+
+def fetch(dist: str, r: dict, columns: list[str]) -> dict:
+    """The `columns` of the row that the light row `r` stands for, read from its row group."""
+    path, index = r["at"]
+    pf = open_parquet(os.path.join(dist, path))
+    start = 0
+    for k in range(pf.num_row_groups):
+        n = pf.metadata.row_group(k).num_rows
+        if index < start + n:
+            return pf.read_row_group(k, columns=columns, use_threads=False).slice(index - start, 1).to_pylist()[0]
+        start += n
+    raise ReleaseError(f"{path}: has no row {index}")
 
 
 def tokens(text: str) -> int:
@@ -114,12 +156,9 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, (n - 1).bit_length())
 
 
-def measure(rows: dict[str, list[dict]], archs: list[str]) -> dict:
-    """Per config and field: the per-record lists of chars, lines and tokens (for facts and plots)."""
-    fields = ["source"] + ir_fields(archs) + list(IO_FIELDS)
-    return {config: {f: {"chars": [len(r[f]) for r in rs], "lines": [lines(r[f]) for r in rs],
-                         "tokens": [tokens(r[f]) for r in rs]} for f in fields}
-            for config, rs in rows.items()}
+def measured_fields(archs: list[str]) -> list[str]:
+    """The fields whose chars, lines and tokens are measured per record (for facts and plots)."""
+    return ["source"] + ir_fields(archs) + list(IO_FIELDS)
 
 
 def tasks(archs: list[str]) -> dict[str, list[str]]:
@@ -133,7 +172,9 @@ def tasks(archs: list[str]) -> dict[str, list[str]]:
             "execution_prediction": ["source", "inputs", "outputs"]}
 
 
-def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, excerpt_lines: int) -> dict:
+def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, excerpt_lines: int, dist: str) -> dict:
+    """Every fact, from the manifest, the light rows and the measurements of `load_release`; the
+    samples' text is fetched from the release `dist`."""
     archs = sorted(m["toolchain"]["ptx_archs"])
     configs = sorted(m["counts"]["configs"])
     facts, sources = {}, {}
@@ -224,10 +265,9 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
                                                "branch_outcomes": 0, "branch_outcomes_taken": 0})
         for r in rows.get(config, []):
             d = per[r["family"]]
-            d[json.loads(r["checks"])["execute_backward_cpu"]["status"]] += 1
-            cov = json.loads(r["coverage"])
-            d["branch_outcomes"] += cov["outcomes"]
-            d["branch_outcomes_taken"] += cov["taken"]
+            d[r["backward"]] += 1
+            d["branch_outcomes"] += r["branch_outcomes"]
+            d["branch_outcomes_taken"] += r["branch_taken"]
         for d in per.values():
             d["branch_coverage_pct"] = pct(d["branch_outcomes_taken"], d["branch_outcomes"]) if d["branch_outcomes"] else None
         grad[config] = dict(sorted(per.items()))
@@ -281,7 +321,7 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
     facts["throughput"] = {"runs": runs}
     sources["throughput"] = "manifest.json: inputs[].run (the generator's run.json; null where not recorded)"
 
-    facts["samples"] = pick_samples(rows, configs, archs, samples, excerpt_lines)
+    facts["samples"] = pick_samples(rows, configs, archs, samples, excerpt_lines, dist)
     sources["samples"] = "Parquet shards: the first record by id of each chosen family; excerpts are the first lines verbatim"
     return {"facts": facts, "sources": sources}
 
@@ -296,9 +336,10 @@ def sample_fields(config: str, archs: list[str]) -> list[str]:
     return ["source", "ir_cuda_forward", f"ptx_{sorted(archs)[0]}"]
 
 
-def pick_samples(rows: dict[str, list[dict]], configs: list[str], archs: list[str], n: int, excerpt_lines: int) -> dict:
+def pick_samples(rows: dict[str, list[dict]], configs: list[str], archs: list[str], n: int, excerpt_lines: int,
+                 dist: str) -> dict:
     """`n` records, alternating configs, each from the next family (by name) of its config: the
-    first record by id of that family."""
+    first record by id of that family (chosen by the light rows, its fields fetched from `dist`)."""
     fams = {c: sorted({r["family"] for r in rows.get(c, [])}) for c in configs}
     chosen = []
     for k in range(n):
@@ -312,10 +353,11 @@ def pick_samples(rows: dict[str, list[dict]], configs: list[str], archs: list[st
         if any(s["id"] == r["id"] and s["config"] == config for s in chosen):
             continue
         fields = {}
+        text = fetch(dist, r, sample_fields(config, archs))
         for f in sample_fields(config, archs):
-            text_lines = _split_lines(r[f])
-            fields[f] = {"excerpt": "\n".join(text_lines[:excerpt_lines]), "lines_total": lines(r[f]),
-                         "lines_shown": min(lines(r[f]), excerpt_lines)}
+            text_lines = _split_lines(text[f])
+            fields[f] = {"excerpt": "\n".join(text_lines[:excerpt_lines]), "lines_total": lines(text[f]),
+                         "lines_shown": min(lines(text[f]), excerpt_lines)}
         chosen.append({"config": config, "family": family, "id": r["id"], "kernel_name": r["kernel_name"],
                        "seed": r["seed"], "split": r["split"], "fields": fields})
     return {"excerpt_lines": excerpt_lines, "records": chosen}

@@ -248,10 +248,8 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
 
 
 def write(dist: str, shown: str, out: str, samples: int, excerpt_lines: int) -> dict:
-    m, rows = facts_mod.load_release(dist, shown)
-    archs = sorted(m["toolchain"]["ptx_archs"])
-    measured = facts_mod.measure(rows, archs)
-    built = facts_mod.build(m, rows, measured, samples, excerpt_lines)
+    m, rows, measured = facts_mod.load_release(dist, shown)
+    built = facts_mod.build(m, rows, measured, samples, excerpt_lines, dist)
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".report-", dir=parent)

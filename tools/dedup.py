@@ -4,14 +4,19 @@ Exact dedup keeps, of every group of duplicates, the record that sorts first by
 (target, family, seed, id, kernel_name) and counts each one it drops under its reason.
 The near-duplicate audit removes nothing: it reports the pairs of kept records whose token
 5-gram Jaccard similarity reaches the threshold (MinHash LSH finds candidates, the exact
-Jaccard of the shingle sets confirms them), within a split and across splits.
+Jaccard of the shingle sets confirms them), within a split and across splits. Both work on
+small per-record entries, not records, so a release of any size fits in memory: the audit keeps
+8 bytes per LSH band of each record and recomputes shingles for the candidate pairs only.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+from typing import Callable
 
+import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from generator.diversity import normalized_source
@@ -27,43 +32,47 @@ def sort_key(r: dict) -> tuple:
     return (r["target"], r["family"], r["seed"], r["id"], r["kernel_name"])
 
 
-def source_key(r: dict) -> str:
-    return hashlib.sha256(normalized_source(r["source"], r["kernel_name"]).encode()).hexdigest()
+def source_key(r: dict) -> bytes:
+    """The sha256 of the source with the kernel's name normalized (a digest: an entry keeps it)."""
+    return hashlib.sha256(normalized_source(r["source"], r["kernel_name"]).encode()).digest()
 
 
-def ir_key(r: dict) -> str:
-    """The IR with the kernel's name normalized (helpers and Warp's symbols carry it as a prefix)."""
-    return hashlib.sha256(canonical_json(r["ir"]).replace(r["kernel_name"], "K").encode()).hexdigest()
+def ir_key(r: dict) -> bytes:
+    """The sha256 of the IR with the kernel's name normalized (helpers and Warp's symbols carry it
+    as a prefix)."""
+    return hashlib.sha256(canonical_json(r["ir"]).replace(r["kernel_name"], "K").encode()).digest()
 
 
-def _name(r: dict) -> str:
-    return f"{r['target']}/{r['family']}/seed={r['seed']}/id={r['id']}"
+def _name(key: tuple) -> str:
+    target, family, seed, rid, _ = key
+    return f"{target}/{family}/seed={seed}/id={rid}"
 
 
-def exact_dedup(records: list[dict]) -> tuple[list[dict], dict]:
-    """(kept records in sort order, {"removed": {reason: n}, "removed_by_config": {target: {reason: n}},
-    "examples": {reason: [[dropped, kept]...]}})."""
+def exact_dedup(entries: list) -> tuple[list, dict]:
+    """(kept entries in sort order, {"removed": {reason: n}, "removed_by_config": {target: {reason: n}},
+    "examples": {reason: [[dropped, kept]...]}}). An entry has `key` (its `sort_key`), `source_key`
+    and `ir_key` (tools/release_inputs.py `Entry`)."""
     kept, by_source, by_ir = [], {}, {}
     removed = {"duplicate_source": 0, "duplicate_ir": 0}
     examples = {"duplicate_source": [], "duplicate_ir": []}
     by_config: dict[str, dict[str, int]] = {}
-    for r in sorted(records, key=sort_key):
-        s = source_key(r)
+    for e in sorted(entries, key=lambda e: e.key):
+        s = e.source_key
         if s in by_source:
             reason, first = "duplicate_source", by_source[s]
         else:
-            i = ir_key(r)
+            i = e.ir_key
             if i in by_ir:
                 reason, first = "duplicate_ir", by_ir[i]
             else:
-                by_source[s] = by_ir[i] = r
-                kept.append(r)
+                by_source[s] = by_ir[i] = e
+                kept.append(e)
                 continue
         removed[reason] += 1
-        per = by_config.setdefault(r["target"], {"duplicate_source": 0, "duplicate_ir": 0})
+        per = by_config.setdefault(e.key[0], {"duplicate_source": 0, "duplicate_ir": 0})
         per[reason] += 1
         if len(examples[reason]) < 10:
-            examples[reason].append([_name(r), _name(first)])
+            examples[reason].append([_name(e.key), _name(first.key)])
     return kept, {"removed": removed, "removed_by_config": dict(sorted(by_config.items())), "examples": examples}
 
 
@@ -72,23 +81,58 @@ def shingles(source: str, kernel_name: str) -> set[str]:
     return {" ".join(toks[i:i + SHINGLE]) for i in range(max(1, len(toks) - SHINGLE + 1))}
 
 
-def near_duplicates(records: list[dict], splits: list[str], threshold: float) -> dict:
+def signature(source: str, kernel_name: str) -> tuple[set[str], np.ndarray]:
+    """The shingle set of a source and its MinHash values."""
+    s = shingles(source, kernel_name)
+    m = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
+    m.update_batch([x.encode() for x in sorted(s)])
+    return s, m.hashvalues
+
+
+def bands(hashvalues: np.ndarray, threshold: float) -> bytes:
+    """The LSH bands of MinHash values (datasketch MinHashLSH's banding at `threshold`), each as
+    an 8-byte digest: what a record keeps for the audit instead of its shingles and MinHash,
+    which are recomputed for the candidate pairs only."""
+    return b"".join(hashlib.blake2b(hashvalues[lo:hi].tobytes(), digest_size=8).digest()
+                    for lo, hi in _hashranges(threshold))
+
+
+@functools.lru_cache(maxsize=None)
+def _hashranges(threshold: float) -> list[tuple[int, int]]:
+    return MinHashLSH(threshold=threshold, num_perm=NUM_PERM).hashranges
+
+
+def _candidates(band_keys: list[bytes], threshold: float) -> set[tuple[int, int]]:
+    """Pairs (i < j) whose band digests agree in some band: a superset of MinHashLSH's
+    candidates (a digest collision adds a pair, which `near_duplicates` drops)."""
+    nb = len(_hashranges(threshold))
+    keys = np.frombuffer(b"".join(band_keys), dtype=np.uint64).reshape(len(band_keys), nb)
+    out = set()
+    for b in range(nb):
+        order = np.argsort(keys[:, b], kind="stable")
+        col = keys[order, b]
+        starts = np.flatnonzero(np.r_[True, col[1:] != col[:-1]])
+        sizes = np.diff(np.r_[starts, len(col)])
+        for lo, n in zip(starts[sizes > 1].tolist(), sizes[sizes > 1].tolist()):
+            group = sorted(order[lo:lo + n].tolist())
+            out.update((a, c) for k, a in enumerate(group) for c in group[k + 1:])
+    return out
+
+
+def near_duplicates(band_keys: list[bytes], splits: list[str], names: list[str],
+                    load: Callable[[int], tuple[str, str]], threshold: float) -> dict:
     """Pairs of records with Jaccard >= threshold, counted within and across splits, and their
-    clusters (connected components). `splits[i]` is the split of `records[i]`."""
-    sets = [shingles(r["source"], r["kernel_name"]) for r in records]
-    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
-    hashes = []
-    for i, s in enumerate(sets):
-        m = MinHash(num_perm=NUM_PERM, seed=MINHASH_SEED)
-        m.update_batch([x.encode() for x in sorted(s)])
-        hashes.append(m)
-        lsh.insert(i, m)
+    clusters (connected components). Record i has the bands `band_keys[i]` (`bands` at this
+    threshold), the split `splits[i]` and the name `names[i]`; `load(i)` gives its (source,
+    kernel_name), read for candidate pairs only."""
+    ranges = _hashranges(threshold)
+    sig = functools.lru_cache(maxsize=64)(lambda i: signature(*load(i)))
     candidates = set()
-    for i, m in enumerate(hashes):
-        for j in lsh.query(m):
-            if j != i:
-                candidates.add((min(i, j), max(i, j)))
-    parent = list(range(len(records)))
+    for i, j in _candidates(band_keys, threshold):
+        hi, hj = sig(i)[1], sig(j)[1]
+        if any(np.array_equal(hi[lo:up], hj[lo:up]) for lo, up in ranges):
+            candidates.add((i, j))
+    parent = list(range(len(band_keys)))
 
     def find(x):
         while parent[x] != x:
@@ -99,9 +143,10 @@ def near_duplicates(records: list[dict], splits: list[str], threshold: float) ->
     within = across = estimated = 0
     cross_examples = []
     for i, j in sorted(candidates):
-        if hashes[i].jaccard(hashes[j]) >= threshold:
+        (si, hi), (sj, hj) = sig(i), sig(j)
+        if float(np.count_nonzero(hi == hj)) / float(NUM_PERM) >= threshold:  # MinHash.jaccard
             estimated += 1
-        jac = len(sets[i] & sets[j]) / len(sets[i] | sets[j])
+        jac = len(si & sj) / len(si | sj)
         if jac < threshold:
             continue
         parent[find(i)] = find(j)
@@ -110,11 +155,10 @@ def near_duplicates(records: list[dict], splits: list[str], threshold: float) ->
         else:
             across += 1
             if len(cross_examples) < 10:
-                cross_examples.append({"a": f"{records[i]['target']}/{records[i]['id']}", "split_a": splits[i],
-                                       "b": f"{records[j]['target']}/{records[j]['id']}", "split_b": splits[j],
+                cross_examples.append({"a": names[i], "split_a": splits[i], "b": names[j], "split_b": splits[j],
                                        "jaccard": round(jac, 4)})
     sizes: dict[int, int] = {}
-    for i in range(len(records)):
+    for i in range(len(band_keys)):
         sizes[find(i)] = sizes.get(find(i), 0) + 1
     clusters = [n for n in sizes.values() if n > 1]
     return {

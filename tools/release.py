@@ -5,7 +5,9 @@ Usage: ./bazelw run //tools:release -- --in DIR [DIR ...] --out DIST --version X
 
 Stages: gate the inputs (tools/release_inputs.py), exact dedup, split by skeleton hash, the
 near-duplicate audit (tools/dedup.py), then Parquet shards, JSONL if asked, README.md (the
-dataset card, tools/card.py) and manifest.json. The release is built in a temporary directory
+dataset card, tools/card.py) and manifest.json. Memory does not grow with the records: the gate
+keeps a small entry per record and the writers read each record back by its offset, one row
+group at a time. The release is built in a temporary directory
 beside DIST and renamed into place at the end, so a refused or failed run leaves nothing.
 An existing DIST is replaced only when it is empty or a previous release (it holds a release
 manifest.json); anything else is refused.
@@ -14,6 +16,7 @@ manifest.json); anything else is refused.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import re
@@ -30,17 +33,27 @@ from generator.paths import caller_path
 from tools import card, dedup
 from tools import release_format as fmt
 from schemas.dataset_format import RELEASE_KIND, canonical_json
-from tools.release_inputs import GateError, read_inputs, sha256_file
+from tools.release_inputs import GateError, read_back, read_inputs, sha256_file
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
 
 
-def write_parquet(rows: list[dict], schema: pa.Schema, path: str) -> None:
-    table = pa.Table.from_pylist(rows, schema=schema)
+def write_parquet(rows, schema: pa.Schema, path: str) -> None:
+    """Write the rows (any iterable of dicts) as one Parquet file, `fmt.ROW_GROUP_ROWS` rows per
+    row group, holding one row group in memory at a time. The bytes are those of
+    `pq.write_table(pa.Table.from_pylist(all rows), row_group_size=fmt.ROW_GROUP_ROWS)` with the
+    same options: the writer cuts a table into row groups the same way."""
     # fixed writer options; pyarrow embeds only its version string and the Arrow schema
-    pq.write_table(table, path, compression="zstd", compression_level=9, row_group_size=fmt.ROW_GROUP_ROWS,
-                   use_dictionary=False, write_statistics=True, data_page_version="1.0", version="2.6",
-                   store_schema=True)
+    with pq.ParquetWriter(path, schema, compression="zstd", compression_level=9, use_dictionary=False,
+                          write_statistics=True, data_page_version="1.0", version="2.6", store_schema=True) as w:
+        batch = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) == fmt.ROW_GROUP_ROWS:
+                w.write_table(pa.Table.from_pylist(batch, schema=schema), row_group_size=fmt.ROW_GROUP_ROWS)
+                batch = []
+        if batch:
+            w.write_table(pa.Table.from_pylist(batch, schema=schema), row_group_size=fmt.ROW_GROUP_ROWS)
 
 
 def _size_category(n: int) -> str:
@@ -52,54 +65,63 @@ def _size_category(n: int) -> str:
 
 def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows: int, jsonl: bool,
           command: str) -> dict:
-    records = [r for d in dirs for r in d.records]
+    """Write the release into `tmp` and return its manifest. Works on the inputs' entries
+    (tools/release_inputs.py) and reads each kept record back from its input only to write it,
+    so memory holds the entries and one row group, whatever the number of records."""
+    entries = [e for d in dirs for e in d.entries]
     toolchain = dirs[0].manifest["toolchain"]
     archs = sorted(toolchain["ptx_archs"])
-    kept, exact = dedup.exact_dedup(records)
-    skel = [fmt.skeleton_hash(r["source"]) for r in kept]
-    splits = [fmt.split_of(h, fractions) for h in skel]
-    near = dedup.near_duplicates(kept, splits, threshold)
+    kept, exact = dedup.exact_dedup(entries)
+    splits = [fmt.split_of(e.skeleton, fractions) for e in kept]
+
+    def source_of(i: int) -> tuple[str, str]:
+        r = read_back(kept[i])
+        return r["source"], r["kernel_name"]
+
+    near = dedup.near_duplicates([e.bands for e in kept], splits, [f"{e.key[0]}/{e.key[3]}" for e in kept],
+                                 source_of, threshold)
 
     # rows per (config, split), each sorted by id
     groups: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
-    for i, r in enumerate(kept):
-        groups[(r["target"], splits[i])].append(i)
-    configs = sorted({r["target"] for r in kept})
+    for i, e in enumerate(kept):
+        groups[(e.key[0], splits[i])].append(i)
+    configs = sorted({e.key[0] for e in kept})
     schema = fmt.arrow_schema(archs)
     files = []
-    counts = {"records_in": len(records), "records_out": len(kept), "configs": {}}
+    counts = {"records_in": len(entries), "records_out": len(kept), "configs": {}}
     for config in configs:
         c = {"records": 0, "splits": {}, "families": {}, "skeletons": {}}
         for split in fmt.SPLITS:
-            idx = sorted(groups.get((config, split), []), key=lambda i: (kept[i]["id"], kept[i]["kernel_name"]))
+            idx = sorted(groups.get((config, split), []), key=lambda i: (kept[i].key[3], kept[i].key[4]))
             c["splits"][split] = len(idx)
-            c["skeletons"][split] = len({skel[i] for i in idx})
+            c["skeletons"][split] = len({kept[i].skeleton for i in idx})
             c["records"] += len(idx)
             for i in idx:
-                fam = c["families"].setdefault(kept[i]["family"], {s: 0 for s in fmt.SPLITS})
+                fam = c["families"].setdefault(kept[i].key[1], {s: 0 for s in fmt.SPLITS})
                 fam[split] += 1
-            # an empty split gets no file (datasets cannot read a 0-row Parquet file) and no card entry
-            chunks = [idx[k:k + shard_rows] for k in range(0, len(idx), shard_rows)]
-            for k, chunk in enumerate(chunks):
-                rel = fmt.shard_name(config, split, k, len(chunks))
-                os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-                write_parquet([fmt.to_row(kept[i], split, skel[i], archs) for i in chunk], schema, os.path.join(tmp, rel))
-                files.append({"path": rel, "config": config, "split": split, "rows": len(chunk)})
+            jl = None
             if jsonl:
                 rel = f"jsonl/{config}/{split}.jsonl"
                 os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-                with open(os.path.join(tmp, rel), "w", encoding="utf-8") as f:
-                    for i in idx:
-                        f.write(canonical_json(dict(kept[i], split=split)) + "\n")
-                files.append({"path": rel, "config": config, "split": split, "rows": len(idx)})
+                jl = open(os.path.join(tmp, rel), "w", encoding="utf-8")
+            with jl or contextlib.nullcontext():
+                # an empty split gets no file (datasets cannot read a 0-row Parquet file) and no card entry
+                chunks = [idx[k:k + shard_rows] for k in range(0, len(idx), shard_rows)]
+                for k, chunk in enumerate(chunks):
+                    rel = fmt.shard_name(config, split, k, len(chunks))
+                    os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+                    write_parquet(_rows([kept[i] for i in chunk], split, archs, jl), schema, os.path.join(tmp, rel))
+                    files.append({"path": rel, "config": config, "split": split, "rows": len(chunk)})
+            if jsonl:
+                files.append({"path": f"jsonl/{config}/{split}.jsonl", "config": config, "split": split, "rows": len(idx)})
         c["families"] = {f: dict(v, total=sum(v.values())) for f, v in sorted(c["families"].items())}
         counts["configs"][config] = c
 
     validation = {}
-    for r in kept:
-        for check, v in r["checks"].items():
-            per = validation.setdefault(r["target"], {}).setdefault(check, {})
-            per[v["status"]] = per.get(v["status"], 0) + 1
+    for e in kept:
+        for check, status in e.statuses:
+            per = validation.setdefault(e.key[0], {}).setdefault(check, {})
+            per[status] = per.get(status, 0) + 1
     validation = {t: {k: dict(sorted(v.items())) for k, v in sorted(per.items())} for t, per in sorted(validation.items())}
     notes = {}
     for d in dirs:
@@ -117,7 +139,7 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
         "columns": [{"name": n, "type": str(t), "description": d} for n, t, d in fmt.columns(archs)],
         "toolchain": toolchain,
         "inputs": [{"path": d.path, "target": d.manifest["generator"]["target"], "manifest_sha256": d.manifest_sha256,
-                    "generator": d.manifest["generator"], "records": len(d.records), "counts": d.manifest["counts"],
+                    "generator": d.manifest["generator"], "records": len(d.entries), "counts": d.manifest["counts"],
                     "rejects_by_reason": d.manifest.get("rejects_by_reason", {}), "run": d.run}
                    for d in dirs],
         "counts": counts,
@@ -143,6 +165,16 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
     with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
         f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _rows(entries: list, split: str, archs: list[str], jl):
+    """The Parquet rows of the kept records `entries`, read back one at a time; each record is
+    also written to the JSONL file `jl` when there is one."""
+    for e in entries:
+        r = read_back(e)
+        if jl:
+            jl.write(canonical_json(dict(r, split=split)) + "\n")
+        yield fmt.to_row(r, split, e.skeleton, archs)
 
 
 def is_release(path: str) -> bool:
@@ -197,7 +229,7 @@ def main(argv=None) -> int:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the release private
     try:
-        dirs = read_inputs([(caller_path(p), p) for p in args.inputs])
+        dirs = read_inputs([(caller_path(p), p) for p in args.inputs], args.near_dup_threshold)
         command = "./bazelw run //tools:release -- " + shlex.join(argv)
         m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl, command)
         fmt.publish(tmp, out, ".release-old-")

@@ -15,6 +15,9 @@ import sys
 import tempfile
 
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 
 from generator.diversity import skeleton
 from schemas.dataset_format import canonical_json
@@ -110,6 +113,21 @@ def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
         "checks": json.loads(row["checks"]), "grad": json.loads(row["grad"]),
         "coverage": json.loads(row["coverage"]), "toolchain": toolchain,
     }
+
+
+def open_parquet(path: str) -> pq.ParquetFile:
+    """A Parquet file, opened first as `pq.read_table` opens one (so a damaged file raises the
+    same error), for `row_groups`."""
+    ds.ParquetFileFormat().make_fragment(path, pafs.LocalFileSystem()).physical_schema  # noqa: B018: reads the footer
+    return pq.ParquetFile(path)
+
+
+def row_groups(pf: pq.ParquetFile):
+    """The file's rows, one row group (`ROW_GROUP_ROWS` rows in a release) at a time, as lists
+    of dicts: a reader of any release holds one row group in memory. Read on this thread
+    (Arrow's reader threads would each keep an allocator arena)."""
+    for k in range(pf.num_row_groups):
+        yield pf.read_row_group(k, use_threads=False).to_pylist()
 
 
 def shard_name(config: str, split: str, k: int, n: int) -> str:

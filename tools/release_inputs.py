@@ -10,6 +10,10 @@ carries `passed` for each check in `MUST_PASS` and no
 `failed` verdict at all; every record and input manifest carries one and the same toolchain;
 every record has a canonical JSON form (no NaN or Infinity, no unpaired surrogate).
 The first violation raises `GateError` with a one-line reason naming the file and record.
+
+Records are gated one at a time and not kept: each leaves an `Entry` (its keys, hashes, verdict
+statuses and where its line lies), so a release of any size holds one record at a time; the
+release reads a record back with `read_back` when it writes it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import os
 from dataclasses import dataclass, field
 
 import schemas
-from schemas.dataset_format import RUN_MANIFEST, canonical_json, list_shards, read_records, run_manifest_violation
+from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, list_shards, run_manifest_violation
+from tools import dedup
+from tools import release_format as fmt
 from validator.verdicts import (MUST_PASS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
                                 check_spec_source)
 
@@ -29,13 +35,59 @@ class GateError(Exception):
     """A reason the inputs cannot be released (one line)."""
 
 
+class Entry:
+    """What the release keeps of one gated record: its sort key (target, family, seed, id,
+    kernel_name), the exact-dedup hashes, its skeleton hash, its verdict statuses, its
+    near-duplicate bands (`dedup.bands`) and where its line lies (shard path, byte offset, and
+    a digest of the line so the record read back is the one gated)."""
+
+    __slots__ = ("key", "source_key", "ir_key", "skeleton", "statuses", "bands", "shard", "offset", "digest")
+
+    def __init__(self, r: dict, raw: bytes, shard: str, offset: int, threshold: float, interned: dict):
+        intern = lambda x: interned.setdefault(x, x)  # noqa: E731: one object per target, family, status set
+        target, family, *rest = dedup.sort_key(r)
+        self.key = (intern(target), intern(family), *rest)
+        self.source_key = dedup.source_key(r)
+        self.ir_key = dedup.ir_key(r)
+        self.skeleton = fmt.skeleton_hash(r["source"])
+        self.statuses = intern(tuple((check, intern(v["status"])) for check, v in r["checks"].items()))
+        self.bands = dedup.bands(dedup.signature(r["source"], r["kernel_name"])[1], threshold)
+        self.shard, self.offset, self.digest = shard, offset, _line_digest(raw)
+
+
+def _line_digest(raw: bytes) -> bytes:
+    return hashlib.blake2b(raw, digest_size=16).digest()
+
+
+def read_back(e: Entry) -> dict:
+    """The record `e` stands for, read again from its shard; a line that changed since it was
+    gated is a gate error."""
+    with open(e.shard, "rb") as f:
+        f.seek(e.offset)
+        raw = f.readline()
+    if _line_digest(raw) != e.digest:
+        raise GateError(f"{e.shard}: changed while the release read it (line at byte {e.offset})")
+    return decode_line(raw)[0]
+
+
 @dataclass
 class InputDir:
     path: str            # as the user typed it (kept for the manifest and card)
     manifest: dict       # the generator's manifest.json
     manifest_sha256: str
-    records: list[dict] = field(default_factory=list)
+    entries: list[Entry] = field(default_factory=list)  # one per gated record, in shard and line order
     run: dict | None = None  # the run's run.json (timing, throughput), None when it has none
+
+
+def _lines(path: str):
+    """(line number, byte offset, raw line, record, error) for every line of a shard, as
+    `schemas.dataset_format.read_records` reads them, with where each line starts."""
+    name, offset = os.path.basename(path), 0
+    with open(path, "rb") as f:
+        for n, raw in enumerate(f, 1):
+            rec, why = decode_line(raw)
+            yield n, offset, raw, rec, (f"corrupt: {name}:{n}: {why}" if why is not None else None)
+            offset += len(raw)
 
 
 def sha256_file(path: str) -> tuple[str, int]:
@@ -74,8 +126,10 @@ def _gate_record(r: dict, where: str) -> None:
             raise GateError(f"{where}: record {r['id']} fails the gate: {verdict['reason']}")
 
 
-def read_input(path: str, shown: str) -> InputDir:
-    """One generator output directory, gated. `shown` is the path as the user typed it."""
+def read_input(path: str, shown: str, threshold: float, interned: dict) -> InputDir:
+    """One generator output directory, gated. `shown` is the path as the user typed it;
+    `threshold` is the near-duplicate audit's (its LSH bands are cut for it); `interned` is
+    shared by the entries of all inputs."""
     if not os.path.isdir(path):
         raise GateError(f"--in {shown}: not a directory")
     mpath = os.path.join(path, RUN_MANIFEST)
@@ -108,7 +162,7 @@ def read_input(path: str, shown: str) -> InputDir:
         if digest != listed[name]["sha256"] or size != listed[name]["bytes"]:
             raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
         n = 0
-        for lineno, r, err in read_records(spath):
+        for lineno, offset, raw, r, err in _lines(spath):
             where = f"{shown}/{name}:{lineno}"
             if err:
                 raise GateError(f"--in {shown}: {err}")  # corrupt: NAME:LINE: why
@@ -120,11 +174,11 @@ def read_input(path: str, shown: str) -> InputDir:
                 raise GateError(f"{where}: record {r['id']} was built with another toolchain than "
                                 f"its run ({_toolchain_diff(manifest['toolchain'], r['toolchain'])})")
             _canonical(r, f"{where}: record {r['id']}")  # the release writes it so (JSONL, JSON columns)
-            d.records.append(r)
+            d.entries.append(Entry(r, raw, spath, offset, threshold, interned))
             n += 1
         if n != listed[name]["records"]:
             raise GateError(f"--in {shown}: shard {name} holds {n} records, manifest.json says {listed[name]['records']}")
-    if not d.records:
+    if not d.entries:
         raise GateError(f"--in {shown}: no records")
     return d
 
@@ -150,15 +204,17 @@ def _toolchain_diff(a: dict, b: dict) -> str:
                      for k in keys)
 
 
-def read_inputs(paths: list[tuple[str, str]]) -> list[InputDir]:
-    """`paths`: (resolved path, path as typed) per --in. All must share one toolchain."""
+def read_inputs(paths: list[tuple[str, str]], threshold: float) -> list[InputDir]:
+    """`paths`: (resolved path, path as typed) per --in. All must share one toolchain.
+    `threshold`: the near-duplicate audit's."""
     seen = {}
     for real, shown in paths:
         key = os.path.realpath(real)
         if key in seen:
             raise GateError(f"--in {shown}: the same directory as --in {seen[key]}")
         seen[key] = shown
-    dirs = [read_input(real, shown) for real, shown in paths]
+    interned: dict = {}
+    dirs = [read_input(real, shown, threshold, interned) for real, shown in paths]
     first = dirs[0]
     for d in dirs[1:]:
         if canonical_json(d.manifest["toolchain"]) != canonical_json(first.manifest["toolchain"]):

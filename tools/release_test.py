@@ -12,6 +12,8 @@ import json
 import os
 import shutil
 import sys
+import types
+import weakref
 
 import pytest
 
@@ -26,6 +28,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 import pipeline  # noqa: E402
 from tools import dedup, release, verify  # noqa: E402
 from tools import release_format as fmt  # noqa: E402
+from schemas.dataset_format import canonical_json  # noqa: E402
 from tools.testing import resign_shard  # noqa: E402
 
 
@@ -389,6 +392,11 @@ def test_merged_copies_of_one_run_dedup_to_one(inputs, capsys):
     assert verify.verify(out) == []
 
 
+def _entry(r):
+    """The fields of a release entry (tools/release_inputs.py `Entry`) that exact dedup reads."""
+    return types.SimpleNamespace(key=dedup.sort_key(r), source_key=dedup.source_key(r), ir_key=dedup.ir_key(r))
+
+
 def test_exact_dedup_ignores_the_kernel_name_and_catches_equal_ir(inputs):
     r = _records(inputs[0])[0]
     renamed = json.loads(json.dumps(r).replace(r["kernel_name"], r["kernel_name"][:-1] + "z"))
@@ -396,9 +404,16 @@ def test_exact_dedup_ignores_the_kernel_name_and_catches_equal_ir(inputs):
     same_ir = copy.deepcopy(r)
     same_ir["source"] += "\n"
     same_ir["seed"] = r["seed"] + 2
-    kept, info = dedup.exact_dedup([same_ir, renamed, r])
-    assert kept == [r]
+    entries = [_entry(x) for x in (same_ir, renamed, r)]
+    kept, info = dedup.exact_dedup(entries)
+    assert kept == [entries[2]]
     assert info["removed"] == {"duplicate_source": 1, "duplicate_ir": 1}
+
+
+def _audit(recs, splits, threshold=0.9):
+    bands = [dedup.bands(dedup.signature(r["source"], r["kernel_name"])[1], threshold) for r in recs]
+    return dedup.near_duplicates(bands, splits, [f"{r['target']}/{r['id']}" for r in recs],
+                                 lambda i: (recs[i]["source"], recs[i]["kernel_name"]), threshold)
 
 
 def test_near_duplicate_audit_counts_pairs_across_splits(inputs):
@@ -409,11 +424,115 @@ def test_near_duplicate_audit_counts_pairs_across_splits(inputs):
     twin["source"] = "\n".join(lines)
     far = _records(inputs[1])[0]
     assert dedup.source_key(twin) != dedup.source_key(r)
-    audit = dedup.near_duplicates([r, twin, far], ["train", "test", "train"], 0.9)
+    audit = _audit([r, twin, far], ["train", "test", "train"])
     assert (audit["pairs"], audit["cross_split_pairs"], audit["within_split_pairs"]) == (1, 1, 0)
     assert audit["clusters"] == 1 and audit["records_in_clusters"] == 2
-    audit = dedup.near_duplicates([r, twin, far], ["train", "train", "test"], 0.9)
+    audit = _audit([r, twin, far], ["train", "train", "test"])
     assert (audit["cross_split_pairs"], audit["within_split_pairs"]) == (0, 1)
+
+
+def test_the_audit_finds_the_candidates_of_datasketch_minhash_lsh(inputs):
+    """The banding kept per record gives exactly MinHashLSH's candidate pairs (at a low threshold,
+    so there are some), and the estimate is MinHash.jaccard's."""
+    from datasketch import MinHash, MinHashLSH
+
+    recs = _records(inputs[0]) + _records(inputs[1])
+    lsh, hashes = MinHashLSH(threshold=0.5, num_perm=dedup.NUM_PERM), []
+    for i, r in enumerate(recs):
+        m = MinHash(num_perm=dedup.NUM_PERM, seed=dedup.MINHASH_SEED)
+        m.update_batch([x.encode() for x in sorted(dedup.shingles(r["source"], r["kernel_name"]))])
+        hashes.append(m)
+        lsh.insert(i, m)
+    want = {(min(i, j), max(i, j)) for i, m in enumerate(hashes) for j in lsh.query(m) if j != i}
+    audit = _audit(recs, ["train"] * len(recs), 0.5)
+    assert want and audit["candidate_pairs"] == len(want)
+    assert audit["minhash_estimated_pairs"] == sum(hashes[i].jaccard(hashes[j]) >= 0.5 for i, j in want)
+
+
+def _write_table_bytes(rows, schema, path):
+    """The in-memory writer the release used before it streamed: one table, cut into row groups."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path, compression="zstd", compression_level=9,
+                   row_group_size=fmt.ROW_GROUP_ROWS, use_dictionary=False, write_statistics=True,
+                   data_page_version="1.0", version="2.6", store_schema=True)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_streamed_shards_equal_the_in_memory_release(inputs, monkeypatch):
+    """Each Parquet file, written row group by row group from records read back by offset, has
+    the bytes of one table of the gated records (sorted by id) written whole, and each JSONL
+    file the records' lines; small row groups, so every file has several and a partial last."""
+    import pyarrow.parquet as pq
+
+    monkeypatch.setattr(fmt, "ROW_GROUP_ROWS", 4)
+    out = _tmp("dist_streamed")
+    assert release.main(["--in", *inputs, "--out", out, "--version", "1.0.0", "--shard-rows", "9", "--jsonl"]) == 0
+    m = _manifest(out)
+    archs = m["toolchain"]["ptx_archs"]
+    recs = {(r["target"], r["id"]): r for d in inputs for r in _records(d)}
+    by_group = {}
+    for f in m["files"]:
+        if f["path"].endswith(".parquet"):
+            by_group.setdefault((f["config"], f["split"]), []).append(f["path"])
+    multi = 0
+    for (config, split), paths in by_group.items():
+        ids = [row["id"] for p in sorted(paths) for row in pq.read_table(os.path.join(out, p), columns=["id"]).to_pylist()]
+        group = sorted((recs[(config, i)] for i in ids), key=lambda r: (r["id"], r["kernel_name"]))
+        assert [r["id"] for r in group] == ids
+        for k, p in enumerate(sorted(paths)):
+            rows = [fmt.to_row(r, split, fmt.skeleton_hash(r["source"]), archs) for r in group[k * 9:(k + 1) * 9]]
+            with open(os.path.join(out, p), "rb") as f:
+                assert f.read() == _write_table_bytes(rows, fmt.arrow_schema(archs), os.path.join(TMP, "ref.parquet")), p
+            multi += pq.ParquetFile(os.path.join(out, p)).num_row_groups > 1
+        with open(os.path.join(out, "jsonl", config, f"{split}.jsonl"), encoding="utf-8") as f:
+            assert f.read() == "".join(canonical_json(dict(r, split=split)) + "\n" for r in group)
+    assert multi >= 2
+
+
+class _Alive:
+    """Counts the objects it wraps that are alive at once (`peak`) and all it wrapped (`total`)."""
+
+    def __init__(self):
+        self.now = self.peak = self.total = 0
+
+    def track(self, obj):
+        self.now, self.total = self.now + 1, self.total + 1
+        self.peak = max(self.peak, self.now)
+        weakref.finalize(obj, self._gone)
+        return obj
+
+    def _gone(self):
+        self.now -= 1
+
+
+class _Record(dict):
+    __slots__ = ("__weakref__",)
+
+
+class _RowGroup(list):
+    __slots__ = ("__weakref__",)
+
+
+def test_release_and_verify_hold_a_few_records_at_a_time(inputs, monkeypatch):
+    """Every record the release parses (gating, the audit, writing) and every row group verify
+    reads is counted while alive: a few at a time of 50, where the in-memory release held them all."""
+    from tools import release_inputs
+
+    records, groups = _Alive(), _Alive()
+    decode = release_inputs.decode_line
+    monkeypatch.setattr(release_inputs, "decode_line", lambda raw: (records.track(_Record(decode(raw)[0])), None))
+    row_groups = fmt.row_groups
+    monkeypatch.setattr(fmt, "row_groups", lambda *a: (groups.track(_RowGroup(g)) for g in row_groups(*a)))
+    monkeypatch.setattr(fmt, "ROW_GROUP_ROWS", 3)
+    out = _tmp("dist_memory")
+    assert release.main(["--in", *inputs, "--out", out, "--version", "1.0.0", "--jsonl"]) == 0
+    m = _manifest(out)
+    assert records.total >= 2 * m["counts"]["records_out"] and records.peak <= 3, vars(records)
+    assert verify.verify(out) == []
+    assert groups.total >= m["counts"]["records_out"] / 3 and groups.peak <= 2, vars(groups)
 
 
 if __name__ == "__main__":

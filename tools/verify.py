@@ -22,7 +22,6 @@ import os
 import sys
 
 import jsonschema
-import pyarrow.parquet as pq
 
 import schemas
 from generator.paths import caller_path
@@ -75,7 +74,31 @@ def _check_files(dist: str, m: dict, problems: list[str]) -> None:
                 problems.append(f"{rel}: present but not listed in manifest.json")
 
 
+def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: set, found: list[str]) -> None:
+    """The checks of one row of the file `f`; its (target, id) joins `seen` (`ids`: those of the
+    files before)."""
+    rid = f"{f['path']}: record {row['id']}"
+    if row["target"] != f["config"] or row["split"] != f["split"]:
+        found.append(f"{rid}: is {row['target']}/{row['split']} inside {f['config']}/{f['split']}")
+    if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
+            fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
+        found.append(f"{rid}: skeleton hash or split does not follow from its source")
+    try:
+        record = fmt.to_record(row, m["record_schema_version"], m["toolchain"])
+    except (ValueError, RecursionError) as e:
+        found.append(f"{rid}: a JSON column does not parse ({type(e).__name__})")
+        return
+    verdict = check_static(record)
+    if verdict["status"] != "passed":
+        found.append(f"{rid}: {verdict['reason']}")
+    key = (row["target"], row["id"])
+    if key in ids or key in seen:
+        found.append(f"{rid}: id appears twice in the release")
+    seen.add(key)
+
+
 def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
+    """Every Parquet shard, read one row group at a time: only ids and counts are kept."""
     archs = sorted(m["toolchain"]["ptx_archs"])
     want_cols = [(c["name"], c["type"]) for c in m["columns"]]
     fractions = tuple(m["splits"]["fractions"][s] for s in fmt.SPLITS)
@@ -85,40 +108,42 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
     for f in m["files"]:
         if not f["path"].endswith(".parquet") or not os.path.isfile(os.path.join(dist, f["path"])):
             continue
+        # one file's findings count only once all of it has been read, as when it was read whole
+        found, seen, n_rows = [], set(), 0
+        file_counted, file_families = collections.Counter(), collections.Counter()
         where = f["path"]
+        unreadable = lambda e: f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"  # noqa: E731
         try:
-            table = pq.read_table(os.path.join(dist, where))
-            rows = table.to_pylist()
-        except Exception as e:  # pyarrow raises several types for a damaged file (or invalid UTF-8)
-            problems.append(f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})")
+            pf = fmt.open_parquet(os.path.join(dist, where))
+        except Exception as e:  # pyarrow raises several types for a damaged file
+            problems.append(unreadable(e))
             continue
-        cols = [(field.name, str(field.type)) for field in table.schema]
+        cols = [(field.name, str(field.type)) for field in pf.schema_arrow]
         if cols != want_cols or [n for n, _, _ in fmt.columns(archs)] != [n for n, _ in cols]:
             problems.append(f"{where}: columns differ from the manifest's")
             continue
-        if table.num_rows != f["rows"]:
-            problems.append(f"{where}: {table.num_rows} rows, manifest.json says {f['rows']}")
-        for row in rows:
-            rid = f"{where}: record {row['id']}"
-            if row["target"] != f["config"] or row["split"] != f["split"]:
-                problems.append(f"{rid}: is {row['target']}/{row['split']} inside {f['config']}/{f['split']}")
-            if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
-                    fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
-                problems.append(f"{rid}: skeleton hash or split does not follow from its source")
+        groups = fmt.row_groups(pf)
+        while True:
             try:
-                record = fmt.to_record(row, m["record_schema_version"], m["toolchain"])
-            except (ValueError, RecursionError) as e:
-                problems.append(f"{rid}: a JSON column does not parse ({type(e).__name__})")
-                continue
-            verdict = check_static(record)
-            if verdict["status"] != "passed":
-                problems.append(f"{rid}: {verdict['reason']}")
-            key = (row["target"], row["id"])
-            if key in ids:
-                problems.append(f"{rid}: id appears twice in the release")
-            ids.add(key)
-            counted[(row["target"], row["split"])] += 1
-            families[(row["target"], row["family"], row["split"])] += 1
+                rows = next(groups, None)
+            except Exception as e:  # a damaged page, or invalid UTF-8
+                problems.append(unreadable(e))
+                break
+            if rows is None:
+                break
+            n_rows += len(rows)
+            for row in rows:
+                _check_row(row, f, m, fractions, ids, seen, found)
+                file_counted[(row["target"], row["split"])] += 1
+                file_families[(row["target"], row["family"], row["split"])] += 1
+        if rows is not None:
+            continue
+        if n_rows != f["rows"]:
+            problems.append(f"{where}: {n_rows} rows, manifest.json says {f['rows']}")
+        problems += found
+        ids |= seen
+        counted.update(file_counted)
+        families.update(file_families)
     total = 0
     for config, c in m["counts"]["configs"].items():
         for split, n in c["splits"].items():
