@@ -329,6 +329,8 @@ def top_level_items(text: str) -> list[str]:
                 current = []
             continue
         current.append(line)
+        if "{" not in line and "}" not in line:  # a line without braces leaves the depth as it is
+            continue
         code = _LINE_COMMENT.sub("", _STRING.sub('""', line))
         depth += code.count("{") - code.count("}")
         if depth < 0:
@@ -342,20 +344,41 @@ def top_level_items(text: str) -> list[str]:
 
 def _header(item: str) -> str:
     """An item's declaration: its code before the first brace, comments dropped."""
-    code = "\n".join(_LINE_COMMENT.sub("", ln) for ln in item.split("\n"))
-    return code.split("{", 1)[0]
+    code = []
+    for ln in item.split("\n"):  # up to the first line with a brace: the body is not read
+        ln = _LINE_COMMENT.sub("", ln)
+        if "{" in ln:
+            code.append(ln.split("{", 1)[0])
+            break
+        code.append(ln)
+    return "\n".join(code)
+
+
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _word_index(items: list[tuple[str, str]]) -> dict[str, list[int]]:
+    """Every word of the items' headers -> the positions of the items whose header holds it."""
+    index: dict[str, list[int]] = {}
+    for k, (_, head) in enumerate(items):
+        for w in set(_WORD.findall(head)):
+            index.setdefault(w, []).append(k)
+    return index
 
 
 def _words(pattern: str):
     return re.compile(rf"(?<![A-Za-z0-9_]){pattern}(?![A-Za-z0-9_])")
 
 
-def _cut_kernel(items: list[tuple[str, str]], kernel, device: str) -> dict[str, str]:
+def _cut_kernel(items: list[tuple[str, str]], kernel, device: str, index: dict[str, list[int]] | None = None) -> dict[str, str]:
     """One kernel's forward and backward text, cut from the compiled module's items.
 
     forward: its @wp.struct types (with the helpers Warp emits beside them), its @wp.func
     helpers' forward functions, its argument struct (CPU) and its forward kernel function;
-    backward: the helpers' adjoints and its backward kernel function. In module order."""
+    backward: the helpers' adjoints and its backward kernel function. In module order.
+    `index` (`_word_index(items)`): only the items whose header holds one of the kernel's names
+    as a whole word are tried, the only ones a pattern (a name between word boundaries) can
+    match; without it, every item."""
     name = kernel.get_mangled_name()
     funcs: dict = {}
     _called_functions(kernel.adj, funcs)
@@ -365,15 +388,24 @@ def _cut_kernel(items: list[tuple[str, str]], kernel, device: str) -> dict[str, 
     forward_pats += [_words(rf"struct\s+wp_args_{re.escape(name)}"), _words(rf"{re.escape(name)}_{device}_kernel_forward\s*\(")]
     backward_pats = [_words("adj_" + re.escape(h) + r"\s*\(") for h in helpers]
     backward_pats.append(_words(rf"{re.escape(name)}_{device}_kernel_backward\s*\("))
-    fwd, bwd = [], []
-    for item, head in items:
+    words = [*structs, *helpers, *("adj_" + h for h in helpers), f"wp_args_{name}",
+             f"{name}_{device}_kernel_forward", f"{name}_{device}_kernel_backward"]
+    if index is not None and all(_WORD.fullmatch(w) for w in words):
+        candidates = sorted({k for w in words for k in index.get(w, ())})
+    else:
+        candidates = range(len(items))
+    fwd, bwd, fwd_heads, bwd_heads = [], [], [], []
+    for k in candidates:
+        item, head = items[k]
         if any(p.search(head) for p in backward_pats):
             bwd.append(item)
+            bwd_heads.append(head)
         elif any(p.search(head) for p in forward_pats):
             fwd.append(item)
-    for what, pats, got in (("forward", forward_pats, fwd), ("backward", backward_pats, bwd)):
+            fwd_heads.append(head)
+    for what, pats, heads in (("forward", forward_pats, fwd_heads), ("backward", backward_pats, bwd_heads)):
         for p in pats:
-            if not any(p.search(_header(i)) for i in got) and "wp_args_" not in p.pattern:
+            if not any(p.search(h) for h in heads) and "wp_args_" not in p.pattern:
                 raise RuntimeError(f"{name}: no {device} {what} item matching {p.pattern} in the compiled source")
     return {"forward": "\n\n".join(fwd), "backward": "\n\n".join(bwd)}
 
@@ -393,8 +425,9 @@ def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str
     out: dict[str, dict] = {name: {} for name in kernels}
     for target, compiled in (("cpp", cpp), ("cuda", cu)):
         items = [(i, _header(i)) for i in top_level_items(compiled.source)]
+        index = _word_index(items)
         for name, kernel in kernels.items():
-            parts = _cut_kernel(items, kernel, compiled.backend)
+            parts = _cut_kernel(items, kernel, compiled.backend, index)
             out[name][target] = {k: clean(v, prefix) for k, v in parts.items()}
     return out
 

@@ -176,9 +176,11 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
         raise
 
 
-def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]) -> tuple[list[dict], list[dict], dict | None]:
+def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]) -> tuple[list[str], list[str], dict | None]:
     """Step 3: the records that passed, the findings (a wrong adjoint: kept out of the dataset,
-    written apart with its reproducer) and the toolchain; each outcome gets its reason or id."""
+    written apart with its reproducer) and the toolchain; each outcome gets its reason or id.
+    Records and findings come back as their canonical JSON text: encoded once, to prove them
+    writable, and written as that text (`write_chunk`)."""
     kept, findings, toolchain = [], [], None
     for (outcome, spec, source), res in zip(drawn, results):
         if res.error:
@@ -191,23 +193,23 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
         record = build_record(spec, source, target, res)
         toolchain = toolchain or res.toolchain
         try:  # a value JSON cannot hold (NaN, infinity) must cost this record, not the run
-            canonical_json(record)
+            text = canonical_json(record)
         except ValueError as e:
             outcome["reason"] = f"record: not writable as canonical JSON ({e}); {bad.reason if bad else 'no failure'}"
             continue
-        verdict = checks.check_schema(record)
+        verdict = checks.check_schema(record, built_here=True)
         if verdict["status"] != "passed":
             outcome["reason"] = verdict["reason"]
             continue
         if bad:
             outcome["reason"] = bad.reason
             outcome["finding"] = record["id"]
-            findings.append(record)
+            findings.append(text)
             continue
         outcome["id"] = record["id"]
         outcome["checks"] = {k: v["status"] for k, v in record["checks"].items()}
         outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] == "not_run"}
-        kept.append(record)
+        kept.append(text)
     return kept, findings, toolchain
 
 
@@ -283,15 +285,22 @@ def finding_path(out: str, c: int) -> str:
     return os.path.join(out, FINDINGS_DIR, shard_name(c))
 
 
-def write_chunk(out: str, c: int, records: list[dict], stats: dict, findings: list[dict] | None = None) -> None:
+def _lines(records: list) -> bytes:
+    """One canonical JSON line per record; a record given as text (`assemble`) is that text."""
+    return "".join((r if isinstance(r, str) else canonical_json(r)) + "\n" for r in records).encode()
+
+
+def write_chunk(out: str, c: int, records: list, stats: dict, findings: list | None = None) -> None:
+    """The chunk's findings, shard and stats; a record or finding is a dict or its canonical
+    JSON text."""
     # findings and shard first, stats last: a chunk counts as done only when its stats file exists
     path = finding_path(out, c)
     if findings:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        atomic_write(path, "".join(canonical_json(r) + "\n" for r in findings).encode())
+        atomic_write(path, _lines(findings))
     elif os.path.exists(path):
         os.remove(path)
-    atomic_write(os.path.join(out, shard_name(c)), "".join(canonical_json(r) + "\n" for r in records).encode())
+    atomic_write(os.path.join(out, shard_name(c)), _lines(records))
     atomic_write(os.path.join(out, stats_name(c)), canonical_json(stats).encode())
 
 

@@ -1,3 +1,4 @@
+import json
 import sys
 
 import numpy as np
@@ -97,6 +98,142 @@ def test_saturated_output_below_float_resolution_is_not_vacuous():
 def test_schema_violations_name_the_field():
     assert checks.check_schema({"schema_version": "1.1.0"})["status"] == "failed"
     assert "required" in checks.check_schema({"schema_version": "1.1.0"})["reason"]
+
+
+def _schema_test_records() -> list[dict]:
+    """Records as `chunk.build_record` makes them, without Warp (stand-in IR and toolchain): a
+    codegen-only struct kernel, and a validated one with PTX, outputs and a gradient example."""
+    out = []
+    for family, seed, full in (("structs", 3, False), ("arith", 4, True)):
+        spec = build_spec(family, seed)
+        inputs = make_inputs(spec)
+        ir = {"cpp": {"forward": "void f() {}", "backward": "void b() {}"},
+              "cuda": {"forward": "void f() {}", "backward": "void b() {}"}}
+        backend = {"options": {"block_dim": 1}, "compiler": None}
+        toolchain = {"warp_lang": "1.0", "cuda_toolkit": None, "nvrtc": None, "llvm": "18.1", "ptx_archs": ["sm_90"],
+                     "cpu": backend, "cuda": {"options": {"block_dim": 256}, "compiler": {"fast_math": False}}}
+        verdict = checks.PASSED if full else checks.not_run(checks.NO_VALIDATE)
+        outputs, grad = {}, None
+        if full:
+            ir["ptx"] = {"sm_90": {"forward": ".entry f() {}"}}
+            outputs = run_oracle(spec, inputs)
+            arr = np.linspace(-1, 1, 4)
+            grad = {"w": {"y": arr}, "v": [{"x": arr}], "g": {"x": arr}, "dot": [0.5], "fd": [0.5], "point": "seeded"}
+        res = {"ir": ir, "inputs": inputs, "outputs": outputs, "grad": grad, "toolchain": toolchain,
+               "coverage": checks.coverage(spec, set()), **{k: verdict for k in checks.VERDICT_CHECKS}}
+        if full:
+            res["execute_gpu"] = {"status": "passed", "max_abs_diff": 0.0}
+        out.append(chunk.build_record(spec, render_source(spec), "cpu", checks._typed(res)))
+    return out
+
+
+# values put in place of every part of a record: each JSON type, the edge values the schema's
+# keywords test (integral floats, bools next to integers, empty and wrong-kind containers)
+_SCHEMA_PROBES = [None, True, 0, -1, 1.0, 1.5, 2 ** 63, "", "x", "passed", "sm_90", [], [1], ["a", "b"], {},
+                  {"status": "failed"}]
+
+
+def _mutations(record):
+    """The record with each part (objects and the first item of lists, to depth 5) deleted,
+    replaced by each probe, given an unknown key or an extra item."""
+    def paths(x, pre=()):
+        yield pre
+        if len(pre) < 5 and isinstance(x, dict):
+            for k, v in x.items():
+                yield from paths(v, pre + (k,))
+        elif len(pre) < 5 and isinstance(x, list) and x:
+            yield from paths(x[0], pre + (0,))
+
+    def at(x, path):
+        for k in path:
+            x = x[k]
+        return x
+
+    for path in list(paths(record)):
+        for probe in (["delete"] if path else []) + _SCHEMA_PROBES + ["extra"]:
+            m = json.loads(json.dumps(record))
+            if probe == "extra":
+                target = at(m, path)
+                if isinstance(target, dict):
+                    target["zz_unknown"] = 1
+                elif isinstance(target, list):
+                    target.append("x")
+                else:
+                    continue
+            elif probe == "delete":
+                del at(m, path[:-1])[path[-1]]
+            elif path:
+                at(m, path[:-1])[path[-1]] = probe
+            else:
+                m = probe
+            yield path, probe, m
+
+
+def test_the_compiled_schema_check_agrees_with_jsonschema_on_every_mutation():
+    # check_schema passes a record on the compiled predicate alone: it must never pass one that
+    # jsonschema's Draft 2020-12 validator rejects, nor (less harmful) fail one it accepts
+    from validator import verdicts
+    fast, slow = verdicts._pair_fast_check(), verdicts._pair_validator()
+    assert fast is not None, "the pair schema no longer compiles: check_schema falls back to jsonschema for every record"
+    n = 0
+    for record in _schema_test_records():
+        assert fast(record) and slow.is_valid(record) and checks.check_schema(record) == checks.PASSED
+        for path, probe, m in _mutations(record):
+            want = slow.is_valid(m)
+            assert fast(m) == want, f"{'/'.join(map(str, path))} := {probe!r}: jsonschema says valid={want}"
+            n += 1
+    assert n > 3000
+
+
+def test_the_schema_compiler_refuses_what_it_does_not_know():
+    import jsonschema
+    from validator import verdicts
+    for schema in ({"uniqueItems": True}, {"properties": {"a": {"not": {}}}}, {"$ref": "other.json#/x"},
+                   {"patternProperties": {"^a": {}}, "additionalProperties": False}, {"format": "email"}):
+        with pytest.raises(verdicts._Unsupported):
+            verdicts._compile_schema(jsonschema.Draft202012Validator(schema))
+    ok = verdicts._compile_schema(jsonschema.Draft202012Validator({"type": "integer", "x-note": 1}))
+    assert ok(1) and ok(2.0) and not ok(True) and not ok(1.5) and not ok("1")
+
+
+def test_a_failed_schema_check_keeps_jsonschemas_reason():
+    for built_here in (False, True):
+        record = _schema_test_records()[0]
+        record["seed"] = -1
+        assert checks.check_schema(record, built_here) == checks.failed("schema: seed: -1 is less than the minimum of 0")
+        record = _schema_test_records()[1]
+        del record["ir"]["ptx"]
+        assert checks.check_schema(record, built_here) == checks.failed("schema: ir: 'ptx' is a required property")
+
+
+def test_records_from_elsewhere_are_judged_by_jsonschema_alone(monkeypatch):
+    # the compiled check serves only records the pipeline just built; a shard's or a release's
+    # record (check_static, the release gate) goes to jsonschema even if the compiled check erred
+    from validator import verdicts
+    record = _schema_test_records()[0]
+    record["seed"] = -1
+    monkeypatch.setattr(verdicts, "_pair_fast_check", lambda: (lambda r: True))  # a compiled check that passes all
+    assert checks.check_schema(record)["status"] == "failed"
+    assert verdicts.check_static(record)["status"] == "failed"
+    assert checks.check_schema(record, built_here=True) == checks.PASSED  # the stand-in was consulted here only
+
+
+def test_the_safety_walk_is_ast_walk():
+    import ast
+    from validator import verdicts
+    sources = [render_source(build_spec(f, s)) for f in sorted(FAMILIES) for s in (1, 2)] + list(HOSTILE)
+    for source in sources:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        assert verdicts._walk(tree) == list(ast.walk(tree))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                assert [verdicts._decorator_text(d) for d in node.decorator_list] == [ast.unparse(d) for d in node.decorator_list]
+    for text in ("wp.kernel", "wp.func", "evil", "wp.kernel(module='m')", "a.b.c", "(wp).struct", "x[0].y"):
+        d = ast.parse(f"@{text}\ndef f():\n    pass\n").body[0].decorator_list[0]
+        assert verdicts._decorator_text(d) == ast.unparse(d)
 
 
 @pytest.mark.parametrize("stored", [
