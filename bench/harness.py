@@ -8,7 +8,9 @@ per-stage seconds and worker peak RSS come back in run.json.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -37,14 +39,17 @@ def naive(count: int, seed: int = 0, target: str = "cpu") -> dict:
 
 
 def pipeline_run(count: int, validate: bool, workers: int, seed: int = 0, target: str = "cpu",
-                 keep: str | None = None) -> dict:
-    """One real `//generator:<target>` run into a fresh directory; its run.json, summarised."""
+                 keep: str | None = None, executor: str = "local") -> dict:
+    """One real `//generator:<target>` run into a fresh directory; its run.json, summarised.
+    `executor` "ray" runs the chunks as tasks of a local Ray instance the run starts (and
+    stops) itself, `workers` of them at once: its start-up is part of the run's seconds."""
     import pipeline
 
     out = keep or tempfile.mkdtemp(prefix="bench-run-")
     shutil.rmtree(out, ignore_errors=True)
     try:
-        m = pipeline.run(pipeline.RunConfig(target, count, seed, out, families_for(target), workers, quiet=True, validate=validate))
+        m = pipeline.run(pipeline.RunConfig(target, count, seed, out, families_for(target), workers, quiet=True,
+                                            validate=validate, executor=executor))
     finally:
         if keep is None:
             shutil.rmtree(out, ignore_errors=True)
@@ -56,7 +61,8 @@ def pipeline_run(count: int, validate: bool, workers: int, seed: int = 0, target
         return round(sum(stages.get(k, 0.0) for k in keys) / worker_seconds, 4)
 
     return {
-        "mode": "full validation" if validate else "codegen only",
+        "mode": ("full validation" if validate else "codegen only") + (" on Ray" if executor == "ray" else ""),
+        "executor": executor,
         "pairs": m["counts"]["passed"],
         "rejected": m["counts"]["rejected"],
         "seconds": run["seconds"],
@@ -72,18 +78,58 @@ def pipeline_run(count: int, validate: bool, workers: int, seed: int = 0, target
     }
 
 
+def _child_env() -> dict:
+    """This process's environment with its import path, so a child `python -m tools.release` finds
+    the repository's packages as this process does (under Bazel they live in runfiles)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+
+
+def release_memory(run_dir: str) -> dict:
+    """`//tools:release` of one validated run, then `//tools:verify` and `//report` of the release,
+    each a child process of its own: seconds and peak RSS of each (`bench.memory`)."""
+    from bench.memory import module_argv, peak_rss_mb
+
+    with open(os.path.join(run_dir, "manifest.json")) as f:
+        records = json.load(f)["counts"]["passed"]
+    dist = tempfile.mkdtemp(prefix="bench-release-")
+    shutil.rmtree(dist)
+    env, r = _child_env(), {"records": records, "run": run_dir}
+    try:
+        for step, argv in (("release", module_argv("tools.release", "--in", run_dir, "--out", dist, "--version", "1.0.0")),
+                           ("verify", module_argv("tools.verify", dist)),
+                           ("report", module_argv("report", dist, "--out", os.path.join(dist, "report")))):
+            t0 = time.perf_counter()
+            r[f"{step}_peak_rss_mb"] = round(peak_rss_mb(argv, env=env), 1)
+            r[f"{step}_seconds"] = round(time.perf_counter() - t0, 2)
+    finally:
+        shutil.rmtree(dist, ignore_errors=True)
+    return r
+
+
+def release_table(results: dict) -> str:
+    """Peak RSS of release, verify and report at the two input sizes, and their ratio."""
+    small, large = results.get("release_small"), results.get("release_large")
+    sizes = [f"{r['records']} records" for r in (small, large) if r]
+    rows = ["| step | " + " | ".join(sizes) + " | large / small |", "|---|" + "---|" * (len(sizes) + 1)]
+    for step in ("release", "verify", "report"):
+        cells = [f"{r[f'{step}_peak_rss_mb']:.0f} MB in {r[f'{step}_seconds']:.1f} s" for r in (small, large) if r]
+        ratio = f"{large[f'{step}_peak_rss_mb'] / small[f'{step}_peak_rss_mb']:.2f}" if small and large else "-"
+        rows.append(f"| {step} peak RSS | " + " | ".join(cells) + f" | {ratio} |")
+    return "\n".join(rows)
+
+
 def table(results: dict) -> str:
     """The README's table, from the results of one `//bench` run."""
-    base = results["naive"]["pairs_per_s"]
+    base = results.get("naive", {}).get("pairs_per_s")  # absent when --cases left the naive baseline out
     rows = ["| run | pairs | workers | seconds | pairs/s | vs naive | worker ms per pair | inside Warp | worker peak RSS |",
             "|---|---|---|---|---|---|---|---|---|"]
-    for key in ("naive", "codegen_only", "full_validation", "rss_small", "rss_large"):
+    for key in ("naive", "codegen_only", "full_validation", "rss_small", "rss_large", "local_1", "local_2", "ray"):
         r = results.get(key)
         if not r:
             continue
         if r["mode"] == "naive":
             inside = "-"
-        elif r["mode"] == "codegen only":
+        elif r["mode"].startswith("codegen only"):
             inside = (f"{100 * r['share_warp_codegen']:.1f}% codegen "
                       f"({100 * r['share_warp_codegen_and_registration']:.1f}% with @wp.kernel registration)")
         else:
@@ -91,8 +137,9 @@ def table(results: dict) -> str:
                       f"({100 * r['share_warp_all']:.1f}% with codegen)")
         rss = f"{r['worker_peak_rss_mb']:.0f} MB" if r.get("worker_peak_rss_mb") else "-"
         per_pair = 1000 * r["seconds"] * r["workers"] / r["pairs"]
+        vs = f"{r['pairs_per_s'] / base:.2f}x" if base else "-"
         rows.append(f"| {key.replace('_', ' ')} ({r['mode']}) | {r['pairs']} | {r['workers']} | {r['seconds']:.1f} | "
-                    f"{r['pairs_per_s']:.1f} | {r['pairs_per_s'] / base:.2f}x | {per_pair:.2f} | {inside} | {rss} |")
+                    f"{r['pairs_per_s']:.1f} | {vs} | {per_pair:.2f} | {inside} | {rss} |")
     stage_rows = ["", "| stage (seconds summed over workers) | " + " | ".join(
         k.replace("_", " ") for k in ("codegen_only", "full_validation") if k in results) + " |",
         "|---|" + "---|" * sum(k in results for k in ("codegen_only", "full_validation"))]
@@ -107,6 +154,8 @@ def table(results: dict) -> str:
                 cells.append("-" if v is None else
                              f"{v:.1f} s, {1000 * v / r['pairs']:.2f} ms/pair ({100 * v / r['worker_seconds']:.1f}%)")
         stage_rows.append(f"| {STAGE_LABEL[s]} | " + " | ".join(cells) + " |")
+    if not any(k in results for k in ("codegen_only", "full_validation")):
+        stage_rows = []
     return "\n".join(rows + stage_rows)
 
 
@@ -127,7 +176,11 @@ STAGE_LABEL = {
 def main(argv: list[str]) -> int:
     """`python -m bench.harness RESULTS.json`: the table again, from a saved `//bench --json` file."""
     with open(argv[0]) as f:
-        print(table(json.load(f)))
+        results = json.load(f)
+    print(table(results))
+    if "release_small" in results or "release_large" in results:
+        print()
+        print(release_table(results))
     return 0
 
 
