@@ -84,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         with open(results_path) as f:
             results = json.load(f)
-    print()
-    print(harness.table(results))
+    text = harness.table(results)
+    if text:
+        print()
+        print(text)
     if "release_small" in results or "release_large" in results:
         print()
         print(harness.release_table(results))

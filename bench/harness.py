@@ -156,6 +156,8 @@ def table(results: dict) -> str:
         stage_rows.append(f"| {STAGE_LABEL[s]} | " + " | ".join(cells) + " |")
     if not any(k in results for k in ("codegen_only", "full_validation")):
         stage_rows = []
+    if len(rows) == 2:  # --cases ran none of these rows
+        return ""
     return "\n".join(rows + stage_rows)
 
 
@@ -177,9 +179,12 @@ def main(argv: list[str]) -> int:
     """`python -m bench.harness RESULTS.json`: the table again, from a saved `//bench --json` file."""
     with open(argv[0]) as f:
         results = json.load(f)
-    print(table(results))
+    text = table(results)  # empty when the run had none of its rows
+    if text:
+        print(text)
     if "release_small" in results or "release_large" in results:
-        print()
+        if text:
+            print()
         print(release_table(results))
     return 0
 
