@@ -65,6 +65,9 @@ def _worker_main(conn, run_dir: str) -> None:
     """A worker process: run the chunks sent to it, in order, and send back each one's stats.
     After a sticky CUDA error its context is unusable: it exits (EXIT_CUDA_LOST) at once."""
     os.environ["WARP_IR_RUN_DIR"] = run_dir  # the private Warp cache goes under the run's directory
+    # and every other temporary file of the worker: NVRTC's precompiled headers (about 80 MB per
+    # process) are removed by NVRTC at exit, but not when the worker is killed
+    os.environ["TMPDIR"] = tempfile.tempdir = run_dir
     from extractor import warp_adapter
 
     while True:

@@ -10,7 +10,7 @@ import pytest
 
 from extractor import warp_adapter
 import pipeline
-from pipeline import cli
+from pipeline import chunk, cli
 from validator import checks, revalidate
 
 
@@ -207,8 +207,10 @@ def test_cli_end_to_end_writes_a_summary(capsys):
 
 def test_a_run_leaves_nothing_outside_its_out_and_its_temporary_directory():
     """Bounded disk: a validated 100-pair run with two workers, HOME and TMPDIR fresh empty
-    directories. Afterwards HOME and TMPDIR are empty again (no Warp cache in ~/.cache, the
-    run's temporary directory and the workers' private caches removed), and --out holds the
+    directories, one worker SIGKILLed in the middle of chunk 1 (after its compiles). Afterwards
+    HOME and TMPDIR are empty again (no Warp cache in ~/.cache, the run's temporary directory and
+    the workers' private caches removed, and no NVRTC precompiled header, about 80 MB, which NVRTC
+    removes at exit only: a killed worker used to leave one in $TMPDIR), and --out holds the
     dataset's files only."""
     base = _tmp("bounded")
     home, tmp, out = (os.path.join(base, d) for d in ("home", "tmp", "out"))
@@ -219,12 +221,15 @@ def test_a_run_leaves_nothing_outside_its_out_and_its_temporary_directory():
                XDG_CACHE_HOME=os.path.join(home, ".cache"))
     env.pop("TEST_TMPDIR", None)
     env.pop("WARP_IR_RUN_DIR", None)
+    env[chunk.TEST_KILL_ENV] = "1"
     done = subprocess.run([sys.executable, "-c", code, "--count", "100", "--seed", "3", "--out", out,
                            "--families", "arith,branch", "--workers", "2", "--quiet"], env=env,
                           capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-2000:]
     left = [os.path.join(d, n) for root in (home, tmp) for d, dirs, names in os.walk(root) for n in dirs + names]
     assert left == [], left[:10]
+    with open(os.path.join(out, "run.json")) as f:
+        assert [d["chunk"] for d in json.load(f)["worker_deaths"]] == [1]  # the kill did happen
     assert sorted(os.listdir(out)) == ["manifest.json", "run.json", "run_config.json", "shard-00000.jsonl",
                                        "shard-00000.stats.json", "shard-00001.jsonl", "shard-00001.stats.json"]
 

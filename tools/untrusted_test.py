@@ -343,5 +343,27 @@ def test_the_sandbox_turns_a_kernel_that_hangs_or_explodes_into_one_rejection_ea
     assert all(r.verdicts["execute_cpu"].to_json() == {"status": "passed"} for r in results), results
 
 
+def test_a_killed_sandbox_child_leaves_no_file_outside_the_run_directory(monkeypatch):
+    """Bounded disk for //validator: its sandbox child is killed, not exited, after a timeout or
+    a CPU budget, so nothing it writes may depend on its exit handlers. NVRTC's precompiled
+    header (about 80 MB per process, removed by NVRTC at exit only) and the child's Warp cache go
+    to the run's directory, which //validator removes; $TMPDIR keeps only that directory."""
+    from generator.families import build_spec
+    from validator import sandbox
+
+    tmp = os.path.join(TMP, "sandbox_tmpdir")
+    shutil.rmtree(tmp, ignore_errors=True)
+    run_dir = os.path.join(tmp, "run")
+    os.makedirs(run_dir)
+    monkeypatch.setenv("TMPDIR", tmp)  # the child inherits it
+    box = sandbox.Sandbox(False, run_dir)
+    try:
+        results = box.check_batch([build_spec("arith", 1)], ["sm_90"])
+        assert results[0].verdicts["compile_cuda"].to_json() == {"status": "passed"}, results
+        assert os.listdir(run_dir)  # the child's files are there while it lives
+    finally:
+        box._kill()  # SIGKILL, as after a timeout: no exit handler runs
+    assert os.listdir(tmp) == ["run"], os.listdir(tmp)
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-s", "-p", "no:cacheprovider"]))
