@@ -151,7 +151,9 @@ def main(target: str, argv: list[str] | None = None) -> int:
     v = m["validation"]
     ray = " (Ray tasks)" if m["_run"]["executor"] == "ray" else ""
     print(f"{m['_run']['pairs_per_s']} pairs/s over {m['_run']['seconds']} s with {m['_run']['workers']} workers{ray}"
-          f" on {', '.join(m['_run']['devices']) or 'no device (codegen only)'}")
+          f" on {', '.join(m['_run']['devices']) or 'no device (codegen only)'}"
+          + (f" ({m['_run']['resumed_pairs']} pairs resumed from an earlier run, not in the rate)"
+             if m["_run"].get("resumed_pairs") else ""))
     print("checks on written pairs: " + "; ".join(
         f"{k} " + ", ".join(f"{s} {n}" for s, n in sorted(v[k].items())) for k in ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu")))
     if m["validation_notes"]:

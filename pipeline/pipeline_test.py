@@ -96,6 +96,12 @@ def test_resume_redoes_only_unfinished_chunks_and_gives_the_same_bytes(run_a):
     assert os.stat(os.path.join(resumed, "shard-00000.jsonl")).st_mtime_ns == before, "a complete chunk was redone"
     assert {s: open(os.path.join(resumed, s), "rb").read() for s in _shards(resumed)} == snapshot
     assert again["counts"] == first["counts"] and first["counts"]["passed"] == 100
+    # the rate counts only the pairs this invocation made, not those it found on disk
+    chunk0 = json.load(open(os.path.join(resumed, "shard-00000.stats.json")))
+    kept = sum(o["status"] == "passed" for o in chunk0["outcomes"])
+    assert first["_run"]["resumed_pairs"] == 0 and again["_run"]["resumed_pairs"] == kept > 0
+    run = again["_run"]
+    assert abs(run["pairs_per_s"] * run["seconds"] - (100 - kept)) < 1
     # chunk 0 is complete in both runs, so it is byte-identical to the 60-pair run's chunk 0
     assert filecmp.cmp(os.path.join(out, "shard-00000.jsonl"), os.path.join(resumed, "shard-00000.jsonl"), shallow=False)
 

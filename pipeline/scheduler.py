@@ -34,10 +34,11 @@ class Progress:
     def __init__(self, total: int, quiet: bool):
         self.total, self.quiet, self.start = total, quiet, time.time()
 
-    def update(self, passed: int, rejected: int) -> None:
+    def update(self, passed: int, rejected: int, resumed: int = 0) -> None:
+        """`resumed` of the `passed` pairs were on disk from an earlier run: not in the rate."""
         if self.quiet:
             return
-        rate = passed / max(time.time() - self.start, 1e-9)
+        rate = (passed - resumed) / max(time.time() - self.start, 1e-9)
         frac = min(passed / self.total, 1.0) if self.total else 1.0
         bar = "#" * int(frac * 30)
         sys.stderr.write(f"\r[{bar:<30}] {min(passed, self.total)}/{self.total} pairs  {rate:6.1f} pairs/s  rejected {rejected}")
@@ -94,12 +95,12 @@ def run(cfg: RunConfig) -> dict:
     progress = Progress(count, cfg.quiet)
     done: dict[int, dict] = {}
     perf: dict = {"seconds": {}, "peak_rss_mb": {}}
-    tally = {"passed": 0, "rejected": 0}
+    tally = {"passed": 0, "rejected": 0, "resumed": 0}
     deaths: dict[int, int] = {}
     strikes: dict[tuple[int, int], int] = {}
     worker_deaths: list[dict] = []
 
-    def absorb(st: dict) -> None:
+    def absorb(st: dict, resumed: bool = False) -> None:
         p = st.pop("_perf", None)
         if p:
             for k, v in p["seconds"].items():
@@ -109,7 +110,8 @@ def run(cfg: RunConfig) -> dict:
         n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
         tally["passed"] += n_pass
         tally["rejected"] += len(st["outcomes"]) - n_pass
-        progress.update(tally["passed"], tally["rejected"])
+        tally["resumed"] += n_pass if resumed else 0
+        progress.update(tally["passed"], tally["rejected"], tally["resumed"])
 
     # Chunks go out in index order, at most 2 per worker in flight, and only as many as the
     # observed pass rate says are still needed; so no wave barrier and little surplus. A chunk
@@ -135,7 +137,7 @@ def run(cfg: RunConfig) -> dict:
                 c, next_c = next_c, next_c + 1
                 st = read_stats(out, c)
                 if st is not None and st.get("complete"):
-                    absorb(st)
+                    absorb(st, resumed=True)
                     continue
                 task = {"out": out, "chunk": c, "target": target, "seed": seed, "families": families, "archs": archs,
                         "validate": validate, "gpus_off": gpus is not None and not gpus}
@@ -190,7 +192,9 @@ def run(cfg: RunConfig) -> dict:
     elapsed = time.time() - t0
     run_info = {
         "seconds": round(elapsed, 3),
-        "pairs_per_s": round(manifest["counts"]["passed"] / max(elapsed, 1e-9), 2),
+        # the pairs this invocation made: those of chunks an earlier run finished took no time here
+        "pairs_per_s": round(max(manifest["counts"]["passed"] - tally["resumed"], 0) / max(elapsed, 1e-9), 2),
+        "resumed_pairs": tally["resumed"],
         "workers": workers,
         "executor": cfg.executor,
         "validate": validate,
