@@ -218,6 +218,7 @@ def parse_args(argv):
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    fmt.lean_arrow_memory()
     out = caller_path(args.out)
     if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or is_release(out))):
         print(f"error: --out {args.out} exists and is not a previous release; refusing to overwrite it", file=sys.stderr)

@@ -410,6 +410,34 @@ def test_exact_dedup_ignores_the_kernel_name_and_catches_equal_ir(inputs):
     assert info["removed"] == {"duplicate_source": 1, "duplicate_ir": 1}
 
 
+def test_a_gated_entry_gives_back_the_record_s_keys_and_line(inputs):
+    """The packed entries (tools/release_inputs.py `Entries`) give back, for every record, what
+    dedup, the splits and the audit compute from the record itself, and its line; seeds at both
+    ends of the schema's range survive the packing; an entry stays a few hundred bytes."""
+    from tools import release_inputs
+
+    dirs = release_inputs.read_inputs([(p, p) for p in inputs], 0.9)
+    for d, path in zip(dirs, inputs):
+        recs = _records(path)
+        assert len(d.entries) == len(recs) > 0
+        for e, r in zip(d.entries, recs):
+            assert e.key == dedup.sort_key(r)
+            assert (e.source_key, e.ir_key) == (dedup.source_key(r), dedup.ir_key(r))
+            assert e.skeleton == fmt.skeleton_hash(r["source"])
+            assert e.bands == dedup.bands(dedup.signature(r["source"], r["kernel_name"])[1], 0.9)
+            assert e.statuses == tuple((c, v["status"]) for c, v in r["checks"].items())
+            assert release_inputs.read_back(e) == r
+        assert len(d.entries.data) / len(d.entries) < 300, len(d.entries.data) / len(d.entries)
+    store, r = dirs[0].entries, _records(inputs[0])[0]
+    for seed in (0, 2**63 - 1, 255, 256):
+        store.add(dict(r, seed=seed), b"line", "shard-x.jsonl", 2**40 + seed)
+        e = store[len(store) - 1]
+        assert e.key[2] == seed and e.offset == 2**40 + seed and e.shard == "shard-x.jsonl"
+    assert store[0] == store[0] and store[0] != store[1] and list(store)[-1] == e
+    with pytest.raises(IndexError):
+        store[len(store)]
+
+
 def _audit(recs, splits, threshold=0.9):
     bands = [dedup.bands(dedup.signature(r["source"], r["kernel_name"])[1], threshold) for r in recs]
     return dedup.near_duplicates(bands, splits, [f"{r['target']}/{r['id']}" for r in recs],
