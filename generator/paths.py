@@ -1,8 +1,10 @@
-"""Where a user's relative path points: the directory they ran ./bazelw (or bazel run) from."""
+"""Where a user's relative path points: the directory they ran ./bazelw (or bazel run) from;
+and where a worker process keeps its temporary files (`use_run_dir`)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 
 
 def caller_dir() -> str:
@@ -13,3 +15,13 @@ def caller_dir() -> str:
 def caller_path(path: str) -> str:
     """`path` resolved against the caller's directory (absolute paths are kept)."""
     return os.path.normpath(os.path.join(caller_dir(), path))
+
+
+def use_run_dir(run_dir: str) -> None:
+    """Every temporary file of this process goes under `run_dir`, which its parent removes: the
+    private Warp kernel cache (extractor/warp_adapter.py reads WARP_IR_RUN_DIR) and everything
+    else that uses $TMPDIR, NVRTC's automatic precompiled headers above all (about 80 MB per
+    process, removed by NVRTC only at a normal exit, not when the process is killed). Called by
+    each worker process (local, Ray, the validator's sandbox children) before it imports Warp."""
+    os.environ["WARP_IR_RUN_DIR"] = run_dir
+    os.environ["TMPDIR"] = tempfile.tempdir = run_dir

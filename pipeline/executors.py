@@ -15,6 +15,7 @@ import os
 import shutil
 import tempfile
 
+from generator.paths import use_run_dir
 from pipeline.chunk import TEST_CRASH_ENV, TEST_KILL_ENV, TEST_STICKY_ENV, process_chunk
 from pipeline.errors import ExecutorUnavailable
 
@@ -64,10 +65,7 @@ class InProcessExecutor(Executor):
 def _worker_main(conn, run_dir: str) -> None:
     """A worker process: run the chunks sent to it, in order, and send back each one's stats.
     After a sticky CUDA error its context is unusable: it exits (EXIT_CUDA_LOST) at once."""
-    os.environ["WARP_IR_RUN_DIR"] = run_dir  # the private Warp cache goes under the run's directory
-    # and every other temporary file of the worker: NVRTC's precompiled headers (about 80 MB per
-    # process) are removed by NVRTC at exit, but not when the worker is killed
-    os.environ["TMPDIR"] = tempfile.tempdir = run_dir
+    use_run_dir(run_dir)  # the Warp cache and NVRTC's precompiled headers: gone with the run's directory
     from extractor import warp_adapter
 
     while True:
@@ -196,10 +194,7 @@ def _ray_chunk(task: dict) -> dict:
     if _run_dir is None:  # this process's first chunk
         run_dir = _run_dir = os.path.join(tempfile.gettempdir(), os.environ[RAY_RUN_ENV])
         os.makedirs(run_dir, exist_ok=True)
-        os.environ["WARP_IR_RUN_DIR"] = run_dir
-        # and every temporary file of the process goes there too (NVRTC's precompiled headers, which
-        # it removes at exit: a Ray worker does not exit, it is killed)
-        os.environ["TMPDIR"] = tempfile.tempdir = run_dir
+        use_run_dir(run_dir)  # a Ray worker does not exit at the end, it is killed
     from extractor import warp_adapter
 
     try:

@@ -25,8 +25,8 @@ import concurrent.futures
 import multiprocessing
 import os
 import resource
-import tempfile
 
+from generator.paths import use_run_dir
 from validator.verdicts import KernelResult
 
 ADDRESS_SPACE = 8 << 30
@@ -38,10 +38,7 @@ BATCH_TIMEOUT_S = 900
 
 def _limit(address_space: int | None, run_dir: str | None) -> None:
     if run_dir:
-        os.environ["WARP_IR_RUN_DIR"] = run_dir  # the child's Warp cache lives (and dies) there
-        # and so do its other temporary files: NVRTC's precompiled headers (about 80 MB per
-        # process), which NVRTC removes only when the process exits, not when it is killed
-        os.environ["TMPDIR"] = tempfile.tempdir = run_dir
+        use_run_dir(run_dir)  # the child's Warp cache and other temporary files live (and die) there
     if address_space:
         resource.setrlimit(resource.RLIMIT_AS, (address_space, address_space))
     resource.setrlimit(resource.RLIMIT_CPU, (CHILD_CPU_SECONDS, CHILD_CPU_SECONDS))
