@@ -1,6 +1,7 @@
 import filecmp
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,13 +156,46 @@ def test_no_validate_writes_the_same_cpp_and_cuda_without_compiling(run_a):
         pipeline.run(pipeline.RunConfig("cpu", 60, 7, fast, ["arith", "branch", "loop"], workers=1, quiet=True, validate=True))
 
 
-def _cli(out, count, seed=3):
+def _cli(out, count, seed=3, env=None):
     code = "import sys; from pipeline.cli import main; sys.exit(main('cpu'))"
     args = ["--count", str(count), "--seed", str(seed), "--out", out, "--families", "arith,branch,loop,dtypes",
             "--workers", "2", "--quiet", "--no-validate"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **(env or {}))
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def test_sigterm_stops_the_workers_and_removes_the_run_s_temporary_directory():
+    """`kill PID` (SIGTERM) of a run: one error line, exit 143, no process of the run left, its
+    temporary directory gone; the chunks it finished stay and the same command completes the
+    run with the bytes of an uninterrupted one."""
+    ref, out, tmp = _tmp("term_ref"), _tmp("term_run"), _tmp("term_tmpdir")
+    for d in (ref, out, tmp):
+        shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(tmp)
+    assert _cli(ref, 400).wait() == 0
+    proc = _cli(out, 400, env={"TMPDIR": tmp})
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        done = [n for n in os.listdir(out) if n.endswith(".stats.json")] if os.path.isdir(out) else []
+        if len(done) >= 2 or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.terminate()
+    assert proc.wait(timeout=120) == 143
+    err = proc.stderr.read().decode()
+    assert "terminated (SIGTERM)" in err and err.count("error:") == 1, err
+    with pytest.raises(ProcessLookupError):  # no worker of the run's session is still running
+        for _ in range(100):
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
+    assert os.listdir(tmp) == []
+    assert 2 <= len([n for n in os.listdir(out) if n.endswith(".stats.json")]) < 8
+    assert _cli(out, 400).wait() == 0
+    assert _shards(out) == _shards(ref)
+    for name in _shards(ref) + ["manifest.json"]:
+        assert filecmp.cmp(os.path.join(ref, name), os.path.join(out, name), shallow=False), name
 
 
 def test_sigkill_mid_run_then_rerun_gives_every_pair_exactly_once():
