@@ -165,6 +165,17 @@ def _cli(out, count, seed=3, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _wait_for_chunks(proc, out, n):
+    """Wait until the run `proc` has finished `n` chunks into `out`; it must still be running."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        done = [x for x in os.listdir(out) if x.endswith(".stats.json")] if os.path.isdir(out) else []
+        if len(done) >= n or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before it could be stopped"
+
+
 def test_sigterm_stops_the_workers_and_removes_the_run_s_temporary_directory():
     """`kill PID` (SIGTERM) of a run: one error line, exit 143, no process of the run left, its
     temporary directory gone; the chunks it finished stay and the same command completes the
@@ -175,13 +186,7 @@ def test_sigterm_stops_the_workers_and_removes_the_run_s_temporary_directory():
     os.makedirs(tmp)
     assert _cli(ref, 400).wait() == 0
     proc = _cli(out, 400, env={"TMPDIR": tmp})
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        done = [n for n in os.listdir(out) if n.endswith(".stats.json")] if os.path.isdir(out) else []
-        if len(done) >= 2 or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be stopped"
+    _wait_for_chunks(proc, out, 2)
     proc.terminate()
     assert proc.wait(timeout=120) == 143
     err = proc.stderr.read().decode()
@@ -202,13 +207,7 @@ def test_sigkill_mid_run_then_rerun_gives_every_pair_exactly_once():
     ref, killed = _tmp("kill_ref"), _tmp("kill_run")
     assert _cli(ref, 1000).wait() == 0
     proc = _cli(killed, 1000)
-    deadline = time.time() + 300
-    while time.time() < deadline:  # kill once a few chunks are on disk, well before the end
-        done = [n for n in os.listdir(killed) if n.endswith(".stats.json")] if os.path.isdir(killed) else []
-        if len(done) >= 4 or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
+    _wait_for_chunks(proc, killed, 4)  # kill once a few chunks are on disk, well before the end
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and every worker, mid-write or not
     proc.wait()
     partial = [n for n in os.listdir(killed) if n.endswith(".stats.json")]

@@ -12,7 +12,7 @@ every record has a canonical JSON form (no NaN or Infinity, no unpaired surrogat
 The first violation raises `GateError` with a one-line reason naming the file and record.
 
 Records are gated one at a time and not kept: each leaves an entry in its input's `Entries` (its
-keys, hashes, verdict statuses and where its line lies, packed: about 0.25 KB), so a release of
+keys, hashes, verdict statuses and where its line lies, packed: about 0.2 KB), so a release of
 any size holds one record at a time; the
 release reads a record back with `read_back` when it writes it.
 """
@@ -63,7 +63,7 @@ _TAIL = struct.Struct("<HBII")
 
 class Entries:
     """What the release keeps of the gated records of one input, packed into one growing buffer
-    (about 0.25 KB per record, one allocation for all of them): per record its sort key (target,
+    (about 0.2 KB per record, one allocation for all of them): per record its sort key (target,
     family, seed, id, kernel_name), the exact-dedup hashes, its skeleton hash, its verdict
     statuses, its near-duplicate bands (`dedup.bands`) and where its line lies (shard path, byte
     offset, and a digest of the line so the record read back is the one gated). Indexing or
