@@ -76,6 +76,37 @@ def test_codegen_only_cuts_equal_what_the_compilers_are_given():
     assert generated == compiled
 
 
+def test_the_cut_s_word_matcher_matches_what_its_regular_expressions_match():
+    # `_Word` stands in for `_words(pattern)` on the cut's fast path; every shape, on headers
+    # built to sit on each edge of the expression (word boundaries, space, what follows "(")
+    heads = ["void foo(\n", "void foo (\n  int a", "void foo(x", "void foo( x", "void foo()", "void foo", "foo(",
+             "xfoo(", "foox(", "foo_(", "a.foo(", "foo\t\n(", "foo(_", "foo(1", "foo (\t", "foo(\u00e9",
+             "struct wp_args_k {", "struct  wp_args_k", "struct\nwp_args_k", "structwp_args_k", "mystruct wp_args_k",
+             "_struct wp_args_k", "struct wp_args_kk", "struct wp_args_k_", "x struct wp_args_k", "struct x wp_args_k",
+             "wp_args_k struct wp_args_k", "struct\u00a0wp_args_k", "// struct wp_args_k", "", "struct", "k", "foo foo(",
+             "static CUDA_CALLABLE void adj_foo(\n    wp::float32 var_a,"]
+    for word in ("foo", "wp_args_k", "k", "adj_foo"):
+        for shape, regex in (("", re.escape(word)), ("call", re.escape(word) + r"\s*\("),
+                             ("struct", rf"struct\s+{re.escape(word)}")):
+            fast, slow = warp_adapter._Word(word, shape), warp_adapter._words(regex)
+            assert fast.pattern == regex
+            for head in heads:
+                assert fast.search(head) == bool(slow.search(head)), (word, shape, head)
+
+
+def test_the_cut_is_the_same_with_and_without_the_word_index():
+    specs = [build_spec(f, s) for f in sorted(FAMILIES) for s in range(2)]
+    with tempfile.TemporaryDirectory() as d:
+        _, kernels, _, cpp, cu = _compiled(specs, d)
+        for compiled in (cpp, cu):
+            items = [(i, warp_adapter._header(i)) for i in warp_adapter.top_level_items(compiled.source)]
+            index = warp_adapter._word_index(items)
+            for kernel in kernels.values():
+                fast = warp_adapter._cut_kernel(items, kernel, compiled.backend, index)
+                assert fast == warp_adapter._cut_kernel(items, kernel, compiled.backend, None)
+                assert fast["forward"] and fast["backward"]
+
+
 def test_ir_of_a_kernel_is_the_same_alone_and_in_a_batch():
     specs = [build_spec(f, s) for f in sorted(FAMILIES) for s in range(3)]
     assert any(s.helpers for s in specs)

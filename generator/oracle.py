@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from generator import oracle_lanes
 from generator.spec import FLOAT_DTYPES, VEC_SHAPES, KernelSpec, is_float
 
 _M32 = 0xFFFFFFFF
@@ -339,6 +340,19 @@ class Interpreter:
                 raise ValueError(f"unknown statement tag {tag!r}")
 
 
+_LANES = [True]
+
+
+def lanes_enabled() -> bool:
+    return _LANES[0]
+
+
+def set_lanes(enabled: bool) -> bool:
+    """Turn the all-threads-at-once path on or off (tests compare the two); the previous value."""
+    previous, _LANES[0] = _LANES[0], enabled
+    return previous
+
+
 def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict[str, np.ndarray]:
     """Evaluate the spec on `inputs` (name -> ndarray or scalar); return every written array.
     With `taken`, every (branch point, outcome) the evaluation passes is added to it.
@@ -357,6 +371,17 @@ def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict
             scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f])) for f, t in a.fields}
         else:
             scalars[a.name] = _as(a.dtype, v)
+    if lanes_enabled() and oracle_lanes.supported(spec):
+        fast_arrays = {name: arr.copy() for name, arr in arrays.items()}
+        fast_taken: set | None = set() if taken is not None else None
+        try:
+            oracle_lanes.run_lanes(spec, fast_arrays, scalars, fast_taken)
+        except (oracle_lanes.Unsure, ArithmeticError, LookupError, TypeError, ValueError):
+            pass  # the threads one by one decide, and raise what they raise
+        else:
+            if taken is not None:
+                taken |= fast_taken
+            return {a.name: fast_arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
     interp = Interpreter(spec, arrays, scalars, taken)
     for tid in itertools.product(*(range(d) for d in spec.dim)):
         env = dict(scalars)

@@ -1,0 +1,670 @@
+"""The oracle's fast path: a spec evaluated for all threads at once, one NumPy array per value.
+
+`generator.oracle.Interpreter` runs the threads one after another, in Python. This module runs
+the same statements over arrays of lanes (lane k is the k-th thread of that order), with a mask
+of the lanes that execute each statement. It must give the bits the thread-by-thread interpreter
+gives, or give up: whenever it cannot be sure, it raises `Unsure` and `run_oracle` evaluates the
+spec thread by thread from the start. It gives up on
+- constructs it does not evaluate (vectors, matrices, tiles, structs with vector fields; checked
+  before it starts, `supported`);
+- anything that would raise in the thread-by-thread interpreter (a division by zero, a math
+  domain error, an index out of bounds, a non-finite value cast to an integer, a helper without
+  a return), so that interpreter raises the exception itself, with its message;
+- any memory access whose result would depend on running the threads in order rather than
+  together: a location written by one thread and read or written by another, a float
+  atomic_add whose contributions would not arrive in thread order, a plain access to a location
+  other threads update atomically; and integers that might leave int64.
+
+Values are Python scalars where every lane has the same value (literals, scalar arguments) and
+float64, int64 or bool arrays otherwise. Arithmetic is IEEE on both paths; the math functions
+whose NumPy versions may round differently from Python's `math` (all but sqrt, floor, ceil,
+trunc, abs, min, max) are called through `math`, lane by lane, on the lanes that execute.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from generator.spec import FLOAT_DTYPES, INT_DTYPES, KernelSpec, VEC_SHAPES
+
+_M32 = 0xFFFFFFFF
+# integers whose magnitude stays below this multiply without leaving int64
+_SAFE_FACTOR = 2**31
+
+
+class Unsure(Exception):
+    """The lanes cannot be sure to give the thread-by-thread interpreter's bits here."""
+
+
+# the builtins evaluated lane by lane through Python's math module (same bits, same exceptions)
+_MATH = {
+    "sin": math.sin, "cos": math.cos, "tanh": math.tanh, "exp": math.exp, "log": math.log,
+    "atan": math.atan, "atan2": math.atan2, "sinh": math.sinh, "cosh": math.cosh,
+    "log2": math.log2, "log10": math.log10, "pow": math.pow, "acos": math.acos, "asin": math.asin,
+}
+_NUMPY = {"sqrt", "abs", "floor", "ceil", "trunc", "min", "max", "clamp", "float32", "rand_init"}
+_EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
+              "fld", "randf"}
+_STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "break", "continue", "ret", "expr",
+              "ret_kernel"}
+_SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)
+
+
+def _walk_ok(node, stmt: bool) -> bool:
+    """Whether a statement list / expression uses only what the lanes evaluate (no recursion
+    limit concerns: spec trees are shallow)."""
+    if stmt:
+        for s in node:
+            tag = s[0]
+            if tag not in _STMT_TAGS:
+                return False
+            if tag in ("let", "set"):
+                ok = _walk_ok(s[2], False)
+            elif tag == "aug":
+                ok = _walk_ok(s[3], False)
+            elif tag == "store":
+                ok = all(_walk_ok(i, False) for i in s[2]) and _walk_ok(s[3], False)
+            elif tag == "atomic":
+                ok = s[1] in ("add", "min", "max") and all(_walk_ok(i, False) for i in s[3]) and _walk_ok(s[4], False)
+            elif tag == "if":
+                ok = (_walk_ok(s[1], False) and _walk_ok(s[2], True) and _walk_ok(s[4], True)
+                      and all(_walk_ok(c, False) and _walk_ok(b, True) for c, b in s[3]))
+            elif tag == "for":
+                ok = _walk_ok(s[2], False) and _walk_ok(s[3], False) and _walk_ok(s[4], True)
+            elif tag == "while":
+                ok = _walk_ok(s[1], False) and _walk_ok(s[2], True)
+            elif tag in ("ret", "expr"):
+                ok = _walk_ok(s[1], False)
+            else:
+                ok = True
+            if not ok:
+                return False
+        return True
+    tag = node[0]
+    if tag not in _EXPR_TAGS:
+        return False
+    if tag in ("c", "v", "fld"):
+        return True
+    if tag == "ld":
+        return all(_walk_ok(i, False) for i in node[2])
+    if tag in ("bin", "cmp"):
+        return _walk_ok(node[2], False) and _walk_ok(node[3], False)
+    if tag == "call":
+        return (node[1] in _MATH or node[1] in _NUMPY) and all(_walk_ok(a, False) for a in node[2])
+    if tag == "hcall":
+        return all(_walk_ok(a, False) for a in node[2])
+    if tag == "cast":
+        return node[1] in _SCALAR_DTYPES and _walk_ok(node[2], False)
+    if tag == "where":
+        return all(_walk_ok(x, False) for x in node[1:4])
+    if tag in ("and", "or", "mod"):
+        return _walk_ok(node[1], False) and _walk_ok(node[2], False)
+    if tag in ("neg", "not"):
+        return _walk_ok(node[1], False)
+    if tag == "randf":
+        return all(_walk_ok(x, False) for x in node[2:])
+    return False
+
+
+def supported(spec: KernelSpec) -> bool:
+    """Whether the lanes evaluate this spec at all (decided from the spec alone)."""
+    if spec.launch != "grid":
+        return False
+    for a in spec.args:
+        if a.kind == "struct":
+            if any(t not in _SCALAR_DTYPES for _, t in a.fields):
+                return False
+        elif a.dtype not in _SCALAR_DTYPES:
+            return False
+    for h in spec.helpers:
+        if h.ret not in _SCALAR_DTYPES or any(t not in _SCALAR_DTYPES for _, t in h.params):
+            return False
+        if not _walk_ok(h.body, True):
+            return False
+    return _walk_ok(spec.body, True)
+
+
+def _is_bool(x) -> bool:
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, np.ndarray) and x.dtype == np.bool_)
+
+
+def _is_int(x) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "iu"
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
+
+
+def _is_float(x) -> bool:
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind == "f"
+    return isinstance(x, (float, np.floating))
+
+
+def _truth(x):
+    """Python's truth of each lane's value (a NaN is true)."""
+    if isinstance(x, np.ndarray):
+        return x if x.dtype == np.bool_ else x != 0
+    return bool(x)
+
+
+def _pcg(state):
+    b = (state * 747796405 + 2891336453) & _M32
+    c = (((b >> ((b >> 28) + 4)) ^ b) * 277803737) & _M32
+    return ((c >> 22) ^ c) & _M32
+
+
+class _Track:
+    """Who touched each element of an array the kernel writes: `owner` -1 nobody, k thread k
+    only, -2 read by several threads, -3 updated atomically; `written` by a plain store;
+    `last` the highest thread whose atomic_add reached it."""
+
+    __slots__ = ("owner", "written", "last")
+
+    def __init__(self, size: int):
+        self.owner = np.full(size, -1, dtype=np.int64)
+        self.written = np.zeros(size, dtype=np.bool_)
+        self.last = np.full(size, -1, dtype=np.int64)
+
+
+def _written_arrays(stmts, out: set):
+    for s in stmts:
+        tag = s[0]
+        if tag == "store":
+            out.add(s[1])
+        elif tag == "atomic":
+            out.add(s[2])
+        elif tag == "if":
+            _written_arrays(s[2], out)
+            _written_arrays(s[4], out)
+            for _, b in s[3]:
+                _written_arrays(b, out)
+        elif tag == "for":
+            _written_arrays(s[4], out)
+        elif tag == "while":
+            _written_arrays(s[2], out)
+
+
+class Lanes:
+    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None):
+        self.spec = spec
+        self.arrays = arrays
+        self.flat = {name: arr.reshape(-1) for name, arr in arrays.items()}  # views: writes land in arrays
+        self.scalars = scalars
+        self.taken = taken
+        self.helpers = {h.name: h for h in spec.helpers}
+        self.n = int(np.prod(spec.dim))
+        self.lane = np.arange(self.n, dtype=np.int64)
+        written: set = set()
+        _written_arrays(spec.body, written)
+        for h in spec.helpers:
+            _written_arrays(h.body, written)
+        self.track = {name: _Track(arrays[name].size) for name in written if name in arrays}
+        self.dead = np.zeros(self.n, dtype=np.bool_)  # lanes that returned (from the kernel or the helper)
+        self.brk = np.zeros(self.n, dtype=np.bool_)  # lanes that left the innermost loop
+        self.retval = None
+
+    # ---- values -------------------------------------------------------------------------
+    def _full(self, x):
+        return x if isinstance(x, np.ndarray) else np.full(self.n, x)
+
+    @staticmethod
+    def _assign(env, name, value, m, every):
+        if every or name not in env:
+            env[name] = value
+            return
+        old = env[name]
+        if _is_bool(value) != _is_bool(old):
+            raise Unsure("a variable changes between bool and number")
+        env[name] = np.where(m, value, old)
+
+    def _as(self, dtype, value, m):
+        if dtype in FLOAT_DTYPES:
+            if _is_bool(value) or _is_int(value):
+                return value.astype(np.float64) if isinstance(value, np.ndarray) else float(value)
+            return value if isinstance(value, np.ndarray) else float(value)
+        if dtype == "bool":
+            return _truth(value)
+        if _is_float(value):
+            if isinstance(value, np.ndarray):
+                if not np.isfinite(value[m]).all():
+                    raise Unsure("a non-finite value cast to an integer")
+                if np.abs(value[m]).max(initial=0.0) >= 2.0**62:
+                    raise Unsure("a float cast to an integer beyond int64")
+                return np.trunc(np.where(m, value, 0.0)).astype(np.int64)
+            return int(math.trunc(value))
+        if isinstance(value, np.ndarray):
+            return value.astype(np.int64)
+        return int(value)
+
+    def _index(self, name, idx_exprs, env, m):
+        """Flat element indices of the active lanes (and the lanes), checked against the shape."""
+        arr = self.arrays[name]
+        if len(idx_exprs) != arr.ndim:
+            raise Unsure("an index with a different rank")
+        flat = None
+        for e, size in zip(idx_exprs, arr.shape):
+            k = self.expr(e, env, m)
+            if not _is_int(k):
+                raise Unsure("an index that is not an integer")
+            k = self._full(k)[m]
+            if k.size and (k.min() < -size or k.max() >= size):
+                raise Unsure("an index out of bounds")
+            k = k % size
+            flat = k if flat is None else flat * size + k
+        return flat, self.lane[m]
+
+    def _read(self, name, flat, lanes):
+        tr = self.track.get(name)
+        if tr is None:
+            return
+        o = tr.owner[flat]
+        if (tr.written[flat] & (o != lanes)).any() or (o == -3).any():
+            raise Unsure("a thread reads what another thread wrote")
+        new = np.where((o == -1) | (o == lanes), lanes, -2)
+        if flat.size > 1:
+            order = np.argsort(flat, kind="stable")
+            s = flat[order]
+            dup = s[1:] == s[:-1]
+            if dup.any():
+                shared = np.unique(s[1:][dup])
+                new[np.isin(flat, shared)] = -2
+        tr.owner[flat] = new
+
+    def _write(self, name, flat, lanes):
+        tr = self.track[name]
+        o = tr.owner[flat]
+        if ((o != -1) & (o != lanes)).any():
+            raise Unsure("a thread writes what another thread touched")
+        if flat.size > 1 and np.unique(flat).size < flat.size:
+            raise Unsure("two threads write one element")
+        tr.owner[flat] = lanes
+        tr.written[flat] = True
+
+    # ---- expressions ----------------------------------------------------------------------
+    def expr(self, e, env, m):
+        tag = e[0]
+        if tag == "c":
+            return self._as(e[2], e[1], m)
+        if tag == "v":
+            return env[e[1]]
+        if tag == "ld":
+            flat, lanes = self._index(e[1], e[2], env, m)
+            self._read(e[1], flat, lanes)
+            src = self.flat[e[1]]
+            out = np.zeros(self.n, dtype=src.dtype)
+            out[m] = src[flat]
+            return out
+        if tag == "bin":
+            a, b = self.expr(e[2], env, m), self.expr(e[3], env, m)
+            return self._bin(e[1], a, b, m)
+        if tag == "mod":
+            a, k = self.expr(e[1], env, m), self.expr(e[2], env, m)
+            if not (_is_int(a) and _is_int(k)):
+                raise Unsure("% of non-integers")
+            kk = self._full(k)[m]
+            if (kk == 0).any():
+                raise Unsure("% by zero")
+            if isinstance(k, np.ndarray):
+                k = np.where(m, k, 1)
+            return a % k
+        if tag == "neg":
+            a = self.expr(e[1], env, m)
+            if _is_bool(a):
+                raise Unsure("- of a bool")
+            return -a
+        if tag == "call":
+            return self._call(e[1], [self.expr(a, env, m) for a in e[2]], m)
+        if tag == "where":
+            c = _truth(self.expr(e[1], env, m))
+            if not isinstance(c, np.ndarray):
+                if self.taken is not None:
+                    self.taken.add((id(e), c))
+                return self.expr(e[2] if c else e[3], env, m)
+            mt, mf = m & c, m & ~c
+            a = b = 0
+            if mt.any():
+                if self.taken is not None:
+                    self.taken.add((id(e), True))
+                a = self.expr(e[2], env, mt)
+            if mf.any():
+                if self.taken is not None:
+                    self.taken.add((id(e), False))
+                b = self.expr(e[3], env, mf)
+            if not mt.any():
+                return b
+            if not mf.any():
+                return a
+            if _is_bool(a) != _is_bool(b):
+                raise Unsure("where() of a bool and a number")
+            return np.where(c, a, b)
+        if tag == "cmp":
+            a, b = self.expr(e[2], env, m), self.expr(e[3], env, m)
+            op = e[1]
+            if op == "<":
+                return a < b
+            if op == "<=":
+                return a <= b
+            if op == ">":
+                return a > b
+            if op == ">=":
+                return a >= b
+            if op == "==":
+                return a == b
+            if op == "!=":
+                return a != b
+            raise ValueError(op)
+        if tag == "and":
+            a = _truth(self.expr(e[1], env, m))
+            if not isinstance(a, np.ndarray):
+                return bool(_truth(self.expr(e[2], env, m))) if a else False
+            mb = m & a
+            if not mb.any():
+                return a
+            return a & _truth(self.expr(e[2], env, mb))
+        if tag == "or":
+            a = _truth(self.expr(e[1], env, m))
+            if not isinstance(a, np.ndarray):
+                return True if a else bool(_truth(self.expr(e[2], env, m)))
+            mb = m & ~a
+            if not mb.any():
+                return a
+            return a | _truth(self.expr(e[2], env, mb))
+        if tag == "not":
+            a = _truth(self.expr(e[1], env, m))
+            return ~a if isinstance(a, np.ndarray) else not a
+        if tag == "hcall":
+            return self._hcall(e, env, m)
+        if tag == "cast":
+            return self._as(e[1], self.expr(e[2], env, m), m)
+        if tag == "fld":
+            return env[e[1]][e[2]]
+        if tag == "randf":
+            state = env[e[1]]
+            if not _is_int(state):
+                raise Unsure("an RNG state that is not an integer")
+            new = _pcg(state)
+            self._assign(env, e[1], new, m, False)
+            u = (new >> 8) * (1.0 / 16777216.0)
+            if len(e) > 2:
+                lo, hi = self.expr(e[2], env, m), self.expr(e[3], env, m)
+                if not isinstance(u, np.ndarray) and not isinstance(lo, np.ndarray) and not isinstance(hi, np.ndarray):
+                    return float(np.float32(np.float32(hi - lo) * np.float32(u) + np.float32(lo)))
+                f32 = (np.asarray(hi - lo).astype(np.float32) * np.asarray(u).astype(np.float32)
+                       + np.asarray(lo).astype(np.float32))
+                return self._full(f32.astype(np.float64))
+            return u
+        raise Unsure(f"expression {tag!r}")
+
+    def _bin(self, op, a, b, m):
+        if _is_bool(a) or _is_bool(b):
+            raise Unsure("arithmetic on bools")
+        if op == "+":
+            r = a + b
+        elif op == "-":
+            r = a - b
+        elif op == "*":
+            if _is_int(a) and _is_int(b):
+                if np.abs(self._full(a)[m]).max(initial=0) >= _SAFE_FACTOR or \
+                        np.abs(self._full(b)[m]).max(initial=0) >= _SAFE_FACTOR:
+                    raise Unsure("an integer product that might leave int64")
+            r = a * b
+        elif op == "/":
+            if (self._full(b)[m] == 0).any():
+                raise Unsure("a division by zero")
+            if isinstance(b, np.ndarray):
+                b = np.where(m, b, 1)
+            r = a / b
+        else:
+            raise ValueError(op)
+        if _is_int(r) and isinstance(r, np.ndarray) and r.size and np.abs(r[m]).max(initial=0) >= 2**62:
+            raise Unsure("an integer beyond int64")
+        return r
+
+    def _call(self, name, args, m):
+        if any(_is_bool(a) for a in args):
+            raise Unsure("a builtin on a bool")
+        fn = _MATH.get(name)
+        if fn is not None:
+            if not any(isinstance(a, np.ndarray) for a in args):
+                return fn(*args)
+            cols = [self._full(a)[m].tolist() for a in args]
+            out = np.zeros(self.n, dtype=np.float64)
+            try:
+                out[m] = [fn(*xs) for xs in zip(*cols)]
+            except (ValueError, OverflowError, ZeroDivisionError, TypeError) as exc:
+                raise Unsure(f"{name}: {exc}") from None
+            return out
+        if name == "sqrt":
+            (x,) = args
+            if not isinstance(x, np.ndarray):
+                return math.sqrt(x)
+            if (x[m] < 0).any():
+                raise Unsure("sqrt of a negative number")
+            return np.sqrt(np.where(m, x, 0))
+        if name == "abs":
+            (x,) = args
+            return np.abs(x) if isinstance(x, np.ndarray) else abs(x)
+        if name in ("floor", "ceil", "trunc"):
+            (x,) = args
+            if not isinstance(x, np.ndarray):
+                f = {"floor": math.floor, "ceil": math.ceil, "trunc": math.trunc}[name]
+                return float(f(x))
+            if x.dtype.kind == "f" and not np.isfinite(x[m]).all():
+                raise Unsure(f"{name} of a non-finite number")
+            return {"floor": np.floor, "ceil": np.ceil, "trunc": np.trunc}[name](x).astype(np.float64)
+        if name == "min":
+            a, b = args
+            return self._min(a, b)
+        if name == "max":
+            a, b = args
+            return self._max(a, b)
+        if name == "clamp":
+            x, lo, hi = args
+            return self._min(self._max(x, lo), hi)
+        if name == "float32":
+            (x,) = args
+            return x.astype(np.float64) if isinstance(x, np.ndarray) else float(x)
+        if name == "rand_init":
+            if not all(_is_int(a) for a in args):
+                raise Unsure("rand_init of a non-integer")
+            if len(args) == 1:
+                return _pcg(args[0] & _M32)
+            seed, offset = args
+            return _pcg(((seed & _M32) + _pcg(offset & _M32)) & _M32)
+        raise Unsure(f"builtin {name!r}")
+
+    @staticmethod
+    def _min(a, b):
+        # Python's min(a, b): a unless b < a
+        if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+            return min(a, b)
+        return np.where(b < a, b, a)
+
+    @staticmethod
+    def _max(a, b):
+        if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+            return max(a, b)
+        return np.where(b > a, b, a)
+
+    def _hcall(self, e, env, m):
+        h = self.helpers[e[1]]
+        local = {n: self._as(t, self.expr(a, env, m), m) for (n, t), a in zip(h.params, e[2])}
+        saved = self.dead, self.brk, self.retval
+        self.dead = np.zeros(self.n, dtype=np.bool_)
+        self.brk = np.zeros(self.n, dtype=np.bool_)
+        self.retval = None
+        try:
+            self.block(h.body, local, m)
+            if (m & ~self.dead).any():
+                raise Unsure(f"helper {h.name} fell off its end")
+            value = self.retval
+        finally:
+            self.dead, self.brk, self.retval = saved
+        return self._as(h.ret, value, m)
+
+    # ---- statements -------------------------------------------------------------------------
+    def block(self, stmts, env, m):
+        """Run the statements on the lanes in `m`; the lanes that reach the end of the block."""
+        for s in stmts:
+            m = self.stmt(s, env, m)
+            if not m.any():
+                return m
+        return m
+
+    def stmt(self, s, env, m):
+        tag = s[0]
+        if tag in ("let", "set"):
+            self._assign(env, s[1], self.expr(s[2], env, m), m, m.all())
+            return m
+        if tag == "aug":
+            v = self.expr(s[3], env, m)
+            old = env[s[1]]
+            op = s[2]
+            new = self._bin(op, old, v, m) if op in "+-*" else None
+            if new is None:
+                raise ValueError(op)
+            self._assign(env, s[1], new, m, m.all())
+            return m
+        if tag == "store":
+            flat, lanes = self._index(s[1], s[2], env, m)
+            v = self.expr(s[3], env, m)
+            dst = self.flat[s[1]]
+            if dst.dtype.kind != "f" and _is_float(v):
+                raise Unsure("a float stored into an integer array")
+            self._write(s[1], flat, lanes)
+            dst[flat] = self._full(v)[m]
+            return m
+        if tag == "atomic":
+            self._atomic(s, env, m)
+            return m
+        if tag == "if":
+            return self._if(s, env, m)
+        if tag == "for":
+            start, stop = self.expr(s[2], env, m), self.expr(s[3], env, m)
+            if not (_is_int(start) and _is_int(stop)):
+                raise Unsure("a range of non-integers")
+            v = self._full(start).astype(np.int64)
+            live = m & (v < stop)
+            outer = self.brk
+            self.brk = np.zeros(self.n, dtype=np.bool_)
+            try:
+                while live.any():
+                    self._assign(env, s[1], v, live, live.all())
+                    self.block(s[4], env, live)
+                    v = v + 1
+                    live = live & ~self.brk & ~self.dead & (v < stop)
+            finally:
+                self.brk = outer
+            return m & ~self.dead
+        if tag == "while":
+            outer = self.brk
+            self.brk = np.zeros(self.n, dtype=np.bool_)
+            live = m
+            try:
+                while True:
+                    c = _truth(self.expr(s[1], env, live))
+                    live = live & c
+                    if not live.any():
+                        break
+                    self.block(s[2], env, live)
+                    live = live & ~self.brk & ~self.dead
+            finally:
+                self.brk = outer
+            return m & ~self.dead
+        if tag == "break":
+            self.brk = self.brk | m
+            return np.zeros(self.n, dtype=np.bool_)
+        if tag == "continue":
+            return np.zeros(self.n, dtype=np.bool_)
+        if tag == "ret":
+            v = self.expr(s[1], env, m)
+            if self.retval is None:
+                self.retval = v
+            else:
+                if _is_bool(v) != _is_bool(self.retval):
+                    raise Unsure("a helper returns a bool and a number")
+                self.retval = np.where(m, v, self.retval)
+            self.dead = self.dead | m
+            return np.zeros(self.n, dtype=np.bool_)
+        if tag == "expr":
+            self.expr(s[1], env, m)
+            return m
+        if tag == "ret_kernel":
+            self.dead = self.dead | m
+            return np.zeros(self.n, dtype=np.bool_)
+        raise Unsure(f"statement {tag!r}")
+
+    def _if(self, s, env, m):
+        c = _truth(self.expr(s[1], env, m))
+        c = np.broadcast_to(c, (self.n,)) if not isinstance(c, np.ndarray) else c
+        flow = np.zeros(self.n, dtype=np.bool_)
+        hit = m & c
+        rest = m & ~c
+        if hit.any():
+            out = self.block(s[2], env, hit)
+            if out.any() and self.taken is not None:
+                self.taken.add((id(s), 0))
+            flow |= out
+        for k, (cond, body) in enumerate(s[3], 1):
+            if not rest.any():
+                break
+            ck = _truth(self.expr(cond, env, rest))
+            ck = np.broadcast_to(ck, (self.n,)) if not isinstance(ck, np.ndarray) else ck
+            hit = rest & ck
+            rest = rest & ~ck
+            if hit.any():
+                out = self.block(body, env, hit)
+                if out.any() and self.taken is not None:
+                    self.taken.add((id(s), k))
+                flow |= out
+        if rest.any():
+            out = self.block(s[4], env, rest)
+            if out.any() and self.taken is not None:
+                self.taken.add((id(s), len(s[3]) + 1))
+            flow |= out
+        return flow
+
+    def _atomic(self, s, env, m):
+        name = s[2]
+        flat, lanes = self._index(name, s[3], env, m)
+        v = self._full(self.expr(s[4], env, m))[m]
+        if _is_bool(v):
+            v = v.astype(np.int64)
+        dst = self.flat[name]
+        if dst.dtype.kind != "f" and v.dtype.kind == "f":
+            raise Unsure("a float added atomically into an integer array")
+        tr = self.track[name]
+        o = tr.owner[flat]
+        if ((o != -1) & (o != -3)).any():
+            raise Unsure("an atomic on an element a plain access touched")
+        op = s[1]
+        if dst.dtype.kind == "f" and not np.isfinite(v).all():
+            raise Unsure("a non-finite value in an atomic")
+        if op == "add":
+            if dst.dtype.kind == "f":
+                # the float sum's bits depend on its order: the threads' contributions must
+                # arrive in thread order, as they do one thread after another
+                if (lanes < tr.last[flat]).any():
+                    raise Unsure("float atomic_add contributions out of thread order")
+                tr.last[flat] = lanes
+            np.add.at(dst, flat, v)
+        elif op == "min":
+            np.minimum.at(dst, flat, v)
+        elif op == "max":
+            np.maximum.at(dst, flat, v)
+        else:
+            raise ValueError(op)
+        tr.owner[flat] = -3
+
+
+def run_lanes(spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None) -> None:
+    """Evaluate every thread of `spec` at once into `arrays` (and `taken`), or raise Unsure."""
+    lanes = Lanes(spec, arrays, scalars, taken)
+    env = dict(scalars)
+    ids = np.unravel_index(lanes.lane, spec.dim) if spec.dim else ()
+    for name, ix in zip(spec.tid_names, ids):
+        env[name] = ix.astype(np.int64)
+    with np.errstate(all="ignore"):
+        lanes.block(spec.body, env, np.ones(lanes.n, dtype=np.bool_))

@@ -1,0 +1,190 @@
+"""The oracle's two paths give the same bits: every thread at once (`generator.oracle_lanes`)
+against the threads one by one (`generator.oracle.Interpreter`), on every family's kernels and
+on specs written to break the lanes (threads that share memory, atomics out of order, a
+division by zero in one thread, loops left by break, continue and return)."""
+
+import collections
+
+import numpy as np
+import pytest
+
+from generator import oracle, oracle_lanes
+from generator.families import FAMILIES, INPUT_SETS, build_spec
+from generator.inputs import make_inputs
+from generator.spec import ArgSpec, HelperSpec, KernelSpec
+
+SEEDS = range(12)
+
+
+def _one_by_one(spec, inputs):
+    previous = oracle.set_lanes(False)
+    taken: set = set()
+    try:
+        return oracle.run_oracle(spec, inputs, taken), taken, None
+    except Exception as exc:  # noqa: BLE001 - the exception is what is compared
+        return None, taken, exc
+    finally:
+        oracle.set_lanes(previous)
+
+
+def _at_once(spec, inputs):
+    """The lanes alone (no fallback): (outputs, taken) or None when they are unsure."""
+    arrays, scalars = {}, {}
+    for a in spec.args:
+        v = inputs[a.name]
+        if a.kind == "array":
+            arrays[a.name] = np.array(v, dtype=np.float64 if a.dtype.startswith("float") else np.int64)
+        elif a.kind == "struct":
+            scalars[a.name] = {f: oracle._as(t, v[f]) for f, t in a.fields}
+        else:
+            scalars[a.name] = oracle._as(a.dtype, v)
+    taken: set = set()
+    try:
+        oracle_lanes.run_lanes(spec, arrays, scalars, taken)
+    except oracle_lanes.Unsure:
+        return None
+    return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}, taken
+
+
+def _same(spec, inputs):
+    """Both paths agree bit for bit; whether the lanes were sure."""
+    want, want_taken, exc = _one_by_one(spec, inputs)
+    got = _at_once(spec, inputs)
+    if got is not None:
+        assert exc is None, f"{spec.name}: the threads one by one raise {exc!r}, the lanes finished"
+        outs, taken = got
+        for name in want:
+            assert outs[name].dtype == want[name].dtype
+            assert outs[name].tobytes() == want[name].tobytes(), f"{spec.name}: output {name} differs"
+        assert taken == want_taken, f"{spec.name}: branch outcomes differ"
+    # and through run_oracle, whichever path it takes
+    taken: set = set()
+    if exc is None:
+        outs = oracle.run_oracle(spec, inputs, taken)
+        for name in want:
+            assert outs[name].tobytes() == want[name].tobytes()
+        assert taken == want_taken
+    else:
+        with pytest.raises(type(exc)):
+            oracle.run_oracle(spec, inputs, taken)
+    return got is not None
+
+
+def test_every_family_s_kernels_get_the_same_bits_on_both_paths():
+    sure = collections.Counter()
+    tried = collections.Counter()
+    for family in sorted(FAMILIES):
+        for seed in SEEDS:
+            spec = build_spec(family, seed)
+            if not oracle_lanes.supported(spec):
+                continue
+            for k in range(INPUT_SETS):
+                tried[family] += 1
+                sure[family] += _same(spec, make_inputs(spec, k))
+    # the fast path must be the one that runs: at least 10 families, each sure nearly always
+    assert len(tried) >= 10, sorted(tried)
+    for family, n in tried.items():
+        assert sure[family] >= 0.9 * n, f"{family}: the lanes were sure for {sure[family]} of {n} runs"
+
+
+def _spec(body, args, dim=(8,), helpers=()):
+    return KernelSpec(family="arith", seed=0, name="k", dim=dim, args=tuple(args), body=body, helpers=tuple(helpers))
+
+
+def _arr(name, n=8, role="in", dtype="float32"):
+    return ArgSpec(name, "array", dtype, (n,), role)
+
+
+I = ["v", "i"]
+
+
+def _inputs(spec, k=0):
+    rng = np.random.default_rng(k)
+    out = {}
+    for a in spec.args:
+        if a.kind == "array":
+            out[a.name] = (rng.uniform(-2, 2, a.shape) if a.dtype.startswith("float") else
+                           rng.integers(0, 5, a.shape)).astype(np.float32 if a.dtype == "float32" else np.int32)
+        else:
+            out[a.name] = 3
+    return out
+
+
+def test_a_thread_that_reads_what_a_later_thread_writes_is_left_to_the_threads_one_by_one():
+    # y[i] = 1; then y[i] += y[(i + 1) % 8]: one by one, thread i < 7 sees thread i+1's input
+    # element (not yet written), thread 7 sees thread 0's result; all at once every thread
+    # would see 1
+    body = [["store", "y", [I], ["c", 1.0, "float32"]],
+            ["store", "y", [I], ["bin", "+", ["ld", "y", [I]], ["ld", "y", [["mod", ["bin", "+", I, ["c", 1, "int32"]], ["c", 8, "int32"]]]]]]]
+    spec = _spec(body, [_arr("y", role="inout")])
+    assert oracle_lanes.supported(spec)
+    assert not _same(spec, _inputs(spec))
+    y = _inputs(spec)["y"].astype(np.float64)
+    want, _, _ = _one_by_one(spec, _inputs(spec))
+    assert list(want["y"]) == [1.0 + v for v in y[1:]] + [2.0 + y[1]]
+
+
+def test_two_threads_writing_one_element_is_left_to_the_threads_one_by_one():
+    body = [["store", "y", [["mod", I, ["c", 4, "int32"]]], ["ld", "x", [I]]]]
+    spec = _spec(body, [_arr("x"), _arr("y", role="out")])
+    assert not _same(spec, _inputs(spec))
+
+
+def test_float_atomics_in_a_loop_are_left_to_the_threads_one_by_one_and_in_order_they_are_not():
+    looped = [["for", "k", ["c", 0, "int32"], ["c", 3, "int32"],
+               [["atomic", "add", "s", [["c", 0, "int32"]], ["bin", "*", ["ld", "x", [I]], ["c", 0.1, "float32"]]]]]]
+    spec = _spec(looped, [_arr("x"), _arr("s", n=1, role="out")])
+    assert not _same(spec, _inputs(spec))
+    once = [["atomic", "add", "s", [["mod", I, ["c", 2, "int32"]]], ["ld", "x", [I]]],
+            ["atomic", "max", "m", [["c", 0, "int32"]], ["ld", "x", [I]]]]
+    spec = _spec(once, [_arr("x"), _arr("s", n=2, role="out"), _arr("m", n=1, role="out")])
+    assert _same(spec, _inputs(spec))
+
+
+def test_a_division_by_zero_in_one_thread_raises_as_the_threads_one_by_one_raise():
+    body = [["store", "y", [I], ["bin", "/", ["c", 1.0, "float32"], ["bin", "-", ["cast", "float32", I], ["c", 5.0, "float32"]]]]]
+    spec = _spec(body, [_arr("y", role="out")])
+    _, _, exc = _one_by_one(spec, _inputs(spec))
+    assert isinstance(exc, ZeroDivisionError)
+    assert not _same(spec, _inputs(spec))
+    # a math domain error likewise (log of 0 in thread 3 only)
+    body = [["store", "y", [I], ["call", "log", [["call", "abs", [["bin", "-", ["cast", "float32", I], ["c", 3.0, "float32"]]]]]]]]
+    spec = _spec(body, [_arr("y", role="out")])
+    assert isinstance(_one_by_one(spec, _inputs(spec))[2], ValueError)
+    assert not _same(spec, _inputs(spec))
+
+
+def test_break_continue_and_return_leave_their_loops_thread_by_thread():
+    x_i = ["ld", "x", [I]]
+    body = [
+        ["let", "acc", ["c", 0.0, "float32"]],
+        ["for", "k", ["c", 0, "int32"], ["bin", "+", I, ["c", 2, "int32"]], [
+            ["if", ["cmp", "==", ["mod", ["v", "k"], ["c", 3, "int32"]], ["c", 1, "int32"]], [["continue"]], [], []],
+            ["aug", "acc", "+", ["bin", "*", x_i, ["cast", "float32", ["v", "k"]]]],
+            ["if", ["cmp", ">", ["v", "acc"], ["c", 2.0, "float32"]], [["break"]],
+             [[["cmp", "<", ["v", "acc"], ["c", -3.0, "float32"]], [["store", "y", [I], ["v", "acc"]], ["ret_kernel"]]]], []],
+        ]],
+        ["let", "n", ["c", 0, "int32"]],
+        ["while", ["cmp", "<", ["v", "n"], ["c", 5, "int32"]], [
+            ["aug", "n", "+", ["c", 1, "int32"]],
+            ["if", ["cmp", ">", ["hcall", "h", [["v", "acc"], ["v", "n"]]], ["c", 1.0, "float32"]], [["break"]], [], []],
+            ["aug", "acc", "*", ["c", 0.5, "float32"]],
+        ]],
+        ["store", "y", [I], ["bin", "+", ["v", "acc"], ["cast", "float32", ["v", "n"]]]],
+    ]
+    helper = HelperSpec("h", (("a", "float32"), ("n", "int32")), "float32", [
+        ["if", ["cmp", ">", ["v", "a"], ["c", 0.0, "float32"]], [["ret", ["bin", "*", ["v", "a"], ["cast", "float32", ["v", "n"]]]]], [], []],
+        ["ret", ["neg", ["v", "a"]]],
+    ])
+    spec = _spec(body, [_arr("x", n=16), _arr("y", n=16, role="out")], dim=(16,), helpers=[helper])
+    sure = [_same(spec, _inputs(spec, k)) for k in range(6)]
+    assert all(sure)
+
+
+def test_a_helper_that_falls_off_its_end_raises_as_the_threads_one_by_one_raise():
+    helper = HelperSpec("h", (("a", "float32"),), "float32", [
+        ["if", ["cmp", ">", ["v", "a"], ["c", 0.0, "float32"]], [["ret", ["v", "a"]]], [], []]])
+    spec = _spec([["store", "y", [I], ["hcall", "h", [["ld", "x", [I]]]]]], [_arr("x"), _arr("y", role="out")],
+                 helpers=[helper])
+    assert isinstance(_one_by_one(spec, _inputs(spec))[2], ValueError)
+    assert not _same(spec, _inputs(spec))
