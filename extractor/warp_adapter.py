@@ -370,7 +370,7 @@ def _words(pattern: str):
     return re.compile(rf"(?<![A-Za-z0-9_]){pattern}(?![A-Za-z0-9_])")
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.lru_cache(maxsize=4096)
 def _runs(head: str) -> dict[str, list[tuple[int, int]]]:
     """A header's maximal runs of word characters -> their (start, end) spans."""
     runs: dict[str, list[tuple[int, int]]] = {}
@@ -477,6 +477,7 @@ def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str
         for name, kernel in kernels.items():
             parts = _cut_kernel(items, kernel, compiled.backend, index)
             out[name][target] = {k: clean(v, prefix) for k, v in parts.items()}
+    _runs.cache_clear()  # the headers of this module only
     return out
 
 

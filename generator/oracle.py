@@ -353,13 +353,9 @@ def set_lanes(enabled: bool) -> bool:
     return previous
 
 
-def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict[str, np.ndarray]:
-    """Evaluate the spec on `inputs` (name -> ndarray or scalar); return every written array.
-    With `taken`, every (branch point, outcome) the evaluation passes is added to it.
-
-    Float arrays are evaluated in float64, integer arrays in int64 (the grammar keeps integer
-    values far from overflow, so int64 equals the kernel's int32/uint32 result).
-    """
+def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict]:
+    """The oracle's own copies of the inputs: arrays widened to float64 / int64, scalars and
+    struct fields as Python values (vector fields as float64 arrays)."""
     arrays: dict[str, np.ndarray] = {}
     scalars: dict = {}
     for a in spec.args:
@@ -371,6 +367,17 @@ def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict
             scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f])) for f, t in a.fields}
         else:
             scalars[a.name] = _as(a.dtype, v)
+    return arrays, scalars
+
+
+def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict[str, np.ndarray]:
+    """Evaluate the spec on `inputs` (name -> ndarray or scalar); return every written array.
+    With `taken`, every (branch point, outcome) the evaluation passes is added to it.
+
+    Float arrays are evaluated in float64, integer arrays in int64 (the grammar keeps integer
+    values far from overflow, so int64 equals the kernel's int32/uint32 result).
+    """
+    arrays, scalars = prepare(spec, inputs)
     if lanes_enabled() and oracle_lanes.supported(spec):
         fast_arrays = {name: arr.copy() for name, arr in arrays.items()}
         fast_taken: set | None = set() if taken is not None else None

@@ -5,8 +5,8 @@ the same statements over arrays of lanes (lane k is the k-th thread of that orde
 of the lanes that execute each statement. It must give the bits the thread-by-thread interpreter
 gives, or give up: whenever it cannot be sure, it raises `Unsure` and `run_oracle` evaluates the
 spec thread by thread from the start. It gives up on
-- constructs it does not evaluate (vectors, matrices, tiles, structs with vector fields; checked
-  before it starts, `supported`);
+- constructs it does not evaluate (tiles, helpers with vector parameters; checked before it
+  starts, `supported`);
 - anything that would raise in the thread-by-thread interpreter (a division by zero, a math
   domain error, an index out of bounds, a non-finite value cast to an integer, a helper without
   a return), so that interpreter raises the exception itself, with its message;
@@ -16,7 +16,10 @@ spec thread by thread from the start. It gives up on
   other threads update atomically; and integers that might leave int64.
 
 Values are Python scalars where every lane has the same value (literals, scalar arguments) and
-float64, int64 or bool arrays otherwise. Arithmetic is IEEE on both paths; the math functions
+float64, int64 or bool arrays otherwise, lanes first: a vec3 is a (lanes, 3) array, a mat33 a
+(lanes, 3, 3) one, a transform a tuple of two. Vector and matrix operations are the NumPy ones the
+thread-by-thread interpreter calls, on stacks (matmul, det, cross), or its sums written out in
+its order (dot). Arithmetic is IEEE on both paths; the math functions
 whose NumPy versions may round differently from Python's `math` (all but sqrt, floor, ceil,
 trunc, abs, min, max) are called through `math`, lane by lane, on the lanes that execute.
 """
@@ -45,11 +48,14 @@ _MATH = {
     "log2": math.log2, "log10": math.log10, "pow": math.pow, "acos": math.acos, "asin": math.asin,
 }
 _NUMPY = {"sqrt", "abs", "floor", "ceil", "trunc", "min", "max", "clamp", "float32", "rand_init"}
+_VECTOR = {"dot", "cross", "length", "length_sq", "normalize", "cw_mul", "transpose", "determinant", "outer",
+           "quat_from_axis_angle", "quat_rotate", "quat_rotate_inv", "mul", "transform", "transform_point"}
 _EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
-              "fld", "randf"}
+              "fld", "randf", "vec", "comp", "mmul"}
 _STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "break", "continue", "ret", "expr",
               "ret_kernel"}
 _SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)
+_VALUE_DTYPES = _SCALAR_DTYPES | set(VEC_SHAPES)
 
 
 def _walk_ok(node, stmt: bool) -> bool:
@@ -87,12 +93,18 @@ def _walk_ok(node, stmt: bool) -> bool:
         return False
     if tag in ("c", "v", "fld"):
         return True
+    if tag == "vec":
+        return node[1] in VEC_SHAPES and all(_walk_ok(a, False) for a in node[2])
+    if tag == "comp":
+        return _walk_ok(node[1], False) and all(isinstance(k, int) for k in node[2])
+    if tag == "mmul":
+        return _walk_ok(node[1], False) and _walk_ok(node[2], False)
     if tag == "ld":
         return all(_walk_ok(i, False) for i in node[2])
     if tag in ("bin", "cmp"):
         return _walk_ok(node[2], False) and _walk_ok(node[3], False)
     if tag == "call":
-        return (node[1] in _MATH or node[1] in _NUMPY) and all(_walk_ok(a, False) for a in node[2])
+        return (node[1] in _MATH or node[1] in _NUMPY or node[1] in _VECTOR) and all(_walk_ok(a, False) for a in node[2])
     if tag == "hcall":
         return all(_walk_ok(a, False) for a in node[2])
     if tag == "cast":
@@ -114,9 +126,9 @@ def supported(spec: KernelSpec) -> bool:
         return False
     for a in spec.args:
         if a.kind == "struct":
-            if any(t not in _SCALAR_DTYPES for _, t in a.fields):
+            if any(t not in _VALUE_DTYPES for _, t in a.fields):
                 return False
-        elif a.dtype not in _SCALAR_DTYPES:
+        elif a.dtype not in (_VALUE_DTYPES if a.kind == "array" else _SCALAR_DTYPES):
             return False
     for h in spec.helpers:
         if h.ret not in _SCALAR_DTYPES or any(t not in _SCALAR_DTYPES for _, t in h.params):
@@ -144,9 +156,52 @@ def _is_float(x) -> bool:
 
 def _truth(x):
     """Python's truth of each lane's value (a NaN is true)."""
+    if isinstance(x, tuple) or (isinstance(x, np.ndarray) and x.ndim != 1):
+        raise Unsure("the truth of a vector")
     if isinstance(x, np.ndarray):
         return x if x.dtype == np.bool_ else x != 0
     return bool(x)
+
+
+def _elem(x) -> int:
+    """How many element dimensions a lane value has (0 for scalars, 1 vec, 2 mat)."""
+    return x.ndim - 1 if isinstance(x, np.ndarray) else 0
+
+
+def _lift(x, k: int):
+    """A lane value with its element dimensions right-aligned to k, as NumPy broadcasts one
+    thread's values (a scalar against a vec3, a vec3 against a mat33's rows)."""
+    if not isinstance(x, np.ndarray):
+        return x
+    e = x.ndim - 1
+    if e >= k:
+        return x
+    return x.reshape((x.shape[0],) + (1,) * (k - e) + x.shape[1:])
+
+
+def _where(m, a, b):
+    """Per lane: a where m, else b (any element shape; tuples component by component)."""
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        if not (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)):
+            raise Unsure("a transform and another value in one variable")
+        return tuple(_where(m, x, y) for x, y in zip(a, b))
+    k = max(_elem(a), _elem(b))
+    if k and _elem(a) != _elem(b):
+        raise Unsure("a variable changes between element shapes")
+    mm = m.reshape(m.shape + (1,) * k) if k else m
+    return np.where(mm, a, b)
+
+
+def _dot(a, b):
+    # np.dot of one thread's vectors, written out: sum over components in order
+    r = a[:, 0] * b[:, 0]
+    for k in range(1, a.shape[1]):
+        r = r + a[:, k] * b[:, k]
+    return r
+
+
+def _scalar_lanes(x) -> bool:
+    return not isinstance(x, np.ndarray) or x.ndim == 1
 
 
 def _pcg(state):
@@ -156,15 +211,22 @@ def _pcg(state):
 
 
 class _Track:
-    """Who touched each element of an array the kernel writes: `owner` -1 nobody, k thread k
-    only, -2 read by several threads, -3 updated atomically; `written` by a plain store;
-    `last` the highest thread whose atomic_add reached it."""
+    """Who touched each element of an array the kernel writes: `writer` the thread that stored
+    into it (-1 none), `reader` the highest thread that read it (-1 none), `atomic` whether an
+    atomic updated it, `last` the highest thread whose atomic_add reached it.
 
-    __slots__ = ("owner", "written", "last")
+    One thread after another, a read sees every write of the threads before it and none of the
+    threads after it. All at once, a read sees the writes already executed. The two agree when
+    an element stored into by thread t is read by no other thread after the store, and was read
+    before it only by threads below t (they would have run before t); elements updated
+    atomically are not read or stored into at all."""
+
+    __slots__ = ("writer", "reader", "atomic", "last")
 
     def __init__(self, size: int):
-        self.owner = np.full(size, -1, dtype=np.int64)
-        self.written = np.zeros(size, dtype=np.bool_)
+        self.writer = np.full(size, -1, dtype=np.int64)
+        self.reader = np.full(size, -1, dtype=np.int64)
+        self.atomic = np.zeros(size, dtype=np.bool_)
         self.last = np.full(size, -1, dtype=np.int64)
 
 
@@ -190,7 +252,9 @@ class Lanes:
     def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None):
         self.spec = spec
         self.arrays = arrays
-        self.flat = {name: arr.reshape(-1) for name, arr in arrays.items()}  # views: writes land in arrays
+        self.shape = {a.name: tuple(a.shape) for a in spec.args if a.kind == "array"}
+        # one row per element (a vec3 element is a row of 3): views, so writes land in arrays
+        self.flat = {name: arr.reshape((-1,) + arr.shape[len(self.shape[name]):]) for name, arr in arrays.items()}
         self.scalars = scalars
         self.taken = taken
         self.helpers = {h.name: h for h in spec.helpers}
@@ -200,7 +264,7 @@ class Lanes:
         _written_arrays(spec.body, written)
         for h in spec.helpers:
             _written_arrays(h.body, written)
-        self.track = {name: _Track(arrays[name].size) for name in written if name in arrays}
+        self.track = {name: _Track(self.flat[name].shape[0]) for name in written if name in arrays}
         self.dead = np.zeros(self.n, dtype=np.bool_)  # lanes that returned (from the kernel or the helper)
         self.brk = np.zeros(self.n, dtype=np.bool_)  # lanes that left the innermost loop
         self.retval = None
@@ -217,9 +281,11 @@ class Lanes:
         old = env[name]
         if _is_bool(value) != _is_bool(old):
             raise Unsure("a variable changes between bool and number")
-        env[name] = np.where(m, value, old)
+        env[name] = _where(m, value, old)
 
     def _as(self, dtype, value, m):
+        if not _scalar_lanes(value) or isinstance(value, tuple):
+            raise Unsure("a vector where a scalar is expected")
         if dtype in FLOAT_DTYPES:
             if _is_bool(value) or _is_int(value):
                 return value.astype(np.float64) if isinstance(value, np.ndarray) else float(value)
@@ -240,13 +306,13 @@ class Lanes:
 
     def _index(self, name, idx_exprs, env, m):
         """Flat element indices of the active lanes (and the lanes), checked against the shape."""
-        arr = self.arrays[name]
-        if len(idx_exprs) != arr.ndim:
+        shape = self.shape[name]
+        if len(idx_exprs) != len(shape):
             raise Unsure("an index with a different rank")
         flat = None
-        for e, size in zip(idx_exprs, arr.shape):
+        for e, size in zip(idx_exprs, shape):
             k = self.expr(e, env, m)
-            if not _is_int(k):
+            if not _is_int(k) or not _scalar_lanes(k):
                 raise Unsure("an index that is not an integer")
             k = self._full(k)[m]
             if k.size and (k.min() < -size or k.max() >= size):
@@ -259,28 +325,25 @@ class Lanes:
         tr = self.track.get(name)
         if tr is None:
             return
-        o = tr.owner[flat]
-        if (tr.written[flat] & (o != lanes)).any() or (o == -3).any():
-            raise Unsure("a thread reads what another thread wrote")
-        new = np.where((o == -1) | (o == lanes), lanes, -2)
-        if flat.size > 1:
-            order = np.argsort(flat, kind="stable")
-            s = flat[order]
-            dup = s[1:] == s[:-1]
-            if dup.any():
-                shared = np.unique(s[1:][dup])
-                new[np.isin(flat, shared)] = -2
-        tr.owner[flat] = new
+        w = tr.writer[flat]
+        if ((w != -1) & (w != lanes)).any():
+            raise Unsure("a thread reads what another thread stored")
+        if tr.atomic[flat].any():
+            raise Unsure("a thread reads what threads update atomically")
+        np.maximum.at(tr.reader, flat, lanes)
 
     def _write(self, name, flat, lanes):
         tr = self.track[name]
-        o = tr.owner[flat]
-        if ((o != -1) & (o != lanes)).any():
-            raise Unsure("a thread writes what another thread touched")
+        w = tr.writer[flat]
+        if ((w != -1) & (w != lanes)).any():
+            raise Unsure("two threads store into one element")
+        if (tr.reader[flat] > lanes).any():
+            raise Unsure("a thread stores into what a later thread read")
+        if tr.atomic[flat].any():
+            raise Unsure("a thread stores into what threads update atomically")
         if flat.size > 1 and np.unique(flat).size < flat.size:
-            raise Unsure("two threads write one element")
-        tr.owner[flat] = lanes
-        tr.written[flat] = True
+            raise Unsure("two threads store into one element")
+        tr.writer[flat] = lanes
 
     # ---- expressions ----------------------------------------------------------------------
     def expr(self, e, env, m):
@@ -293,7 +356,7 @@ class Lanes:
             flat, lanes = self._index(e[1], e[2], env, m)
             self._read(e[1], flat, lanes)
             src = self.flat[e[1]]
-            out = np.zeros(self.n, dtype=src.dtype)
+            out = np.zeros((self.n,) + src.shape[1:], dtype=src.dtype)
             out[m] = src[flat]
             return out
         if tag == "bin":
@@ -338,9 +401,11 @@ class Lanes:
                 return a
             if _is_bool(a) != _is_bool(b):
                 raise Unsure("where() of a bool and a number")
-            return np.where(c, a, b)
+            return _where(c, a, b)
         if tag == "cmp":
             a, b = self.expr(e[2], env, m), self.expr(e[3], env, m)
+            if not (_scalar_lanes(a) and _scalar_lanes(b)) or isinstance(a, tuple) or isinstance(b, tuple):
+                raise Unsure("a comparison of vectors")
             op = e[1]
             if op == "<":
                 return a < b
@@ -358,7 +423,7 @@ class Lanes:
         if tag == "and":
             a = _truth(self.expr(e[1], env, m))
             if not isinstance(a, np.ndarray):
-                return bool(_truth(self.expr(e[2], env, m))) if a else False
+                return _truth(self.expr(e[2], env, m)) if a else False
             mb = m & a
             if not mb.any():
                 return a
@@ -366,7 +431,7 @@ class Lanes:
         if tag == "or":
             a = _truth(self.expr(e[1], env, m))
             if not isinstance(a, np.ndarray):
-                return True if a else bool(_truth(self.expr(e[2], env, m)))
+                return True if a else _truth(self.expr(e[2], env, m))
             mb = m & ~a
             if not mb.any():
                 return a
@@ -395,11 +460,34 @@ class Lanes:
                        + np.asarray(lo).astype(np.float32))
                 return self._full(f32.astype(np.float64))
             return u
+        if tag == "vec":
+            comps = [self.expr(a, env, m) for a in e[2]]
+            if not all(_scalar_lanes(c) and not isinstance(c, tuple) for c in comps):
+                raise Unsure("a vector component that is not a scalar")
+            cols = [self._full(c).astype(np.float64) for c in comps]
+            return np.stack(cols, axis=-1).reshape((self.n,) + VEC_SHAPES[e[1]])
+        if tag == "comp":
+            x = self.expr(e[1], env, m)
+            if not isinstance(x, np.ndarray) or x.ndim - 1 != len(e[2]):
+                raise Unsure("a component of a non-vector")
+            return np.array(x[(slice(None),) + tuple(e[2])], dtype=np.float64)
+        if tag == "mmul":
+            a, b = self.expr(e[1], env, m), self.expr(e[2], env, m)
+            if _elem(a) != 2 or _elem(b) not in (1, 2) or a.shape[2] != b.shape[1]:
+                raise Unsure("a matrix product of other shapes")
+            if _elem(b) == 1:
+                return np.matmul(a, b[:, :, None])[:, :, 0]
+            return np.matmul(a, b)
         raise Unsure(f"expression {tag!r}")
 
     def _bin(self, op, a, b, m):
         if _is_bool(a) or _is_bool(b):
             raise Unsure("arithmetic on bools")
+        if isinstance(a, tuple) or isinstance(b, tuple):
+            raise Unsure("arithmetic on a transform")
+        k = max(_elem(a), _elem(b))
+        if k:
+            a, b = _lift(a, k), _lift(b, k)
         if op == "+":
             r = a + b
         elif op == "-":
@@ -414,7 +502,7 @@ class Lanes:
             if (self._full(b)[m] == 0).any():
                 raise Unsure("a division by zero")
             if isinstance(b, np.ndarray):
-                b = np.where(m, b, 1)
+                b = np.where(m.reshape(m.shape + (1,) * (b.ndim - 1)), b, 1)
             r = a / b
         else:
             raise ValueError(op)
@@ -425,6 +513,10 @@ class Lanes:
     def _call(self, name, args, m):
         if any(_is_bool(a) for a in args):
             raise Unsure("a builtin on a bool")
+        if name in _VECTOR:
+            return self._vector_call(name, args, m)
+        if any(isinstance(a, tuple) for a in args) or (name != "abs" and not all(_scalar_lanes(a) for a in args)):
+            raise Unsure(f"{name} of a vector")
         fn = _MATH.get(name)
         if fn is not None:
             if not any(isinstance(a, np.ndarray) for a in args):
@@ -453,7 +545,8 @@ class Lanes:
                 return float(f(x))
             if x.dtype.kind == "f" and not np.isfinite(x[m]).all():
                 raise Unsure(f"{name} of a non-finite number")
-            return {"floor": np.floor, "ceil": np.ceil, "trunc": np.trunc}[name](x).astype(np.float64)
+            # + 0.0: Python's float(math.ceil(-0.5)) is 0.0 (an int converted), NumPy's ceil -0.0
+            return {"floor": np.floor, "ceil": np.ceil, "trunc": np.trunc}[name](x).astype(np.float64) + 0.0
         if name == "min":
             a, b = args
             return self._min(a, b)
@@ -473,6 +566,93 @@ class Lanes:
                 return _pcg(args[0] & _M32)
             seed, offset = args
             return _pcg(((seed & _M32) + _pcg(offset & _M32)) & _M32)
+        raise Unsure(f"builtin {name!r}")
+
+    def _vector_call(self, name, args, m):
+        def vec(x, *dims):
+            if not isinstance(x, np.ndarray) or x.shape[1:] != dims:
+                raise Unsure(f"{name} of a {np.shape(x)[1:]} value")
+            return x
+
+        def lanes_math(fn, x):
+            if not isinstance(x, np.ndarray):
+                return fn(x)
+            out = np.zeros(self.n, dtype=np.float64)
+            out[m] = [fn(v) for v in x[m].tolist()]
+            return out
+
+        def col(x):
+            return x[:, None] if isinstance(x, np.ndarray) else x
+
+        def rotate(q, v):
+            u, w = q[:, :3], q[:, 3]
+            return v * col(2.0 * w * w - 1.0) + np.cross(u, v) * col(2.0 * w) + u * col(2.0 * _dot(u, v))
+
+        if name == "transform":
+            p, q = args
+            return (vec(p, 3).astype(np.float64), vec(q, 4).astype(np.float64))
+        if name == "transform_point":
+            t, x = args
+            if not (isinstance(t, tuple) and len(t) == 2):
+                raise Unsure("transform_point of a non-transform")
+            return rotate(vec(t[1], 4), vec(x, 3)) + t[0]
+        if any(isinstance(a, tuple) for a in args):
+            raise Unsure(f"{name} of a transform")
+        if name in ("dot", "length", "length_sq", "normalize", "cw_mul", "cross", "outer"):
+            a = args[0]
+            if _elem(a) != 1:
+                raise Unsure(f"{name} of a non-vector")
+            if name in ("dot", "cw_mul", "cross", "outer"):
+                b = args[1]
+                if not isinstance(b, np.ndarray) or b.shape != a.shape:
+                    raise Unsure(f"{name} of vectors of two shapes")
+            if name == "dot":
+                return _dot(a, b)
+            if name == "length":
+                return np.sqrt(_dot(a, a))
+            if name == "length_sq":
+                return _dot(a, a)
+            if name == "normalize":
+                n = np.sqrt(_dot(a, a))
+                pos = n > 0.0
+                return np.where(pos[:, None], a / np.where(pos, n, 1.0)[:, None], 0.0)
+            if name == "cw_mul":
+                return a * b
+            if name == "cross":
+                vec(a, 3)
+                return np.cross(a, b)
+            return a[:, :, None] * b[:, None, :]
+        if name == "transpose":
+            (a,) = args
+            if _elem(a) != 2:
+                raise Unsure("transpose of a non-matrix")
+            return np.array(np.swapaxes(a, 1, 2))
+        if name == "determinant":
+            (a,) = args
+            if _elem(a) != 2 or a.shape[1] != a.shape[2]:
+                raise Unsure("determinant of a non-square matrix")
+            return np.linalg.det(a)
+        if name == "quat_from_axis_angle":
+            axis, angle = args
+            vec(axis, 3)
+            if not _scalar_lanes(angle):
+                raise Unsure("quat_from_axis_angle of a vector angle")
+            h = 0.5 * angle
+            s_, c_ = lanes_math(math.sin, h), lanes_math(math.cos, h)
+            return np.concatenate([axis.astype(np.float64) * col(s_), self._full(c_)[:, None]], axis=1)
+        if name == "quat_rotate":
+            q, v = args
+            return rotate(vec(q, 4), vec(v, 3))
+        if name == "quat_rotate_inv":
+            q, v = args
+            q = vec(q, 4)
+            return rotate(np.concatenate([-q[:, :3], q[:, 3:]], axis=1), vec(v, 3))
+        if name == "mul":
+            a, b = args
+            a, b = vec(a, 4), vec(b, 4)
+            av, aw, bv, bw = a[:, :3], a[:, 3], b[:, :3], b[:, 3]
+            return np.concatenate([col(aw) * bv + col(bw) * av + np.cross(av, bv), (aw * bw - _dot(av, bv))[:, None]],
+                                  axis=1)
         raise Unsure(f"builtin {name!r}")
 
     @staticmethod
@@ -533,6 +713,10 @@ class Lanes:
             dst = self.flat[s[1]]
             if dst.dtype.kind != "f" and _is_float(v):
                 raise Unsure("a float stored into an integer array")
+            if isinstance(v, tuple) or np.shape(v)[1:] != dst.shape[1:] and isinstance(v, np.ndarray):
+                raise Unsure("a value stored into an element of another shape")
+            if dst.ndim > 1 and not isinstance(v, np.ndarray):
+                raise Unsure("a scalar stored into a vector element")
             self._write(s[1], flat, lanes)
             dst[flat] = self._full(v)[m]
             return m
@@ -585,7 +769,7 @@ class Lanes:
             else:
                 if _is_bool(v) != _is_bool(self.retval):
                     raise Unsure("a helper returns a bool and a number")
-                self.retval = np.where(m, v, self.retval)
+                self.retval = _where(m, v, self.retval)
             self.dead = self.dead | m
             return np.zeros(self.n, dtype=np.bool_)
         if tag == "expr":
@@ -629,15 +813,20 @@ class Lanes:
     def _atomic(self, s, env, m):
         name = s[2]
         flat, lanes = self._index(name, s[3], env, m)
-        v = self._full(self.expr(s[4], env, m))[m]
+        v = self.expr(s[4], env, m)
+        dst = self.flat[name]
+        if isinstance(v, tuple) or (isinstance(v, np.ndarray) and v.shape[1:] != dst.shape[1:]) or \
+                (dst.ndim > 1 and not isinstance(v, np.ndarray)):
+            raise Unsure("an atomic of another element shape")
+        if dst.ndim > 1 and s[1] != "add":
+            raise Unsure("an atomic min/max of vectors")
+        v = self._full(v)[m]
         if _is_bool(v):
             v = v.astype(np.int64)
-        dst = self.flat[name]
         if dst.dtype.kind != "f" and v.dtype.kind == "f":
             raise Unsure("a float added atomically into an integer array")
         tr = self.track[name]
-        o = tr.owner[flat]
-        if ((o != -1) & (o != -3)).any():
+        if (tr.writer[flat] != -1).any() or (tr.reader[flat] != -1).any():
             raise Unsure("an atomic on an element a plain access touched")
         op = s[1]
         if dst.dtype.kind == "f" and not np.isfinite(v).all():
@@ -650,19 +839,30 @@ class Lanes:
                     raise Unsure("float atomic_add contributions out of thread order")
                 tr.last[flat] = lanes
             np.add.at(dst, flat, v)
+        elif dst.dtype.kind == "f" and ((v == 0).any() or (dst[flat] == 0).any()):
+            # Python's min(cur, v) keeps cur unless v < cur: of 0.0 and -0.0 the first stays,
+            # where NumPy's minimum may take either; one lane after another, as the threads do
+            less = op == "min"
+            for f, x in zip(flat.tolist(), v.tolist()):
+                if (x < dst[f]) if less else (x > dst[f]):
+                    dst[f] = x
         elif op == "min":
             np.minimum.at(dst, flat, v)
         elif op == "max":
             np.maximum.at(dst, flat, v)
         else:
             raise ValueError(op)
-        tr.owner[flat] = -3
+        tr.atomic[flat] = True
 
 
 def run_lanes(spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None) -> None:
     """Evaluate every thread of `spec` at once into `arrays` (and `taken`), or raise Unsure."""
     lanes = Lanes(spec, arrays, scalars, taken)
     env = dict(scalars)
+    for name, value in scalars.items():
+        if isinstance(value, dict):  # a struct: its vector fields become lane values
+            env[name] = {f: (np.broadcast_to(v, (lanes.n,) + v.shape).copy() if isinstance(v, np.ndarray) else v)
+                         for f, v in value.items()}
     ids = np.unravel_index(lanes.lane, spec.dim) if spec.dim else ()
     for name, ix in zip(spec.tid_names, ids):
         env[name] = ix.astype(np.int64)
