@@ -18,6 +18,7 @@ from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs
 from generator.liveness import dead_output
 from generator.render import render_source
 from generator.oracle import branch_points, run_oracle
+from generator.races import first_race
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
 from validator.verdicts import (  # noqa: F401 (re-exported)
@@ -145,9 +146,14 @@ def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
 
 def execute_and_compare(kernel, spec: KernelSpec, sets: list[dict], taken: set | None = None) -> tuple[dict, dict]:
     """Run on the CPU on every input set, compare each with the oracle (adding the branch
-    outcomes it takes to `taken`), then require live outputs: (verdict, set 0's outputs)."""
+    outcomes it takes to `taken`), then require live outputs and no data race on any set
+    (`generator.races`: the CPU runs the threads in order, a GPU does not): (verdict, set 0's
+    outputs)."""
     outs = []
     for k, inputs in enumerate(sets):
+        race = first_race(spec, inputs)
+        if race:
+            return failed(f"data_race: input set {k}: {race}"), {}
         outputs = run_cpu(kernel, spec, inputs)
         expected = run_oracle(spec, inputs, taken)
         for a in spec.args:

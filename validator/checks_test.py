@@ -264,3 +264,20 @@ def test_a_failure_needs_a_code_and_a_status_must_be_known():
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
+
+
+def test_a_kernel_with_a_data_race_is_rejected_with_its_reason():
+    # thread i stores y[i] from y[i + 1]: on the CPU (and in the oracle) the threads run in
+    # order and agree; on a GPU the result depends on their timing
+    from generator.spec import ArgSpec, KernelSpec
+    i = ["v", "i"]
+    nxt = ["mod", ["bin", "+", i, ["c", 1, "int32"]], ["c", 16, "int32"]]
+    body = [["store", "y", [i], ["bin", "+", ["ld", "x", [i]], ["bin", "*", ["c", 0.5, "float32"], ["ld", "y", [nxt]]]]]]
+    racy = KernelSpec("arith", 1, "arith_racy", (16,), (ArgSpec("x", "array", "float32", (16,)),
+                                                          ArgSpec("y", "array", "float32", (16,), role="inout")), body)
+    fine = build_spec("arith", 2)
+    racy_result, fine_result = checks.check_batch([racy, fine])
+    verdict = racy_result.verdicts["execute_cpu"]
+    assert verdict.status == "failed" and verdict.reason_code == "data_race", verdict
+    assert "element y[" in verdict.detail and "thread" in verdict.detail
+    assert fine_result.verdicts["execute_cpu"].passed

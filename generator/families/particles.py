@@ -1,5 +1,11 @@
 """Particle updates: semi-implicit Euler steps of vec3 positions and velocities under gravity,
-drag and springs to a neighbour, with ground collisions reflected component-wise."""
+drag and springs to a neighbour, with ground collisions reflected component-wise.
+
+A kernel with a spring reads its neighbour's position, so it writes the new positions to
+`pos_out`, not over `pos`: in place, thread i would read the element thread i+1 stores into,
+a data race on a GPU (`generator.races`)."""
+
+import dataclasses
 
 from generator.grammar import bin_, c, call, float_literal, ld, v
 from generator.spec import ArgSpec, KernelSpec
@@ -19,7 +25,8 @@ def build(rng, name, seed):
     force = g
     if rng.random() < 0.5:
         force = bin_("-", force, bin_("*", float_literal(rng, 0.125, 1.0), v("u")))  # drag
-    if rng.random() < 0.5:  # spring to the next particle (clamped index)
+    spring = rng.random() < 0.5
+    if spring:  # spring to the next particle (clamped index)
         j = call("min", bin_("+", v("i"), c(1, "int32")), c(n - 1, "int32"))
         body.append(["let", "d", bin_("-", ld("pos", j), v("x"))])
         force = bin_("+", force, bin_("*", float_literal(rng, 0.5, 4.0), v("d")))
@@ -44,7 +51,10 @@ def build(rng, name, seed):
                  [["set", "x", ["vec", "vec3", comps_x]], ["set", "u", ["vec", "vec3", comps_u]]], [], []])
     if rng.random() < 0.3:  # speed limit or damping
         body.append(["set", "u", call("normalize", v("u")) if rng.random() < 0.3 else bin_("*", float_literal(rng, 0.5, 1.0), v("u"))])
-    body.append(["store", "pos", [v("i")], v("x")])
+    if spring:
+        args[0] = dataclasses.replace(pos, role="in")
+        args.append(ArgSpec("pos_out", "array", "vec3", (n,), role="out"))
+    body.append(["store", "pos_out" if spring else "pos", [v("i")], v("x")])
     body.append(["store", "vel", [v("i")], v("u")])
     if rng.random() < 0.4:  # per-particle kinetic energy
         args.append(ArgSpec("energy", "array", "float32", (n,), role="out"))
