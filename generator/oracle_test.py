@@ -5,6 +5,8 @@ division by zero in one thread, loops left by break, continue and return)."""
 
 import collections
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -219,3 +221,7 @@ def test_signed_zeros_and_uniform_conditions_come_out_as_one_thread_at_a_time_gi
         inputs["lo"][:] = 0.0
         inputs["hi"][:] = -0.0
         assert _same(spec, inputs)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

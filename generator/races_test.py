@@ -1,5 +1,7 @@
 """Races: what two threads can do to one array element, and the families' kernels free of it."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -85,3 +87,7 @@ def test_no_family_emits_a_kernel_with_a_race():
             spec = build_spec(family, seed)
             for k in range(INPUT_SETS):
                 assert first_race(spec, make_inputs(spec, k)) is None, (family, seed, k)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -133,5 +133,36 @@ def test_a_test_may_reach_the_pipeline_and_no_higher():
     assert "pipeline" in TEST_MAY_IMPORT and "tools" not in TEST_MAY_IMPORT
 
 
+def silent_test_files(root: str) -> list[str]:
+    """Test files with test functions that Bazel would run without running them: a py_test runs
+    the file as a script, so one without `pytest.main` under `if __name__ == "__main__"` passes
+    having collected nothing."""
+    bad = []
+    for pkg in ORDER:
+        for d, dirs, names in os.walk(os.path.join(root, pkg)):
+            dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__"))]
+            for name in sorted(n for n in names if n.endswith("_test.py")):
+                path = os.path.join(d, name)
+                with open(path, encoding="utf-8") as f:
+                    tree = ast.parse(f.read(), path)
+                tests = any(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in tree.body)
+                runs = any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) and "pytest.main" in ast.unparse(n)
+                           for n in tree.body)
+                if tests and not runs:
+                    bad.append(os.path.relpath(path, root))
+    return bad
+
+
+def test_every_test_file_runs_its_tests_when_bazel_runs_it():
+    assert silent_test_files(ROOT) == []
+    with tempfile.TemporaryDirectory() as tmp:  # and the check can fail
+        os.makedirs(os.path.join(tmp, "generator"))
+        with open(os.path.join(tmp, "generator", "planted_test.py"), "w") as f:
+            f.write("def test_x():\n    assert False\n")
+        with open(os.path.join(tmp, "generator", "script_test.py"), "w") as f:
+            f.write("assert 1 + 1 == 2\n")
+        assert silent_test_files(tmp) == [os.path.join("generator", "planted_test.py")]
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
