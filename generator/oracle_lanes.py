@@ -11,17 +11,19 @@ spec thread by thread from the start. It gives up on
   domain error, an index out of bounds, a non-finite value cast to an integer, a helper without
   a return), so that interpreter raises the exception itself, with its message;
 - any memory access whose result would depend on running the threads in order rather than
-  together: a location written by one thread and read or written by another, a float
-  atomic_add whose contributions would not arrive in thread order, a plain access to a location
-  other threads update atomically; and integers that might leave int64.
+  together (`_Track`): an element stored by one thread and read by another after the store or
+  by a later thread before it, or stored by two; a float atomic_add whose contributions would
+  not arrive in thread order; a plain access to an element updated atomically; and integers
+  that might leave int64.
 
 Values are Python scalars where every lane has the same value (literals, scalar arguments) and
 float64, int64 or bool arrays otherwise, lanes first: a vec3 is a (lanes, 3) array, a mat33 a
 (lanes, 3, 3) one, a transform a tuple of two. Vector and matrix operations are the NumPy ones the
 thread-by-thread interpreter calls, on stacks (matmul, det, cross), or its sums written out in
-its order (dot). Arithmetic is IEEE on both paths; the math functions
-whose NumPy versions may round differently from Python's `math` (all but sqrt, floor, ceil,
-trunc, abs, min, max) are called through `math`, lane by lane, on the lanes that execute.
+its order (dot); `generator/oracle_test.py` checks the bits on the machine it runs on. Arithmetic
+is IEEE on both paths; the math functions whose NumPy versions may round differently from
+Python's `math` (all but sqrt, floor, ceil, trunc, abs, min, max) are called through `math`,
+lane by lane, on the lanes that execute.
 """
 
 from __future__ import annotations

@@ -160,7 +160,11 @@ def _cli(out, count, seed=3, env=None):
     code = "import sys; from pipeline.cli import main; sys.exit(main('cpu'))"
     args = ["--count", str(count), "--seed", str(seed), "--out", out, "--families", "arith,branch,loop,dtypes",
             "--workers", "2", "--quiet", "--no-validate"]
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **(env or {}))
+    # the run's temporary directory under the test's own (a SIGKILLed run cannot remove it: it
+    # stayed in /tmp when Bazel's TMPDIR was the machine's)
+    tmpdir = _tmp("cli_tmpdir")
+    os.makedirs(tmpdir, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "TMPDIR": tmpdir, **(env or {})}
     return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
