@@ -179,6 +179,18 @@ def branch_points(spec: KernelSpec) -> dict[int, int]:
     return points
 
 
+def atomic(arr, op: str, idx: tuple, v) -> None:
+    """wp.atomic_add / atomic_min / atomic_max of one thread on `arr[idx]`."""
+    if op == "add":
+        arr[idx] += v
+    elif op == "min":
+        arr[idx] = min(arr[idx], v)
+    elif op == "max":
+        arr[idx] = max(arr[idx], v)
+    else:
+        raise ValueError(op)
+
+
 class Interpreter:
     def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None = None):
         self.spec = spec
@@ -186,6 +198,18 @@ class Interpreter:
         self.scalars = scalars
         self.helpers = {h.name: h for h in spec.helpers}
         self.taken = taken  # (branch point, outcome) pairs seen, when coverage is wanted
+        self.thread = None  # the running thread's number, in launch order
+
+    def run(self) -> None:
+        """Every thread of the launch, one after another."""
+        for k, tid in enumerate(itertools.product(*(range(d) for d in self.spec.dim))):
+            self.thread = k
+            env = dict(self.scalars)
+            env.update(zip(self.spec.tid_names, tid))
+            try:
+                self.block(self.spec.body, env)
+            except _Return:  # an early `return` from the kernel ends this thread
+                pass
 
     def expr(self, e, env):
         tag = e[0]
@@ -293,15 +317,7 @@ class Interpreter:
             elif tag == "atomic":
                 arr = self.arrays[s[2]]
                 idx = tuple(self.expr(i, env) for i in s[3])
-                v = self.expr(s[4], env)
-                if s[1] == "add":
-                    arr[idx] += v
-                elif s[1] == "min":
-                    arr[idx] = min(arr[idx], v)
-                elif s[1] == "max":
-                    arr[idx] = max(arr[idx], v)
-                else:
-                    raise ValueError(s[1])
+                atomic(arr, s[1], idx, self.expr(s[4], env))
             elif tag == "if":
                 if self.expr(s[1], env):
                     outcome = 0
@@ -379,22 +395,15 @@ def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict
     """
     arrays, scalars = prepare(spec, inputs)
     if lanes_enabled() and oracle_lanes.supported(spec):
-        fast_arrays = {name: arr.copy() for name, arr in arrays.items()}
         fast_taken: set | None = set() if taken is not None else None
         try:
-            oracle_lanes.run_lanes(spec, fast_arrays, scalars, fast_taken)
+            oracle_lanes.run_lanes(spec, arrays, scalars, fast_taken)
         except (oracle_lanes.Unsure, ArithmeticError, LookupError, TypeError, ValueError):
-            pass  # the threads one by one decide, and raise what they raise
+            # the threads one by one decide, and raise what they raise, from the inputs again
+            arrays, scalars = prepare(spec, inputs)
         else:
             if taken is not None:
                 taken |= fast_taken
-            return {a.name: fast_arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
-    interp = Interpreter(spec, arrays, scalars, taken)
-    for tid in itertools.product(*(range(d) for d in spec.dim)):
-        env = dict(scalars)
-        env.update(zip(spec.tid_names, tid))
-        try:
-            interp.block(spec.body, env)
-        except _Return:  # an early `return` from the kernel ends this thread
-            pass
+            return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+    Interpreter(spec, arrays, scalars, taken).run()
     return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}

@@ -251,13 +251,10 @@ def _written_arrays(stmts, out: set):
 
 
 class Lanes:
-    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None):
-        self.spec = spec
-        self.arrays = arrays
+    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], taken: set | None):
         self.shape = {a.name: tuple(a.shape) for a in spec.args if a.kind == "array"}
         # one row per element (a vec3 element is a row of 3): views, so writes land in arrays
         self.flat = {name: arr.reshape((-1,) + arr.shape[len(self.shape[name]):]) for name, arr in arrays.items()}
-        self.scalars = scalars
         self.taken = taken
         self.helpers = {h.name: h for h in spec.helpers}
         self.n = int(np.prod(spec.dim))
@@ -859,7 +856,7 @@ class Lanes:
 
 def run_lanes(spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None) -> None:
     """Evaluate every thread of `spec` at once into `arrays` (and `taken`), or raise Unsure."""
-    lanes = Lanes(spec, arrays, scalars, taken)
+    lanes = Lanes(spec, arrays, taken)
     env = dict(scalars)
     for name, value in scalars.items():
         if isinstance(value, dict):  # a struct: its vector fields become lane values

@@ -12,9 +12,7 @@ kernels are left out (their loads and stores are cooperative by design): `first_
 
 from __future__ import annotations
 
-import itertools
-
-from generator.oracle import Interpreter, _Return, prepare
+from generator.oracle import Interpreter, atomic, prepare
 from generator.spec import KernelSpec
 
 
@@ -46,7 +44,6 @@ class _Watched:
 
 class _Watch(Interpreter):
     def __init__(self, spec, arrays, scalars, log):
-        self.thread = None
         super().__init__(spec, {name: _Watched(name, arr, log, self) for name, arr in arrays.items()}, scalars)
 
     def block(self, stmts, env):
@@ -59,15 +56,7 @@ class _Watch(Interpreter):
             idx = tuple(self.expr(i, env) for i in s[3])
             v = self.expr(s[4], env)
             watched.note(idx, 2)
-            arr = watched.data
-            if s[1] == "add":
-                arr[idx] += v
-            elif s[1] == "min":
-                arr[idx] = min(arr[idx], v)
-            elif s[1] == "max":
-                arr[idx] = max(arr[idx], v)
-            else:
-                raise ValueError(s[1])
+            atomic(watched.data, s[1], idx, v)
 
 
 def first_race(spec: KernelSpec, inputs: dict) -> str | None:
@@ -77,15 +66,7 @@ def first_race(spec: KernelSpec, inputs: dict) -> str | None:
         return None
     arrays, scalars = prepare(spec, inputs)
     log: dict = {}
-    interp = _Watch(spec, arrays, scalars, log)
-    for k, tid in enumerate(itertools.product(*(range(d) for d in spec.dim))):
-        interp.thread = k
-        env = dict(scalars)
-        env.update(zip(spec.tid_names, tid))
-        try:
-            interp.block(spec.body, env)
-        except _Return:
-            pass
+    _Watch(spec, arrays, scalars, log).run()
     for (name, element), (readers, writers, atomics) in log.items():
         plain = readers | writers
         where = f"{name}[{', '.join(map(str, element))}]"

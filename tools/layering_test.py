@@ -36,20 +36,25 @@ def imported_packages(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
-def upward_imports(root: str) -> list[str]:
-    """Every import from a higher room, as 'path:line: package imports higher'."""
-    bad = []
+def room_modules(root: str, suffix: str = ".py"):
+    """(room, path, parsed module) of every Python file of the rooms whose name ends in `suffix`."""
     for pkg in ORDER:
         for d, dirs, names in os.walk(os.path.join(root, pkg)):
             dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__"))]
-            for name in sorted(n for n in names if n.endswith(".py")):
+            for name in sorted(n for n in names if n.endswith(suffix)):
                 path = os.path.join(d, name)
                 with open(path, encoding="utf-8") as f:
-                    tree = ast.parse(f.read(), path)
-                is_test = name.endswith("_test.py")
-                for line, top in imported_packages(tree):
-                    if top in LAYER and LAYER[top] > LAYER[pkg] and not (is_test and top in TEST_MAY_IMPORT):
-                        bad.append(f"{os.path.relpath(path, root)}:{line}: {pkg} imports {top}, a higher room")
+                    yield pkg, path, ast.parse(f.read(), path)
+
+
+def upward_imports(root: str) -> list[str]:
+    """Every import from a higher room, as 'path:line: package imports higher'."""
+    bad = []
+    for pkg, path, tree in room_modules(root):
+        is_test = path.endswith("_test.py")
+        for line, top in imported_packages(tree):
+            if top in LAYER and LAYER[top] > LAYER[pkg] and not (is_test and top in TEST_MAY_IMPORT):
+                bad.append(f"{os.path.relpath(path, root)}:{line}: {pkg} imports {top}, a higher room")
     return bad
 
 
@@ -138,18 +143,12 @@ def silent_test_files(root: str) -> list[str]:
     the file as a script, so one without `pytest.main` under `if __name__ == "__main__"` passes
     having collected nothing."""
     bad = []
-    for pkg in ORDER:
-        for d, dirs, names in os.walk(os.path.join(root, pkg)):
-            dirs[:] = [x for x in dirs if not x.startswith((".", "__pycache__"))]
-            for name in sorted(n for n in names if n.endswith("_test.py")):
-                path = os.path.join(d, name)
-                with open(path, encoding="utf-8") as f:
-                    tree = ast.parse(f.read(), path)
-                tests = any(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in tree.body)
-                runs = any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) and "pytest.main" in ast.unparse(n)
-                           for n in tree.body)
-                if tests and not runs:
-                    bad.append(os.path.relpath(path, root))
+    for _, path, tree in room_modules(root, "_test.py"):
+        tests = any(isinstance(n, ast.FunctionDef) and n.name.startswith("test_") for n in tree.body)
+        runs = any(isinstance(n, ast.If) and "__main__" in ast.unparse(n.test) and "pytest.main" in ast.unparse(n)
+                   for n in tree.body)
+        if tests and not runs:
+            bad.append(os.path.relpath(path, root))
     return bad
 
 
