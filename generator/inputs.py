@@ -20,6 +20,21 @@ NP_DTYPES = {
 INPUT_SETS = 3  # every kernel is executed on this many seeded input sets; a record's io holds set 0
 
 
+def second_launch(spec: KernelSpec) -> tuple[int, ...] | None:
+    """The second launch size a grid kernel is also executed at (input set 0, the same arrays):
+    d // 2 + 1 threads along each grid dimension, so the last threads of every dimension do not
+    run and their outputs keep their initial values. Every family's indices are bounded by its
+    arrays' sizes, not by the launch size (`min(i + 1, n - 1)` bakes n in as a literal), so a
+    smaller launch is as well-defined as the full one and a subset of its threads (no new data
+    race). None where no dimension shrinks (every one 2 or less) and for tiled launches (a tile
+    kernel's launch is its tile count, one block of TILE_BLOCK_DIM threads per tile, which its
+    array shapes fix)."""
+    if spec.launch != "grid":
+        return None
+    small = tuple(d // 2 + 1 for d in spec.dim)
+    return small if small != tuple(spec.dim) else None
+
+
 def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
     """Arrays and scalars for every argument; outputs start at zero. Same spec and variant,
     same bytes; variant 0 is the record's `io.inputs`."""

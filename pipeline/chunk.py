@@ -27,8 +27,8 @@ from pipeline.plan import chunk_indices, kernel_plan
 
 # a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp, not a
 # generation failure: it is counted under this reason and written to FINDINGS_DIR, not the dataset
-FINDING = "gradient_mismatch"
-FINDINGS_DIR = "adjoint_mismatch"
+FINDING = checks.FINDING
+FINDINGS_DIR = checks.FINDINGS
 EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execute_backward_gpu")
 # test hooks, read by workers (spawned workers cannot be monkeypatched): kill the worker with
 # SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K

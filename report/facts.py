@@ -115,7 +115,8 @@ def light_row(row: dict, path: str, index: int) -> dict:
     return {"id": row["id"], "family": sys.intern(row["family"]), "kernel_name": row["kernel_name"], "seed": row["seed"],
             "split": sys.intern(row["split"]), "skeleton_hash": row["skeleton_hash"],
             "backward": sys.intern(json.loads(row["checks"])["execute_backward_cpu"]["status"]),
-            "branch_outcomes": cov["outcomes"], "branch_taken": cov["taken"], "at": (sys.intern(path), index)}
+            "branch_outcomes": cov["outcomes"], "branch_taken": cov["taken"],
+            "launches": len(cov["launch_dims"]), "at": (sys.intern(path), index)}
 
 
 def fetch(dist: str, r: dict, columns: list[str]) -> dict:
@@ -273,12 +274,13 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
     grad = {}
     for config in configs:
         per = collections.defaultdict(lambda: {"passed": 0, "failed": 0, "inconclusive": 0, "not_run": 0,
-                                               "branch_outcomes": 0, "branch_outcomes_taken": 0})
+                                               "branch_outcomes": 0, "branch_outcomes_taken": 0, "second_launch": 0})
         for r in rows.get(config, []):
             d = per[r["family"]]
             d[r["backward"]] += 1
             d["branch_outcomes"] += r["branch_outcomes"]
             d["branch_outcomes_taken"] += r["branch_taken"]
+            d["second_launch"] += r["launches"] > 1
         for d in per.values():
             d["branch_coverage_pct"] = pct(d["branch_outcomes_taken"], d["branch_outcomes"]) if d["branch_outcomes"] else None
         grad[config] = dict(sorted(per.items()))

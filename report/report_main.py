@@ -107,9 +107,12 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
                 "`inconclusive`, a kernel Warp itself declares non-differentiable (its codegen warning, or a "
                 "builtin whose adjoint Warp marks missing) or that writes an array in place is `not_run`. Branch "
                 "coverage counts the outcomes of the kernel's if statements and where expressions that the oracle "
-                "took over the seeded input sets. Per family:"),
-          ("table", ["config", "family", "passed", "inconclusive", "not_run", "failed", "branch outcomes taken"],
-           [[cfg, fam, _v(d["passed"]), _v(d["inconclusive"]), _v(d["not_run"]), _v(d["failed"]),
+                "took over the seeded input sets. A second launch size: the pairs also executed on input set 0 at "
+                "d // 2 + 1 threads per grid dimension and matched with the oracle (every grid kernel; tiled "
+                "kernels run at their tile count only). Per family:"),
+          ("table", ["config", "family", "passed", "inconclusive", "not_run", "failed", "second launch size",
+                     "branch outcomes taken"],
+           [[cfg, fam, _v(d["passed"]), _v(d["inconclusive"]), _v(d["not_run"]), _v(d["failed"]), _v(d["second_launch"]),
              "none" if d["branch_coverage_pct"] is None else
              f"{_v(d['branch_outcomes_taken'])} of {_v(d['branch_outcomes'])} ({_v(d['branch_coverage_pct'])}%)"]
             for cfg, fams in F["gradient"]["configs"].items() for fam, d in fams.items()])]

@@ -117,6 +117,9 @@ def test_key_facts_equal_the_manifest_and_the_shards(dist):
         assert s["max"] == max(ptx)
         assert s["p50"] == sorted(ptx)[-(-len(ptx) // 2) - 1]
         assert F["lengths"]["configs"][config]["source"]["chars"]["max"] == max(len(r["source"]) for r in rows[config])
+        # every pair of these grid families ran at a second launch size, and the report counts them
+        second = collections.Counter(r["family"] for r in rows[config] if len(json.loads(r["coverage"])["launch_dims"]) == 2)
+        assert {f: d["second_launch"] for f, d in F["gradient"]["configs"][config].items()} == dict(got) == dict(second)
     assert F["dedup"]["removed_total"] == m["dedup"]["removed_total"] and F["dedup"]["removed"] == m["dedup"]["removed"]
     for k in ("pairs", "within_split_pairs", "cross_split_pairs", "clusters", "largest_cluster"):
         assert F["near_duplicates"][k] == m["near_duplicates"][k]

@@ -7,9 +7,9 @@ import os
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # One constant per artifact. A JSON Schema's $id ends with its artifact's version.
-PAIR_SCHEMA_VERSION = "2.1.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
+PAIR_SCHEMA_VERSION = "2.2.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
 RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
-RELEASE_MANIFEST_VERSION = "1.0.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
+RELEASE_MANIFEST_VERSION = "1.1.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
 SPEC_VERSION = 1  # a KernelSpec's JSON, the `spec` of a record (its spec_version)
 
 VERSIONS = {
@@ -22,6 +22,9 @@ VERSIONS = {
 # artifact -> version -> one line: what that version is (newest first)
 RELEASE_NOTES = {
     "pair": {
+        "2.2.0": "adds coverage.launch_dims: every grid kernel is also executed at a second launch size (input "
+                 "set 0 on d // 2 + 1 threads per dimension) and matched with the oracle; 2.1.0 records lack "
+                 "it and are refused",
         "2.1.0": "adds the gradient verdicts execute_backward_cpu and execute_backward_gpu, the inconclusive "
                  "status, the grad and coverage fields, and execute_gpu's max_abs_diff on a verdict; "
                  "2.0.0 records lack them and are refused",
@@ -40,6 +43,8 @@ RELEASE_NOTES = {
                  "gradient_by_family and adjoint_mismatch came with pair schema 2.1.0 under the same version",
     },
     "release_manifest": {
+        "1.1.0": "admits the adjoint_mismatch config (the inputs' findings: pairs whose Warp adjoint disagreed "
+                 "with the oracle's gradient, each with its reproducer) beside cpu and cuda",
         "1.0.0": "columns, toolchain, inputs (each with its run's run.json since //report), counts per config, "
                  "split and family, splits, dedup, the near-duplicate audit, validation, and every file "
                  "with its sha256 and size",

@@ -8,6 +8,7 @@ import shlex
 
 import schemas
 from tools.release_format import SPLITS
+from validator.verdicts import FINDINGS
 
 LICENSE = "apache-2.0"  # the repository has no LICENSE file; Warp itself is Apache-2.0
 TAGS = ["code", "warp", "cuda", "ptx", "compilers"]
@@ -38,8 +39,16 @@ def render(m: dict) -> str:
               "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
               "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
               "", "Load one config:", "", "```python", "import datasets",
-              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next(iter(c['configs']), 'cpu')}\")", "```", "",
-              "## Counts", ""]
+              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next((k for k in c['configs'] if k != FINDINGS), 'cpu')}\")",
+              "```", ""]
+    if FINDINGS in c["configs"]:
+        lines += [f"The `{FINDINGS}` config is not training data: its {c['configs'][FINDINGS]['records']} pairs are "
+                  "findings about Warp, kernels whose forward run matched the oracle but whose adjoint (Warp's "
+                  "backward kernel) disagreed with the oracle's finite-difference gradient at the seeded inputs and "
+                  "again at a nearby point (`execute_backward_cpu` or `_gpu` failed as `gradient_mismatch`). Each "
+                  "row is a reproducer: spec, source, IR, inputs and the `grad` example (cotangent w, directions v, "
+                  "Warp's gradient g, <g, v> and the differences). The cpu and cuda configs hold no such pair.", ""]
+    lines += ["## Counts", ""]
     rows = [[k, v["records"]] + [v["splits"][s] for s in SPLITS] for k, v in c["configs"].items()]
     lines += _table(["config", "records"] + list(SPLITS), rows)
     lines += ["", f"{c['records_in']} records in, {c['records_out']} released.", "", "## Families", ""]

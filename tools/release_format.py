@@ -48,7 +48,7 @@ TAIL_COLUMNS = [
     ("checks", pa.string(), "verdict per check: status passed|failed|not_run|inconclusive, reason (JSON)"),
     ("grad", pa.string(), "gradient example of execute_backward_cpu: cotangent w, directions v, Warp's input "
                           "gradients g, <g, v> and the oracle's finite differences (JSON; null when not run)"),
-    ("coverage", pa.string(), "branch coverage over the seeded input sets: branch_points, outcomes, taken (JSON)"),
+    ("coverage", pa.string(), "what execution covered: branch_points, outcomes and taken over the seeded input sets, launch_dims (JSON)"),
     ("skeleton_hash", pa.string(), "sha256 prefix of the AST skeleton (identifiers and literals abstracted)"),
     ("split", pa.string(), "train, validation or test (from skeleton_hash)"),
 ]

@@ -7,7 +7,10 @@ corrupt or unvalidated); every line is UTF-8 and parses; every record stays with
 pair schema, holds the generator's own spec for its (family, seed), passes the safety
 allowlist and is its spec's rendering and the fields derived from the spec (id, name, dims, inputs),
 carries `passed` for each check in `MUST_PASS` and no
-`failed` verdict at all; every record and input manifest carries one and the same toolchain;
+`failed` verdict at all (`validator.verdicts.unpublishable`); the run's findings (its
+adjoint_mismatch/ shards, listed in the manifest's `adjoint_mismatch` like the others) pass the same
+gate except that a gradient check failed as gradient_mismatch and nothing else did, and go to the
+release's adjoint_mismatch config; every record and input manifest carries one and the same toolchain;
 every record has a canonical JSON form (no NaN or Infinity, no unpaired surrogate).
 The first violation raises `GateError` with a one-line reason naming the file and record.
 
@@ -30,8 +33,8 @@ import schemas
 from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, list_shards, run_manifest_violation
 from tools import dedup
 from tools import release_format as fmt
-from validator.verdicts import (MUST_PASS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
-                                check_spec_source)
+from validator.verdicts import (FINDINGS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
+                                check_spec_source, unpublishable)
 
 
 class GateError(Exception):
@@ -75,7 +78,8 @@ class Entries:
         self.data = bytearray()
         self.starts = array.array("Q")
 
-    def add(self, r: dict, raw: bytes, shard: str, offset: int) -> None:
+    def add(self, r: dict, raw: bytes, shard: str, offset: int, config: str | None = None) -> None:
+        """`config`: the release config the record goes to (default its target)."""
         c = self.codes.code
         skeleton = bytes.fromhex(fmt.skeleton_hash(r["source"]))
         statuses = tuple((check, v["status"]) for check, v in r["checks"].items())
@@ -84,7 +88,7 @@ class Entries:
         rid, name = r["id"].encode(), r["kernel_name"].encode()
         self.starts.append(len(self.data))
         self.data += _FIXED.pack(dedup.source_key(r), dedup.ir_key(r), _line_digest(raw), skeleton, offset,
-                                 c(shard), c(statuses), c(r["target"]), c(r["family"]))
+                                 c(shard), c(statuses), c(config or r["target"]), c(r["family"]))
         self.data += _TAIL.pack(len(bands), len(seed), len(rid), len(name)) + bands + seed + rid + name
 
     def __len__(self) -> int:
@@ -198,16 +202,16 @@ def _canonical(obj, where: str) -> str:
     return text
 
 
-def _gate_record(r: dict, where: str) -> None:
+def _gate_record(r: dict, where: str, finding: bool = False) -> None:
+    """`finding`: a record of the run's FINDINGS directory (a wrong adjoint), held to that rule."""
     for check in (check_bounds, check_schema):
         verdict = check(r)
         if verdict["status"] != "passed":
             rid = r.get("id") if isinstance(r, dict) else None
             raise GateError(f"{where}: record {str(rid)[:40]} fails the gate: {verdict['reason']}")
-    for check, v in sorted(r["checks"].items()):
-        if v["status"] == "failed" or (check in MUST_PASS and v["status"] != "passed"):
-            raise GateError(f"{where}: record {r['id']} has no passing verdict for {check} "
-                            f"({v['status']}: {v.get('reason', '')})")
+    why = unpublishable(r["checks"], finding)
+    if why:
+        raise GateError(f"{where}: record {r['id']} {why}")
     for check in (check_spec, lambda r: check_safety(r["source"]), check_spec_source, check_consistency):
         verdict = check(r)  # in this order: each assumes the ones before it passed
         if verdict["status"] != "passed":
@@ -243,32 +247,51 @@ def read_input(path: str, shown: str, threshold: float, codes: Codes) -> InputDi
     d = InputDir(shown, manifest, hashlib.sha256(raw).hexdigest(), Entries(threshold, codes), run=_read_run(path, shown))
     toolchain = _canonical(manifest["toolchain"], f"--in {shown}: manifest.json toolchain")
     for name in sorted(listed):
-        spath = os.path.join(path, name)
-        if not os.path.isfile(spath):
-            raise GateError(f"--in {shown}: shard {name} listed in manifest.json is missing")
-        digest, size = sha256_file(spath)
-        if digest != listed[name]["sha256"] or size != listed[name]["bytes"]:
-            raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
-        n = 0
-        for lineno, offset, raw, r, err in _lines(spath):
-            where = f"{shown}/{name}:{lineno}"
-            if err:
-                raise GateError(f"--in {shown}: {err}")  # corrupt: NAME:LINE: why
-            _gate_record(r, where)
-            if r["target"] != manifest["generator"]["target"]:
-                raise GateError(f"{where}: record {r['id']} has target {r['target']}, "
-                                f"the run's is {manifest['generator']['target']}")
-            if _canonical(r["toolchain"], f"{where}: record {r['id']} toolchain") != toolchain:
-                raise GateError(f"{where}: record {r['id']} was built with another toolchain than "
-                                f"its run ({_toolchain_diff(manifest['toolchain'], r['toolchain'])})")
-            _canonical(r, f"{where}: record {r['id']}")  # the release writes it so (JSONL, JSON columns)
-            d.entries.add(r, raw, spath, offset)
-            n += 1
-        if n != listed[name]["records"]:
-            raise GateError(f"--in {shown}: shard {name} holds {n} records, manifest.json says {listed[name]['records']}")
+        _read_shard(d, path, shown, name, listed[name], toolchain)
+    # the findings (a wrong adjoint, with its reproducer) go to their own config
+    findings = {s["path"]: s for s in manifest["adjoint_mismatch"]["shards"]}
+    fdir = os.path.join(path, FINDINGS)
+    for name in sorted(os.listdir(fdir)) if os.path.isdir(fdir) else []:
+        if f"{FINDINGS}/{name}" not in findings:
+            raise GateError(f"--in {shown}: {FINDINGS}/{name} is not in manifest.json (unvalidated shard)")
+    n = sum(_read_shard(d, path, shown, name, findings[name], toolchain, FINDINGS) for name in sorted(findings))
+    if n != manifest["adjoint_mismatch"]["records"]:
+        raise GateError(f"--in {shown}: {FINDINGS} holds {n} records, manifest.json says "
+                        f"{manifest['adjoint_mismatch']['records']}")
     if not d.entries:
         raise GateError(f"--in {shown}: no records")
     return d
+
+
+def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, toolchain: str,
+                config: str | None = None) -> int:
+    """Gate every record of the listed shard `name` of input `d` into its entries; `config`:
+    FINDINGS for the run's findings (default: the records' target). Returns the record count."""
+    manifest = d.manifest
+    spath = os.path.join(path, name)
+    if not os.path.isfile(spath):
+        raise GateError(f"--in {shown}: shard {name} listed in manifest.json is missing")
+    digest, size = sha256_file(spath)
+    if digest != listed["sha256"] or size != listed["bytes"]:
+        raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
+    n = 0
+    for lineno, offset, raw, r, err in _lines(spath):
+        where = f"{shown}/{name}:{lineno}"
+        if err:
+            raise GateError(f"--in {shown}: {err}")  # corrupt: NAME:LINE: why
+        _gate_record(r, where, config == FINDINGS)
+        if r["target"] != manifest["generator"]["target"]:
+            raise GateError(f"{where}: record {r['id']} has target {r['target']}, "
+                            f"the run's is {manifest['generator']['target']}")
+        if _canonical(r["toolchain"], f"{where}: record {r['id']} toolchain") != toolchain:
+            raise GateError(f"{where}: record {r['id']} was built with another toolchain than "
+                            f"its run ({_toolchain_diff(manifest['toolchain'], r['toolchain'])})")
+        _canonical(r, f"{where}: record {r['id']}")  # the release writes it so (JSONL, JSON columns)
+        d.entries.add(r, raw, spath, offset, config)
+        n += 1
+    if n != listed["records"]:
+        raise GateError(f"--in {shown}: shard {name} holds {n} records, manifest.json says {listed['records']}")
+    return n
 
 
 def _read_run(path: str, shown: str) -> dict | None:

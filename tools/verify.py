@@ -8,7 +8,8 @@ of the release and is skipped); every Parquet shard has the release's columns
 and its listed row count; every row rebuilds into a pair record that passes `check_static` (size and
 nesting bounds, the pair schema, the generator's own spec for its (family, seed), the safety
 allowlist, its spec's rendering and the fields derived from the spec, which include the passing
-verdicts); each row sits in the config and split its file names, with the
+verdicts), and carries the verdicts its config requires (no failed verdict in cpu and cuda; in
+adjoint_mismatch a gradient check failed as gradient_mismatch and nothing else); each row sits in the config and split its file names, with the
 split its source's skeleton hashes to; ids are unique; the counts per config, split and family
 equal the manifest's. Exit 1 with the first problem on one line (and how many more) on any
 mismatch.
@@ -28,7 +29,7 @@ from generator.paths import caller_path
 from schemas.dataset_format import RELEASE_KIND
 from tools import release_format as fmt
 from tools.release_inputs import sha256_file
-from validator.verdicts import check_static
+from validator.verdicts import FINDINGS, check_static, unpublishable
 
 
 REPORT_DIR = "report"
@@ -78,7 +79,9 @@ def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: se
     """The checks of one row of the file `f`; its (target, id) joins `seen` (`ids`: those of the
     files before)."""
     rid = f"{f['path']}: record {row['id']}"
-    if row["target"] != f["config"] or row["split"] != f["split"]:
+    finding = f["config"] == FINDINGS  # a finding keeps its target; the inputs' targets are the others
+    in_place = row["target"] in {i["target"] for i in m["inputs"]} if finding else row["target"] == f["config"]
+    if not in_place or row["split"] != f["split"]:
         found.append(f"{rid}: is {row['target']}/{row['split']} inside {f['config']}/{f['split']}")
     if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
             fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
@@ -91,6 +94,10 @@ def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: se
     verdict = check_static(record)
     if verdict["status"] != "passed":
         found.append(f"{rid}: {verdict['reason']}")
+    else:
+        why = unpublishable(record["checks"], finding)
+        if why:
+            found.append(f"{rid}: {why}")
     key = (row["target"], row["id"])
     if key in ids or key in seen:
         found.append(f"{rid}: id appears twice in the release")
@@ -134,8 +141,8 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
             n_rows += len(rows)
             for row in rows:
                 _check_row(row, f, m, fractions, ids, seen, found)
-                file_counted[(row["target"], row["split"])] += 1
-                file_families[(row["target"], row["family"], row["split"])] += 1
+                file_counted[(f["config"], row["split"])] += 1  # the row's own config is checked above
+                file_families[(f["config"], row["family"], row["split"])] += 1
         if rows is not None:
             continue
         if n_rows != f["rows"]:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import tempfile
 import time
 
@@ -14,7 +15,7 @@ import numpy as np
 
 from extractor import warp_adapter
 from generator import records
-from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs
+from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs, second_launch
 from generator.liveness import dead_output
 from generator.render import render_source
 from generator.oracle import branch_points, run_oracle
@@ -22,7 +23,7 @@ from generator.races import first_race
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
 from validator.verdicts import (  # noqa: F401 (re-exported)
-    MUST_PASS, PASSED, KernelResult, Verdict, check_consistency, check_safety, check_schema, check_spec_source,
+    FINDING, FINDINGS, MUST_PASS, PASSED, KernelResult, Verdict, check_consistency, check_safety, check_schema, check_spec_source,
     check_static, failed, not_run, split_reason)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
@@ -144,35 +145,55 @@ def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
     return run_on(kernel, spec, inputs, "cpu")
 
 
-def execute_and_compare(kernel, spec: KernelSpec, sets: list[dict], taken: set | None = None) -> tuple[dict, dict]:
-    """Run on the CPU on every input set, compare each with the oracle (adding the branch
-    outcomes it takes to `taken`), then require live outputs and no data race on any set
-    (`generator.races`: the CPU runs the threads in order, a GPU does not): (verdict, set 0's
-    outputs)."""
+def execute_and_compare(kernel, spec: KernelSpec, sets: list[dict], taken: set | None = None,
+                        launches: list | None = None) -> tuple[dict, dict]:
+    """Run on the CPU on every input set, and on set 0 at the second launch size where the
+    kernel has one (`generator.inputs.second_launch`), compare each run with the oracle (adding
+    the branch outcomes it takes to `taken`), then require live outputs and no data race on any
+    set (`generator.races`: the CPU runs the threads in order, a GPU does not): (verdict, set
+    0's outputs). `launches`, when given, gets every launch size run and matched, in order."""
     outs = []
     for k, inputs in enumerate(sets):
         race = first_race(spec, inputs)
         if race:
             return failed(f"data_race: input set {k}: {race}"), {}
         outputs = run_cpu(kernel, spec, inputs)
-        expected = run_oracle(spec, inputs, taken)
-        for a in spec.args:
-            if a.name in expected:
-                reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
-                if reason:
-                    return failed(f"execute_cpu: input set {k}: {reason}" if k else f"execute_cpu: {reason}"), outs[0] if outs else outputs
+        reason = _match_oracle(spec, inputs, outputs, taken)
+        if reason:
+            return failed(f"execute_cpu: input set {k}: {reason}" if k else f"execute_cpu: {reason}"), outs[0] if outs else outputs
         outs.append(outputs)
     dead = dead_output(spec, sets, outs)
     if dead:
         return failed(f"dead_output: {dead}"), outs[0]
+    if launches is not None and sets:
+        launches.append(list(spec.dim))
+    small = second_launch(spec)
+    if small is not None and sets:
+        fewer = dataclasses.replace(spec, dim=small)
+        reason = _match_oracle(fewer, sets[0], run_cpu(kernel, fewer, sets[0]), taken)
+        if reason:
+            return failed(f"execute_cpu: launch size {list(small)}: {reason}"), outs[0]
+        if launches is not None:
+            launches.append(list(small))
     return PASSED, outs[0]
 
 
-def coverage(spec: KernelSpec, taken: set) -> dict:
-    """Branch coverage over the input sets: branch points, their possible and taken outcomes."""
+def _match_oracle(spec: KernelSpec, inputs: dict, outputs: dict, taken: set | None) -> str | None:
+    expected = run_oracle(spec, inputs, taken)
+    for a in spec.args:
+        if a.name in expected:
+            reason = compare(a.name, outputs[a.name], expected[a.name], a.dtype)
+            if reason:
+                return reason
+    return None
+
+
+def coverage(spec: KernelSpec, taken: set, launches: list = ()) -> dict:
+    """What execution covered: branch points, their possible and taken outcomes over the input
+    sets, and the launch sizes run and matched with the oracle (none when nothing ran)."""
     points = branch_points(spec)
     return {"branch_points": len(points), "outcomes": sum(points.values()),
-            "taken": sum(1 for node, _ in taken if node in points)}
+            "taken": sum(1 for node, _ in taken if node in points), "launch_dims": [list(d) for d in launches]}
 
 
 # the number of operations a kernel's own thread does whose rounding FMA contraction may change
@@ -374,8 +395,9 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
             res = {"ir": {**ir[spec.name], "ptx": ptx[spec.name]}, "inputs": inputs,
                    "compile_cpu": PASSED, "compile_cuda": PASSED, "toolchain": toolchain}
             taken: set = set()
+            launches: list = []
             try:
-                verdict, outputs = execute_and_compare(kernels[spec.name], spec, sets, taken)
+                verdict, outputs = execute_and_compare(kernels[spec.name], spec, sets, taken, launches)
             except Exception as e:  # noqa: BLE001
                 verdict, outputs = failed(f"execute_cpu: {type(e).__name__}: {str(e)[:200]}"), {}
             backward, grad = not_run("CPU execution failed"), None
@@ -403,7 +425,7 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
                     warp_adapter.raise_if_context_lost(e, spec.name)
                     backward_gpu = failed(f"execute_backward_gpu: {type(e).__name__}: {str(e)[:200]}")
             res.update(execute_backward_cpu=backward, execute_backward_gpu=backward_gpu, grad=grad,
-                       coverage=coverage(spec, taken))
+                       coverage=coverage(spec, taken, launches))
             res.update(execute_cpu=verdict, execute_gpu=on_gpu, outputs=outputs)
             results.append(res)
         clock.stop()

@@ -7,7 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 from pipeline import chunk
 from generator.families import FAMILIES, build_spec
-from generator.inputs import make_inputs
+from generator.inputs import make_inputs, second_launch
 from generator.oracle import run_oracle
 from generator.render import render_source
 from generator.strategies import specs
@@ -65,6 +65,10 @@ def test_every_family_compiles_for_cpu_and_cuda_and_matches_its_oracle():
         assert res.error is None, f"{spec.family}/{spec.seed}: {res.error}"
         assert res.verdicts["execute_cpu"].passed, f"{spec.family}/{spec.seed}: {res.verdicts['execute_cpu']}"
         assert res.ir["ptx"]["sm_90"]["forward"], f"{spec.family}: no PTX"
+        small = second_launch(spec)
+        assert res.coverage["launch_dims"] == [list(spec.dim)] + ([list(small)] if small else []), spec.family
+        # every grid family's kernels have a dimension above 2, so every one runs at two sizes
+        assert (small is None) == (spec.launch == "tiled"), f"{spec.family}: second launch {small}"
 
 
 def test_compare_catches_each_kind_of_wrong_output():
@@ -262,8 +266,6 @@ def test_a_failure_needs_a_code_and_a_status_must_be_known():
     assert r.error.reason_code == "compile_cpu" and r.error.detail == "RuntimeError: boom"
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
 
 
 def test_a_kernel_with_a_data_race_is_rejected_with_its_reason():
@@ -281,3 +283,43 @@ def test_a_kernel_with_a_data_race_is_rejected_with_its_reason():
     assert verdict.status == "failed" and verdict.reason_code == "data_race", verdict
     assert "element y[" in verdict.detail and "thread" in verdict.detail
     assert fine_result.verdicts["execute_cpu"].passed
+
+
+
+def test_a_kernel_that_matches_only_at_its_full_launch_size_is_rejected(tmp_path):
+    # Warp runs y[i] = 2 x[i]; the spec says y[31 - i] = 2 x[31 - i]. Launched on all 32 threads
+    # both write every element the same; launched on 17 they write different halves, so only the
+    # second launch size tells them apart
+    from extractor import warp_adapter
+    from generator.spec import ArgSpec, KernelSpec
+    i = ["v", "i"]
+    rev = ["bin", "-", ["c", 31, "int32"], i]
+    args = (ArgSpec("x", "array", "float32", (32,)), ArgSpec("y", "array", "float32", (32,), role="out"))
+    body = lambda k: [["store", "y", [k], ["bin", "*", ["c", 2.0, "float32"], ["ld", "x", [k]]]]]
+    forward = KernelSpec("arith", 1, "arith_forward", (32,), args, body(i))
+    backward = KernelSpec("arith", 1, "arith_reversed", (32,), args, body(rev))
+    assert second_launch(backward) == (17,)
+    module, kernels = warp_adapter.load_batch({forward.name: render_source(forward)}, str(tmp_path))
+    warp_adapter.compile_cpu(module)
+    sets = [make_inputs(backward, k) for k in range(3)]
+    launches: list = []
+    verdict, _ = checks.execute_and_compare(kernels[forward.name], backward, sets, set(), launches)
+    assert verdict["status"] == "failed" and verdict["reason"].startswith("execute_cpu: launch size [17]: output y"), verdict
+    assert launches == [[32]]  # the full size matched; the second did not
+    launches = []
+    verdict, _ = checks.execute_and_compare(kernels[forward.name], forward, sets, set(), launches)
+    assert verdict == checks.PASSED and launches == [[32], [17]]
+    warp_adapter.unload(module)
+
+
+def test_second_launch_sizes():
+    spec = build_spec("nested_loops", 3)
+    assert second_launch(spec) == tuple(d // 2 + 1 for d in spec.dim)
+    import dataclasses
+    assert second_launch(dataclasses.replace(spec, dim=(2, 1))) is None
+    assert second_launch(dataclasses.replace(spec, dim=(2, 3))) == (2, 2)
+    assert second_launch(build_spec("tile_reduce", 1)) is None
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

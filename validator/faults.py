@@ -501,11 +501,15 @@ def _derived_edits(rec):
         (("checks", "execute_cpu"), {"status": "failed", "reason": "execute_cpu: tampered"}, "checks.execute_cpu -> failed"),
         (("checks", "compile_cuda"), {"status": "not_run", "reason": "tampered"}, "checks.compile_cuda -> not_run"),
     ]
+    launches = rec["coverage"]["launch_dims"]
+    # a claim of a launch size that never ran (or the drop of one that did)
+    edits.append((("coverage", "launch_dims"), launches[:1] if len(launches) > 1 else launches + [[1] * len(rec["dim"])],
+                  "coverage.launch_dims: one launch size dropped or added"))
     return edits
 
 
 def derived_field(records, i, rng):
-    """A field that follows from the spec/source (id, names, dim, args, seeded inputs, verdicts) edited."""
+    """A field that follows from the spec/source (id, names, dim, args, seeded inputs, verdicts, launch sizes) edited."""
     rec = copy.deepcopy(records[i])
     path, value, what = rng.choice(_derived_edits(rec))
     if path[:2] == ("io", "inputs"):

@@ -19,7 +19,7 @@ import jsonschema
 import schemas
 from generator import records
 from generator.families import FAMILIES, build_spec
-from generator.inputs import make_inputs
+from generator.inputs import make_inputs, second_launch
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.render import render_source
 from generator.spec import DTYPES, KernelSpec
@@ -573,6 +573,33 @@ def check_static(record) -> dict:
 
 # the verdicts a stored record must carry: these always run, the others may be not_run
 MUST_PASS = ("schema", "safety", "spec_source", "compile_cpu", "compile_cuda", "execute_cpu")
+# a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp: its reason
+# code, and the name of the run's directory and of the release's config that hold such pairs
+FINDING = "gradient_mismatch"
+FINDINGS = "adjoint_mismatch"
+GRADIENT_CHECKS = ("execute_backward_cpu", "execute_backward_gpu")
+
+
+def unpublishable(checks: dict, finding: bool = False) -> str | None:
+    """Why a record with these stored verdicts ({check: {"status", "reason"?}}) may not stand in
+    a release's main config (`finding` False) or in its FINDINGS config (True), or None. Both
+    need every MUST_PASS check passed. A main config's record has no failed verdict at all; a
+    finding has a gradient check failed as FINDING and no other failure."""
+    for check in MUST_PASS:
+        v = checks.get(check) or {}
+        if v.get("status") != "passed":
+            return f"has no passing verdict for {check} ({v.get('status')}: {v.get('reason', '')})"
+    found = False
+    for check, v in sorted(checks.items()):
+        if v.get("status") != "failed":
+            continue
+        if finding and check in GRADIENT_CHECKS and split_reason(v.get("reason", ""))[0] == FINDING:
+            found = True
+            continue
+        return f"has a failed verdict for {check} ({v.get('reason', '')})"
+    if finding and not found:
+        return f"is in {FINDINGS} but no gradient check failed as {FINDING}"
+    return None
 
 
 def check_consistency(record: dict) -> dict:
@@ -602,4 +629,9 @@ def check_consistency(record: dict) -> dict:
     for check in MUST_PASS:
         if record["checks"][check]["status"] != "passed":
             return failed(f"consistency: stored verdict {check} is {record['checks'][check]['status']}, not passed")
+    small = second_launch(spec)
+    want_launches = [list(spec.dim)] + ([list(small)] if small else [])
+    if record["coverage"]["launch_dims"] != want_launches:
+        return failed(f"consistency: coverage.launch_dims {record['coverage']['launch_dims']} are not the launch sizes "
+                      f"the kernel is executed at ({want_launches})")
     return PASSED
