@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from generator import oracle_lanes
+from generator import linalg, oracle_lanes
 from generator.spec import FLOAT_DTYPES, VEC_SHAPES, KernelSpec, is_float
 
 _M32 = 0xFFFFFFFF
@@ -35,7 +35,7 @@ def rand_init(seed: int, offset: int | None = None) -> int:
 
 
 def _normalize(v):
-    n = float(np.sqrt(np.dot(v, v)))
+    n = float(np.sqrt(linalg.dot(v, v)))
     return v / n if n > 0.0 else np.zeros_like(v)
 
 
@@ -47,12 +47,12 @@ def _quat_from_axis_angle(axis, angle):
 def _quat_rotate(q, v):
     # Warp's quat layout is (x, y, z, w)
     u, w = q[:3], q[3]
-    return v * (2.0 * w * w - 1.0) + np.cross(u, v) * (2.0 * w) + u * (2.0 * float(np.dot(u, v)))
+    return v * (2.0 * w * w - 1.0) + np.cross(u, v) * (2.0 * w) + u * (2.0 * float(linalg.dot(u, v)))
 
 
 def _quat_mul(a, b):
     av, aw, bv, bw = a[:3], a[3], b[:3], b[3]
-    return np.concatenate([aw * bv + bw * av + np.cross(av, bv), [aw * bw - float(np.dot(av, bv))]])
+    return np.concatenate([aw * bv + bw * av + np.cross(av, bv), [aw * bw - float(linalg.dot(av, bv))]])
 
 
 def _tile_load(arr, shape, offset):
@@ -73,8 +73,8 @@ def _tile_atomic_add(arr, t, offset=None):
 
 def _tile_matmul(a, b, out=None):
     if out is None:
-        return a @ b
-    out += a @ b  # the 3-argument form accumulates into `out` in place
+        return linalg.product(a, b)
+    out += linalg.product(a, b)  # the 3-argument form accumulates into `out` in place
     return None
 
 
@@ -106,14 +106,14 @@ BUILTINS = {
     "acos": math.acos,
     "asin": math.asin,
     # vector / matrix / quaternion math on float64 NumPy arrays
-    "dot": lambda a, b: float(np.dot(a, b)),
+    "dot": lambda a, b: float(linalg.dot(a, b)),
     "cross": np.cross,
-    "length": lambda a: float(np.sqrt(np.dot(a, a))),
-    "length_sq": lambda a: float(np.dot(a, a)),
+    "length": lambda a: float(np.sqrt(linalg.dot(a, a))),
+    "length_sq": lambda a: float(linalg.dot(a, a)),
     "normalize": _normalize,
     "cw_mul": lambda a, b: a * b,
     "transpose": lambda m: np.array(m.T),
-    "determinant": lambda m: float(np.linalg.det(m)),
+    "determinant": lambda m: float(linalg.det(m)),
     "outer": np.outer,
     "quat_from_axis_angle": _quat_from_axis_angle,
     "quat_rotate": _quat_rotate,
@@ -271,7 +271,7 @@ class Interpreter:
         if tag == "comp":
             return float(self.expr(e[1], env)[tuple(e[2])])
         if tag == "mmul":
-            return self.expr(e[1], env) @ self.expr(e[2], env)
+            return linalg.product(self.expr(e[1], env), self.expr(e[2], env))
         if tag == "arr":
             return self.arrays[e[1]]
         if tag == "tuple":

@@ -32,6 +32,7 @@ import math
 
 import numpy as np
 
+from generator import linalg
 from generator.spec import FLOAT_DTYPES, INT_DTYPES, KernelSpec, VEC_SHAPES
 
 _M32 = 0xFFFFFFFF
@@ -195,11 +196,7 @@ def _where(m, a, b):
 
 
 def _dot(a, b):
-    # np.dot of one thread's vectors, written out: sum over components in order
-    r = a[:, 0] * b[:, 0]
-    for k in range(1, a.shape[1]):
-        r = r + a[:, k] * b[:, k]
-    return r
+    return linalg.dot(a, b)  # the interpreter's dot of one thread's vectors, on every thread at once
 
 
 def _scalar_lanes(x) -> bool:
@@ -475,8 +472,8 @@ class Lanes:
             if _elem(a) != 2 or _elem(b) not in (1, 2) or a.shape[2] != b.shape[1]:
                 raise Unsure("a matrix product of other shapes")
             if _elem(b) == 1:
-                return np.matmul(a, b[:, :, None])[:, :, 0]
-            return np.matmul(a, b)
+                return linalg.matvec(a, b)
+            return linalg.matmul(a, b)
         raise Unsure(f"expression {tag!r}")
 
     def _bin(self, op, a, b, m):
@@ -630,7 +627,7 @@ class Lanes:
             (a,) = args
             if _elem(a) != 2 or a.shape[1] != a.shape[2]:
                 raise Unsure("determinant of a non-square matrix")
-            return np.linalg.det(a)
+            return linalg.det(a)
         if name == "quat_from_axis_angle":
             axis, angle = args
             vec(axis, 3)

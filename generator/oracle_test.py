@@ -223,5 +223,40 @@ def test_signed_zeros_and_uniform_conditions_come_out_as_one_thread_at_a_time_gi
         assert _same(spec, inputs)
 
 
+def test_dot_matmul_and_determinant_are_summed_in_one_order_without_blas():
+    """The oracle's products and determinants are Warp's formulas in plain float64 (Python floats
+    below), the same bits for one thread's values and for a stack of them; BLAS (np.dot, @,
+    np.linalg.det) rounds differently: FMA, blocking, LU with pivoting."""
+    rng = np.random.default_rng(7)
+    differs = collections.Counter()
+    for _ in range(200):
+        a, b, v = rng.standard_normal((3, 3)), rng.standard_normal((3, 3)), rng.standard_normal(3)
+        f = lambda m, i, j: float(m[i, j])  # noqa: E731
+        want_mm = [[f(a, i, 0) * f(b, 0, j) + f(a, i, 1) * f(b, 1, j) + f(a, i, 2) * f(b, 2, j)
+                    for j in range(3)] for i in range(3)]
+        want_mv = [f(a, i, 0) * float(v[0]) + f(a, i, 1) * float(v[1]) + f(a, i, 2) * float(v[2]) for i in range(3)]
+        want_dot = float(v[0]) * float(v[0]) + float(v[1]) * float(v[1]) + float(v[2]) * float(v[2])
+        m2 = a[:2, :2]
+        want_det2 = f(m2, 0, 0) * f(m2, 1, 1) - f(m2, 1, 0) * f(m2, 0, 1)
+        r1, r2 = a[1], a[2]
+        cross = [float(r1[1] * r2[2] - r1[2] * r2[1]), float(r1[2] * r2[0] - r1[0] * r2[2]),
+                 float(r1[0] * r2[1] - r1[1] * r2[0])]
+        want_det3 = f(a, 0, 0) * cross[0] + f(a, 0, 1) * cross[1] + f(a, 0, 2) * cross[2]
+        assert oracle.linalg.product(a, b).tolist() == want_mm
+        assert oracle.linalg.product(a, v).tolist() == want_mv
+        assert oracle.BUILTINS["length_sq"](v) == want_dot
+        assert oracle.BUILTINS["determinant"](m2) == want_det2
+        assert oracle.BUILTINS["determinant"](a) == want_det3
+        # the lanes' stacks: each thread's bits are the single thread's
+        stack = np.stack([a, b])
+        assert oracle.linalg.matmul(stack, stack)[1].tobytes() == oracle.linalg.product(b, b).tobytes()
+        assert oracle.linalg.det(stack)[1] == oracle.BUILTINS["determinant"](b)
+        differs["det"] += float(np.linalg.det(a)) != want_det3
+        differs["matmul"] += (a @ b).tolist() != want_mm
+    m4 = rng.standard_normal((4, 4))
+    assert abs(oracle.BUILTINS["determinant"](m4) - float(np.linalg.det(m4))) < 1e-12 * max(1.0, abs(np.linalg.det(m4)))
+    assert differs["det"] > 0  # LAPACK's LU rounds differently: the formula is not np.linalg.det in disguise
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -1,0 +1,75 @@
+"""Dot products, matrix products and determinants for the oracle, summed in one fixed order with
+plain float64 multiplies and adds: no BLAS or LAPACK.
+
+np.dot, `@` and np.linalg.det hand float64 work to OpenBLAS, whose kernels differ by CPU (FMA or
+not, blocking) and, for det, by how getrf was entered: the same 2x2 determinant once came out one
+ulp apart from the thread-by-thread interpreter and from the lanes in the same process (a CI run's
+oracle_test). The oracle's bits reach records (the gradient example's finite differences), so
+they must not depend on the machine. Every function works on the last axes, so one thread's
+values (the interpreter) and a stack of every thread's (the lanes) go through the same operations
+in the same order and give the same bits. Determinants use Warp's own formulas (native/mat.h).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dot(a, b):
+    """sum_k a[..., k] * b[..., k], k in order."""
+    r = a[..., 0] * b[..., 0]
+    for k in range(1, a.shape[-1]):
+        r = r + a[..., k] * b[..., k]
+    return r
+
+
+def matvec(m, v):
+    """m[..., r, k] times v[..., k] -> [..., r]."""
+    r = m[..., :, 0] * v[..., None, 0]
+    for k in range(1, m.shape[-1]):
+        r = r + m[..., :, k] * v[..., None, k]
+    return r
+
+
+def matmul(a, b):
+    """a[..., r, k] times b[..., k, c] -> [..., r, c]."""
+    r = a[..., :, 0, None] * b[..., None, 0, :]
+    for k in range(1, a.shape[-1]):
+        r = r + a[..., :, k, None] * b[..., None, k, :]
+    return r
+
+
+def product(a, b):
+    """`a @ b` for one thread's float64 values: matrix times matrix or vector, vector times matrix."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if a.ndim == 1:
+        return matvec(np.swapaxes(b, -1, -2), a)
+    if b.ndim == 1:
+        return matvec(a, b)
+    return matmul(a, b)
+
+
+def det(m):
+    """Determinant of m[..., n, n] for n in 2, 3, 4, as Warp writes it."""
+    n = m.shape[-1]
+    x = lambda i, j: m[..., i, j]  # noqa: E731
+    if n == 2:
+        return x(0, 0) * x(1, 1) - x(1, 0) * x(0, 1)
+    if n == 3:  # dot(row 0, cross(row 1, row 2))
+        c0 = x(1, 1) * x(2, 2) - x(1, 2) * x(2, 1)
+        c1 = x(1, 2) * x(2, 0) - x(1, 0) * x(2, 2)
+        c2 = x(1, 0) * x(2, 1) - x(1, 1) * x(2, 0)
+        return x(0, 0) * c0 + x(0, 1) * c1 + x(0, 2) * c2
+    if n == 4:  # the 2x2 minors of columns 2 and 3, then the cofactors of columns 0 and 1
+        y01 = x(0, 2) * x(1, 3) - x(1, 2) * x(0, 3)
+        y02 = x(0, 2) * x(2, 3) - x(2, 2) * x(0, 3)
+        y03 = x(0, 2) * x(3, 3) - x(3, 2) * x(0, 3)
+        y12 = x(1, 2) * x(2, 3) - x(2, 2) * x(1, 3)
+        y13 = x(1, 2) * x(3, 3) - x(3, 2) * x(1, 3)
+        y23 = x(2, 2) * x(3, 3) - x(3, 2) * x(2, 3)
+        z30 = x(1, 1) * y02 - x(2, 1) * y01 - x(0, 1) * y12
+        z20 = x(0, 1) * y13 - x(1, 1) * y03 + x(3, 1) * y01
+        z10 = x(2, 1) * y03 - x(3, 1) * y02 - x(0, 1) * y23
+        z00 = x(1, 1) * y23 - x(2, 1) * y13 + x(3, 1) * y12
+        return x(3, 0) * z30 + x(2, 0) * z20 + x(1, 0) * z10 + x(0, 0) * z00
+    raise ValueError(f"determinant of a {n}x{n} matrix")
