@@ -190,6 +190,35 @@ def test_the_driver_killed_mid_run_then_rerun_gives_the_uninterrupted_bytes(clus
     assert len(ids) == NV_COUNT == len(set(ids))
 
 
+def test_sigterm_of_a_ray_run_s_driver_is_a_clean_stop_then_the_rerun_resumes(cluster, reference_nv):
+    """`kill PID` of a driver with its own Ray instance: exit 143 and one error line, as for a
+    local run (ray.init puts in a SIGTERM handler that ended the process at once with status 1
+    and no message; `connect_ray` puts the caller's back), nothing of the run left running, and
+    the rerun gives the uninterrupted bytes."""
+    out = _tmp("ray_driver_term")
+    proc = _cli(out, "--workers", "1")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        done = [n for n in os.listdir(out) if n.endswith(".stats.json")] if os.path.isdir(out) else []
+        if len(done) >= 1 or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    lines = [ln for ln in err.decode().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0], err[-2000:]
+    with pytest.raises(ProcessLookupError):  # Ray's processes went with the driver
+        for _ in range(200):
+            os.killpg(proc.pid, 0)
+            time.sleep(0.1)
+    again = _cli(out, "--ray-address", cluster)
+    _, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err[-2000:]
+    assert _files(out) == _files(reference_nv) and not _leftovers(out)
+
+
 def _damaged_copy(src, name):
     """A copy of a validated run with three records broken, in both shards (file order matters)."""
     out = _tmp(name)

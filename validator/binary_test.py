@@ -3,9 +3,11 @@ its sandbox child is a spawned process that re-imports the binary's main file, w
 run the validator a second time there."""
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -16,6 +18,64 @@ def _binary() -> str:
     if "TEST_SRCDIR" not in os.environ:
         pytest.skip("needs Bazel's runfiles: ./bazelw test //validator:binary_test")
     return os.path.join(os.environ["TEST_SRCDIR"], os.environ["TEST_WORKSPACE"], "validator", "validator")
+
+
+def _validator() -> list[str]:
+    """The Bazel-built binary under Bazel; `python -m validator` from the repository otherwise."""
+    if "TEST_SRCDIR" in os.environ:
+        return [_binary()]
+    return [sys.executable, "-m", "validator"]
+
+
+def _session(sid: int) -> list[int]:
+    """The pids of the processes in session `sid`."""
+    pids = []
+    for name in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if name.isdigit() and int(fields[3]) == sid:
+            pids.append(int(name))
+    return pids
+
+
+@pytest.mark.parametrize("sig,code,words", [(signal.SIGTERM, 143, "terminated (SIGTERM)"),
+                                            (signal.SIGINT, 130, "interrupted")])
+def test_a_signal_stops_the_validator_without_waiting_for_its_sandboxes(sig, code, words):
+    """`kill PID` or `kill -INT PID` of //validator while a sandbox runs a batch that would take
+    10 minutes: it exits within seconds with one error line and its status, no process of it is
+    left (the sandbox's child killed, not orphaned), its temporary directory is gone and no report
+    is written. Before, SIGTERM killed the parent alone and the child ran on; Ctrl-C waited for
+    the batch (a real one may take up to sandbox.BATCH_TIMEOUT_S)."""
+    from validator import sandbox
+
+    base = tempfile.mkdtemp(prefix="stop-", dir=os.environ.get("TEST_TMPDIR"))
+    out, tmp = os.path.join(base, "run"), os.path.join(base, "tmp")
+    os.makedirs(tmp)
+    pipeline.run(pipeline.RunConfig("cpu", 3, 2, out, ["arith"], workers=1, quiet=True))
+    env = {**os.environ, sandbox.TEST_SLOW_ENV: "600", "TMPDIR": tmp}
+    if "TEST_SRCDIR" not in os.environ:
+        env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen(_validator() + [out, "--device", "cpu", "--workers", "1", "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            cwd=env.get("PYTHONPATH"))
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and len(_session(proc.pid)) < 2:
+        time.sleep(0.05)  # until the sandbox's child (a second process of the session) is there
+    assert proc.poll() is None, proc.stderr.read().decode()
+    time.sleep(1.0)  # the child is in its batch (sleeping)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=120) == code
+    err = proc.stderr.read().decode()
+    assert words in err and err.count("error:") == 1 and "Traceback" not in err, err
+    for _ in range(100):  # nothing of it left running
+        if not _session(proc.pid):
+            break
+        time.sleep(0.1)
+    assert _session(proc.pid) == []
+    assert os.listdir(tmp) == [] and not os.path.exists(os.path.join(out, "validation_report.json"))
 
 
 def test_the_validator_binary_validates_a_dataset_and_fails_a_corrupt_one():

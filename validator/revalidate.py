@@ -17,6 +17,7 @@ import os
 import sys
 import shutil
 import queue
+import signal
 import socket
 import tempfile
 import threading
@@ -32,6 +33,9 @@ from validator import checks, sandbox
 from validator.verdicts import ValidatorError
 
 BATCH = 50
+# exit statuses of a stopped re-validation: 128 + the signal, as if it had not been handled
+EXIT_INTERRUPTED = 128 + signal.SIGINT
+EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
@@ -90,17 +94,25 @@ def connect_ray(address: str | None, num_cpus: int | None = None, temp_dir: str 
     if ray.is_initialized():
         return False
     kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": "error"}
-    if address is None:
-        ray_tmp = os.path.join(temp_dir, "ray") if temp_dir else None
-        ray.init(address="local", num_cpus=num_cpus,
-                 _temp_dir=ray_tmp if ray_tmp and len(ray_tmp) <= RAY_TEMP_DIR_MAX else None, **kw)
-        return True
-    _probe_ray(address)
+    # ray.init puts in a SIGTERM handler of its own that ends the process at once (exit status 1,
+    # no cleanup): the caller's handler (the generator's and the validator's clean stop) is put back
+    main_thread = threading.current_thread() is threading.main_thread()
+    on_term = signal.getsignal(signal.SIGTERM) if main_thread else None
     try:
-        ray.init(address=address, **kw)
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        raise RayUnavailable(f"--ray-address {address}: {str(e).strip().splitlines()[0][:300]}") from None
-    return False
+        if address is None:
+            ray_tmp = os.path.join(temp_dir, "ray") if temp_dir else None
+            ray.init(address="local", num_cpus=num_cpus,
+                     _temp_dir=ray_tmp if ray_tmp and len(ray_tmp) <= RAY_TEMP_DIR_MAX else None, **kw)
+            return True
+        _probe_ray(address)
+        try:
+            ray.init(address=address, **kw)
+        except (ConnectionError, ValueError, RuntimeError) as e:
+            raise RayUnavailable(f"--ray-address {address}: {str(e).strip().splitlines()[0][:300]}") from None
+        return False
+    finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
 
 
 def _probe_ray(address: str) -> None:
@@ -134,6 +146,9 @@ def _ray_batch(specs, archs, gpu):
     box = sandbox.Sandbox(gpu, run_dir, cpu_only=True)
     try:
         return box.check_batch(specs, archs)
+    except KeyboardInterrupt:  # ray.cancel (the driver was stopped): kill the sandbox's child now
+        box.abort()
+        raise
     finally:
         box.close()
         shutil.rmtree(run_dir, ignore_errors=True)
@@ -147,13 +162,26 @@ class _RayBox:
     def __init__(self, gpu: bool | None):
         import ray
 
-        self.gpu = gpu
+        self.gpu, self.ref, self.aborted = gpu, None, False
         self.remote = ray.remote(num_cpus=1)(_ray_batch).options(runtime_env={"env_vars": RAY_WORKER_ENV})
 
     def check_batch(self, specs, archs):
         import ray
 
-        return ray.get(self.remote.remote(specs, archs, self.gpu))
+        if self.aborted:
+            raise sandbox.Aborted("stopped")
+        self.ref = self.remote.remote(specs, archs, self.gpu)
+        try:
+            return ray.get(self.ref)
+        except ray.exceptions.TaskCancelledError:
+            raise sandbox.Aborted("stopped") from None
+
+    def abort(self) -> None:
+        import ray
+
+        self.aborted = True
+        if self.ref is not None:
+            ray.cancel(self.ref)  # a KeyboardInterrupt in the task: its sandbox is stopped and removed
 
     def close(self) -> None:
         pass
@@ -295,20 +323,35 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
             raise
     work: queue.Queue = queue.Queue(maxsize=2 * workers)
     errors: list[BaseException] = []
+    boxes: list = []
 
-    def worker() -> None:
+    # set by each worker thread as it ends (Thread.join interrupted by a signal can mark a thread
+    # that still runs as stopped, CPython 3.11; an Event's wait is safe to interrupt)
+    ended = [threading.Event() for _ in range(workers)]
+
+    def worker(i: int) -> None:
+        try:
+            _work()
+        finally:
+            ended[i].set()
+
+    def _work() -> None:
         box = _RayBox(gpu) if executor == "ray" else sandbox.Sandbox(gpu, run_dir, cpu_only=cpu_only)
+        with lock:
+            boxes.append(box)
         try:
             while (batch := work.get()) is not None:
                 try:
                     if not errors:
                         judge(box, batch)
+                except sandbox.Aborted:
+                    pass  # stopped: the caller raises what stopped it
                 except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                     errors.append(e)
         finally:
             box.close()
 
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
     for t in threads:
         t.start()
     pending: list[tuple] = []
@@ -338,11 +381,16 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
                     if len(pending) >= BATCH:
                         flush()
         flush()
-    finally:
         for _ in threads:
             work.put(None)
-        for t in threads:
-            t.join()
+        for e in ended:
+            e.wait()
+    except BaseException:
+        # Ctrl-C, SIGTERM (raised by main's handler) or an error here: stop at once, without
+        # waiting for the batches in flight (each may take up to sandbox.BATCH_TIMEOUT_S)
+        _stop(boxes, ended, work, lock)
+        raise
+    finally:
         progress.close()
         if owned:
             import ray
@@ -361,6 +409,26 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
             "toolchain": warp_adapter.compilers()}
 
 
+def _stop(boxes: list, ended: list, work: queue.Queue, lock) -> None:
+    """Kill every sandbox's child (their batches raise sandbox.Aborted), empty the queue, let
+    the worker threads end (each sets its `ended` event)."""
+    for e in ended:
+        while not e.is_set():
+            with lock:
+                for box in boxes:  # again each time: a thread may have made its sandbox since
+                    box.abort()
+            try:  # a thread waiting on the queue: drop what is queued, hand it its end
+                while True:
+                    work.get_nowait()
+            except queue.Empty:
+                pass
+            try:
+                work.put_nowait(None)
+            except queue.Full:
+                pass
+            e.wait(0.2)
+
+
 def _judge_one(spec, res: checks.KernelResult, rec: dict) -> tuple[str | None, checks.Verdict | None]:
     """(why a fresh check of one record disagrees with what it stores, or None; the fresh GPU
     verdict where the record got as far as GPU execution, else None)."""
@@ -377,6 +445,14 @@ def _judge_one(spec, res: checks.KernelResult, rec: dict) -> tuple[str | None, c
     if g.status == "failed":
         return g.reason, g
     return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec), g
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (`kill`, a batch scheduler, a container stopping)."""
+
+
+def _terminated(signum, frame):
+    raise Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -417,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     owned = False
+    # SIGTERM stops a re-validation as Ctrl-C does: every sandbox's child killed mid-batch, the
+    # temporary directory removed, one error line (left alone, SIGTERM killed this process and
+    # left its sandboxes running; Ctrl-C waited for each sandbox's batch to end)
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         if args.executor == "ray":  # connected here to know the cluster's CPUs; revalidate uses the connection
             owned = connect_ray(args.ray_address, args.workers)
@@ -427,7 +507,12 @@ def main(argv: list[str] | None = None) -> int:
     except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (KeyboardInterrupt, Terminated) as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"error: {how}; no report written, {args.dir} untouched: the same command starts over", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if owned:
             import ray
 

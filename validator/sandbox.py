@@ -46,9 +46,22 @@ def _limit(address_space: int | None, run_dir: str | None) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
+# tests only: seconds a sandbox child sleeps before each batch (a stand-in for a batch that
+# takes long, to show that stopping //validator does not wait for it)
+TEST_SLOW_ENV = "WARP_IR_TEST_SANDBOX_SLEEP"
+
+
+class Aborted(Exception):
+    """The sandbox was stopped (`abort`) while or before it ran a batch."""
+
+
 def _run(specs, archs, gpu):
     from validator import checks
 
+    if os.environ.get(TEST_SLOW_ENV):
+        import time
+
+        time.sleep(float(os.environ[TEST_SLOW_ENV]))
     return checks.check_batch(specs, archs, gpu=gpu)
 
 
@@ -70,6 +83,7 @@ class Sandbox:
                  cpu_s: float = CPU_SECONDS_PER_BATCH):
         self.gpu, self.run_dir, self.timeout_s, self.cpu_s, self._pool = gpu, run_dir, timeout_s, cpu_s, None
         self.address_space = address_space if cpu_only else None
+        self.aborted = False
 
     def _start(self):
         self._pool = concurrent.futures.ProcessPoolExecutor(
@@ -83,12 +97,24 @@ class Sandbox:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
 
+    def abort(self):
+        """Stop now, from any thread: the child is killed mid-batch and this sandbox's current
+        and later `check_batch` calls raise Aborted (they do not split and retry the batch)."""
+        self.aborted = True
+        pool = self._pool
+        if pool is not None:
+            for p in list((getattr(pool, "_processes", None) or {}).values()):
+                p.kill()
+
     def close(self):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
 
     def check_batch(self, specs, archs) -> list[KernelResult]:
+        if self.aborted:
+            self._kill()
+            raise Aborted("sandbox stopped")
         if self._pool is None:
             self._start()
         future = self._pool.submit(_run, specs, archs, self.gpu)
@@ -100,6 +126,8 @@ class Sandbox:
                 try:
                     return future.result(timeout=min(1.0, max(self.timeout_s - waited, 0.01)))
                 except concurrent.futures.TimeoutError:
+                    if self.aborted:  # stopped before its child was there to kill
+                        break
                     waited += 1.0
                     used = max((_cpu_seconds(p) - start.get(p, 0.0) for p in pids), default=0.0)
                     if used > self.cpu_s:
@@ -111,6 +139,8 @@ class Sandbox:
         except MemoryError:
             why = f"sandbox: out of memory (address space limit {self.address_space} bytes)"
         self._kill()
+        if self.aborted:
+            raise Aborted("sandbox stopped")
         if len(specs) > 1:
             mid = len(specs) // 2
             return self.check_batch(specs[:mid], archs) + self.check_batch(specs[mid:], archs)
