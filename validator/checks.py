@@ -24,7 +24,7 @@ from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
 from validator.verdicts import (  # noqa: F401 (re-exported)
     FINDING, FINDINGS, MUST_PASS, PASSED, KernelResult, Verdict, check_consistency, check_safety, check_schema, check_spec_source,
-    check_static, failed, not_run, split_reason)
+    check_static, failed, not_run, split_reason, unpublishable)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
 TOLERANCES = {"float16": (1e-2, 1e-2), "float32": (1e-3, 1e-4), "float64": (1e-9, 1e-12)}

@@ -128,6 +128,50 @@ def test_revalidation_catches_a_stored_gradient_that_is_not_warps(tmp_path):
     assert report["failed"] == 1 and report["failures"][0]["reason"].startswith("gradient:"), report["failures"]
 
 
+def test_a_finding_reproduces_under_revalidation_and_a_passing_record_would_not(monkeypatch):
+    """A real wrong adjoint (tile_scan's, Warp's MISSINGADJOINT declaration ignored) stored as a
+    finding: a fresh check of it passes //validator's judge as a finding (the mismatch is there
+    again, the example is the same), and fails it as a main record."""
+    from pipeline.chunk import build_record
+
+    monkeypatch.setattr(warp_adapter, "missing_adjoints", lambda: {})
+    spec = build_spec("tile_scan", 0)
+    first, again = checks.check_batch([spec], gpu=False)[0], checks.check_batch([spec], gpu=False)[0]
+    assert first.verdicts["execute_backward_cpu"].reason_code == checks.FINDING
+    rec = json.loads(json.dumps(build_record(spec, render_source(spec), "cuda", first)))
+    assert checks.unpublishable(rec["checks"], finding=True) is None
+    assert revalidate._judge_one(spec, again, rec, finding=True)[0] is None
+    assert revalidate._judge_one(spec, again, rec)[0].startswith("gradient_mismatch:")
+
+
+def test_revalidation_holds_a_run_s_findings_to_their_rule(tmp_path):
+    """//validator re-checks the records of a run's adjoint_mismatch/ too. Two coherent
+    forgeries there: a real pair whose gradient verdict was rewritten to a mismatch (every other
+    field untouched: its mismatch does not reproduce), and a real pair moved there as it is (not
+    a finding at all). Both fail, by name; the main shard's records still pass."""
+    out = str(tmp_path / "run")
+    pipeline.run(pipeline.RunConfig("cpu", 8, 3, out, ["arith", "vecmath"], workers=1, quiet=True))
+    shard = os.path.join(out, "shard-00000.jsonl")
+    recs = [json.loads(line) for line in open(shard)]
+    ks = [i for i, r in enumerate(recs) if r["checks"]["execute_backward_cpu"]["status"] == "passed"][:2]
+    forged, moved = recs[ks[0]], recs[ks[1]]
+    forged["checks"]["execute_backward_cpu"] = {
+        "status": "failed", "reason": "gradient_mismatch: direction 0: Warp's <g, v> = 1.5, the oracle's finite "
+                                      "differences 0.75 (planted by the test)"}
+    with open(shard, "w") as f:
+        f.writelines(json.dumps(r) + "\n" for i, r in enumerate(recs) if i not in ks)
+    os.makedirs(os.path.join(out, "adjoint_mismatch"))
+    with open(os.path.join(out, "adjoint_mismatch", "shard-00000.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in (forged, moved))
+    report = revalidate.revalidate(out)
+    assert report["records"] == 8 and report["findings"] == {"records": 2, "failed": 2}, report
+    assert [f["where"] for f in report["failures"]] == ["adjoint_mismatch/shard-00000.jsonl:1",
+                                                        "adjoint_mismatch/shard-00000.jsonl:2"]
+    first, second = (f["reason"] for f in report["failures"])
+    assert first.startswith("finding: the stored gradient_mismatch does not reproduce: a fresh backward run gives passed")
+    assert second.startswith("finding: the record is in adjoint_mismatch but no gradient check failed"), second
+
+
 def test_a_gradient_that_overflowed_is_inconclusive_and_its_record_is_written():
     """Seen at 20,000 CPU kernels (chunk 157 of seed 0): an accumulator overflows to inf in a
     statically unrolled double loop, a clamp saturates the output, and Warp's adjoint is NaN

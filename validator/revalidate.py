@@ -30,7 +30,7 @@ from generator.paths import caller_dir
 from generator.spec import KernelSpec
 from schemas.dataset_format import RunManifestError, list_shards, read_records, read_run_manifest
 from validator import checks, sandbox
-from validator.verdicts import ValidatorError
+from validator.verdicts import ValidatorError, unpublishable
 
 BATCH = 50
 # exit statuses of a stopped re-validation: 128 + the signal, as if it had not been handled
@@ -223,10 +223,16 @@ def _toolchain_diff(stored: dict, fresh: dict) -> str:
     return "equal"
 
 
-def _compare_gradient(res: checks.KernelResult, rec: dict) -> str | None:
-    """The stored gradient verdict, example and branch coverage must be what a fresh run gives."""
+def _compare_gradient(res: checks.KernelResult, rec: dict, finding: bool = False) -> str | None:
+    """The stored gradient verdict, example and branch coverage must be what a fresh run gives.
+    A finding (`finding`: a record of the run's FINDINGS directory) must fail its fresh gradient
+    check as FINDING again: the mismatch it reports is Warp's, reproduced here."""
     fresh, stored = res.verdicts["execute_backward_cpu"], rec["checks"]["execute_backward_cpu"]
-    if fresh.status == "failed":
+    if finding:
+        if fresh.status != "failed" or checks.split_reason(fresh.reason)[0] != checks.FINDING:
+            return (f"finding: the stored {checks.FINDING} does not reproduce: a fresh backward run gives "
+                    f"{fresh.status}{': ' + fresh.reason if fresh.reason else ''}"[:400])
+    elif fresh.status == "failed":
         return fresh.reason
     if fresh.status != stored["status"]:
         return f"gradient: stored execute_backward_cpu is {stored['status']}, a fresh run gives {fresh.status}"
@@ -274,6 +280,11 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     if not shards:
         raise NoShards(f"no shard-*.jsonl files in {directory}")
     check_toolchain(directory, shards)
+    # the run's findings (wrong adjoints, kept out of the dataset) are re-checked too, held to
+    # their own rule: every other check passes and the gradient mismatch reproduces
+    fdir = os.path.join(directory, checks.FINDINGS)
+    every = [(s, False) for s in shards] + [(os.path.join(checks.FINDINGS, s), True)
+                                            for s in (list_shards(fdir) if os.path.isdir(fdir) else [])]
     read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
     if executor == "ray" and gpu:
         raise RayUnavailable("--executor ray executes on CPUs only (GPU execution on Ray is not supported); "
@@ -283,7 +294,7 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     gpu_counts: dict[str, int] = {}
     gpu_notes: set[str] = set()
     lock = threading.Lock()
-    progress = _Progress(sum(_count_lines(os.path.join(directory, s)) for s in shards), quiet)
+    progress = _Progress(sum(_count_lines(os.path.join(directory, s)) for s, _ in every), quiet)
 
     def fail(key, where: str, rec, reason: str):
         with lock:
@@ -292,13 +303,13 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
 
     def judge(box, batch: list[tuple]) -> None:
         archs = sorted(batch[0][2]["ir"]["ptx"])
-        specs = [KernelSpec.from_json(r["spec"]) for _, _, r in batch]
+        specs = [KernelSpec.from_json(r["spec"]) for _, _, r, _ in batch]
         # what is compiled and imported is the rendering of the generator's own spec (check_spec
         # proved the stored spec is it), never the record's text
         results = box.check_batch(specs, archs)
         failed = 0
-        for (key, where, rec), spec, res in zip(batch, specs, results):
-            reason, g = _judge_one(spec, res, rec)
+        for (key, where, rec, finding), spec, res in zip(batch, specs, results):
+            reason, g = _judge_one(spec, res, rec, finding)
             if g is not None:
                 with lock:
                     gpu_counts[g.status] = gpu_counts.get(g.status, 0) + 1
@@ -362,7 +373,7 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
             pending.clear()
 
     try:
-        for si, shard in enumerate(shards):
+        for si, (shard, finding) in enumerate(every):
             for n, rec, err in read_records(os.path.join(directory, shard)):
                 total += 1
                 key, where = (si, n), f"{shard}:{n}"
@@ -371,13 +382,15 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
                     progress.update(1, 1)
                     continue
                 v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
+                if v["status"] == "passed" and finding and (why := unpublishable(rec["checks"], finding=True)):
+                    v = checks.failed(f"finding: the record {why}")
                 if v["status"] != "passed":
                     fail(key, where, rec, v["reason"])
                     progress.update(1, 1)
                 else:
                     if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][2]["ir"]["ptx"]):
                         flush()
-                    pending.append((key, where, rec))
+                    pending.append((key, where, rec, finding))
                     if len(pending) >= BATCH:
                         flush()
         flush()
@@ -403,7 +416,11 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     reasons: dict[str, int] = {}
     for f in ordered:
         reasons[f["code"]] = reasons.get(f["code"], 0) + 1
+    in_findings = lambda where: where.startswith(checks.FINDINGS + "/")  # noqa: E731
+    findings = {"records": sum(_count_lines(os.path.join(directory, s)) for s, f in every if f),
+                "failed": sum(1 for f in ordered if in_findings(f["where"]))}
     return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(ordered),
+            "findings": findings,
             "failed": len(ordered), "failures_by_reason": dict(sorted(reasons.items())), "failures": ordered,
             "execute_gpu": dict(sorted(gpu_counts.items())), "execute_gpu_notes": sorted(gpu_notes),
             "toolchain": warp_adapter.compilers()}
@@ -429,7 +446,7 @@ def _stop(boxes: list, ended: list, work: queue.Queue, lock) -> None:
             e.wait(0.2)
 
 
-def _judge_one(spec, res: checks.KernelResult, rec: dict) -> tuple[str | None, checks.Verdict | None]:
+def _judge_one(spec, res: checks.KernelResult, rec: dict, finding: bool = False) -> tuple[str | None, checks.Verdict | None]:
     """(why a fresh check of one record disagrees with what it stores, or None; the fresh GPU
     verdict where the record got as far as GPU execution, else None)."""
     if res.error:
@@ -444,7 +461,7 @@ def _judge_one(spec, res: checks.KernelResult, rec: dict) -> tuple[str | None, c
     g = res.verdicts["execute_gpu"]
     if g.status == "failed":
         return g.reason, g
-    return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec), g
+    return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec, finding), g
 
 
 class Terminated(Exception):
@@ -524,6 +541,9 @@ def main(argv: list[str] | None = None) -> int:
     with open(out, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
     print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {out}")
+    if report["findings"]["records"]:
+        print(f"of which {report['findings']['records']} findings ({checks.FINDINGS}/, held to their own rule): "
+              f"{report['findings']['records'] - report['findings']['failed']} reproduced, {report['findings']['failed']} failed")
     print("GPU execution: " + (", ".join(f"{s} {n}" for s, n in report["execute_gpu"].items()) or "none")
           + (f" ({'; '.join(report['execute_gpu_notes'])})" if report["execute_gpu_notes"] else ""))
     for reason, n in sorted(report["failures_by_reason"].items()):
