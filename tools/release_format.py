@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import os
 import shutil
 import sys
 import tempfile
 
 import pyarrow as pa
-import pyarrow.dataset as ds
-import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 
 from generator.diversity import skeleton
 from schemas.dataset_format import canonical_json
+from schemas.release_rows import open_parquet, row_groups, to_record  # noqa: F401 (re-exported)
 
 SPLITS = ("train", "validation", "test")
 DEFAULT_FRACTIONS = (0.90, 0.05, 0.05)
@@ -106,37 +103,6 @@ def to_row(r: dict, split: str, skel_hash: str, ptx_archs: list[str]) -> dict:
         "coverage": canonical_json(r["coverage"]), "skeleton_hash": skel_hash, "split": split,
     })
     return row
-
-
-def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
-    """The pair record a row was made from (the toolchain is the release's, one for all)."""
-    archs = sorted(k[len("ptx_"):] for k in row if k.startswith("ptx_"))
-    return {
-        "schema_version": schema_version, "id": row["id"], "family": row["family"], "target": row["target"],
-        "seed": row["seed"], "kernel_name": row["kernel_name"], "source": row["source"],
-        "spec": json.loads(row["spec"]), "args": json.loads(row["args"]), "dim": list(row["dim"]),
-        "ir": {"cpp": {"forward": row["ir_cpp_forward"], "backward": row["ir_cpp_backward"]},
-               "cuda": {"forward": row["ir_cuda_forward"], "backward": row["ir_cuda_backward"]},
-               "ptx": {a: {"forward": row[f"ptx_{a}"]} for a in archs}},
-        "io": {"inputs": json.loads(row["inputs"]), "outputs": json.loads(row["outputs"])},
-        "checks": json.loads(row["checks"]), "grad": json.loads(row["grad"]),
-        "coverage": json.loads(row["coverage"]), "toolchain": toolchain,
-    }
-
-
-def open_parquet(path: str) -> pq.ParquetFile:
-    """A Parquet file, opened first as `pq.read_table` opens one (so a damaged file raises the
-    same error), for `row_groups`."""
-    ds.ParquetFileFormat().make_fragment(path, pafs.LocalFileSystem()).physical_schema  # noqa: B018: reads the footer
-    return pq.ParquetFile(path)
-
-
-def row_groups(pf: pq.ParquetFile):
-    """The file's rows, one row group (`ROW_GROUP_ROWS` rows in a release) at a time, as lists
-    of dicts: a reader of any release holds one row group in memory. Read on this thread
-    (Arrow's reader threads would each keep an allocator arena)."""
-    for k in range(pf.num_row_groups):
-        yield pf.read_row_group(k, use_threads=False).to_pylist()
 
 
 def shard_name(config: str, split: str, k: int, n: int) -> str:

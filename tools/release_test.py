@@ -215,6 +215,36 @@ def test_verify_fails_on_a_re_signed_forged_row(dist):
     assert len(problems) == 1 and "spec_source" in problems[0] and rows[0]["id"] in problems[0], problems
 
 
+def test_the_validator_re_executes_a_downloaded_release_and_catches_what_verify_cannot(dist, capsys):
+    """`//validator -- DIST` on a release (its Parquet files: no run directory): every record is
+    re-executed and passes, and the report goes beside the release (a file added to it would fail
+    verify). A coherent forgery, one row's stored outputs changed and its shard re-signed, passes
+    verify (nothing there executes) and fails the validator, by row and id."""
+    import numpy as np
+    import pyarrow.parquet as pq
+    from validator import revalidate
+
+    report = revalidate.revalidate(dist, gpu=False, workers=2)
+    assert report["kind"] == "release" and report["failed"] == 0, report["failures"][:3]
+    assert report["records"] == _manifest(dist)["counts"]["records_out"] and report["findings"]["records"] == 0
+    d = _copy(dist, "forged_outputs")
+    rel = _shard(d)
+    rows = pq.read_table(os.path.join(d, rel)).to_pylist()
+    outs = json.loads(rows[0]["outputs"])
+    name = sorted(outs)[0]
+    flat = np.array(outs[name]["data"]).ravel()
+    flat[0] = flat[0] + 1
+    outs[name]["data"] = flat.reshape(outs[name]["shape"]).tolist()
+    rows[0]["outputs"] = canonical_json(outs)
+    resign_shard(d, rel, rows, _manifest(d))
+    assert verify.verify(d) == []
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 1
+    out = capsys.readouterr().out
+    assert f"{report['records']} records: {report['records'] - 1} passed, 1 failed" in out
+    assert f"{rel}:1 {rows[0]['id']}: io: stored output {name} differs from a fresh CPU execution" in out, out
+    assert os.path.isfile(d + ".validation_report.json") and verify.verify(d) == []
+
+
 def test_verify_fails_on_an_unlisted_file_and_a_broken_manifest(dist):
     d = _copy(dist, "tamper_extra")
     shutil.copy(os.path.join(d, _shard(d)), os.path.join(d, "data", "cpu", "train-00009-of-00009.parquet"))
@@ -622,6 +652,13 @@ def test_findings_are_published_as_their_own_config_and_verify(inputs, capsys):
     assert "config_name: adjoint_mismatch" in card and "is not training data: its 1 pairs" in card
     assert 'data_dir="data/cpu"' in card
     assert verify.verify(out) == []
+    # //validator on the release re-checks the finding by its rule: a planted one does not reproduce
+    from validator import revalidate
+
+    report = revalidate.revalidate(out, gpu=False, workers=2)
+    assert report["findings"] == {"records": 1, "failed": 1} and report["failed"] == 1, report["failures"]
+    assert report["failures"][0]["where"].startswith("data/adjoint_mismatch/")
+    assert report["failures"][0]["reason"].startswith("finding: the stored gradient_mismatch does not reproduce")
 
     # verify: the finding re-signed into the cpu config, and a passing row into adjoint_mismatch
     for name, into, row_from, words in (("tamper_finding_in_cpu", "data/cpu/", "adjoint_mismatch", "failed verdict for execute_backward_cpu"),

@@ -12,6 +12,7 @@ pipeline's RayExecutor joins or starts Ray (the pipeline is the room above this 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -28,7 +29,7 @@ from extractor import warp_adapter
 from generator import records
 from generator.paths import caller_dir
 from generator.spec import KernelSpec
-from schemas.dataset_format import RunManifestError, list_shards, read_records, read_run_manifest
+from schemas.dataset_format import RELEASE_KIND, RunManifestError, list_shards, read_records, read_run_manifest
 from validator import checks, sandbox
 from validator.verdicts import ValidatorError, unpublishable
 
@@ -187,6 +188,82 @@ class _RayBox:
         pass
 
 
+def _run_sources(directory: str) -> tuple[list[tuple], dict | None]:
+    """A run directory's record sources: (name, finding, rows(), line count) for its shards and,
+    held to their own rule, its findings (FINDINGS/: wrong adjoints, kept out of the dataset);
+    and the first record's toolchain."""
+    shards = list_shards(directory)
+    if not shards:
+        raise NoShards(f"no shard-*.jsonl files in {directory}")
+    fdir = os.path.join(directory, checks.FINDINGS)
+    names = [(s, False) for s in shards] + [(os.path.join(checks.FINDINGS, s), True)
+                                            for s in (list_shards(fdir) if os.path.isdir(fdir) else [])]
+    every = [(name, finding, functools.partial(read_records, os.path.join(directory, name)),
+              _count_lines(os.path.join(directory, name))) for name, finding in names]
+    return every, _first_toolchain(directory, shards)
+
+
+def _release_manifest(directory: str) -> dict | None:
+    """A release's manifest.json (its `kind` is RELEASE_KIND), or None for a run directory."""
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            m = json.loads(f.read().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None  # a run's manifest: read_run_manifest says what is wrong with it
+    if not isinstance(m, dict) or m.get("kind") != RELEASE_KIND:
+        return None
+    if not isinstance(m.get("record_schema_version"), str) or not isinstance(m.get("toolchain"), dict):
+        raise NoShards(f"{directory}: a release manifest without record_schema_version and toolchain "
+                       f"(run //tools:verify {directory})")
+    return m
+
+
+def _release_sources(directory: str, m: dict) -> tuple[list[tuple], dict]:
+    """A release's record sources: every data/<config>/*.parquet file on disk (whatever the
+    manifest lists: //tools:verify checks the list, the hashes and the counts), its rows rebuilt
+    into records with the manifest's schema version and toolchain; the FINDINGS config held to
+    its own rule."""
+    import pyarrow.parquet as pq  # here: a run's re-validation (and every sandbox child) does without it
+
+    data = os.path.join(directory, "data")
+    every = []
+    for config in sorted(os.listdir(data)) if os.path.isdir(data) else []:
+        cdir = os.path.join(data, config)
+        for name in sorted(n for n in os.listdir(cdir) if n.endswith(".parquet")) if os.path.isdir(cdir) else []:
+            rel = f"data/{config}/{name}"
+            path = os.path.join(directory, rel)
+            try:
+                rows = pq.ParquetFile(path).metadata.num_rows
+            except Exception:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+                rows = 1
+            every.append((rel, config == checks.FINDINGS,
+                          functools.partial(_parquet_records, path, rel, m["record_schema_version"], m["toolchain"]), rows))
+    if not every:
+        raise NoShards(f"no data/<config>/*.parquet files in the release {directory}")
+    return every, {**m["toolchain"], "_schema_version": m["record_schema_version"]}
+
+
+def _parquet_records(path: str, rel: str, schema_version: str, toolchain: dict):
+    """(row number, record, error) for every row of a release's Parquet file, as read_records
+    gives for a shard's lines; a file or row group that cannot be read costs one error."""
+    from schemas.release_rows import open_parquet, row_groups, to_record
+
+    n = 0
+    try:
+        for rows in row_groups(open_parquet(path)):
+            for row in rows:
+                n += 1
+                try:
+                    yield n, to_record(row, schema_version, toolchain), None
+                except (KeyError, TypeError, ValueError, RecursionError) as e:
+                    yield n, None, f"corrupt: {rel}:{n}: a row that is no record ({type(e).__name__}: {str(e)[:120]})"
+    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+        yield n + 1, None, f"corrupt: {rel}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"
+
+
 def _first_toolchain(directory: str, shards: list[str]) -> dict | None:
     for shard in shards:
         for _, rec, err in read_records(os.path.join(directory, shard)):
@@ -195,9 +272,9 @@ def _first_toolchain(directory: str, shards: list[str]) -> dict | None:
     return None
 
 
-def check_toolchain(directory: str, shards: list[str]) -> None:
-    """Stop before any work when the records were made with another Warp, NVRTC or LLVM."""
-    stored = _first_toolchain(directory, shards)
+def check_toolchain(directory: str, stored: dict | None) -> None:
+    """Stop before any work when the records were made with another Warp, NVRTC or LLVM
+    (`stored`: the first record's toolchain and "_schema_version", or a release's)."""
     if stored is None:
         return
     version = stored.get("_schema_version")
@@ -276,16 +353,13 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     lists failures in file order whatever `workers` is. executor "ray": each batch is a Ray task
     running it in a sandbox on a Ray node (`connect_ray(ray_address)`; workers None: the cluster's
     CPUs), CPU only, with the same report."""
-    shards = list_shards(directory)
-    if not shards:
-        raise NoShards(f"no shard-*.jsonl files in {directory}")
-    check_toolchain(directory, shards)
-    # the run's findings (wrong adjoints, kept out of the dataset) are re-checked too, held to
-    # their own rule: every other check passes and the gradient mismatch reproduces
-    fdir = os.path.join(directory, checks.FINDINGS)
-    every = [(s, False) for s in shards] + [(os.path.join(checks.FINDINGS, s), True)
-                                            for s in (list_shards(fdir) if os.path.isdir(fdir) else [])]
-    read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
+    release = _release_manifest(directory)
+    if release is None:
+        every, stored = _run_sources(directory)
+        read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
+    else:
+        every, stored = _release_sources(directory, release)
+    check_toolchain(directory, stored)
     if executor == "ray" and gpu:
         raise RayUnavailable("--executor ray executes on CPUs only (GPU execution on Ray is not supported); "
                              "use --device auto or cpu, or --executor local")
@@ -294,7 +368,7 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     gpu_counts: dict[str, int] = {}
     gpu_notes: set[str] = set()
     lock = threading.Lock()
-    progress = _Progress(sum(_count_lines(os.path.join(directory, s)) for s, _ in every), quiet)
+    progress = _Progress(sum(n for _, _, _, n in every), quiet)
 
     def fail(key, where: str, rec, reason: str):
         with lock:
@@ -373,8 +447,8 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
             pending.clear()
 
     try:
-        for si, (shard, finding) in enumerate(every):
-            for n, rec, err in read_records(os.path.join(directory, shard)):
+        for si, (shard, finding, rows, _) in enumerate(every):
+            for n, rec, err in rows():
                 total += 1
                 key, where = (si, n), f"{shard}:{n}"
                 if err:
@@ -416,11 +490,11 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     reasons: dict[str, int] = {}
     for f in ordered:
         reasons[f["code"]] = reasons.get(f["code"], 0) + 1
-    in_findings = lambda where: where.startswith(checks.FINDINGS + "/")  # noqa: E731
-    findings = {"records": sum(_count_lines(os.path.join(directory, s)) for s, f in every if f),
-                "failed": sum(1 for f in ordered if in_findings(f["where"]))}
-    return {"directory": os.path.abspath(directory), "records": total, "passed": total - len(ordered),
-            "findings": findings,
+    finding_files = {name for name, f, _, _ in every if f}
+    findings = {"records": sum(n for _, f, _, n in every if f),
+                "failed": sum(1 for f in ordered if f["where"].rsplit(":", 1)[0] in finding_files)}
+    return {"directory": os.path.abspath(directory), "kind": "run" if release is None else "release",
+            "records": total, "passed": total - len(ordered), "findings": findings,
             "failed": len(ordered), "failures_by_reason": dict(sorted(reasons.items())), "failures": ordered,
             "execute_gpu": dict(sorted(gpu_counts.items())), "execute_gpu_notes": sorted(gpu_notes),
             "toolchain": warp_adapter.compilers()}
@@ -474,8 +548,10 @@ def _terminated(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bazel run //validator --", description="Re-validate a dataset directory.")
-    p.add_argument("dir", help="directory holding shard-*.jsonl (as written by //generator:cpu or :cuda)")
-    p.add_argument("--report", help="where to write the JSON report (default DIR/validation_report.json)")
+    p.add_argument("dir", help="a run directory holding shard-*.jsonl (as written by //generator:cpu or :cuda), "
+                               "or a release (as written by //tools:release, e.g. downloaded)")
+    p.add_argument("--report", help="where to write the JSON report (default DIR/validation_report.json for a run, "
+                                    "DIR.validation_report.json beside a release)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="auto: also execute on the GPU where one exists (default); cpu: CPU only; "
                         "cuda: require a GPU and execute every pair on it too")
@@ -537,7 +613,10 @@ def main(argv: list[str] | None = None) -> int:
     report["seconds"] = round(time.time() - t0, 2)
     report["workers"] = workers
     report["executor"] = args.executor
-    out = os.path.join(base, args.report) if args.report else os.path.join(directory, "validation_report.json")
+    # a run's report goes into it; a release's beside it (a file added to a release fails //tools:verify)
+    default = (os.path.join(directory, "validation_report.json") if report["kind"] == "run"
+               else os.path.normpath(directory) + ".validation_report.json")
+    out = os.path.join(base, args.report) if args.report else default
     with open(out, "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
     print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {out}")
