@@ -90,7 +90,9 @@ def render(m: dict) -> str:
               "from the same CUDA compile. Pair schema 2.0.0 made this so: 1.x records stored code generated "
               "by a second path that differed from the compiled text.", "",
               "## Validating this dataset yourself", "",
-              "`./bazelw run //validator -- DIR` re-validates generator output and `//tools:verify -- DIST` a release. "
+              "`./bazelw run //tools:verify -- DIST` re-checks this release's files, checksums, counts and every row's "
+              "static checks; `./bazelw run //validator -- DIST` re-executes every row (this release's Parquet "
+              "files, or generator output) and compares it with what is stored. "
               "Neither imports or executes any text a record carries: a record's spec must be exactly the spec the "
               "generator draws for its (family, seed), only its rendering is ever imported, the source must equal "
               "that rendering, and an exact AST allowlist, size and nesting bounds come first. The validator "
