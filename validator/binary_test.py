@@ -56,11 +56,11 @@ def test_a_signal_stops_the_validator_without_waiting_for_its_sandboxes(sig, cod
     os.makedirs(tmp)
     pipeline.run(pipeline.RunConfig("cpu", 3, 2, out, ["arith"], workers=1, quiet=True))
     env = {**os.environ, sandbox.TEST_SLOW_ENV: "600", "TMPDIR": tmp}
+    root = None  # under Bazel the binary's launcher sets up its own path
     if "TEST_SRCDIR" not in os.environ:
-        env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = env["PYTHONPATH"] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     proc = subprocess.Popen(_validator() + [out, "--device", "cpu", "--workers", "1", "--quiet"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-                            cwd=env.get("PYTHONPATH"))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True, cwd=root)
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None and len(_session(proc.pid)) < 2:
         time.sleep(0.05)  # until the sandbox's child (a second process of the session) is there
