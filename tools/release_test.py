@@ -655,7 +655,11 @@ def test_findings_are_published_as_their_own_config_and_verify(inputs, capsys):
     # //validator on the release re-checks the finding by its rule: a planted one does not reproduce
     from validator import revalidate
 
-    report = revalidate.revalidate(out, gpu=False, workers=2)
+    assert revalidate.main([out, "--device", "cpu", "--workers", "2", "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    assert "of which 1 findings (adjoint_mismatch/, held to their own rule): 0 reproduced, 1 failed" in printed, printed
+    with open(out + ".validation_report.json") as f:
+        report = json.load(f)
     assert report["findings"] == {"records": 1, "failed": 1} and report["failed"] == 1, report["failures"]
     assert report["failures"][0]["where"].startswith("data/adjoint_mismatch/")
     assert report["failures"][0]["reason"].startswith("finding: the stored gradient_mismatch does not reproduce")
