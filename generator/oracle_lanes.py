@@ -195,10 +195,6 @@ def _where(m, a, b):
     return np.where(mm, a, b)
 
 
-def _dot(a, b):
-    return linalg.dot(a, b)  # the interpreter's dot of one thread's vectors, on every thread at once
-
-
 def _scalar_lanes(x) -> bool:
     return not isinstance(x, np.ndarray) or x.ndim == 1
 
@@ -582,7 +578,7 @@ class Lanes:
 
         def rotate(q, v):
             u, w = q[:, :3], q[:, 3]
-            return v * col(2.0 * w * w - 1.0) + np.cross(u, v) * col(2.0 * w) + u * col(2.0 * _dot(u, v))
+            return v * col(2.0 * w * w - 1.0) + np.cross(u, v) * col(2.0 * w) + u * col(2.0 * linalg.dot(u, v))
 
         if name == "transform":
             p, q = args
@@ -603,13 +599,13 @@ class Lanes:
                 if not isinstance(b, np.ndarray) or b.shape != a.shape:
                     raise Unsure(f"{name} of vectors of two shapes")
             if name == "dot":
-                return _dot(a, b)
+                return linalg.dot(a, b)
             if name == "length":
-                return np.sqrt(_dot(a, a))
+                return np.sqrt(linalg.dot(a, a))
             if name == "length_sq":
-                return _dot(a, a)
+                return linalg.dot(a, a)
             if name == "normalize":
-                n = np.sqrt(_dot(a, a))
+                n = np.sqrt(linalg.dot(a, a))
                 pos = n > 0.0
                 return np.where(pos[:, None], a / np.where(pos, n, 1.0)[:, None], 0.0)
             if name == "cw_mul":
@@ -647,7 +643,7 @@ class Lanes:
             a, b = args
             a, b = vec(a, 4), vec(b, 4)
             av, aw, bv, bw = a[:, :3], a[:, 3], b[:, :3], b[:, 3]
-            return np.concatenate([col(aw) * bv + col(bw) * av + np.cross(av, bv), (aw * bw - _dot(av, bv))[:, None]],
+            return np.concatenate([col(aw) * bv + col(bw) * av + np.cross(av, bv), (aw * bw - linalg.dot(av, bv))[:, None]],
                                   axis=1)
         raise Unsure(f"builtin {name!r}")
 

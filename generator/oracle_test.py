@@ -252,7 +252,6 @@ def test_dot_matmul_and_determinant_are_summed_in_one_order_without_blas():
         assert oracle.linalg.matmul(stack, stack)[1].tobytes() == oracle.linalg.product(b, b).tobytes()
         assert oracle.linalg.det(stack)[1] == oracle.BUILTINS["determinant"](b)
         differs["det"] += float(np.linalg.det(a)) != want_det3
-        differs["matmul"] += (a @ b).tolist() != want_mm
     m4 = rng.standard_normal((4, 4))
     assert abs(oracle.BUILTINS["determinant"](m4) - float(np.linalg.det(m4))) < 1e-12 * max(1.0, abs(np.linalg.det(m4)))
     assert differs["det"] > 0  # LAPACK's LU rounds differently: the formula is not np.linalg.det in disguise

@@ -1,10 +1,35 @@
 """Where a user's relative path points: the directory they ran ./bazelw (or bazel run) from;
-and where a worker process keeps its temporary files (`use_run_dir`)."""
+where a worker process keeps its temporary files (`use_run_dir`); and how a command stops on
+SIGTERM (`sigterm_raises`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import tempfile
+
+# the exit status of a command stopped by SIGTERM (128 + 15, as if it had not handled it)
+EXIT_TERMINATED = 128 + signal.SIGTERM
+
+
+class Terminated(Exception):
+    """SIGTERM arrived (`kill`, a batch scheduler, a container stopping)."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_raises():
+    """Inside, SIGTERM raises Terminated in the main thread, so a command stops as on Ctrl-C (its
+    cleanup runs, one error line); the previous handler is back after."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def caller_dir() -> str:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import signal
 import sys
 
 from generator.families import FAMILIES, families_for
-from generator.paths import caller_path
+from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from pipeline.config import RunConfig
 from pipeline.errors import ExecutorUnavailable, RunConflict, RunStopped, WorkerLost
 
@@ -129,18 +128,6 @@ def parse_gpus(value: str, available: list[str], bad) -> list[str] | None:
     return devices
 
 
-class Terminated(Exception):
-    """SIGTERM arrived (`kill`, a batch scheduler, a container stopping)."""
-
-
-def _terminated(signum, frame):
-    raise Terminated()
-
-
-# the exit status of a run stopped by SIGTERM (128 + 15, as if it had not handled it)
-EXIT_TERMINATED = 128 + signal.SIGTERM
-
-
 def main(target: str, argv: list[str] | None = None) -> int:
     args = parse_args(target, sys.argv[1:] if argv is None else argv)
     from pipeline import scheduler
@@ -148,11 +135,11 @@ def main(target: str, argv: list[str] | None = None) -> int:
     # SIGTERM stops the run as Ctrl-C does: the workers are stopped and the run's temporary
     # directory removed (left alone, the parent died at once, its workers ran on to the end of
     # their chunks and the directory stayed); every finished chunk stays on disk for a resume
-    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        m = scheduler.run(RunConfig(target, args.count, args.seed, args.out, args.families, args.workers, args.quiet,
-                                    args.arch, validate=args.validate, gpus=args.gpus, executor=args.executor,
-                                    ray_address=args.ray_address))
+        with sigterm_raises():
+            m = scheduler.run(RunConfig(target, args.count, args.seed, args.out, args.families, args.workers,
+                                        args.quiet, args.arch, validate=args.validate, gpus=args.gpus,
+                                        executor=args.executor, ray_address=args.ray_address))
     except (RunConflict, ExecutorUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -163,8 +150,6 @@ def main(target: str, argv: list[str] | None = None) -> int:
         print(f"error: terminated (SIGTERM); the finished chunks are in {args.out}: the same command resumes the run",
               file=sys.stderr)
         return EXIT_TERMINATED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     c = m["counts"]
     print(f"wrote {c['passed']} pairs to {args.out} ({len(m['shards'])} shards + manifest.json)")
     print(f"attempted {c['attempted']}, rejected {c['rejected']}" + (

@@ -163,18 +163,23 @@ def _cli(out, *extra):
                             env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
+def _wait_for_chunks(proc, out, n):
+    """Wait until the run `proc` has finished `n` chunks into `out`; it must still be running."""
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        done = [x for x in os.listdir(out) if x.endswith(".stats.json")] if os.path.isdir(out) else []
+        if len(done) >= n or proc.poll() is not None:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+
+
 def test_the_driver_killed_mid_run_then_rerun_gives_the_uninterrupted_bytes(cluster, reference_nv):
     # the driver starts its own Ray instance (the default), which shares its process group: a
     # SIGKILL of the group takes the driver, Ray and its workers at once, mid-write or not
     killed = _tmp("ray_driver_killed")
     proc = _cli(killed, "--workers", "1")
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        done = [n for n in os.listdir(killed) if n.endswith(".stats.json")] if os.path.isdir(killed) else []
-        if len(done) >= 2 or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    _wait_for_chunks(proc, killed, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = [n for n in os.listdir(killed) if n.endswith(".stats.json")]
@@ -197,13 +202,7 @@ def test_sigterm_of_a_ray_run_s_driver_is_a_clean_stop_then_the_rerun_resumes(cl
     the rerun gives the uninterrupted bytes."""
     out = _tmp("ray_driver_term")
     proc = _cli(out, "--workers", "1")
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        done = [n for n in os.listdir(out) if n.endswith(".stats.json")] if os.path.isdir(out) else []
-        if len(done) >= 1 or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    _wait_for_chunks(proc, out, 1)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err[-2000:]

@@ -27,16 +27,15 @@ import time
 import schemas
 from extractor import warp_adapter
 from generator import records
-from generator.paths import caller_dir
+from generator.paths import EXIT_TERMINATED, Terminated, caller_dir, sigterm_raises
 from generator.spec import KernelSpec
 from schemas.dataset_format import RELEASE_KIND, RunManifestError, list_shards, read_records, read_run_manifest
 from validator import checks, sandbox
 from validator.verdicts import ValidatorError, unpublishable
 
 BATCH = 50
-# exit statuses of a stopped re-validation: 128 + the signal, as if it had not been handled
+# the exit status of a re-validation stopped by Ctrl-C: 128 + SIGINT, as if it had not been handled
 EXIT_INTERRUPTED = 128 + signal.SIGINT
-EXIT_TERMINATED = 128 + signal.SIGTERM
 
 
 def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
@@ -538,14 +537,6 @@ def _judge_one(spec, res: checks.KernelResult, rec: dict, finding: bool = False)
     return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec, finding), g
 
 
-class Terminated(Exception):
-    """SIGTERM arrived (`kill`, a batch scheduler, a container stopping)."""
-
-
-def _terminated(signum, frame):
-    raise Terminated()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bazel run //validator --", description="Re-validate a dataset directory.")
     p.add_argument("dir", help="a run directory holding shard-*.jsonl (as written by //generator:cpu or :cuda), "
@@ -589,14 +580,15 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM stops a re-validation as Ctrl-C does: every sandbox's child killed mid-batch, the
     # temporary directory removed, one error line (left alone, SIGTERM killed this process and
     # left its sandboxes running; Ctrl-C waited for each sandbox's batch to end)
-    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
-        if args.executor == "ray":  # connected here to know the cluster's CPUs; revalidate uses the connection
-            owned = connect_ray(args.ray_address, args.workers)
-            workers = args.workers or ray_cpus()
-        else:
-            workers = args.workers or min(os.cpu_count() or 1, 16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
-        report = revalidate(directory, gpu, workers, args.quiet, args.executor, args.ray_address)
+        with sigterm_raises():
+            if args.executor == "ray":  # connected here to know the cluster's CPUs; revalidate uses the connection
+                owned = connect_ray(args.ray_address, args.workers)
+                workers = args.workers or ray_cpus()
+            else:
+                workers = args.workers or min(os.cpu_count() or 1,
+                                              16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
+            report = revalidate(directory, gpu, workers, args.quiet, args.executor, args.ray_address)
     except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -605,7 +597,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {how}; no report written, {args.dir} untouched: the same command starts over", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if owned:
             import ray
 
