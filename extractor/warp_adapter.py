@@ -321,24 +321,27 @@ def top_level_items(text: str) -> list[str]:
     """The module source split into its top-level items (a struct, a function with the comment
     and template lines before it, a preprocessor block, an `extern "C"` block): runs of lines
     separated by blank lines at brace depth 0. Braces in comments and strings do not count."""
-    items, current, depth = [], [], 0
-    for line in text.split("\n"):
-        if not line.strip() and depth == 0:
-            if current:
-                items.append("\n".join(current))
-                current = []
-            continue
-        current.append(line)
-        if "{" not in line and "}" not in line:  # a line without braces leaves the depth as it is
-            continue
-        code = _LINE_COMMENT.sub("", _STRING.sub('""', line))
-        depth += code.count("{") - code.count("}")
-        if depth < 0:
-            raise RuntimeError(f"unbalanced braces in Warp's module source at: {line.strip()[:80]}")
+    lines = text.split("\n")
+    items, depth, start = [], 0, None  # the current item: lines[start:k]
+    sub_string, sub_comment = _STRING.sub, _LINE_COMMENT.sub
+    for k, line in enumerate(lines):
+        if "{" in line or "}" in line:
+            if start is None:
+                start = k
+            code = sub_comment("", sub_string('""', line)) if ('"' in line or "/" in line) else line
+            depth += code.count("{") - code.count("}")
+            if depth < 0:
+                raise RuntimeError(f"unbalanced braces in Warp's module source at: {line.strip()[:80]}")
+        elif depth == 0 and (not line or line.isspace()):  # a blank line at depth 0 ends an item
+            if start is not None:
+                items.append("\n".join(lines[start:k]))
+                start = None
+        elif start is None:
+            start = k
     if depth:
         raise RuntimeError("unbalanced braces at the end of Warp's module source")
-    if current:
-        items.append("\n".join(current))
+    if start is not None:
+        items.append("\n".join(lines[start:]))
     return items
 
 
@@ -355,6 +358,7 @@ def _header(item: str) -> str:
 
 
 _WORD = re.compile(r"[A-Za-z0-9_]+")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
 def _word_index(items: list[tuple[str, str]]) -> dict[str, list[int]]:
@@ -368,15 +372,6 @@ def _word_index(items: list[tuple[str, str]]) -> dict[str, list[int]]:
 
 def _words(pattern: str):
     return re.compile(rf"(?<![A-Za-z0-9_]){pattern}(?![A-Za-z0-9_])")
-
-
-@functools.lru_cache(maxsize=4096)
-def _runs(head: str) -> dict[str, list[tuple[int, int]]]:
-    """A header's maximal runs of word characters -> their (start, end) spans."""
-    runs: dict[str, list[tuple[int, int]]] = {}
-    for m in _WORD.finditer(head):
-        runs.setdefault(m.group(), []).append(m.span())
-    return runs
 
 
 class _Word:
@@ -395,26 +390,38 @@ class _Word:
                         "struct": rf"struct\s+{re.escape(word)}"}[shape]
 
     def search(self, head: str) -> bool:
-        spans = _runs(head).get(self.word)
-        if not spans:
-            return False
-        if not self.shape:
-            return True
-        for start, end in spans:
-            if self.shape == "call":
-                rest = head[end:].lstrip()
-                if rest[:1] == "(" and not _WORD.match(rest[1:2]):
+        # each whole-word occurrence of the name (a maximal run of word characters equal to
+        # it), found with str.find; `word` is all word characters (`_cut_kernel` checks)
+        word, shape, n = self.word, self.shape, len(self.word)
+        i = head.find(word)
+        while i >= 0:
+            end = i + n
+            if (i == 0 or head[i - 1] not in _WORD_CHARS) and (end == len(head) or head[end] not in _WORD_CHARS):
+                if not shape:
                     return True
-            else:
-                # the run `struct` ends where the space before the word starts (runs are
-                # maximal, so that space is not empty)
-                k = len(head[:start].rstrip())
-                if any(e == k for _, e in _runs(head).get("struct", ())):
-                    return True
+                if shape == "call":
+                    rest = head[end:].lstrip()
+                    if rest[:1] == "(" and rest[1:2] not in _WORD_CHARS:
+                        return True
+                else:
+                    # the maximal run `struct` ends where the space before the word starts
+                    k = len(head[:i].rstrip())
+                    if k < i and head[k - 6:k] == "struct" and (k == 6 or head[k - 7] not in _WORD_CHARS):
+                        return True
+            i = head.find(word, i + 1)
         return False
 
 
-def _cut_kernel(items: list[tuple[str, str]], kernel, device: str, index: dict[str, list[int]] | None = None) -> dict[str, str]:
+def _kernel_names(kernel) -> tuple[str, list[str], list[str]]:
+    """A kernel's mangled name, its @wp.func helpers' C++ names and its structs' native names."""
+    funcs: dict = {}
+    _called_functions(kernel.adj, funcs)
+    return (kernel.get_mangled_name(), [f.native_func for f in funcs],
+            [s.native_name for s in _structs_used(kernel, list(funcs))])
+
+
+def _cut_kernel(items: list[tuple[str, str]], kernel, device: str, index: dict[str, list[int]] | None = None,
+                names: tuple | None = None) -> dict[str, str]:
     """One kernel's forward and backward text, cut from the compiled module's items.
 
     forward: its @wp.struct types (with the helpers Warp emits beside them), its @wp.func
@@ -422,12 +429,8 @@ def _cut_kernel(items: list[tuple[str, str]], kernel, device: str, index: dict[s
     backward: the helpers' adjoints and its backward kernel function. In module order.
     `index` (`_word_index(items)`): only the items whose header holds one of the kernel's names
     as a whole word are tried, the only ones a pattern (a name between word boundaries) can
-    match; without it, every item."""
-    name = kernel.get_mangled_name()
-    funcs: dict = {}
-    _called_functions(kernel.adj, funcs)
-    helpers = [f.native_func for f in funcs]
-    structs = [s.native_name for s in _structs_used(kernel, list(funcs))]
+    match; without it, every item. `names`: `_kernel_names(kernel)`, when the caller has them."""
+    name, helpers, structs = names or _kernel_names(kernel)
     words = [*structs, *helpers, *("adj_" + h for h in helpers), f"wp_args_{name}",
              f"{name}_{device}_kernel_forward", f"{name}_{device}_kernel_backward"]
     if index is not None and all(_WORD.fullmatch(w) for w in words):
@@ -471,13 +474,13 @@ def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str
     """
     prefix = workdir.rstrip("/") + "/"
     out: dict[str, dict] = {name: {} for name in kernels}
+    names = {name: _kernel_names(kernel) for name, kernel in kernels.items()}  # the same for both targets
     for target, compiled in (("cpp", cpp), ("cuda", cu)):
         items = [(i, _header(i)) for i in top_level_items(compiled.source)]
         index = _word_index(items)
         for name, kernel in kernels.items():
-            parts = _cut_kernel(items, kernel, compiled.backend, index)
+            parts = _cut_kernel(items, kernel, compiled.backend, index, names[name])
             out[name][target] = {k: clean(v, prefix) for k, v in parts.items()}
-    _runs.cache_clear()  # the headers of this module only
     return out
 
 

@@ -1,6 +1,7 @@
 import glob
 import importlib
 import os
+import random
 import re
 import sys
 import tempfile
@@ -84,7 +85,13 @@ def test_the_cut_s_word_matcher_matches_what_its_regular_expressions_match():
              "struct wp_args_k {", "struct  wp_args_k", "struct\nwp_args_k", "structwp_args_k", "mystruct wp_args_k",
              "_struct wp_args_k", "struct wp_args_kk", "struct wp_args_k_", "x struct wp_args_k", "struct x wp_args_k",
              "wp_args_k struct wp_args_k", "struct\u00a0wp_args_k", "// struct wp_args_k", "", "struct", "k", "foo foo(",
-             "static CUDA_CALLABLE void adj_foo(\n    wp::float32 var_a,"]
+             "static CUDA_CALLABLE void adj_foo(\n    wp::float32 var_a,", "foo\u2003(", "struct\u2003wp_args_k",
+             "foofoo(", "xfoo foo(", "foo(foo(", "xstruct struct wp_args_k", "struct wp_args_kstruct wp_args_k"]
+    # and headers drawn at random from the pieces those edges are made of
+    rng = random.Random(17)
+    pieces = ["foo", "struct", "wp_args_k", "k", "adj_foo", " ", "\t", "\n", "(", ")", "x", "_", "1", "\u00a0",
+              "\u00e9", "*", ","]
+    heads += ["".join(rng.choice(pieces) for _ in range(rng.randrange(1, 9))) for _ in range(3000)]
     for word in ("foo", "wp_args_k", "k", "adj_foo"):
         for shape, regex in (("", re.escape(word)), ("call", re.escape(word) + r"\s*\("),
                              ("struct", rf"struct\s+{re.escape(word)}")):

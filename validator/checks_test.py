@@ -235,6 +235,19 @@ def test_the_safety_walk_is_ast_walk():
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
                 assert [verdicts._decorator_text(d) for d in node.decorator_list] == [ast.unparse(d) for d in node.decorator_list]
+    # every syntax Python has, from the standard library's own sources: the walk reads only the
+    # fields that can hold nodes (`verdicts._PLAIN_FIELDS` skipped), and must still be ast.walk
+    import asyncio.tasks, dataclasses, inspect as inspect_mod, string, typing  # noqa: E401
+    hostile_syntax = ("async def f(*a, b=1, **k):\n    async with x as y:\n        await z\n"
+                      "    [i async for i in y if i]\n"
+                      "def g():\n    global q\n    nonlocal_ = lambda: (yield)\n    match q:\n"
+                      "        case [1, *rest] | {'k': 2, **kw} if rest: pass\n        case C(a=1) as c: pass\n"
+                      "    try:\n        pass\n    except* (E, F) as e:\n        del e\n"
+                      "    x: int = f'{q!r:>{w}}' ; (y := 3); assert y, 'm'; raise E from None\n"
+                      "from . import a as b\n")
+    for source in [inspect_mod.getsource(m) for m in (asyncio.tasks, dataclasses, inspect_mod, string, typing)] + [hostile_syntax]:
+        tree = ast.parse(source)
+        assert verdicts._walk(tree) == list(ast.walk(tree))
     for text in ("wp.kernel", "wp.func", "evil", "wp.kernel(module='m')", "a.b.c", "(wp).struct", "x[0].y"):
         d = ast.parse(f"@{text}\ndef f():\n    pass\n").body[0].decorator_list[0]
         assert verdicts._decorator_text(d) == ast.unparse(d)

@@ -398,6 +398,7 @@ _ALLOWED_NODES = (
     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
     ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign,
 )
+_ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
 
 
 # the wp.<name>s the renderer emits: the grammar's builtins (the oracle implements each one),
@@ -425,23 +426,43 @@ def _annotation_ok(node, structs) -> bool:
             and len(node.keywords) == 1 and node.keywords[0].arg == "dtype" and _wp_name(node.keywords[0].value) in DTYPES)
 
 
+# the fields of a node type that can hold nodes: all of `_fields` but those ast.parse fills with
+# plain values (names, constants, flags), which `_walk` would only test and drop
+_PLAIN_FIELDS = frozenset({"id", "attr", "name", "arg", "asname", "module", "level", "type_comment", "kind",
+                           "conversion", "is_async", "simple", "tag"})
+_CHILD_FIELDS: dict = {}
+
+
+def _child_fields(t) -> tuple:
+    fields = _CHILD_FIELDS.get(t)
+    if fields is None:
+        skip = _PLAIN_FIELDS | ({"value"} if t is ast.Constant else set())
+        fields = _CHILD_FIELDS[t] = tuple(f for f in t._fields if f not in skip)
+    return fields
+
+
 def _walk(tree) -> list:
     """Every node of the tree in `ast.walk`'s order (breadth first, children in field order),
-    as a list: walked once, read by both walls."""
+    as a list: walked once, read by both walls. A field of a plain value (`_PLAIN_FIELDS`) is
+    not read; were one to hold a node after all, the walk would differ from `ast.walk`, and
+    `checks_test` compares the two."""
     nodes, i = [tree], 0
     AST = ast.AST
+    append, extend = nodes.append, nodes.extend
+    fields_of = _CHILD_FIELDS
     while i < len(nodes):
         node = nodes[i]
         i += 1
-        for name in node._fields:
-            try:
-                field = getattr(node, name)
-            except AttributeError:
+        t = type(node)
+        fields = fields_of.get(t) or _child_fields(t)
+        for name in fields:
+            field = getattr(node, name, None)
+            if field is None:
                 continue
-            if isinstance(field, AST):
-                nodes.append(field)
-            elif isinstance(field, list):
-                nodes.extend(item for item in field if isinstance(item, AST))
+            if type(field) is list:
+                extend(item for item in field if isinstance(item, AST))
+            elif isinstance(field, AST):
+                append(field)
     return nodes
 
 
@@ -470,20 +491,25 @@ def _exact_form(tree, structs, nodes) -> dict | None:
             for f in n.body:
                 if isinstance(f, ast.AnnAssign) and _wp_name(f.annotation) not in DTYPES:
                     return failed(f"safety: struct field at line {f.lineno} has a type the grammar does not emit")
-    for node in nodes:
-        names = []
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, ast.arg):
-            names.append(node.arg)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.append(node.id)
-        for name in names:
-            if name in _RESERVED:
-                return failed(f"safety: the name {name} shadows a Python builtin, a keyword or wp")
-        wp = _wp_name(node) if isinstance(node, ast.Attribute) else None  # only an attribute names wp.X
-        if wp is not None and wp not in WP_NAMES:
-            return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
+    FunctionDef, ClassDef, arg, Name, Attribute, Store = (ast.FunctionDef, ast.ClassDef, ast.arg, ast.Name,
+                                                          ast.Attribute, ast.Store)
+    for node in nodes:  # the exact types ast.parse makes (see check_safety)
+        t = type(node)
+        if t is FunctionDef or t is ClassDef:
+            name = node.name
+        elif t is arg:
+            name = node.arg
+        elif t is Name and type(node.ctx) is Store:
+            name = node.id
+        elif t is Attribute:
+            name = None
+            wp = _wp_name(node)  # only an attribute names wp.X
+            if wp is not None and wp not in WP_NAMES:
+                return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
+        else:
+            continue
+        if name in _RESERVED:
+            return failed(f"safety: the name {name} shadows a Python builtin, a keyword or wp")
     return None
 
 
@@ -507,28 +533,40 @@ def check_safety(source: str) -> dict:
     top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
     field_decls = {id(s) for n in top_classes for s in n.body}
     nodes = _walk(tree)
+    # dispatched on the node's exact type: ast.parse makes no subclass of a node type, so
+    # `type(node) is T` is `isinstance(node, T)` here (and a subclass would fail the allowlist)
+    ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
+                                                          ast.Name, ast.Call)
+    allowed = _ALLOWED_TYPES
     for node in nodes:
-        if isinstance(node, ast.ClassDef) and node not in top_classes:
-            return failed(f"safety: nested class {node.name} at line {node.lineno}")
-        if isinstance(node, ast.AnnAssign) and id(node) not in field_decls:
-            return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
-        if not isinstance(node, _ALLOWED_NODES):
-            return failed(f"safety: disallowed syntax {type(node).__name__} at line {getattr(node, 'lineno', '?')}")
-        if isinstance(node, ast.Import):
-            if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
-                return failed(f"safety: disallowed import at line {node.lineno}")
-        elif isinstance(node, ast.Attribute):
-            base = node.value.id if isinstance(node.value, ast.Name) else None
+        t = type(node)
+        if t not in allowed:
+            if isinstance(node, _ALLOWED_NODES):  # a subclass of an allowed type: not what ast.parse makes
+                return failed(f"safety: disallowed syntax {t.__name__} (a subclass of an allowed node type)")
+            return failed(f"safety: disallowed syntax {t.__name__} at line {getattr(node, 'lineno', '?')}")
+        if t is Name:
+            if node.id.startswith("__"):
+                return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
+        elif t is Attribute:
+            v = node.value
+            base = v.id if type(v) is Name else None
             field_ok = base in struct_params and node.attr in struct_params[base]
             if not (base == "wp" or field_ok) or node.attr.startswith("_"):
                 return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
-        elif isinstance(node, ast.Name) and node.id.startswith("__"):
-            return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
-        elif isinstance(node, ast.Call):
+        elif t is Call:
             f = node.func
-            ok = isinstance(f, ast.Attribute) or (isinstance(f, ast.Name) and (f.id in defined or f.id in ("range", "float", "int")))
+            ok = type(f) is Attribute or (type(f) is Name and (f.id in defined or f.id in ("range", "float", "int")))
             if not ok:
                 return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
+        elif t is ClassDef:
+            if node not in top_classes:
+                return failed(f"safety: nested class {node.name} at line {node.lineno}")
+        elif t is AnnAssign:
+            if id(node) not in field_decls:
+                return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
+        elif t is Import:
+            if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
+                return failed(f"safety: disallowed import at line {node.lineno}")
     for n in tree.body:
         if isinstance(n, ast.Import):
             continue
