@@ -76,11 +76,19 @@ def read_records(path: str) -> Iterator[tuple[int, Any, str | None]]:
     """Yield (line number, record, error) for every line of a shard; a corrupt line is reported
     (`corrupt: NAME:N: why`), not skipped. Lines are decoded one by one, so malformed UTF-8 or
     JSON nested past Python's recursion limit costs that line, not the run."""
-    name = os.path.basename(path)
+    for n, _, _, rec, why in read_lines(path):
+        yield n, rec, why
+
+
+def read_lines(path: str) -> Iterator[tuple[int, int, bytes, Any, str | None]]:
+    """`read_records` with where each line is: (line number, byte offset of its start, the raw
+    line, record, error)."""
+    name, offset = os.path.basename(path), 0
     with open(path, "rb") as f:
         for n, raw in enumerate(f, 1):
             rec, why = decode_line(raw)
-            yield n, rec, (f"corrupt: {name}:{n}: {why}" if why is not None else None)
+            yield n, offset, raw, rec, (f"corrupt: {name}:{n}: {why}" if why is not None else None)
+            offset += len(raw)
 
 
 def canonical_json(obj: Any, *, allow_nan: bool = False) -> str:

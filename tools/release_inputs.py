@@ -30,7 +30,7 @@ import struct
 from dataclasses import dataclass
 
 import schemas
-from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, list_shards, run_manifest_violation
+from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, list_shards, read_lines, run_manifest_violation
 from tools import dedup
 from tools import release_format as fmt
 from validator.verdicts import (FINDINGS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
@@ -171,17 +171,6 @@ class InputDir:
     run: dict | None = None  # the run's run.json (timing, throughput), None when it has none
 
 
-def _lines(path: str):
-    """(line number, byte offset, raw line, record, error) for every line of a shard, as
-    `schemas.dataset_format.read_records` reads them, with where each line starts."""
-    name, offset = os.path.basename(path), 0
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            rec, why = decode_line(raw)
-            yield n, offset, raw, rec, (f"corrupt: {name}:{n}: {why}" if why is not None else None)
-            offset += len(raw)
-
-
 def sha256_file(path: str) -> tuple[str, int]:
     h, n = hashlib.sha256(), 0
     with open(path, "rb") as f:
@@ -275,7 +264,7 @@ def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, too
     if digest != listed["sha256"] or size != listed["bytes"]:
         raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
     n = 0
-    for lineno, offset, raw, r, err in _lines(spath):
+    for lineno, offset, raw, r, err in read_lines(spath):
         where = f"{shown}/{name}:{lineno}"
         if err:
             raise GateError(f"--in {shown}: {err}")  # corrupt: NAME:LINE: why
