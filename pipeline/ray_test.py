@@ -262,6 +262,28 @@ def test_bad_executor_flags_give_a_one_line_error_and_exit_2(argv, msg, capsys):
     assert "error: " in err[-1] and msg in err[-1]
 
 
+def test_a_local_ray_instance_writes_nothing_to_home_and_runs_where_home_cannot_be_written(cluster):
+    # Ray 2.60 writes a new auth token to ~/.ray/auth_token for every local instance where none is
+    # configured; HOME=/dev/null (not a directory) makes that write fail, as Bazel's read-only HOME
+    # did for //bench. Each entry point starts an instance of its own (no --ray-address).
+    out, report = _tmp("home_null"), _tmp("home_null_report.json")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env.update(PYTHONPATH=os.pathsep.join(p for p in sys.path if p), HOME="/dev/null")
+    cwd = os.path.dirname(os.path.dirname(CLI))
+    gen = subprocess.run([sys.executable, CLI, "--count", "8", "--seed", "1", "--out", out, "--families", "arith",
+                          "--workers", "1", "--quiet", "--no-validate", "--executor", "ray"],
+                         env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+    assert gen.returncode == 0, gen.stderr[-2000:]
+    assert json.load(open(os.path.join(out, "manifest.json")))["counts"]["passed"] == 8
+    val = subprocess.run([sys.executable, "-c", "import sys; from validator.revalidate import main; sys.exit(main())",
+                          out, "--executor", "ray", "--workers", "1", "--quiet", "--report", report],
+                         env=env, capture_output=True, text=True, timeout=600, cwd=cwd)
+    # it judged every record on Ray (codegen-only records fail it: their compiles did not run)
+    assert val.returncode == 1, val.stderr[-2000:]
+    got = json.load(open(report))
+    assert (got["executor"], got["failed"], got["failures_by_reason"]) == ("ray", 8, {"consistency": 8}), got
+
+
 def test_a_ray_address_nothing_answers_at_is_one_line_and_exit_2():
     # drivers of their own (this process is connected already); ray.init alone waits minutes there
     out, empty = _tmp("unreachable"), _tmp("unreachable_dir")

@@ -80,6 +80,24 @@ RAY_TEMP_DIR_MAX = 40
 RAY_WORKER_ENV = {"CUDA_VISIBLE_DEVICES": ""}
 
 
+def _instance_token() -> None:
+    """Ray (2.60) turns token authentication on for a local instance and, where no token is
+    configured, writes a new one to ~/.ray/auth_token: a file outside the run, and an OSError
+    where HOME cannot be written (read-only under Bazel's sandbox, or not a directory). Where no
+    token is configured (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file), the instance gets a
+    fresh one in this process's environment, which the processes ray.init starts inherit:
+    authentication stays on and nothing is written to HOME."""
+    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
+        return
+    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
+        return
+    if os.path.isfile(os.path.join(os.path.expanduser("~"), ".ray", "auth_token")):
+        return
+    import secrets
+
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # 256 bits, as Ray's own generator
+
+
 def connect_ray(address: str | None, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
     """Connect this process to Ray. address None: start a local instance for this process alone
     (num_cpus CPUs, default all cores; its files under temp_dir/ray where short enough); "auto"
@@ -101,8 +119,12 @@ def connect_ray(address: str | None, num_cpus: int | None = None, temp_dir: str 
     try:
         if address is None:
             ray_tmp = os.path.join(temp_dir, "ray") if temp_dir else None
-            ray.init(address="local", num_cpus=num_cpus,
-                     _temp_dir=ray_tmp if ray_tmp and len(ray_tmp) <= RAY_TEMP_DIR_MAX else None, **kw)
+            _instance_token()
+            try:
+                ray.init(address="local", num_cpus=num_cpus,
+                         _temp_dir=ray_tmp if ray_tmp and len(ray_tmp) <= RAY_TEMP_DIR_MAX else None, **kw)
+            except OSError as e:  # a directory or socket Ray cannot make
+                raise RayUnavailable(f"--executor ray: a local Ray instance did not start: {e}") from None
             return True
         _probe_ray(address)
         try:
