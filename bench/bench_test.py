@@ -6,6 +6,17 @@ import pytest
 from bench import bench_main
 
 
+def test_the_parts_benchmark_times_each_part_for_both_targets(capsys):
+    from bench import parts
+
+    assert parts.main(["--count", "5", "--chunks", "1"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["cpu", "cuda"]
+    for ln in lines:
+        assert "spec " in ln and "safety " in ln and "cut " in ln and "(5 kernels, 50 cut)" in ln, ln
+    assert parts.main(["--count", "0"]) == 2
+
+
 def test_every_case_runs_and_the_table_has_each_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert bench_main.main(["--count", "60", "--validate-count", "20", "--rss-small", "50", "--rss-large", "100",

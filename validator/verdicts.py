@@ -454,7 +454,9 @@ def _walk(tree) -> list:
         node = nodes[i]
         i += 1
         t = type(node)
-        fields = fields_of.get(t) or _child_fields(t)
+        fields = fields_of.get(t)
+        if fields is None:
+            fields = _child_fields(t)
         for name in fields:
             field = getattr(node, name, None)
             if field is None:
