@@ -386,6 +386,22 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
     return arrays, scalars
 
 
+def run_oracle_sets(spec: KernelSpec, input_sets: list[dict]) -> list[dict[str, np.ndarray]]:
+    """`run_oracle` of each input set (no branch record): all sets at once on the lanes where
+    they can be (`oracle_lanes.run_lanes_sets`), else set by set, raising what `run_oracle`
+    raises. The liveness check's two first sets (`generator.families`)."""
+    if len(input_sets) > 1 and lanes_enabled() and oracle_lanes.supported(spec):
+        prepared = [prepare(spec, inputs) for inputs in input_sets]
+        try:
+            oracle_lanes.run_lanes_sets(spec, prepared)
+        except (oracle_lanes.Unsure, ArithmeticError, LookupError, TypeError, ValueError):
+            pass  # set by set, from the inputs again
+        else:
+            return [{a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+                    for arrays, _ in prepared]
+    return [run_oracle(spec, inputs) for inputs in input_sets]
+
+
 def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict[str, np.ndarray]:
     """Evaluate the spec on `inputs` (name -> ndarray or scalar); return every written array.
     With `taken`, every (branch point, outcome) the evaluation passes is added to it.

@@ -244,14 +244,23 @@ def _written_arrays(stmts, out: set):
 
 
 class Lanes:
-    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], taken: set | None):
+    """`sets` > 1: that many input sets at once, each array stacked on a leading set axis; set k's
+    threads are lanes k*threads .. (k+1)*threads - 1 and index set k's elements only."""
+
+    def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], taken: set | None, sets: int = 1):
         self.shape = {a.name: tuple(a.shape) for a in spec.args if a.kind == "array"}
+        lead = 1 if sets > 1 else 0
         # one row per element (a vec3 element is a row of 3): views, so writes land in arrays
-        self.flat = {name: arr.reshape((-1,) + arr.shape[len(self.shape[name]):]) for name, arr in arrays.items()}
+        self.flat = {name: arr.reshape((-1,) + arr.shape[lead + len(self.shape[name]):]) for name, arr in arrays.items()}
         self.taken = taken
         self.helpers = {h.name: h for h in spec.helpers}
-        self.n = int(np.prod(spec.dim))
+        self.sets = sets
+        self.threads = int(np.prod(spec.dim))
+        self.n = sets * self.threads
         self.lane = np.arange(self.n, dtype=np.int64)
+        if sets > 1:  # where each lane's set starts, per array (in elements)
+            self.base = {name: (self.lane // self.threads) * int(np.prod(self.shape[name], dtype=np.int64))
+                         for name in self.flat}
         written: set = set()
         _written_arrays(spec.body, written)
         for h in spec.helpers:
@@ -311,6 +320,8 @@ class Lanes:
                 raise Unsure("an index out of bounds")
             k = k % size
             flat = k if flat is None else flat * size + k
+        if self.sets > 1:
+            flat = flat + self.base[name][m]
         return flat, self.lane[m]
 
     def _read(self, name, flat, lanes):
@@ -845,6 +856,43 @@ class Lanes:
         else:
             raise ValueError(op)
         tr.atomic[flat] = True
+
+
+def _set_values(values: list, threads: int):
+    """One scalar argument's (or struct field's) values in each set, as one lane value: the
+    value itself where every set has the same one (bit for bit), else one per lane, set by set."""
+    first = values[0]
+    if isinstance(first, np.ndarray):  # a vector struct field: a row per lane
+        return np.concatenate([np.broadcast_to(v, (threads,) + v.shape) for v in values])
+    if all(type(v) is type(first) and repr(v) == repr(first) for v in values[1:]):
+        return first
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or \
+            len({type(v) for v in values}) != 1:
+        raise Unsure("scalar arguments of different kinds across input sets")
+    return np.repeat(np.array(values, dtype=np.float64 if isinstance(first, float) else np.int64), threads)
+
+
+def run_lanes_sets(spec: KernelSpec, prepared: list[tuple[dict, dict]]) -> None:
+    """`run_lanes` of several input sets at once (each `prepare`d: arrays, scalars), into each
+    set's arrays, or raise Unsure. Every lane computes what it computes in its own set's run: the
+    sets share no element, and a scalar argument that differs between sets is a lane value."""
+    first_arrays, first_scalars = prepared[0]
+    stacked = {name: np.stack([p[0][name] for p in prepared]) for name in first_arrays}
+    lanes = Lanes(spec, stacked, None, sets=len(prepared))
+    env = {}
+    for name, value in first_scalars.items():
+        if isinstance(value, dict):
+            env[name] = {f: _set_values([p[1][name][f] for p in prepared], lanes.threads) for f in value}
+        else:
+            env[name] = _set_values([p[1][name] for p in prepared], lanes.threads)
+    ids = np.unravel_index(lanes.lane % lanes.threads, spec.dim) if spec.dim else ()
+    for name, ix in zip(spec.tid_names, ids):
+        env[name] = ix.astype(np.int64)
+    with np.errstate(all="ignore"):
+        lanes.block(spec.body, env, np.ones(lanes.n, dtype=np.bool_))
+    for k, (arrays, _) in enumerate(prepared):
+        for name in arrays:
+            arrays[name][...] = stacked[name][k]
 
 
 def run_lanes(spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None) -> None:

@@ -81,6 +81,60 @@ def test_every_family_s_kernels_get_the_same_bits_on_both_paths():
         assert sure[family] >= 0.9 * n, f"{family}: the lanes were sure for {sure[family]} of {n} runs"
 
 
+def test_input_sets_evaluated_together_give_each_set_s_own_bits():
+    # the liveness check evaluates input sets 0 and 1 in one lanes run (`run_oracle_sets`): each
+    # set's outputs must be the bits of its own run, and the stacked run must be what runs
+    stacked = collections.Counter()
+    real = oracle_lanes.run_lanes_sets
+
+    def counting(spec, prepared):
+        real(spec, prepared)
+        stacked[spec.family] += 1
+
+    for family in sorted(FAMILIES):
+        for seed in SEEDS:
+            spec = build_spec(family, seed)
+            sets = [make_inputs(spec, k) for k in range(3)]
+            for group in (sets[:2], sets):
+                try:
+                    want = [oracle.run_oracle(spec, inputs) for inputs in group]
+                except Exception as exc:  # noqa: BLE001 - then the sets together raise it too
+                    with pytest.raises(type(exc)):
+                        oracle.run_oracle_sets(spec, group)
+                    continue
+                oracle_lanes.run_lanes_sets = counting
+                try:
+                    got = oracle.run_oracle_sets(spec, group)
+                finally:
+                    oracle_lanes.run_lanes_sets = real
+                assert len(got) == len(group)
+                for w, g in zip(want, got):
+                    assert w.keys() == g.keys()
+                    for name in w:
+                        assert (g[name].dtype, g[name].tobytes()) == (w[name].dtype, w[name].tobytes()), (spec.name, name)
+    assert len(stacked) >= 10 and min(stacked.values()) >= 0.9 * 2 * len(SEEDS), stacked
+
+
+def test_a_scalar_that_differs_between_sets_is_a_lane_value_and_unsure_sets_go_one_by_one():
+    # out[i] = x[i] * s + float(i): s differs between the sets, so it must be a value per lane
+    body = [["store", "out", [I], ["bin", "+", ["bin", "*", ["ld", "x", [I]], ["v", "s"]], ["cast", "float32", I]]]]
+    spec = _spec(body, [_arr("x"), ArgSpec("s", "scalar", "float32"), _arr("out", role="out")])
+    sets = [{**_inputs(spec, k), "s": float(k + 2)} for k in range(3)]
+    got = oracle.run_oracle_sets(spec, sets)
+    for inputs, out in zip(sets, got):
+        assert out["out"].tobytes() == oracle.run_oracle(spec, inputs)["out"].tobytes()
+        assert np.array_equal(out["out"], inputs["x"].astype(np.float64) * inputs["s"] + np.arange(8))
+    # thread i reads x[(i + 1) % 8], which thread i + 1 stores: unsure on the lanes, so set by set
+    body = [["store", "x", [I], ["bin", "+", ["ld", "x", [["mod", ["bin", "+", I, ["c", 1, "int32"]], ["c", 8, "int32"]]]],
+                                ["c", 1.0, "float32"]]]]
+    spec = _spec(body, [_arr("x", role="inout")])
+    sets = [_inputs(spec, k) for k in range(2)]
+    with pytest.raises(oracle_lanes.Unsure):
+        oracle_lanes.run_lanes_sets(spec, [oracle.prepare(spec, inputs) for inputs in sets])
+    for inputs, out in zip(sets, oracle.run_oracle_sets(spec, sets)):
+        assert out["x"].tobytes() == oracle.run_oracle(spec, inputs)["x"].tobytes()
+
+
 def _spec(body, args, dim=(8,), helpers=()):
     return KernelSpec(family="arith", seed=0, name="k", dim=dim, args=tuple(args), body=body, helpers=tuple(helpers))
 

@@ -14,7 +14,7 @@ from generator.families import (
 )
 from generator.inputs import INPUT_SETS, make_inputs
 from generator.liveness import dead_output
-from generator.oracle import run_oracle
+from generator.oracle import run_oracle, run_oracle_sets
 from generator.spec import KernelSpec, derive_seed
 
 _CPU = (arith, branch, loop, nested_loops, vecmath, matrix, atomics, helpers, structs, dtypes)
@@ -55,15 +55,16 @@ def build_spec(family: str, seed: int) -> KernelSpec:
 
 def _live(spec: KernelSpec) -> bool:
     # two input sets prove most kernels live (an output that differs between them is not the same
-    # for all sets, and one that differs from every input in set 0 is no copy); the third set is
-    # needed only to confirm a dead output
-    sets, outs = [], []
+    # for all sets, and one that differs from every input in set 0 is no copy), evaluated together
+    # (`run_oracle_sets`); the third set is needed only to confirm a dead output
     try:
-        for k in range(INPUT_SETS):
+        sets = [make_inputs(spec, k) for k in range(2)]
+        outs = run_oracle_sets(spec, sets)
+        for k in range(2, INPUT_SETS):
+            if dead_output(spec, sets, outs) is None:
+                return True
             sets.append(make_inputs(spec, k))
             outs.append(run_oracle(spec, sets[-1]))
-            if k >= 1 and dead_output(spec, sets, outs) is None:
-                return True
     except Exception:  # noqa: BLE001 - an oracle failure is the validator's to count, with its reason
         return True
     return dead_output(spec, sets, outs) is None
