@@ -5,7 +5,7 @@
 
 - safety: `validator.checks.check_safety` per source, over the renderings of N kernels per target;
 - spec: `generator.families.build_spec` per kernel (the grammar's draws and the liveness oracle);
-- cut: `extractor.warp_adapter.cut_ir` per kernel, over C chunks of 50 kernels per target, cut
+- cut: `extractor.warp_adapter.cut_ir` per kernel, over C chunks (`pipeline.plan.CHUNK` kernels) per target, cut
   from Warp's codegen-only sources (`codegen_sources`), which are made once per chunk, untimed.
 
 Only the public names the pipeline calls are used, so a checkout from before a change can be
@@ -23,7 +23,7 @@ import time
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bench/parts.py", description=__doc__.splitlines()[0])
     p.add_argument("--count", type=int, default=500, help="kernels per target for safety and spec (default 500)")
-    p.add_argument("--chunks", type=int, default=2, help="50-kernel chunks per target for the cut (default 2)")
+    p.add_argument("--chunks", type=int, default=2, help="chunks (pipeline.plan.CHUNK kernels each) per target for the cut (default 2)")
     args = p.parse_args(argv)
     if args.count < 1 or args.chunks < 1:
         print("error: --count and --chunks must be >= 1", file=sys.stderr)
@@ -31,12 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     from extractor import warp_adapter
     from generator.families import build_spec, families_for
     from generator.render import render_source
-    from pipeline.plan import kernel_plan
+    from pipeline.plan import CHUNK, kernel_plan
     from validator import checks
 
     for target in ("cpu", "cuda"):
         fams = families_for(target)
-        plan = [kernel_plan(0, fams, k) for k in range(max(args.count, 50 * args.chunks))]
+        plan = [kernel_plan(0, fams, k) for k in range(max(args.count, CHUNK * args.chunks))]
         t0 = time.perf_counter()
         specs = [build_spec(f, s) for f, s in plan[:args.count]]
         spec_ms = (time.perf_counter() - t0) / args.count * 1000
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         safety_ms = (time.perf_counter() - t0) / len(sources) * 1000
         cut_s, kernels_cut = 0.0, 0
         for c in range(args.chunks):
-            batch = [build_spec(f, s) for f, s in plan[50 * c:50 * (c + 1)]]
+            batch = [build_spec(f, s) for f, s in plan[CHUNK * c:CHUNK * (c + 1)]]
             with tempfile.TemporaryDirectory(prefix="warp-ir-parts-") as d:
                 module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in batch}, d)
                 cpp, cu = warp_adapter.codegen_sources(module, kernels)

@@ -386,6 +386,11 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
     return arrays, scalars
 
 
+def _written(spec: KernelSpec, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The arrays the kernel writes (its out and inout arguments), by name."""
+    return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+
+
 def run_oracle_sets(spec: KernelSpec, input_sets: list[dict]) -> list[dict[str, np.ndarray]]:
     """`run_oracle` of each input set (no branch record): all sets at once on the lanes where
     they can be (`oracle_lanes.run_lanes_sets`), else set by set, raising what `run_oracle`
@@ -397,8 +402,7 @@ def run_oracle_sets(spec: KernelSpec, input_sets: list[dict]) -> list[dict[str, 
         except (oracle_lanes.Unsure, ArithmeticError, LookupError, TypeError, ValueError):
             pass  # set by set, from the inputs again
         else:
-            return [{a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
-                    for arrays, _ in prepared]
+            return [_written(spec, arrays) for arrays, _ in prepared]
     return [run_oracle(spec, inputs) for inputs in input_sets]
 
 
@@ -420,6 +424,6 @@ def run_oracle(spec: KernelSpec, inputs: dict, taken: set | None = None) -> dict
         else:
             if taken is not None:
                 taken |= fast_taken
-            return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+            return _written(spec, arrays)
     Interpreter(spec, arrays, scalars, taken).run()
-    return {a.name: arrays[a.name] for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+    return _written(spec, arrays)

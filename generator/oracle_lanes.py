@@ -866,8 +866,7 @@ def _set_values(values: list, threads: int):
         return np.concatenate([np.broadcast_to(v, (threads,) + v.shape) for v in values])
     if all(type(v) is type(first) and repr(v) == repr(first) for v in values[1:]):
         return first
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or \
-            len({type(v) for v in values}) != 1:
+    if {type(v) for v in values} not in ({int}, {float}):
         raise Unsure("scalar arguments of different kinds across input sets")
     return np.repeat(np.array(values, dtype=np.float64 if isinstance(first, float) else np.int64), threads)
 
@@ -885,11 +884,7 @@ def run_lanes_sets(spec: KernelSpec, prepared: list[tuple[dict, dict]]) -> None:
             env[name] = {f: _set_values([p[1][name][f] for p in prepared], lanes.threads) for f in value}
         else:
             env[name] = _set_values([p[1][name] for p in prepared], lanes.threads)
-    ids = np.unravel_index(lanes.lane % lanes.threads, spec.dim) if spec.dim else ()
-    for name, ix in zip(spec.tid_names, ids):
-        env[name] = ix.astype(np.int64)
-    with np.errstate(all="ignore"):
-        lanes.block(spec.body, env, np.ones(lanes.n, dtype=np.bool_))
+    _run_threads(spec, lanes, env)
     for k, (arrays, _) in enumerate(prepared):
         for name in arrays:
             arrays[name][...] = stacked[name][k]
@@ -903,7 +898,12 @@ def run_lanes(spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, ta
         if isinstance(value, dict):  # a struct: its vector fields become lane values
             env[name] = {f: (np.broadcast_to(v, (lanes.n,) + v.shape).copy() if isinstance(v, np.ndarray) else v)
                          for f, v in value.items()}
-    ids = np.unravel_index(lanes.lane, spec.dim) if spec.dim else ()
+    _run_threads(spec, lanes, env)
+
+
+def _run_threads(spec: KernelSpec, lanes: Lanes, env: dict) -> None:
+    """The kernel body on every lane, each lane's thread ids bound (a lane's thread within its set)."""
+    ids = np.unravel_index(lanes.lane % lanes.threads, spec.dim) if spec.dim else ()
     for name, ix in zip(spec.tid_names, ids):
         env[name] = ix.astype(np.int64)
     with np.errstate(all="ignore"):
