@@ -14,8 +14,12 @@ import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -230,6 +234,238 @@ def test_bad_input_gives_one_line_and_writes_nothing(dist, capsys):
     with pytest.raises(SystemExit) as e:
         report.main([dist, "--samples", "-1"])
     assert e.value.code == 2
+
+
+# ---- a hostile release: files, not only records ----------------------------------------------
+
+PAYLOADS = ["<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "[click](javascript:alert(3))",
+            "![x](javascript:alert(4)) **bold** `code` | pipe\n# heading"]
+SHARD = "data/cpu/train-00000-of-00001.parquet"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _forge(dist, name):
+    """A copy of the release (its report left out) to forge, and its manifest."""
+    path = _tmp(name)
+    shutil.copytree(dist, path, ignore=shutil.ignore_patterns("report"))
+    return path, json.loads(_read(os.path.join(path, "manifest.json")))
+
+
+def _write_manifest(path, m):
+    with open(os.path.join(path, "manifest.json"), "w") as f:
+        json.dump(m, f)
+
+
+def _resign(path, rel, m):
+    """List the rewritten file `rel` in the manifest `m` with its new size and sha256 (as
+    tools/testing.py resign_shard does; that target is not visible to //report)."""
+    data = _read(os.path.join(path, rel), "rb")
+    entry = next(f for f in m["files"] if f["path"] == rel)
+    entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    _write_manifest(path, m)
+
+
+# runs //report in a grandchild and prints its exit status and peak RSS: getrusage(RUSAGE_CHILDREN)
+# of this small launcher covers that one child (a child's ru_maxrss also counts the memory of the
+# process it was forked from, so the test process, which built a bomb, must not be its parent)
+LAUNCHER = """import resource, subprocess, sys
+code = "import sys; from report.report_main import main; sys.exit(main(sys.argv[1:]))"
+try:
+    rc = subprocess.run([sys.executable, "-c", code, *sys.argv[2:]], stdout=subprocess.DEVNULL,
+                        timeout=float(sys.argv[1])).returncode
+except subprocess.TimeoutExpired:
+    rc = "timeout"
+print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)
+"""
+
+
+def _child(args, timeout=60):
+    """`//report ARGS` in a child process: (exit status, stderr, seconds, its peak RSS in bytes)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    t0 = time.monotonic()
+    p = subprocess.run([sys.executable, "-c", LAUNCHER, str(timeout), *args], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=timeout + 30)
+    took = time.monotonic() - t0
+    rc, peak = p.stdout.split()
+    assert rc != "timeout", f"//report {args} still running after {timeout} s"
+    return int(rc), p.stderr, took, int(peak)
+
+
+def _one_line(err):
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "\x1b" not in err and "Traceback" not in err, err
+    return err
+
+
+def test_markup_in_a_reject_reason_and_a_note_comes_out_inert(dist):
+    path, m = _forge(dist, "markup")
+    m["inputs"][0]["rejects_by_reason"] = {p: 3 + k for k, p in enumerate(PAYLOADS)}
+    m["validation"]["notes"]["evil <b>"] = PAYLOADS
+    m["inputs"][1]["run"]["stage_seconds"]["<svg onload=alert(5)>"] = 1.0
+    _write_manifest(path, m)
+    assert report.main([path]) == 0
+    md = _read(os.path.join(path, "report", "report.md"))
+    html = _read(os.path.join(path, "report", "report.html"))
+    for raw in ("<script", "<img src=x", "<svg", "<b>", "\n# heading"):
+        assert raw not in md and raw not in html, raw
+    assert not re.search(r"(?<!\\)\]\(javascript:", md)  # every link's bracket escaped: plain text
+    assert not re.search(r"(href|src)\s*=\s*[\"']?javascript", html, re.I)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;img src=x onerror=alert(2)&gt;" in html and "\\*\\*bold\\*\\*" in md
+    assert "<strong>bold</strong>" not in html and "<code>code</code>" not in html
+    # a table row is still one row: the payload's pipe is escaped, its newline written as \x0a
+    rows = [ln for ln in md.splitlines() if "pipe" in ln]
+    assert len(rows) == 3 and all("\\| pipe\\\\x0a\\# heading" in ln for ln in rows), rows
+
+
+def test_a_tex_like_reason_is_drawn_literally(dist):
+    path, m = _forge(dist, "tex")
+    m["inputs"][0]["rejects_by_reason"] = {"$\\frac{a}{$": 2, "$x^{": 1, "a $$ b \\sqrt{": 4, "$\\mathrm{$": 1}
+    _write_manifest(path, m)
+    assert report.main([path]) == 0
+    png = _read(os.path.join(path, "report", "reject_reasons.png"), "rb")
+    assert png.startswith(PNG_MAGIC)
+    assert "$x^{" in _read(os.path.join(path, "report", "facts.json"))
+
+
+def test_a_non_numeric_stage_time_is_left_out_with_a_note(dist):
+    path, m = _forge(dist, "stage_time")
+    run0, run1 = m["inputs"][0]["run"], m["inputs"][1]["run"]
+    run0["stage_seconds"]["llvm"] = "fast"
+    run0["stage_seconds"]["nvrtc"] = None
+    run0["pairs_per_s"] = float("inf")  # json writes Infinity, which Python's json reads
+    del run0["seconds"]
+    run1["stage_seconds"] = "lots"
+    run1["workers"] = [1]
+    _write_manifest(path, m)
+    assert report.main([path]) == 0
+    F = json.loads(_read(os.path.join(path, "report", "facts.json")))["facts"]
+    r0, r1 = F["throughput"]["runs"]
+    assert "llvm" not in r0["stage_seconds"] and r0["stage_seconds"]["cut"] == run0["stage_seconds"]["cut"]
+    assert r0["pairs_per_s"] is None and r0["seconds"] is None and r1["stage_seconds"] is None
+    assert {x["name"] for x in F["skipped"]["values"]} >= {"llvm", "nvrtc", "pairs_per_s", "stage_seconds", "workers"}
+    md = _read(os.path.join(path, "report", "report.md"))
+    assert "Left out of these figures" in md and "llvm = fast" in md
+
+
+def test_twenty_thousand_distinct_reasons_are_capped_and_fast(dist):
+    path, m = _forge(dist, "many_reasons")
+    m["inputs"][0]["rejects_by_reason"] = {f"reason {k:05d}": k + 1 for k in range(20000)}
+    _write_manifest(path, m)
+    t0 = time.monotonic()
+    assert report.main([path]) == 0
+    assert time.monotonic() - t0 < 30
+    md = _read(os.path.join(path, "report", "report.md"))
+    assert "reason 19999" in md and "reason 19950" in md and "reason 19949" not in md and "reason 00000" not in md
+    assert "Top 50 reasons shown, and 19950 more" in md
+    assert len(md) < 300_000 and os.path.getsize(os.path.join(path, "report", "reject_reasons.png")) < 500_000
+    g = json.loads(_read(os.path.join(path, "report", "facts.json")))["facts"]["generation"]
+    assert len(g["reasons"]) == 50 and g["reasons_more"] == 19950 and g["reasons_distinct"] == 20000
+    assert g["reasons_more_kernels"] == sum(range(1, 19951))
+
+
+def test_excerpts_are_capped_in_bytes():
+    big = "x" * (10 << 20) + "\nmore\n"
+    ex, cut = facts_mod.excerpt(big, 40)
+    assert cut and len(ex.encode()) <= facts_mod.EXCERPT_BYTES and big.startswith(ex)
+    wide = "\u00e9" * facts_mod.EXCERPT_BYTES  # two bytes each
+    ex, cut = facts_mod.excerpt(wide, 40)
+    assert cut and len(ex.encode()) <= facts_mod.EXCERPT_BYTES and wide.startswith(ex)
+    assert facts_mod.excerpt("a\nb\nc\n", 2) == ("a\nb", False) and facts_mod.excerpt("a\nb\n", 40) == ("a\nb", False)
+
+
+def test_a_fifo_at_a_listed_parquet_path_or_at_the_manifest_is_refused_at_once(dist):
+    path, _ = _forge(dist, "fifo")
+    os.unlink(os.path.join(path, SHARD))
+    os.mkfifo(os.path.join(path, SHARD))
+    rc, err, took, _ = _child([path], timeout=30)
+    assert rc == 2 and "FIFO" in _one_line(err) and took < 20, (rc, err, took)
+    assert not os.path.exists(os.path.join(path, "report"))
+    path, _ = _forge(dist, "fifo_manifest")
+    os.unlink(os.path.join(path, "manifest.json"))
+    os.mkfifo(os.path.join(path, "manifest.json"))
+    rc, err, took, _ = _child([path], timeout=30)
+    assert rc == 2 and "FIFO" in _one_line(err), (rc, err)
+
+
+def test_a_symlinked_or_nested_manifest_is_refused(dist, capsys):
+    path, m = _forge(dist, "link")
+    elsewhere = os.path.join(TMP, "manifest_elsewhere.json")
+    shutil.copy(os.path.join(path, "manifest.json"), elsewhere)
+    os.unlink(os.path.join(path, "manifest.json"))
+    os.symlink(elsewhere, os.path.join(path, "manifest.json"))
+    err = _refused([path], capsys, "symbolic link")
+    assert not os.path.exists(os.path.join(path, "report"))
+    os.unlink(os.path.join(path, "manifest.json"))
+    with open(os.path.join(path, "manifest.json"), "w") as f:
+        f.write("[" * 200_000 + "]" * 200_000)
+    err = _refused([path], capsys, "nested deeper")
+    assert "Traceback" not in err
+
+
+def test_a_parquet_bomb_is_refused_in_bounded_memory(dist):
+    path, m = _forge(dist, "bomb")
+    t = pq.read_table(os.path.join(path, SHARD))
+    n, big = t.num_rows, 600 << 20
+    offsets = pa.array([0] + [big] * n, pa.int32()).buffers()[1]
+    data = pa.py_buffer(bytes(big))  # zeros (valid UTF-8), lazily mapped here
+    cell = pa.Array.from_buffers(pa.string(), n, [None, offsets, data])  # row 0: 600 MB; the rest empty
+    for col in ("source", "ir_cpp_forward"):  # one row group, 1.2 GB uncompressed
+        t = t.set_column(t.schema.get_field_index(col), col, cell)
+    pq.write_table(t, os.path.join(path, SHARD), compression="zstd", use_dictionary=False, write_statistics=False,
+                   row_group_size=n)
+    del t, cell, data
+    assert os.path.getsize(os.path.join(path, SHARD)) < 2 << 20
+    _resign(path, SHARD, m)
+    rc, err, took, peak = _child([path], timeout=120)
+    assert rc == 2 and "refused" in _one_line(err) and SHARD in err, err
+    assert peak is not None and peak < 1.5e9, peak
+    assert not os.path.exists(os.path.join(path, "report"))
+
+
+def test_escape_sequences_in_an_id_are_printed_quoted(dist, capsys):
+    path, m = _forge(dist, "escape_id")
+    t = pq.read_table(os.path.join(path, SHARD))
+    rows = t.to_pylist()
+    rows[0]["id"] = "\x1b]0;owned\x07\x1b[2J\u202eevil"
+    rows[0]["coverage"] = "{not json"
+    pq.write_table(pa.Table.from_pylist(rows, schema=t.schema), os.path.join(path, SHARD), compression="zstd")
+    _resign(path, SHARD, m)
+    err = _refused([path], capsys, "coverage is not JSON", "\\x1b]0;owned\\x07\\x1b[2J\\u202eevil")
+    assert "\x1b" not in err and "\x07" not in err and "\u202e" not in err
+
+
+def test_sigterm_stops_the_report_with_one_line_and_nothing_written(dist):
+    parent = _tmp("sigterm")
+    os.makedirs(parent)
+    out, flag = os.path.join(parent, "out"), os.path.join(TMP, "sigterm_flag")
+    if os.path.exists(flag):
+        os.unlink(flag)
+    # the report is held in its plotting step (after its temporary directory exists) until killed
+    code = ("import sys, time; from report import plots; from report.report_main import main\n"
+            "def held(*a):\n    open(sys.argv[1], 'w').close(); time.sleep(60)\n"
+            "plots.draw_all = held\nsys.exit(main(sys.argv[2:]))")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    p = subprocess.Popen([sys.executable, "-c", code, flag, dist, "--out", out], cwd=ROOT, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not os.path.exists(flag) and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.path.exists(flag), p.communicate(timeout=5)
+        assert [n for n in os.listdir(parent) if n.startswith(".report-")]  # the report being built
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    err = err.decode()
+    assert p.returncode == 143 and took < 5, (p.returncode, err, took)
+    assert err.startswith("error: terminated (SIGTERM)") and err.count("\n") == 1, err
+    assert os.listdir(parent) == []  # no report, no half-built one
 
 
 def test_percentile_is_nearest_rank():

@@ -61,12 +61,37 @@ def load(name: str) -> dict:
         return json.load(f)
 
 
+def python_pattern(pattern: str) -> str:
+    """A schema's `pattern` with JSON Schema's meaning in Python's `re`: the schemas are written
+    for ECMA-262, where a final `$` ends the text; in Python it also matches before a final
+    newline, so `^shard-[0-9]{5,}\\.jsonl$` accepted "shard-00000.jsonl\\n" (a file the validator
+    never listed, read by the release). A final unescaped `$` becomes `\\Z`."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        return pattern[:-1] + "\\Z"
+    return pattern
+
+
+def validator(schema: dict):
+    """A Draft 2020-12 validator of `schema` whose `pattern` keyword has the schema's meaning
+    (`python_pattern`); every reader that checks a schema uses this one."""
+    import re
+
+    import jsonschema
+
+    def pattern(v, patrn, instance, schema):
+        if v.is_type(instance, "string") and not re.search(python_pattern(patrn), instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {patrn!r}")
+
+    cls = jsonschema.validators.extend(jsonschema.Draft202012Validator, {"pattern": pattern})
+    return cls(schema)
+
+
 def violation(name: str, instance) -> str | None:
     """None when `instance` meets schemas/NAME.schema.json; else one line naming the schema, where
     in the instance it breaks (`a/b/0`, `(root)`), the schema path of the violated keyword and why."""
     import jsonschema  # only readers that check need it
 
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(load(name)).iter_errors(instance))
+    error = jsonschema.exceptions.best_match(validator(load(name)).iter_errors(instance))
     if error is None:
         return None
     where = "/".join(map(str, error.absolute_path)) or "(root)"

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any, Iterator
 
 import schemas
+from schemas import files
 
 SHARD_PREFIX = "shard-"
 RECORDS_SUFFIX = ".jsonl"
@@ -26,6 +28,21 @@ STATS_SUFFIX = ".stats.json"
 FAULTS_SUFFIX = ".cuda_faults.json"
 RUN_MANIFEST = "manifest.json"  # a generator run's manifest, beside its shards
 RELEASE_KIND = "warp-ir-release"  # the `kind` of a release's manifest.json
+FINDINGS_DIR = "adjoint_mismatch"  # a run's findings (wrong adjoints), beside its shards
+SHARD_NAME = re.compile(r"shard-[0-9]{5,}\.jsonl")  # matched in full (files.check_name)
+FINDING_NAME = re.compile(FINDINGS_DIR + r"/shard-[0-9]{5,}\.jsonl")
+# a run's chunk files other than its records: a chunk's stats and its GPU faults
+CHUNK_OTHER = re.compile(r"shard-[0-9]{5,}(\.stats\.json|\.cuda_faults\.json)")
+
+
+def _run_data(rel: str) -> bool:
+    """Whether a file of a run looks like record data (so it must be listed): a `.jsonl` file, a
+    file named `shard-*` that is not a chunk's stats or faults, anything in the findings
+    directory, or a name with a control character. Other files (notes, plots, reports) are not
+    read by any tool and may stay."""
+    base = rel.rsplit("/", 1)[-1]
+    return (".jsonl" in rel or (base.startswith(SHARD_PREFIX) and not CHUNK_OTHER.fullmatch(base))
+            or rel.startswith(FINDINGS_DIR + "/") or files.has_control(rel))
 
 
 def _chunk_name(chunk: int, suffix: str) -> str:
@@ -57,19 +74,86 @@ def list_shards(directory: str) -> list[str]:
     return sorted(n for n in os.listdir(directory) if is_shard(n))
 
 
+def run_files(directory: str, manifest: dict | None) -> list[tuple[str, bool]]:
+    """The one file set of a run, for //validator and //tools:release alike: (relative name,
+    is a finding) for exactly the shards `manifest` lists (its `shards`, then its
+    adjoint_mismatch shards), or, without a manifest (a run still going), the canonically named
+    shards on disk. Each name must be canonical (matched in full) and a regular file; a file in
+    the run that looks like data (`.jsonl`, or `shard-` and not a chunk's stats) but is not
+    listed, or anything that is not a regular file or directory, is refused. Raises
+    files.FileRefused with one line naming the first problem (escaped) and how many more."""
+    if manifest is not None:
+        names = [(files.check_name(s.get("path") if isinstance(s, dict) else s, SHARD_NAME, "manifest.json shards"), False)
+                 for s in manifest["shards"]]
+        names += [(files.check_name(s.get("path") if isinstance(s, dict) else s, FINDING_NAME,
+                                    "manifest.json adjoint_mismatch shards"), True)
+                  for s in manifest["adjoint_mismatch"]["shards"]]
+    else:
+        names = [(n, False) for n in sorted(os.listdir(directory)) if SHARD_NAME.fullmatch(n)]
+        fdir = os.path.join(directory, FINDINGS_DIR)
+        if os.path.isdir(fdir) and not os.path.islink(fdir):
+            names += [(f"{FINDINGS_DIR}/{n}", True) for n in sorted(os.listdir(fdir)) if SHARD_NAME.fullmatch(n)]
+    seen = set()
+    for rel, _ in names:
+        if rel in seen:
+            raise files.FileRefused(f"{files.quote(rel)}: listed twice in manifest.json")
+        seen.add(rel)
+        files.regular(os.path.join(directory, rel), rel)
+    extra = files.unlisted(directory, seen, _run_data)
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise files.FileRefused(f"{files.quote(extra[0])}: in the run but not one of the shards manifest.json lists "
+                                f"(an unvalidated shard), nor a chunk's stats: refused{more}")
+    return names
+
+
+# a release's files, each matched in full: its path names its config and split
+RELEASE_DATA = re.compile(r"data/(cpu|cuda|adjoint_mismatch)/(train|validation|test)-([0-9]{5})-of-([0-9]{5})\.parquet")
+RELEASE_JSONL = re.compile(r"jsonl/(cpu|cuda|adjoint_mismatch)/(train|validation|test)\.jsonl")
+RELEASE_CARD = "README.md"
+RELEASE_FILE = re.compile(f"{RELEASE_DATA.pattern}|{RELEASE_JSONL.pattern}|{re.escape(RELEASE_CARD)}")
+RELEASE_REPORT_DIR = "report"  # //report's output inside a release: derived from it, not part of it
+
+
+def release_file_problems(dist: str, manifest: dict) -> list[str]:
+    """The one file set of a release, for //tools:verify, //validator and //report alike: one
+    line per problem (names escaped). Every entry of `manifest["files"]` (a manifest that meets
+    its schema) must have a canonical path, matched in full, that agrees with the config and
+    split it declares, be listed once, and be a regular file; every file in the release that is
+    not listed (manifest.json and report/ aside) or is not a regular file is a problem."""
+    problems, listed = [], set()
+    for f in manifest["files"]:
+        rel = f["path"]
+        shown = files.quote(rel)
+        m = RELEASE_DATA.fullmatch(rel) or RELEASE_JSONL.fullmatch(rel)
+        try:
+            files.check_name(rel, RELEASE_FILE, "manifest.json files")
+        except files.FileRefused as e:
+            problems.append(str(e))
+            continue
+        if rel in listed:
+            problems.append(f"{shown}: listed twice in manifest.json")
+            continue
+        listed.add(rel)
+        if m and (m.group(1), m.group(2)) != (f.get("config"), f.get("split")):
+            problems.append(f"{shown}: its path is {m.group(1)}/{m.group(2)}, manifest.json lists it as "
+                            f"{files.quote(f.get('config'))}/{files.quote(f.get('split'))}")
+        if m and m.re is RELEASE_DATA and int(m.group(3)) >= int(m.group(4)):
+            problems.append(f"{shown}: shard {m.group(3)} of {m.group(4)} does not exist")
+        try:
+            files.regular(os.path.join(dist, rel), rel)
+        except files.FileRefused as e:
+            problems.append(str(e))
+    for rel in files.unlisted(dist, listed | {RUN_MANIFEST}, lambda rel: True, skip_dirs=(RELEASE_REPORT_DIR,)):
+        problems.append(f"{files.quote(rel)}: present but not listed in manifest.json (or not a regular file)")
+    return problems
+
+
 def decode_line(raw: bytes) -> tuple[Any, str | None]:
-    """(value, None) for one JSON line, or (None, why) when it cannot be read: not UTF-8, not
-    JSON, nested past Python's recursion limit, or a number Python refuses to convert."""
-    try:
-        return json.loads(raw.decode("utf-8")), None
-    except UnicodeDecodeError as e:
-        return None, f"not UTF-8 at byte {e.start}"
-    except json.JSONDecodeError as e:
-        return None, e.msg
-    except RecursionError:
-        return None, "JSON nested too deep to read"
-    except ValueError as e:  # e.g. an integer of more digits than int() converts
-        return None, str(e)[:100]
+    """(value, None) for one JSON line, or (None, why) when it cannot be read: nested deeper than
+    files.MAX_JSON_DEPTH (measured on the bytes first), not UTF-8, not JSON, or a number Python
+    refuses to convert."""
+    return files.decode_json(raw)
 
 
 def read_records(path: str) -> Iterator[tuple[int, Any, str | None]]:
@@ -82,13 +166,18 @@ def read_records(path: str) -> Iterator[tuple[int, Any, str | None]]:
 
 def read_lines(path: str) -> Iterator[tuple[int, int, bytes, Any, str | None]]:
     """`read_records` with where each line is: (line number, byte offset of its start, the raw
-    line, record, error)."""
-    name, offset = os.path.basename(path), 0
-    with open(path, "rb") as f:
-        for n, raw in enumerate(f, 1):
-            rec, why = decode_line(raw)
+    line, record, error). The file is opened by the file rule (a regular file, no link followed,
+    never blocking); a line over files.MAX_LINE_BYTES is that line's error, read past without
+    being held."""
+    name, offset = files.quote(os.path.basename(path)), 0
+    with files.open_regular(path) as f:
+        for n, (raw, whole) in enumerate(files.lines(f), 1):
+            if whole:
+                rec, why = decode_line(raw)
+            else:
+                rec, why = None, f"a line over {files.MAX_LINE_BYTES} bytes"
             yield n, offset, raw, rec, (f"corrupt: {name}:{n}: {why}" if why is not None else None)
-            offset += len(raw)
+            offset = f.tell() if not whole else offset + len(raw)
 
 
 def canonical_json(obj: Any, *, allow_nan: bool = False) -> str:
@@ -113,13 +202,12 @@ def read_run_manifest(directory: str) -> dict | None:
     """DIR/manifest.json checked against schemas/run_manifest.schema.json; None when DIR has
     none (a run still going, or shards put together by hand). Raises RunManifestError."""
     path = os.path.join(directory, RUN_MANIFEST)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
     try:
-        with open(path, "rb") as f:
-            manifest = json.loads(f.read().decode("utf-8"))
-    except (OSError, ValueError, RecursionError) as e:
-        raise RunManifestError(f"{path}: unreadable ({type(e).__name__}: {str(e)[:100]})") from None
+        manifest = files.read_json(path)
+    except files.FileRefused as e:
+        raise RunManifestError(str(e)) from None
     problem = run_manifest_violation(manifest)
     if problem:
         raise RunManifestError(f"{path}: {problem}")

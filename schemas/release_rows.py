@@ -12,6 +12,8 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from schemas import files
+
 
 def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
     """The pair record a row was made from (the toolchain is the release's, one for all)."""
@@ -29,11 +31,18 @@ def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
     }
 
 
-def open_parquet(path: str) -> pq.ParquetFile:
-    """A Parquet file, opened first as `pq.read_table` opens one (so a damaged file raises the
-    same error), for `row_groups`."""
+def open_parquet(path: str, shown: str | None = None) -> pq.ParquetFile:
+    """A Parquet file, by the file rule (a regular file, no link followed: files.FileRefused
+    otherwise), opened first as `pq.read_table` opens one (so a damaged file raises the same
+    error), for `row_groups`; refused (files.FileRefused) when its footer declares row groups or
+    cells over the caps, before anything is decompressed."""
+    files.regular(path, shown)
     ds.ParquetFileFormat().make_fragment(path, pafs.LocalFileSystem()).physical_schema  # noqa: B018: reads the footer
-    return pq.ParquetFile(path)
+    pf = pq.ParquetFile(path)
+    too_large = files.parquet_too_large(pf)
+    if too_large:
+        raise files.FileRefused(f"{files.quote(shown if shown is not None else path)}: {too_large}")
+    return pf
 
 
 def row_groups(pf: pq.ParquetFile):

@@ -7,6 +7,7 @@ import json
 import shlex
 
 import schemas
+from schemas.files import fence, md
 from tools.release_format import SPLITS
 from validator.verdicts import FINDINGS
 
@@ -17,7 +18,7 @@ TAGS = ["code", "warp", "cuda", "ptx", "compilers"]
 def _yaml(manifest: dict) -> list[str]:
     out = ["---", f"license: {LICENSE}", "task_categories:", "- text-generation", "tags:"]
     out += [f"- {t}" for t in TAGS]
-    out += ["size_categories:", f"- {manifest['size_category']}", "configs:"]
+    out += ["size_categories:", f"- {json.dumps(manifest['size_category'])}", "configs:"]
     for config, c in manifest["counts"]["configs"].items():
         out += [f"- config_name: {config}", "  data_files:"]
         for split in (s for s in SPLITS if c["splits"][s]):
@@ -27,14 +28,14 @@ def _yaml(manifest: dict) -> list[str]:
 
 def _table(header: list[str], rows: list[list]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    return out + ["| " + " | ".join(str(x).replace("|", "\\|") for x in row) + " |" for row in rows]
+    return out + ["| " + " | ".join(md(x) for x in row) + " |" for row in rows]
 
 
 def render(m: dict) -> str:
     c, near, dd, val = m["counts"], m["near_duplicates"], m["dedup"], m["validation"]
     tc = m["toolchain"]
     lines = _yaml(m)
-    lines += ["", f"# Warp kernel -> IR pairs, release {m['version']}", "",
+    lines += ["", f"# Warp kernel -> IR pairs, release {md(m['version'])}", "",
               "Randomly generated, well-defined NVIDIA Warp kernels (Python) paired with the code Warp "
               "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
               "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
@@ -78,7 +79,7 @@ def render(m: dict) -> str:
     gpu = "yes" if val["gpu_executed"] else "no"
     lines += ["", f"GPU execution ran: {gpu}."]
     for k, notes in val["notes"].items():
-        lines += [f"- {k}: {'; '.join(notes)}"]
+        lines += [f"- {md(k)}: {md('; '.join(notes))}"]
     lines += ["", "## Schema", "", "One row per pair; JSON columns hold JSON text.", ""]
     lines += _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]] for x in m["columns"]])
     lines += ["", "## What the code columns hold", "",
@@ -101,7 +102,7 @@ def render(m: dict) -> str:
               "validator re-executes and does.", "",
               "## Toolchain", "", "Measured from the compiles that ran (versions from the running Warp; per "
               "backend, the module's resolved options and the compiler call's arguments):", "",
-              "```json", json.dumps(tc, indent=2, sort_keys=True), "```", "",
+              *fence(json.dumps(tc, indent=2, sort_keys=True), "json"), "",
               "## Generator runs", ""]
     rows = [[i["path"], i["target"], i["generator"]["seed"], ", ".join(i["generator"]["families"]),
              i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"], _throughput(i.get("run"))]
@@ -110,7 +111,8 @@ def render(m: dict) -> str:
     lines += _versions(m)
     lines += ["", "## Reproduce", "",
               "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
-              "```sh", m["command"], "./bazelw run //tools:verify -- " + _out_arg(m["command"]), "```", "",
+              *fence(m["command"].replace("\n", " ").replace("\r", " ") + "\n./bazelw run //tools:verify -- "
+                     + _out_arg(m["command"]), "sh"), "",
               f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
               "sha256 and size.", ""]
     return "\n".join(lines)

@@ -30,12 +30,13 @@ import pyarrow.parquet as pq
 
 import schemas
 from generator.paths import caller_path
+from schemas import files
 from tools import card, dedup
 from tools import release_format as fmt
 from schemas.dataset_format import RELEASE_KIND, canonical_json
 from tools.release_inputs import GateError, read_back, read_inputs, sha256_file
 
-SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
 
 
 def write_parquet(rows, schema: pa.Schema, path: str) -> None:
@@ -157,7 +158,8 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
                     "pyarrow": pa.__version__},
     }
     with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
-        f.write(card.render(manifest))
+        # rendered from the manifest as written (keys sorted), as //tools:verify renders it again
+        f.write(card.render(json.loads(json.dumps(manifest, sort_keys=True))))
     files.append({"path": "README.md"})
     for entry in files:
         entry["sha256"], entry["bytes"] = sha256_file(os.path.join(tmp, entry["path"]))
@@ -179,9 +181,8 @@ def _rows(entries: list, split: str, archs: list[str], jl):
 
 def is_release(path: str) -> bool:
     try:
-        with open(os.path.join(path, "manifest.json")) as f:
-            return json.load(f).get("kind") == RELEASE_KIND
-    except (OSError, ValueError, AttributeError):
+        return files.read_json(os.path.join(path, "manifest.json")).get("kind") == RELEASE_KIND
+    except (files.FileRefused, AttributeError):
         return False
 
 
@@ -220,8 +221,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     fmt.lean_arrow_memory()
     out = caller_path(args.out)
+    for p in args.inputs:
+        if files.inside(out, caller_path(p)) or files.inside(caller_path(p), out):
+            print(f"error: --out {files.quote(args.out)} and --in {files.quote(p)} overlap (a release is never written "
+                  f"inside its input, nor over it)", file=sys.stderr)
+            return 2
     if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or is_release(out))):
-        print(f"error: --out {args.out} exists and is not a previous release; refusing to overwrite it", file=sys.stderr)
+        print(f"error: --out {files.quote(args.out)} exists and is not a previous release; refusing to overwrite it", file=sys.stderr)
         return 2
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
@@ -235,14 +241,14 @@ def main(argv=None) -> int:
         m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl, command)
         fmt.publish(tmp, out, ".release-old-")
     except GateError as e:
-        print(f"error: release refused: {e}", file=sys.stderr)
+        print(f"error: release refused: {files.quote(str(e), 600)}", file=sys.stderr)
         return 1
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
     c = m["counts"]
     per = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in v["splits"].items()) for k, v in c["configs"].items())
-    print(f"release {args.version} -> {args.out}: {c['records_in']} records in, {c['records_out']} out "
+    print(f"release {args.version} -> {files.quote(args.out)}: {c['records_in']} records in, {c['records_out']} out "
           f"({m['dedup']['removed_total']} exact duplicates removed; {per}); near-duplicate pairs "
           f"{m['near_duplicates']['pairs']} ({m['near_duplicates']['cross_split_pairs']} across splits)")
     return 0

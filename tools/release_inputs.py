@@ -30,7 +30,8 @@ import struct
 from dataclasses import dataclass
 
 import schemas
-from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, list_shards, read_lines, run_manifest_violation
+from schemas import files
+from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, read_lines, run_files, run_manifest_violation
 from tools import dedup
 from tools import release_format as fmt
 from validator.verdicts import (FINDINGS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
@@ -154,11 +155,11 @@ def _line_digest(raw: bytes) -> bytes:
 def read_back(e: Entry) -> dict:
     """The record `e` stands for, read again from its shard; a line that changed since it was
     gated is a gate error."""
-    with open(e.shard, "rb") as f:
+    with files.open_regular(e.shard) as f:
         f.seek(e.offset)
-        raw = f.readline()
+        raw = f.readline(files.MAX_LINE_BYTES + 1)
     if _line_digest(raw) != e.digest:
-        raise GateError(f"{e.shard}: changed while the release read it (line at byte {e.offset})")
+        raise GateError(f"{files.quote(e.shard)}: changed while the release read it (line at byte {e.offset})")
     return decode_line(raw)[0]
 
 
@@ -171,13 +172,7 @@ class InputDir:
     run: dict | None = None  # the run's run.json (timing, throughput), None when it has none
 
 
-def sha256_file(path: str) -> tuple[str, int]:
-    h, n = hashlib.sha256(), 0
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-            n += len(block)
-    return h.hexdigest(), n
+sha256_file = files.sha256_file  # (sha256, bytes) of a regular file; the release's own files too
 
 
 def _canonical(obj, where: str) -> str:
@@ -192,12 +187,21 @@ def _canonical(obj, where: str) -> str:
 
 
 def _gate_record(r: dict, where: str, finding: bool = False) -> None:
+    try:
+        _gate_checks(r, where, finding)
+    except RecursionError:  # e.g. a source of one long expression: Python's parser recurses
+        raise GateError(f"{where}: record fails the gate: bounds: too deeply nested to check (recursion limit)") from None
+    except MemoryError:
+        raise GateError(f"{where}: record fails the gate: bounds: too large to check (out of memory)") from None
+
+
+def _gate_checks(r: dict, where: str, finding: bool) -> None:
     """`finding`: a record of the run's FINDINGS directory (a wrong adjoint), held to that rule."""
     for check in (check_bounds, check_schema):
         verdict = check(r)
         if verdict["status"] != "passed":
             rid = r.get("id") if isinstance(r, dict) else None
-            raise GateError(f"{where}: record {str(rid)[:40]} fails the gate: {verdict['reason']}")
+            raise GateError(f"{where}: record {files.quote(rid, 40)} fails the gate: {files.quote(verdict['reason'], 300)}")
     why = unpublishable(r["checks"], finding)
     if why:
         raise GateError(f"{where}: record {r['id']} {why}")
@@ -211,17 +215,19 @@ def read_input(path: str, shown: str, threshold: float, codes: Codes) -> InputDi
     """One generator output directory, gated. `shown` is the path as the user typed it;
     `threshold` is the near-duplicate audit's (its LSH bands are cut for it); `codes` is
     shared by the entries of all inputs."""
+    shown = files.quote(shown)
     if not os.path.isdir(path):
         raise GateError(f"--in {shown}: not a directory")
     mpath = os.path.join(path, RUN_MANIFEST)
-    if not os.path.isfile(mpath):
+    if not os.path.lexists(mpath):
         raise GateError(f"--in {shown}: no manifest.json (not a finished generator run)")
     try:
-        with open(mpath, "rb") as f:
-            raw = f.read()
-        manifest = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise GateError(f"--in {shown}: manifest.json is unreadable ({type(e).__name__}: {str(e)[:100]})") from None
+        raw = files.read_bytes(mpath, "manifest.json")
+    except files.FileRefused as e:
+        raise GateError(f"--in {shown}: {e}") from None
+    manifest, why = files.decode_json(raw)
+    if why:
+        raise GateError(f"--in {shown}: manifest.json is unreadable ({why})")
     readable = schemas.load("pair")["properties"]["schema_version"]["enum"]  # older versions it admits
     if isinstance(manifest, dict) and manifest.get("record_schema_version") not in readable:
         raise GateError(f"--in {shown}: record schema {manifest.get('record_schema_version')} "
@@ -229,20 +235,17 @@ def read_input(path: str, shown: str, threshold: float, codes: Codes) -> InputDi
     problem = run_manifest_violation(manifest)  # the schema //validator holds a run's manifest to
     if problem:
         raise GateError(f"--in {shown}: manifest.json {problem}")
+    try:  # the one file set of a run, the one //validator judges: what its manifest lists, nothing else
+        run_files(path, manifest)
+    except files.FileRefused as e:
+        raise GateError(f"--in {shown}: {e}") from None
     listed = {s["path"]: s for s in manifest["shards"]}
-    for name in list_shards(path):
-        if name not in listed:
-            raise GateError(f"--in {shown}: {name} is not in manifest.json (unvalidated shard)")
     d = InputDir(shown, manifest, hashlib.sha256(raw).hexdigest(), Entries(threshold, codes), run=_read_run(path, shown))
     toolchain = _canonical(manifest["toolchain"], f"--in {shown}: manifest.json toolchain")
     for name in sorted(listed):
         _read_shard(d, path, shown, name, listed[name], toolchain)
     # the findings (a wrong adjoint, with its reproducer) go to their own config
     findings = {s["path"]: s for s in manifest["adjoint_mismatch"]["shards"]}
-    fdir = os.path.join(path, FINDINGS)
-    for name in sorted(os.listdir(fdir)) if os.path.isdir(fdir) else []:
-        if f"{FINDINGS}/{name}" not in findings:
-            raise GateError(f"--in {shown}: {FINDINGS}/{name} is not in manifest.json (unvalidated shard)")
     n = sum(_read_shard(d, path, shown, name, findings[name], toolchain, FINDINGS) for name in sorted(findings))
     if n != manifest["adjoint_mismatch"]["records"]:
         raise GateError(f"--in {shown}: {FINDINGS} holds {n} records, manifest.json says "
@@ -258,9 +261,10 @@ def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, too
     FINDINGS for the run's findings (default: the records' target). Returns the record count."""
     manifest = d.manifest
     spath = os.path.join(path, name)
-    if not os.path.isfile(spath):
-        raise GateError(f"--in {shown}: shard {name} listed in manifest.json is missing")
-    digest, size = sha256_file(spath)
+    try:
+        digest, size = files.sha256_file(spath, name)
+    except files.FileRefused as e:
+        raise GateError(f"--in {shown}: shard {e}") from None
     if digest != listed["sha256"] or size != listed["bytes"]:
         raise GateError(f"--in {shown}: shard {name} is corrupt (sha256/size differ from manifest.json)")
     n = 0
@@ -286,12 +290,11 @@ def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, too
 def _read_run(path: str, shown: str) -> dict | None:
     """run.json (seconds, pairs/s, workers, stage seconds ...; older runs hold fewer keys)."""
     rpath = os.path.join(path, "run.json")
-    if not os.path.isfile(rpath):
+    if not os.path.lexists(rpath):
         return None
     try:
-        with open(rpath, encoding="utf-8") as f:
-            run = json.load(f)
-    except ValueError as e:
+        run = files.read_json(rpath, "run.json")
+    except files.FileRefused as e:
         raise GateError(f"--in {shown}: run.json is unreadable ({e})") from None
     if not isinstance(run, dict):
         raise GateError(f"--in {shown}: run.json is not a JSON object")

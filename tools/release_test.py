@@ -17,25 +17,20 @@ import weakref
 
 import pytest
 
-TMP = os.environ.get("TEST_TMPDIR") or "/tmp/release_test"
-os.makedirs(TMP, exist_ok=True)
-# datasets reads these at import: keep its caches here and never reach the network
-os.environ.setdefault("HF_HOME", os.path.join(TMP, "hf"))
-os.environ["HF_DATASETS_CACHE"] = os.path.join(TMP, "hf", "datasets")
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_DATASETS_OFFLINE"] = "1"
+from tools.testing import fresh_dir, tmp_root  # noqa: E402 (sets datasets offline before it is imported)
+
+TMP = tmp_root("/tmp/release_test")
 
 import pipeline  # noqa: E402
 from tools import dedup, release, verify  # noqa: E402
 from tools import release_format as fmt  # noqa: E402
 from schemas.dataset_format import canonical_json  # noqa: E402
 from tools.testing import resign_shard  # noqa: E402
+from schemas.files import md  # noqa: E402
 
 
 def _tmp(name):
-    path = os.path.join(TMP, name)
-    shutil.rmtree(path, ignore_errors=True)
-    return path
+    return fresh_dir(TMP, name)
 
 
 @pytest.fixture(scope="module")
@@ -117,11 +112,11 @@ def test_the_card_carries_the_release_notes_of_the_versions_it_holds(dist):
         card = f.read()
     section = card[card.index("## Versions"):card.index("## Reproduce")]
     pair_note = schemas.RELEASE_NOTES["pair"][schemas.PAIR_SCHEMA_VERSION]
-    assert f"| {schemas.PAIR_SCHEMA_VERSION} | {pair_note} |" in section
-    assert schemas.RELEASE_NOTES["release_manifest"][schemas.RELEASE_MANIFEST_VERSION] in section
-    assert schemas.RELEASE_NOTES["spec"][schemas.SPEC_VERSION] in section
+    assert f"| {schemas.PAIR_SCHEMA_VERSION} | {md(pair_note)} |" in section  # table cells are escaped Markdown
+    assert md(schemas.RELEASE_NOTES["release_manifest"][schemas.RELEASE_MANIFEST_VERSION]) in section
+    assert md(schemas.RELEASE_NOTES["spec"][schemas.SPEC_VERSION]) in section
     for v, note in schemas.RELEASE_NOTES["pair"].items():  # the history, each version once
-        assert section.count(note) == 1, v
+        assert section.count(note) + (section.count(md(note)) if md(note) != note else 0) == 1, v
 
 
 def test_load_dataset_gives_the_manifest_counts(dist):

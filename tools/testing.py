@@ -4,6 +4,7 @@ alone would pass it and only the content checks can catch it."""
 import hashlib
 import json
 import os
+import shutil
 
 from tools import release
 from tools import release_format as fmt
@@ -19,3 +20,22 @@ def resign_shard(dist: str, rel: str, rows: list[dict], manifest: dict) -> None:
     entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     with open(os.path.join(dist, "manifest.json"), "w") as f:
         json.dump(manifest, f)
+
+
+def tmp_root(default: str) -> str:
+    """The test's temporary directory (Bazel's TEST_TMPDIR, else `default`), created; `datasets`
+    keeps its caches there and never reaches the network (it reads these at import)."""
+    tmp = os.environ.get("TEST_TMPDIR") or default
+    os.makedirs(tmp, exist_ok=True)
+    os.environ.setdefault("HF_HOME", os.path.join(tmp, "hf"))
+    os.environ["HF_DATASETS_CACHE"] = os.path.join(tmp, "hf", "datasets")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+    return tmp
+
+
+def fresh_dir(tmp: str, name: str) -> str:
+    """tmp/name, emptied (not created)."""
+    path = os.path.join(tmp, name)
+    shutil.rmtree(path, ignore_errors=True)
+    return path

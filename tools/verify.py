@@ -22,67 +22,85 @@ import json
 import os
 import sys
 
-import jsonschema
-
 import schemas
-from generator.paths import caller_path
-from schemas.dataset_format import RELEASE_KIND
+from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+from schemas import files
+from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, release_file_problems
+from tools import card
 from tools import release_format as fmt
-from tools.release_inputs import sha256_file
 from validator.verdicts import FINDINGS, check_static, unpublishable
-
-
-REPORT_DIR = "report"
 
 
 def _load_manifest(dist: str, problems: list[str]) -> dict | None:
     path = os.path.join(dist, "manifest.json")
     try:
-        with open(path) as f:
-            m = json.load(f)
-    except (OSError, ValueError) as e:
-        problems.append(f"manifest.json: unreadable ({type(e).__name__}: {e})")
+        m = files.read_json(path, "manifest.json")
+    except files.FileRefused as e:
+        problems.append(str(e))
         return None
     if not isinstance(m, dict) or m.get("kind") != RELEASE_KIND:
         problems.append(f"manifest.json: not a release manifest (kind is not {RELEASE_KIND})")
         return None
-    errors = sorted(jsonschema.Draft202012Validator(schemas.load("manifest")).iter_errors(m), key=lambda e: list(e.path))
+    errors = sorted(schemas.validator(schemas.load("manifest")).iter_errors(m), key=lambda e: list(e.path))
     if errors:
         e = errors[0]
-        problems.append(f"manifest.json: breaks the manifest schema at {'/'.join(map(str, e.path)) or '(root)'}: {e.message[:200]}")
+        problems.append(f"manifest.json: breaks the manifest schema at {files.quote('/'.join(map(str, e.path)) or '(root)')}: "
+                        f"{files.quote(e.message)}")
         return None
     return m
 
 
 def _check_files(dist: str, m: dict, problems: list[str]) -> None:
-    listed = {f["path"] for f in m["files"]}
+    """The file rule (schemas.dataset_format.release_file_problems), then each listed file's
+    size and sha256, and the card: README.md must be the card the manifest renders to."""
+    found = release_file_problems(dist, m)
+    problems += found
     for f in m["files"]:
-        path = os.path.join(dist, f["path"])
-        if not os.path.isfile(path):
-            problems.append(f"{f['path']}: listed in manifest.json but missing")
+        try:
+            digest, size = files.sha256_file(os.path.join(dist, f["path"]), f["path"])
+        except files.FileRefused as e:
+            if str(e) not in problems:
+                problems.append(str(e))
             continue
-        digest, size = sha256_file(path)
         if size != f["bytes"]:
             problems.append(f"{f['path']}: {size} bytes, manifest.json says {f['bytes']}")
         elif digest != f["sha256"]:
             problems.append(f"{f['path']}: sha256 {digest[:12]}... differs from manifest.json's {f['sha256'][:12]}...")
-    for root, dirs, names in os.walk(dist):
-        if root == dist and REPORT_DIR in dirs:
-            dirs.remove(REPORT_DIR)  # //report's output: derived from the release, not part of it
-        for n in names:
-            rel = os.path.relpath(os.path.join(root, n), dist)
-            if rel != "manifest.json" and rel not in listed:
-                problems.append(f"{rel}: present but not listed in manifest.json")
+    if any(f["path"] == RELEASE_CARD for f in m["files"]):
+        try:
+            want = card.render({k: v for k, v in m.items() if k != "files"}).encode("utf-8")
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, UnicodeEncodeError) as e:
+            problems.append(f"{RELEASE_CARD}: manifest.json does not render to a card ({type(e).__name__})")
+            return
+        try:
+            if files.read_bytes(os.path.join(dist, RELEASE_CARD), RELEASE_CARD, files.MAX_FILE_BYTES) != want:
+                problems.append(f"{RELEASE_CARD}: not the card manifest.json renders to (regenerate it with //tools:release)")
+        except files.FileRefused:
+            pass  # said by the file rule above
+    else:
+        problems.append(f"{RELEASE_CARD}: not listed in manifest.json")
 
 
 def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: set, found: list[str]) -> None:
     """The checks of one row of the file `f`; its (target, id) joins `seen` (`ids`: those of the
     files before)."""
-    rid = f"{f['path']}: record {row['id']}"
+    rid = f"{f['path']}: record {files.quote(row['id'], 40)}"
+    try:
+        _check_row_fields(row, f, m, fractions, found, rid)
+    except (KeyError, TypeError, ValueError, AttributeError, SyntaxError, RecursionError, MemoryError) as e:
+        # a null cell, a source that does not parse, a cell too deep or too large to parse
+        found.append(f"{rid}: a row that cannot be checked ({type(e).__name__})")
+    key = (row["target"], row["id"])
+    if key in ids or key in seen:
+        found.append(f"{rid}: id appears twice in the release")
+    seen.add(key)
+
+
+def _check_row_fields(row: dict, f: dict, m: dict, fractions: tuple, found: list[str], rid: str) -> None:
     finding = f["config"] == FINDINGS  # a finding keeps its target; the inputs' targets are the others
     in_place = row["target"] in {i["target"] for i in m["inputs"]} if finding else row["target"] == f["config"]
     if not in_place or row["split"] != f["split"]:
-        found.append(f"{rid}: is {row['target']}/{row['split']} inside {f['config']}/{f['split']}")
+        found.append(f"{rid}: is {files.quote(row['target'], 40)}/{files.quote(row['split'], 40)} inside {f['config']}/{f['split']}")
     if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
             fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
         found.append(f"{rid}: skeleton hash or split does not follow from its source")
@@ -98,10 +116,6 @@ def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: se
         why = unpublishable(record["checks"], finding)
         if why:
             found.append(f"{rid}: {why}")
-    key = (row["target"], row["id"])
-    if key in ids or key in seen:
-        found.append(f"{rid}: id appears twice in the release")
-    seen.add(key)
 
 
 def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
@@ -113,7 +127,7 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
     families = collections.Counter()
     ids = set()
     for f in m["files"]:
-        if not f["path"].endswith(".parquet") or not os.path.isfile(os.path.join(dist, f["path"])):
+        if not f["path"].endswith(".parquet"):
             continue
         # one file's findings count only once all of it has been read, as when it was read whole
         found, seen, n_rows = [], set(), 0
@@ -122,9 +136,14 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
         unreadable = lambda e: f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"  # noqa: E731
         try:
             pf = fmt.open_parquet(os.path.join(dist, where))
+        except files.FileRefused as e:  # each listed file is opened by the rule; said once
+            if str(e) not in problems:
+                problems.append(str(e))
+            continue
         except Exception as e:  # pyarrow raises several types for a damaged file
             problems.append(unreadable(e))
             continue
+
         cols = [(field.name, str(field.type)) for field in pf.schema_arrow]
         if cols != want_cols or [n for n, _, _ in fmt.columns(archs)] != [n for n, _ in cols]:
             problems.append(f"{where}: columns differ from the manifest's")
@@ -192,12 +211,19 @@ def main(argv=None) -> int:
     if len(argv) != 1 or argv[0].startswith("-"):
         print("error: usage: ./bazelw run //tools:verify -- DIST (a release directory)", file=sys.stderr)
         return 2
-    problems = verify(caller_path(argv[0]))
+    shown = files.quote(argv[0])
+    try:
+        with sigterm_raises():
+            problems = verify(caller_path(argv[0]))
+    except (KeyboardInterrupt, Terminated) as e:
+        print(f"error: {shown}: {'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'}; nothing written",
+              file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else 130
     if problems:
         more = f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""
-        print(f"error: {argv[0]}: {problems[0]}{more}", file=sys.stderr)
+        print(f"error: {shown}: {files.quote(problems[0], 400)}{more}", file=sys.stderr)
         return 1
-    print(f"ok: {argv[0]} matches its manifest.json (checksums, schema, counts)")
+    print(f"ok: {shown} matches its manifest.json (files, checksums, card, schema, counts)")
     return 0
 
 

@@ -144,6 +144,24 @@ def test_a_finding_reproduces_under_revalidation_and_a_passing_record_would_not(
     assert revalidate._judge_one(spec, again, rec)[0].startswith("gradient_mismatch:")
 
 
+def _list_in_manifest(run: str) -> None:
+    """The run's manifest re-signed to list its shard and its findings' shard as they now are."""
+    import hashlib
+
+    path = os.path.join(run, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    entries = []
+    for rel in ("shard-00000.jsonl", "adjoint_mismatch/shard-00000.jsonl"):
+        with open(os.path.join(run, rel), "rb") as f:
+            data = f.read()
+        entries.append({"path": rel, "records": data.count(b"\n"), "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest()})
+    m["shards"], m["adjoint_mismatch"] = entries[:1], {"records": entries[1]["records"], "shards": entries[1:]}
+    with open(path, "w") as f:
+        json.dump(m, f)
+
+
 def test_revalidation_holds_a_run_s_findings_to_their_rule(tmp_path):
     """//validator re-checks the records of a run's adjoint_mismatch/ too. Two coherent
     forgeries there: a real pair whose gradient verdict was rewritten to a mismatch (every other
@@ -163,6 +181,7 @@ def test_revalidation_holds_a_run_s_findings_to_their_rule(tmp_path):
     os.makedirs(os.path.join(out, "adjoint_mismatch"))
     with open(os.path.join(out, "adjoint_mismatch", "shard-00000.jsonl"), "w") as f:
         f.writelines(json.dumps(r) + "\n" for r in (forged, moved))
+    _list_in_manifest(out)  # the validator judges exactly what the run's manifest lists
     report = revalidate.revalidate(out)
     assert report["records"] == 8 and report["findings"] == {"records": 2, "failed": 2}, report
     assert [f["where"] for f in report["failures"]] == ["adjoint_mismatch/shard-00000.jsonl:1",

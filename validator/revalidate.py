@@ -18,6 +18,7 @@ import os
 import sys
 import shutil
 import queue
+import resource
 import signal
 import socket
 import tempfile
@@ -29,11 +30,19 @@ from extractor import warp_adapter
 from generator import records
 from generator.paths import EXIT_TERMINATED, Terminated, caller_dir, sigterm_raises
 from generator.spec import KernelSpec
-from schemas.dataset_format import RELEASE_KIND, RunManifestError, list_shards, read_records, read_run_manifest
+from schemas import files
+from schemas.dataset_format import (RELEASE_KIND, RunManifestError, read_records, read_run_manifest, release_file_problems,
+                                    run_files)
 from validator import checks, sandbox
 from validator.verdicts import ValidatorError, unpublishable
 
 BATCH = 50
+# the validator's own process (it reads the hostile files; its sandboxes compile and execute)
+# runs CPU-only local re-validations under this much more address space than it holds at the
+# start: measured VmPeak 0.77 GB on a run, and a file's size is capped before it is parsed (schemas/files.py), so only an attack
+# the caps missed can reach it, as a MemoryError that costs one record. Not set where a GPU may
+# be used (a CUDA context reserves far more address space than it uses) or on Ray.
+MAIN_ADDRESS_SPACE = 4 << 30
 # the exit status of a re-validation stopped by Ctrl-C: 128 + SIGINT, as if it had not been handled
 EXIT_INTERRUPTED = 128 + signal.SIGINT
 
@@ -57,6 +66,11 @@ def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
 
 class NoShards(ValidatorError):
     """The directory holds no shard-*.jsonl file."""
+
+
+class FileSetRefused(ValidatorError):
+    """A file of the dataset breaks the file rule (schemas/files.py): a listed file missing, not
+    a regular file or not canonically named, or a data file that is not listed."""
 
 
 class ToolchainMismatch(ValidatorError):
@@ -209,61 +223,65 @@ class _RayBox:
         pass
 
 
-def _run_sources(directory: str) -> tuple[list[tuple], dict | None]:
-    """A run directory's record sources: (name, finding, rows(), line count) for its shards and,
-    held to their own rule, its findings (FINDINGS/: wrong adjoints, kept out of the dataset);
-    and the first record's toolchain."""
-    shards = list_shards(directory)
-    if not shards:
-        raise NoShards(f"no shard-*.jsonl files in {directory}")
-    fdir = os.path.join(directory, checks.FINDINGS)
-    names = [(s, False) for s in shards] + [(os.path.join(checks.FINDINGS, s), True)
-                                            for s in (list_shards(fdir) if os.path.isdir(fdir) else [])]
+def _run_sources(directory: str, manifest: dict | None) -> tuple[list[tuple], dict | None]:
+    """A run directory's record sources: (name, finding, rows(), line count) for exactly the
+    shards its manifest lists (the file set //tools:release reads: schemas.dataset_format.run_files)
+    and, held to their own rule, its findings (FINDINGS/: wrong adjoints, kept out of the
+    dataset); and the first record's toolchain."""
+    try:
+        names = run_files(directory, manifest)
+    except files.FileRefused as e:
+        raise FileSetRefused(f"{files.quote(directory)}: {e}") from None
+    if not any(not finding for _, finding in names):
+        raise NoShards(f"no shard-*.jsonl files in {files.quote(directory)}")
     every = [(name, finding, functools.partial(read_records, os.path.join(directory, name)),
               _count_lines(os.path.join(directory, name))) for name, finding in names]
-    return every, _first_toolchain(directory, shards)
+    return every, _first_toolchain(directory, [n for n, finding in names if not finding])
 
 
 def _release_manifest(directory: str) -> dict | None:
-    """A release's manifest.json (its `kind` is RELEASE_KIND), or None for a run directory."""
+    """A release's manifest.json (its `kind` is RELEASE_KIND), checked against its schema, or
+    None for a run directory. manifest.json is read by the file rule (a link or FIFO there is
+    refused: FileSetRefused)."""
     path = os.path.join(directory, "manifest.json")
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
     try:
-        with open(path, "rb") as f:
-            m = json.loads(f.read().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        files.regular(path, "manifest.json")
+    except files.FileRefused as e:
+        raise FileSetRefused(f"{files.quote(directory)}: {e}") from None
+    try:
+        m = files.read_json(path, "manifest.json")
+    except files.FileRefused:
         return None  # a run's manifest: read_run_manifest says what is wrong with it
     if not isinstance(m, dict) or m.get("kind") != RELEASE_KIND:
         return None
-    if not isinstance(m.get("record_schema_version"), str) or not isinstance(m.get("toolchain"), dict):
-        raise NoShards(f"{directory}: a release manifest without record_schema_version and toolchain "
-                       f"(run //tools:verify {directory})")
+    problem = schemas.violation("manifest", m)
+    if problem:
+        raise NoShards(f"{files.quote(directory)}: the release's manifest.json {files.quote(problem, 300)}")
     return m
 
 
 def _release_sources(directory: str, m: dict) -> tuple[list[tuple], dict]:
-    """A release's record sources: every data/<config>/*.parquet file on disk (whatever the
-    manifest lists: //tools:verify checks the list, the hashes and the counts), its rows rebuilt
-    into records with the manifest's schema version and toolchain; the FINDINGS config held to
-    its own rule."""
-    import pyarrow.parquet as pq  # here: a run's re-validation (and every sandbox child) does without it
-
-    data = os.path.join(directory, "data")
+    """A release's record sources: exactly the Parquet files its manifest lists, by the file rule
+    //tools:verify applies (schemas.dataset_format.release_file_problems: canonical paths that
+    agree with their config and split, regular files, nothing unlisted), their rows rebuilt into
+    records with the manifest's schema version and toolchain; the FINDINGS config held to its
+    own rule."""
+    problems = release_file_problems(directory, m)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise FileSetRefused(f"{files.quote(directory)}: {problems[0]}{more}")
     every = []
-    for config in sorted(os.listdir(data)) if os.path.isdir(data) else []:
-        cdir = os.path.join(data, config)
-        for name in sorted(n for n in os.listdir(cdir) if n.endswith(".parquet")) if os.path.isdir(cdir) else []:
-            rel = f"data/{config}/{name}"
-            path = os.path.join(directory, rel)
-            try:
-                rows = pq.ParquetFile(path).metadata.num_rows
-            except Exception:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-                rows = 1
-            every.append((rel, config == checks.FINDINGS,
-                          functools.partial(_parquet_records, path, rel, m["record_schema_version"], m["toolchain"]), rows))
+    for f in m["files"]:
+        rel = f["path"]
+        if not rel.endswith(".parquet"):
+            continue
+        every.append((rel, f["config"] == checks.FINDINGS,
+                      functools.partial(_parquet_records, os.path.join(directory, rel), rel, m["record_schema_version"],
+                                        m["toolchain"]), f["rows"]))
     if not every:
-        raise NoShards(f"no data/<config>/*.parquet files in the release {directory}")
+        raise NoShards(f"no data/<config>/*.parquet files listed in the release {files.quote(directory)}")
     return every, {**m["toolchain"], "_schema_version": m["record_schema_version"]}
 
 
@@ -273,16 +291,20 @@ def _parquet_records(path: str, rel: str, schema_version: str, toolchain: dict):
     from schemas.release_rows import open_parquet, row_groups, to_record
 
     n = 0
+    archs = [f"ptx_{a}" for a in sorted(toolchain.get("ptx_archs") or [])]
     try:
-        for rows in row_groups(open_parquet(path)):
+        for rows in row_groups(open_parquet(path, rel)):
             for row in rows:
                 n += 1
                 try:
+                    if sorted(k for k in row if k.startswith("ptx_")) != archs:
+                        raise ValueError("its PTX columns are not the toolchain's archs")
                     yield n, to_record(row, schema_version, toolchain), None
-                except (KeyError, TypeError, ValueError, RecursionError) as e:
-                    yield n, None, f"corrupt: {rel}:{n}: a row that is no record ({type(e).__name__}: {str(e)[:120]})"
+                except (KeyError, TypeError, ValueError, RecursionError, MemoryError) as e:
+                    yield n, None, (f"corrupt: {rel}:{n}: a row that is no record "
+                                    f"({type(e).__name__}: {files.quote(str(e), 120)})")
     except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        yield n + 1, None, f"corrupt: {rel}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"
+        yield n + 1, None, f"corrupt: {rel}: not a readable Parquet file ({type(e).__name__}: {files.quote(str(e), 120)})"
 
 
 def _first_toolchain(directory: str, shards: list[str]) -> dict | None:
@@ -342,7 +364,7 @@ def _compare_gradient(res: checks.KernelResult, rec: dict, finding: bool = False
 
 
 def _count_lines(path: str) -> int:
-    with open(path, "rb") as f:
+    with files.open_regular(path) as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
@@ -376,8 +398,8 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     CPUs), CPU only, with the same report."""
     release = _release_manifest(directory)
     if release is None:
-        every, stored = _run_sources(directory)
-        read_run_manifest(directory)  # a run's manifest, where there is one, meets its schema
+        # a run's manifest, where there is one, meets its schema; it lists the shards judged
+        every, stored = _run_sources(directory, read_run_manifest(directory))
     else:
         every, stored = _release_sources(directory, release)
     check_toolchain(directory, stored)
@@ -559,6 +581,12 @@ def _judge_one(spec, res: checks.KernelResult, rec: dict, finding: bool = False)
     return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec, finding), g
 
 
+def _address_space() -> int:
+    """This process's address space now (VmSize), in bytes."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="bazel run //validator --", description="Re-validate a dataset directory.")
     p.add_argument("dir", help="a run directory holding shard-*.jsonl (as written by //generator:cpu or :cuda), "
@@ -591,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     base = caller_dir()
     directory = os.path.join(base, args.dir)
     if not os.path.isdir(directory):
-        print(f"error: {args.dir}: not a directory", file=sys.stderr)
+        print(f"error: {files.quote(args.dir)}: not a directory", file=sys.stderr)
         return 2
     gpu = {"auto": None, "cpu": False, "cuda": True}[args.device]
     if gpu and not warp_adapter.cuda_available():
@@ -599,6 +627,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     t0 = time.time()
     owned = False
+    limited = args.executor == "local" and (gpu is False or not warp_adapter.cuda_available())
+    address_space = resource.getrlimit(resource.RLIMIT_AS)
+    # on top of what the process holds already (a fresh validator: about 0.2 GB; a caller that
+    # embeds it, such as a test process holding Ray, may hold more)
+    cap = _address_space() + MAIN_ADDRESS_SPACE
+    if limited and not 0 <= address_space[0] <= cap:
+        resource.setrlimit(resource.RLIMIT_AS, (cap, address_space[1]))  # soft: the sandboxes set their own
     # SIGTERM stops a re-validation as Ctrl-C does: every sandbox's child killed mid-batch, the
     # temporary directory removed, one error line (left alone, SIGTERM killed this process and
     # left its sandboxes running; Ctrl-C waited for each sandbox's batch to end)
@@ -612,13 +647,15 @@ def main(argv: list[str] | None = None) -> int:
                                               16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
             report = revalidate(directory, gpu, workers, args.quiet, args.executor, args.ray_address)
     except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {files.quote(str(e), 600)}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, Terminated) as e:
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
-        print(f"error: {how}; no report written, {args.dir} untouched: the same command starts over", file=sys.stderr)
+        print(f"error: {how}; no report written, {files.quote(args.dir)} untouched: the same command starts over",
+              file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     finally:
+        resource.setrlimit(resource.RLIMIT_AS, address_space)
         if owned:
             import ray
 
@@ -630,16 +667,21 @@ def main(argv: list[str] | None = None) -> int:
     default = (os.path.join(directory, "validation_report.json") if report["kind"] == "run"
                else os.path.normpath(directory) + ".validation_report.json")
     out = os.path.join(base, args.report) if args.report else default
-    with open(out, "w") as f:
-        json.dump(report, f, indent=2, sort_keys=True)
-    print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {out}")
+    if report["kind"] == "release" and files.inside(out, directory):
+        print(f"error: --report {files.quote(args.report)}: inside the release {files.quote(args.dir)} (a file added to "
+              f"a release breaks it); write it elsewhere", file=sys.stderr)
+        return 2
+    # written to a new file renamed into place: a link planted at the report's path is replaced,
+    # never written through
+    files.write_text(out, json.dumps(report, indent=2, sort_keys=True))
+    print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {files.quote(out)}")
     if report["findings"]["records"]:
         print(f"of which {report['findings']['records']} findings ({checks.FINDINGS}/, held to their own rule): "
               f"{report['findings']['records'] - report['findings']['failed']} reproduced, {report['findings']['failed']} failed")
     print("GPU execution: " + (", ".join(f"{s} {n}" for s, n in report["execute_gpu"].items()) or "none")
           + (f" ({'; '.join(report['execute_gpu_notes'])})" if report["execute_gpu_notes"] else ""))
     for reason, n in sorted(report["failures_by_reason"].items()):
-        print(f"  {reason}: {n}")
+        print(f"  {files.quote(reason, 80)}: {n}")
     for f in report["failures"][:10]:
-        print(f"  {f['where']} {f['id']}: {f['reason']}")
+        print(f"  {files.quote(f['where'], 120)} {files.quote(f['id'], 40)}: {files.quote(f['reason'], 300)}")
     return 1 if report["failed"] else 0

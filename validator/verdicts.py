@@ -127,7 +127,7 @@ class KernelResult:
 
 @functools.lru_cache(maxsize=None)
 def _pair_validator():
-    return jsonschema.Draft202012Validator(schemas.load("pair"))
+    return schemas.validator(schemas.load("pair"))
 
 
 class _Unsupported(Exception):
@@ -230,7 +230,7 @@ def _compile_schema(validator):
         return lambda x: equal(x, v)
 
     def k_pattern(v, s):
-        rx = re.compile(v)
+        rx = re.compile(schemas.python_pattern(v))
         return lambda x: not is_str(x) or rx.search(x) is not None
 
     def k_min_length(v, s):
@@ -605,7 +605,12 @@ def check_static(record) -> dict:
     for //validator, //tools:verify and //tools:release, so an attack meets the same walls in each."""
     for check in (check_bounds, check_schema, check_spec, lambda r: check_safety(r["source"]), check_spec_source,
                   check_consistency):
-        verdict = check(record)
+        try:
+            verdict = check(record)
+        except RecursionError:  # e.g. a 100 KB source of one long expression: Python's parser recurses
+            return failed("bounds: too deeply nested to check (recursion limit)")
+        except MemoryError:
+            return failed("bounds: too large to check (out of memory)")
         if verdict["status"] != "passed":
             return verdict
     return PASSED
