@@ -374,7 +374,7 @@ def test_an_overlong_line_is_one_reject_read_past_in_bounded_memory(run_dir):
     assert report["records"] == 9 and report["failed"] == 1
 
 
-def test_a_fifo_at_a_listed_path_blocks_no_tool_and_sigterm_stops_each_in_seconds(run_dir, dist):
+def test_a_fifo_at_a_listed_path_blocks_no_tool(run_dir, dist):
     d = _copy(run_dir, "fifo_run")
     os.unlink(os.path.join(d, "shard-00000.jsonl"))
     os.mkfifo(os.path.join(d, "shard-00000.jsonl"))
@@ -391,16 +391,50 @@ def test_a_fifo_at_a_listed_path_blocks_no_tool_and_sigterm_stops_each_in_second
         rc, _, err, _, took = _tool(module, *args, timeout=60)
         assert rc == want and "is a FIFO" in _error_line(err), (module, rc, err[-1500:])
 
-    # SIGTERM: verify on the intact release, stopped mid-way, says one line and exits 143
-    p = subprocess.Popen([sys.executable, "-c", RUNNER, json.dumps(sys.path), "tools.verify", dist],
+
+
+SLOW = r"""
+import functools, json, os, sys, time
+sys.path[:0] = json.loads(sys.argv[1])
+import importlib
+module, slowed, marker = sys.argv[2], sys.argv[3].split(":"), sys.argv[4]
+owner = importlib.import_module(slowed[0])
+real = getattr(owner, slowed[1])
+
+@functools.wraps(real)
+def slow(*a, **k):  # the test's own stand-in for a long run: this process alone, no hook in the tool
+    open(marker, "w").close()
+    time.sleep(3600)
+    return real(*a, **k)
+
+setattr(owner, slowed[1], slow)
+sys.exit(importlib.import_module(module).main(sys.argv[5:]))
+"""
+
+
+@pytest.mark.parametrize("module,slowed,args", [
+    ("tools.verify", "tools.verify:_check_row", ["DIST"]),
+    ("tools.release", "tools.release_inputs:_gate_record", ["--in", "RUN", "--out", "OUT", "--version", "1.0.0"]),
+    ("validator.revalidate", "validator.checks:check_static", ["RUN", "--device", "cpu", "--quiet"]),
+])
+def test_sigterm_stops_each_tool_within_5_seconds_with_one_line(run_dir, dist, module, slowed, args):
+    marker = os.path.join(TMP, f"slow_{module}")
+    if os.path.exists(marker):
+        os.unlink(marker)
+    out = _tmp(f"sigterm_{module}")
+    args = [{"DIST": dist, "RUN": run_dir, "OUT": out}.get(a, a) for a in args]
+    p = subprocess.Popen([sys.executable, "-c", SLOW, json.dumps(sys.path), module, slowed, marker, *args],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=TMP)
-    time.sleep(3)
+    deadline = time.monotonic() + 120
+    while not os.path.exists(marker):
+        assert p.poll() is None and time.monotonic() < deadline, p.communicate()
+        time.sleep(0.1)
     t0 = time.monotonic()
     p.terminate()
-    out, err = p.communicate(timeout=30)
+    _, err = p.communicate(timeout=30)
     assert time.monotonic() - t0 < 5
-    if p.returncode != 0:  # it may have finished first on a fast machine
-        assert p.returncode == 143 and "terminated (SIGTERM)" in _error_line(err), (p.returncode, err[-1500:])
+    assert p.returncode == 143 and "terminated (SIGTERM)" in _error_line(err), (p.returncode, err[-1500:])
+    assert not os.path.exists(out) and not [n for n in os.listdir(TMP) if n.startswith(".release-")]
 
 
 # ---- terminal and markup injection -----------------------------------------------------------------

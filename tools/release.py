@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import schemas
-from generator.paths import caller_path
+from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
 from tools import card, dedup
 from tools import release_format as fmt
@@ -236,13 +236,19 @@ def main(argv=None) -> int:
     os.umask(umask)
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the release private
     try:
-        dirs = read_inputs([(caller_path(p), p) for p in args.inputs], args.near_dup_threshold)
-        command = "./bazelw run //tools:release -- " + shlex.join(argv)
-        m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl, command)
-        fmt.publish(tmp, out, ".release-old-")
+        with sigterm_raises():  # SIGTERM stops it as Ctrl-C does: the unfinished release removed, one line
+            dirs = read_inputs([(caller_path(p), p) for p in args.inputs], args.near_dup_threshold)
+            command = "./bazelw run //tools:release -- " + shlex.join(argv)
+            m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl,
+                      command)
+            fmt.publish(tmp, out, ".release-old-")
     except GateError as e:
         print(f"error: release refused: {files.quote(str(e), 600)}", file=sys.stderr)
         return 1
+    except (KeyboardInterrupt, Terminated) as e:
+        how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
+        print(f"error: {how}; nothing written to {files.quote(args.out)}", file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(e, Terminated) else 130
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
