@@ -32,9 +32,6 @@ FINDINGS_DIR = checks.FINDINGS
 EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execute_backward_gpu")
 # test hooks, read by workers (spawned workers cannot be monkeypatched): kill the worker with
 # SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K
-TEST_KILL_ENV = "WARP_IR_TEST_KILL_CHUNK"
-TEST_STICKY_ENV = "WARP_IR_TEST_STICKY_KERNEL"
-TEST_CRASH_ENV = "WARP_IR_TEST_CRASH_KERNEL"  # SIGKILL the worker when it starts executing this kernel
 # A worker names the kernel it is executing in this file (beside the chunk's shard), so that when
 # the worker dies (a native crash, an out-of-memory kill) the parent knows which kernel it was.
 RUNNING_SUFFIX = ".running.json"
@@ -95,7 +92,7 @@ def process_chunk(task: dict) -> dict:
     outcomes, drawn = draw(task, faulted)
     timings["spec"] = time.perf_counter() - t0
     results = extract_and_check(task, drawn, faulted, timings)
-    _test_kill(c)
+    _test_kill(c, task.get("faults") or {})
     t0 = time.perf_counter()
     kept, findings, toolchain = assemble(task["target"], drawn, results)
     for o in outcomes:
@@ -150,7 +147,8 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
     specs = [spec for _, spec, _ in drawn]
     index = {spec.name: outcome["index"] for outcome, spec, _ in drawn}
     running = running_path(task["out"], task["chunk"])
-    crash = os.environ.get(TEST_CRASH_ENV)
+    faults = task.get("faults") or {}  # tests only (pipeline.config.Faults)
+    crash = faults.get("crash_kernel")
 
     def on_kernel(name: str) -> None:
         with open(running, "w") as f:  # no fsync: a killed process's writes survive it
@@ -159,7 +157,7 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
             os.kill(os.getpid(), signal.SIGKILL)
 
     try:
-        _test_sticky_stand_in(specs)
+        _test_sticky_stand_in(specs, faults.get("sticky_kernel"))
         results = checks.check_batch(specs, task.get("archs", list(warp_adapter.DEFAULT_ARCHS)),
                                      validate=task.get("validate", True), timings=timings,
                                      gpu=gpu, device=device, on_kernel=on_kernel) if specs else []
@@ -246,10 +244,9 @@ def read_faults(out: str, c: int) -> dict[str, str]:
         return json.load(f)
 
 
-def _test_sticky_stand_in(specs) -> None:
-    """CPU stand-in for a sticky CUDA error (tests only): a batch holding the kernel named
-    $WARP_IR_TEST_STICKY_KERNEL raises CudaContextLost for it, as a faulting GPU launch would."""
-    want = os.environ.get(TEST_STICKY_ENV)
+def _test_sticky_stand_in(specs, want: str | None) -> None:
+    """CPU stand-in for a sticky CUDA error (tests only, `Faults.sticky_kernel`): a batch holding
+    the kernel named `want` raises CudaContextLost for it, as a faulting GPU launch would."""
     if not want:
         return
     for spec in specs:
@@ -257,11 +254,11 @@ def _test_sticky_stand_in(specs) -> None:
             raise warp_adapter.CudaContextLost(spec.name, "stand-in: an illegal memory access was encountered")
 
 
-def _test_kill(c: int) -> None:
-    """Tests only: SIGKILL this worker in the middle of chunk $WARP_IR_TEST_KILL_CHUNK (after
-    its compile, before its write), once per run (a flag file in the run's temporary directory);
+def _test_kill(c: int, faults: dict) -> None:
+    """Tests only (`Faults.kill_chunk`): SIGKILL this worker in the middle of chunk N (after its
+    compile, before its write), once per run (a flag file in the run's temporary directory);
     "N*" kills it every time it runs chunk N."""
-    want = os.environ.get(TEST_KILL_ENV)
+    want = faults.get("kill_chunk")
     if want == f"{c}*":
         os.kill(os.getpid(), signal.SIGKILL)
     if want != str(c):

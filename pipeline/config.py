@@ -25,13 +25,31 @@ WORKERS_PER_GPU = 16
 
 
 @dataclasses.dataclass(frozen=True)
+class Faults:
+    """Faults a test injects into a run; production never sets them (no flag, no environment
+    variable reaches them). They travel as data in each chunk task to the worker that runs it,
+    wherever it runs (a local process, a Ray task).
+    `kill_chunk`: "N" SIGKILLs the worker in the middle of chunk N (after its compile, before its
+    write) once per run; "N*" every time it runs chunk N.
+    `sticky_kernel`: a batch holding this kernel raises CudaContextLost for it, a CPU stand-in for
+    a GPU launch that faults.
+    `crash_kernel`: SIGKILL the worker when it starts executing this kernel, a stand-in for a
+    native crash in its launch."""
+
+    kill_chunk: str | None = None
+    sticky_kernel: str | None = None
+    crash_kernel: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One generation run. `gpus`: the CUDA devices that execute (None: every one of this
     machine; []: none, GPU execution off); workers are assigned to them round robin.
     `workers`: None for `default_workers`. `archs`: NVRTC targets (None: the adapter's default).
     `executor`: "local" (worker processes here) or "ray" (Ray tasks, CPU only: gpus None means
     none there; `ray_address` None starts a local Ray instance for the run, "auto" or HOST:PORT
-    joins a cluster). Not a resume key: the executor does not change a byte of the dataset."""
+    joins a cluster). Not a resume key: the executor does not change a byte of the dataset.
+    `faults`: tests only (`Faults`)."""
 
     target: str
     count: int
@@ -45,6 +63,7 @@ class RunConfig:
     gpus: list[str] | None = None
     executor: str = "local"
     ray_address: str | None = None
+    faults: Faults | None = None
 
 
 def default_workers(devices: list[str]) -> int:

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 
 from generator.paths import use_run_dir
-from pipeline.chunk import TEST_CRASH_ENV, TEST_KILL_ENV, TEST_STICKY_ENV, process_chunk
+from pipeline.chunk import process_chunk
 from pipeline.errors import ExecutorUnavailable
 
 # A worker whose CUDA context was lost (a sticky error) exits with this status; the parent
@@ -176,9 +176,6 @@ class LocalExecutor(Executor):
 # Warp cache goes under $TMPDIR/<name> on its node, as a LocalExecutor worker's goes under the
 # run's temporary directory, and each node's copy is removed when the run ends.
 RAY_RUN_ENV = "WARP_IR_RAY_RUN"
-# the chunk test hooks a Ray worker gets from the driver's environment (spawned local workers
-# inherit it; Ray workers are started by the raylet, whose environment is its own)
-TEST_ENVS = (TEST_KILL_ENV, TEST_STICKY_ENV, TEST_CRASH_ENV)
 RAY_SWEEP_TIMEOUT_S = 60
 
 _run_dir: str | None = None  # in a Ray worker: the run's temporary directory on this node
@@ -244,7 +241,7 @@ class RayExecutor(Executor):
             raise ExecutorUnavailable(f"the Ray cluster{f' at {address}' if address else ''} has no CPUs")
         self.workers = workers or cpus
         self.capacity = 2 * self.workers  # chunks in flight: as LocalExecutor's, one running and one queued each
-        env = {RAY_RUN_ENV: self.name, **RAY_WORKER_ENV, **{k: os.environ[k] for k in TEST_ENVS if k in os.environ}}
+        env = {RAY_RUN_ENV: self.name, **RAY_WORKER_ENV}
         self.remote = ray.remote(num_cpus=1, max_retries=0)(_ray_chunk).options(runtime_env={"env_vars": env})
         self.pending: dict = {}  # ObjectRef -> task
 

@@ -259,12 +259,14 @@ def test_a_run_leaves_nothing_outside_its_out_and_its_temporary_directory():
     home, tmp, out = (os.path.join(base, d) for d in ("home", "tmp", "out"))
     os.makedirs(home)
     os.makedirs(tmp)
-    code = "import sys; from pipeline.cli import main; sys.exit(main('cpu'))"
+    # the CLI's run carries a fault (tests only, as data): its worker is SIGKILLed mid-chunk 1
+    code = ("import functools, sys; from pipeline import cli, config; "
+            "cli.RunConfig = functools.partial(config.RunConfig, faults=config.Faults(kill_chunk='1')); "
+            "sys.exit(cli.main('cpu'))")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), HOME=home, TMPDIR=tmp,
                XDG_CACHE_HOME=os.path.join(home, ".cache"))
     env.pop("TEST_TMPDIR", None)
     env.pop("WARP_IR_RUN_DIR", None)
-    env[chunk.TEST_KILL_ENV] = "1"
     done = subprocess.run([sys.executable, "-c", code, "--count", "100", "--seed", "3", "--out", out,
                            "--families", "arith,branch", "--workers", "2", "--quiet"], env=env,
                           capture_output=True, text=True, timeout=1200)

@@ -7,6 +7,7 @@ unix sockets need paths under 108 characters; HOME a temporary directory, where 
 auth token: Bazel may leave HOME unset). A process connected to Ray runs its Ray tasks there."""
 
 import filecmp
+import functools
 import json
 import os
 import shutil
@@ -116,10 +117,10 @@ def test_a_ray_run_gives_the_bytes_of_a_local_run(ray_run, reference):
 
 def test_a_ray_worker_killed_mid_chunk_is_run_again_and_the_output_is_exact(cluster, reference_nv, monkeypatch):
     # a real SIGKILL of the Ray worker in the middle of chunk 1 (after its codegen, before its
-    # write), once per run; the hook reaches the Ray worker through the task's runtime_env
-    monkeypatch.setenv(chunk.TEST_KILL_ENV, "1")
+    # write), once per run; the fault reaches the Ray worker in the chunk task, as data
     out = _tmp("ray_killed")
-    m = pipeline.run(pipeline.RunConfig("cpu", NV_COUNT, 3, out, FAMS, quiet=True, validate=False, executor="ray"))
+    m = pipeline.run(pipeline.RunConfig("cpu", NV_COUNT, 3, out, FAMS, quiet=True, validate=False, executor="ray",
+                                        faults=pipeline.Faults(kill_chunk="1")))
     assert m["counts"]["passed"] == NV_COUNT
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(1, None)]
     assert _files(out) == _files(reference_nv)
@@ -128,7 +129,7 @@ def test_a_ray_worker_killed_mid_chunk_is_run_again_and_the_output_is_exact(clus
 
 def test_a_chunk_that_keeps_killing_its_ray_worker_ends_the_run_with_one_line(cluster, monkeypatch, capsys):
     # every Ray worker that runs chunk 1 dies: the scheduler's death count stops the run, as locally
-    monkeypatch.setenv(chunk.TEST_KILL_ENV, "1*")
+    monkeypatch.setattr(cli, "RunConfig", functools.partial(pipeline.RunConfig, faults=pipeline.Faults(kill_chunk="1*")))
     out = _tmp("ray_deaths")
     code = cli.main("cpu", ["--count", "60", "--seed", "5", "--out", out, "--families", "arith", "--quiet",
                             "--no-validate", "--executor", "ray"])
@@ -146,9 +147,9 @@ def test_sticky_cuda_error_cpu_stand_in_on_ray_kills_the_worker_and_rejects_the_
 
     family, seed = pipeline.kernel_plan(3, FAMS, 3)
     culprit = build_spec(family, seed).name
-    monkeypatch.setenv(chunk.TEST_STICKY_ENV, culprit)
     out = _tmp("ray_sticky")
-    m = pipeline.run(pipeline.RunConfig("cpu", 100, 3, out, FAMS, quiet=True, validate=False, executor="ray"))
+    m = pipeline.run(pipeline.RunConfig("cpu", 100, 3, out, FAMS, quiet=True, validate=False, executor="ray",
+                                        faults=pipeline.Faults(sticky_kernel=culprit)))
     assert m["counts"]["passed"] == 100 and m["rejects_by_reason"] == {"cuda_context_lost": 1}
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(0, None)]  # Ray hides the status
     ref, got = _records(reference_nv), _records(out)

@@ -4,6 +4,7 @@ dead workers' chunks re-run, then the manifest and run.json."""
 from __future__ import annotations
 
 import collections
+import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -141,6 +142,8 @@ def run(cfg: RunConfig) -> dict:
                     continue
                 task = {"out": out, "chunk": c, "target": target, "seed": seed, "families": families, "archs": archs,
                         "validate": validate, "gpus_off": gpus is not None and not gpus}
+                if cfg.faults is not None:  # tests only
+                    task["faults"] = dataclasses.asdict(cfg.faults)
                 inflight.add(c)
                 pool.submit(task)
             if not inflight:

@@ -3,6 +3,7 @@ the attempt cap, --gpus and device assignment, and refusing to resume across a d
 
 A GPU cannot be had here: where a test stands in for one, its name says `cpu_stand_in`."""
 
+import functools
 import json
 import os
 import shutil
@@ -45,9 +46,9 @@ def reference():
 
 def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_byte_identical(reference, monkeypatch):
     # a real fault: the worker SIGKILLs itself in the middle of chunk 1 (compiled, not yet written)
-    monkeypatch.setenv(chunk.TEST_KILL_ENV, "1")
     out = _tmp("killed")
-    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True))
+    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True,
+                                        faults=pipeline.Faults(kill_chunk="1")))
     assert m["counts"]["passed"] == COUNT
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(1, -9)]
     assert _lines(out) == _lines(reference)
@@ -60,9 +61,9 @@ def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culp
     # exits, the parent starts a fresh one, the chunk runs again without the culprit
     family, seed = pipeline.kernel_plan(5, FAMS, 3)
     culprit = build_spec(family, seed).name
-    monkeypatch.setenv(chunk.TEST_STICKY_ENV, culprit)
     out = _tmp("sticky")
-    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True))
+    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True,
+                                        faults=pipeline.Faults(sticky_kernel=culprit)))
     assert m["counts"]["passed"] == COUNT
     assert m["rejects_by_reason"] == {"cuda_context_lost": 1}
     assert "illegal memory access" in m["reject_examples"]["cuda_context_lost"]["reason"]
@@ -82,9 +83,9 @@ def test_a_kernel_that_kills_its_worker_twice_is_rejected_and_the_rest_is_byte_i
     # kernel; the first death is a strike, the second rejects it, the third run writes the chunk.
     family, seed = pipeline.kernel_plan(5, FAMS, 3)
     culprit = build_spec(family, seed).name
-    monkeypatch.setenv(chunk.TEST_CRASH_ENV, culprit)
     out = _tmp("crash")
-    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True))
+    m = pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=2, quiet=True,
+                                        faults=pipeline.Faults(crash_kernel=culprit)))
     assert m["counts"]["passed"] == COUNT
     assert m["rejects_by_reason"] == {"worker_died": 1}
     assert culprit in m["reject_examples"]["worker_died"]["reason"]
@@ -95,7 +96,8 @@ def test_a_kernel_that_kills_its_worker_twice_is_rejected_and_the_rest_is_byte_i
 
 
 def test_a_chunk_that_keeps_killing_its_worker_ends_the_run_with_one_line(monkeypatch, capsys):
-    monkeypatch.setenv(chunk.TEST_KILL_ENV, "1*")  # every worker that runs chunk 1 is SIGKILLed mid-chunk
+    # every worker that runs chunk 1 is SIGKILLed mid-chunk: the CLI's run carries the fault
+    monkeypatch.setattr(cli, "RunConfig", functools.partial(pipeline.RunConfig, faults=pipeline.Faults(kill_chunk="1*")))
     out = _tmp("deaths")
     code = cli.main("cpu", ["--count", "60", "--seed", "5", "--out", out, "--families", "arith", "--workers", "2",
                             "--quiet", "--no-validate"])
