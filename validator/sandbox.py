@@ -46,22 +46,19 @@ def _limit(address_space: int | None, run_dir: str | None) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
-# tests only: seconds a sandbox child sleeps before each batch (a stand-in for a batch that
-# takes long, to show that stopping //validator does not wait for it)
-TEST_SLOW_ENV = "WARP_IR_TEST_SANDBOX_SLEEP"
 
 
 class Aborted(Exception):
     """The sandbox was stopped (`abort`) while or before it ran a batch."""
 
 
-def _run(specs, archs, gpu):
+def _run(specs, archs, gpu, delay_s: float = 0.0):
     from validator import checks
 
-    if os.environ.get(TEST_SLOW_ENV):
+    if delay_s:  # tests only (Sandbox's delay_s)
         import time
 
-        time.sleep(float(os.environ[TEST_SLOW_ENV]))
+        time.sleep(delay_s)
     return checks.check_batch(specs, archs, gpu=gpu)
 
 
@@ -76,12 +73,14 @@ def _cpu_seconds(pid: int) -> float:
 
 
 class Sandbox:
-    """Runs `checks.check_batch` in a child process with the limits above."""
+    """Runs `checks.check_batch` in a child process with the limits above. `delay_s` (tests
+    only): seconds the child sleeps before each batch, a stand-in for a batch that takes long."""
 
     def __init__(self, gpu: bool | None, run_dir: str | None = None, cpu_only: bool = True,
                  timeout_s: float = BATCH_TIMEOUT_S, address_space: int = ADDRESS_SPACE,
-                 cpu_s: float = CPU_SECONDS_PER_BATCH):
+                 cpu_s: float = CPU_SECONDS_PER_BATCH, delay_s: float = 0.0):
         self.gpu, self.run_dir, self.timeout_s, self.cpu_s, self._pool = gpu, run_dir, timeout_s, cpu_s, None
+        self.delay_s = delay_s
         self.address_space = address_space if cpu_only else None
         self.aborted = False
 
@@ -117,7 +116,7 @@ class Sandbox:
             raise Aborted("sandbox stopped")
         if self._pool is None:
             self._start()
-        future = self._pool.submit(_run, specs, archs, self.gpu)
+        future = self._pool.submit(_run, specs, archs, self.gpu, self.delay_s)
         pids = list(getattr(self._pool, "_processes", {}))
         start = {p: _cpu_seconds(p) for p in pids}
         waited, why = 0.0, None
