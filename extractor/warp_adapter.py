@@ -3,6 +3,11 @@
 Everything here that touches `warp._src` is listed in `INTERNAL_SYMBOLS`; the contract test
 (`extractor/warp_adapter_test.py`) checks each still exists, so a Warp upgrade that moves one
 fails loudly with the symbol's name instead of producing wrong data.
+
+What needs no Warp lives beside it, and its public names are re-exported here so callers
+keep one entry point: cutting each kernel's text from the compiled module source
+(`extractor/cut.py`), its PTX from the module PTX (`extractor/ptx.py`), and telling a CUDA
+error that loses the context (`extractor/cuda_errors.py`).
 """
 
 from __future__ import annotations
@@ -25,6 +30,11 @@ import warp as wp
 from warp._src import build as _build
 from warp._src import codegen as _codegen
 from warp._src import context as _context
+
+from extractor.cuda_errors import CudaContextLost, is_sticky_cuda_error, raise_if_context_lost  # noqa: F401 (re-exported)
+from extractor.cut import (  # noqa: F401 (re-exported; the test reaches the private ones here)
+    _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, top_level_items)
+from extractor.ptx import _normalize_ptx, _ptx_functions, _ptx_of  # noqa: F401 (re-exported)
 
 INTERNAL_SYMBOLS = (
     ("warp._src.context", "runtime"),
@@ -313,152 +323,12 @@ def _structs_used(kernel, funcs) -> set:
     return found
 
 
-_LINE_COMMENT = re.compile(r"//.*$")
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
-
-
-def top_level_items(text: str) -> list[str]:
-    """The module source split into its top-level items (a struct, a function with the comment
-    and template lines before it, a preprocessor block, an `extern "C"` block): runs of lines
-    separated by blank lines at brace depth 0. Braces in comments and strings do not count."""
-    lines = text.split("\n")
-    items, depth, start = [], 0, None  # the current item: lines[start:k]
-    sub_string, sub_comment = _STRING.sub, _LINE_COMMENT.sub
-    for k, line in enumerate(lines):
-        if "{" in line or "}" in line:
-            if start is None:
-                start = k
-            code = sub_comment("", sub_string('""', line)) if ('"' in line or "/" in line) else line
-            depth += code.count("{") - code.count("}")
-            if depth < 0:
-                raise RuntimeError(f"unbalanced braces in Warp's module source at: {line.strip()[:80]}")
-        elif depth == 0 and (not line or line.isspace()):  # a blank line at depth 0 ends an item
-            if start is not None:
-                items.append("\n".join(lines[start:k]))
-                start = None
-        elif start is None:
-            start = k
-    if depth:
-        raise RuntimeError("unbalanced braces at the end of Warp's module source")
-    if start is not None:
-        items.append("\n".join(lines[start:]))
-    return items
-
-
-def _header(item: str) -> str:
-    """An item's declaration: its code before the first brace, comments dropped."""
-    code = []
-    for ln in item.split("\n"):  # up to the first line with a brace: the body is not read
-        ln = _LINE_COMMENT.sub("", ln)
-        if "{" in ln:
-            code.append(ln.split("{", 1)[0])
-            break
-        code.append(ln)
-    return "\n".join(code)
-
-
-_WORD = re.compile(r"[A-Za-z0-9_]+")
-_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
-
-
-def _word_index(items: list[tuple[str, str]]) -> dict[str, list[int]]:
-    """Every word of the items' headers -> the positions of the items whose header holds it."""
-    index: dict[str, list[int]] = {}
-    for k, (_, head) in enumerate(items):
-        for w in set(_WORD.findall(head)):
-            index.setdefault(w, []).append(k)
-    return index
-
-
-def _words(pattern: str):
-    return re.compile(rf"(?<![A-Za-z0-9_]){pattern}(?![A-Za-z0-9_])")
-
-
-class _Word:
-    """What `_words` matches for the three pattern shapes `_cut_kernel` uses, without compiling
-    a regular expression per kernel (compiling took 0.7 ms a pattern, 40% of the cut): the
-    name as a whole word; `call`: followed by optional space and "(" with no word character
-    after it; `struct`: preceded by the word `struct` and space. `pattern` is the regular
-    expression it stands for (for messages); `search(head)` gives what that expression's
-    search gives, as a truth value (`extractor/warp_adapter_test.py` compares the two)."""
-
-    __slots__ = ("word", "shape", "pattern")
-
-    def __init__(self, word: str, shape: str = ""):
-        self.word, self.shape = word, shape
-        self.pattern = {"": re.escape(word), "call": re.escape(word) + r"\s*\(",
-                        "struct": rf"struct\s+{re.escape(word)}"}[shape]
-
-    def search(self, head: str) -> bool:
-        # each whole-word occurrence of the name (a maximal run of word characters equal to
-        # it), found with str.find; `word` is all word characters (`_cut_kernel` checks)
-        word, shape, n = self.word, self.shape, len(self.word)
-        i = head.find(word)
-        while i >= 0:
-            end = i + n
-            if (i == 0 or head[i - 1] not in _WORD_CHARS) and (end == len(head) or head[end] not in _WORD_CHARS):
-                if not shape:
-                    return True
-                if shape == "call":
-                    rest = head[end:].lstrip()
-                    if rest[:1] == "(" and rest[1:2] not in _WORD_CHARS:
-                        return True
-                else:
-                    # the maximal run `struct` ends where the space before the word starts
-                    k = len(head[:i].rstrip())
-                    if k < i and head[k - 6:k] == "struct" and (k == 6 or head[k - 7] not in _WORD_CHARS):
-                        return True
-            i = head.find(word, i + 1)
-        return False
-
-
 def _kernel_names(kernel) -> tuple[str, list[str], list[str]]:
     """A kernel's mangled name, its @wp.func helpers' C++ names and its structs' native names."""
     funcs: dict = {}
     _called_functions(kernel.adj, funcs)
     return (kernel.get_mangled_name(), [f.native_func for f in funcs],
             [s.native_name for s in _structs_used(kernel, list(funcs))])
-
-
-def _cut_kernel(items: list[tuple[str, str]], kernel, device: str, index: dict[str, list[int]] | None = None,
-                names: tuple | None = None) -> dict[str, str]:
-    """One kernel's forward and backward text, cut from the compiled module's items.
-
-    forward: its @wp.struct types (with the helpers Warp emits beside them), its @wp.func
-    helpers' forward functions, its argument struct (CPU) and its forward kernel function;
-    backward: the helpers' adjoints and its backward kernel function. In module order.
-    `index` (`_word_index(items)`): only the items whose header holds one of the kernel's names
-    as a whole word are tried, the only ones a pattern (a name between word boundaries) can
-    match; without it, every item. `names`: `_kernel_names(kernel)`, when the caller has them."""
-    name, helpers, structs = names or _kernel_names(kernel)
-    words = [*structs, *helpers, *("adj_" + h for h in helpers), f"wp_args_{name}",
-             f"{name}_{device}_kernel_forward", f"{name}_{device}_kernel_backward"]
-    if index is not None and all(_WORD.fullmatch(w) for w in words):
-        candidates = sorted({k for w in words for k in index.get(w, ())})
-        forward_pats = [_Word(s) for s in structs] + [_Word(h, "call") for h in helpers]
-        forward_pats += [_Word(f"wp_args_{name}", "struct"), _Word(f"{name}_{device}_kernel_forward", "call")]
-        backward_pats = [_Word("adj_" + h, "call") for h in helpers]
-        backward_pats.append(_Word(f"{name}_{device}_kernel_backward", "call"))
-    else:
-        candidates = range(len(items))
-        forward_pats = [_words(re.escape(s)) for s in structs] + [_words(re.escape(h) + r"\s*\(") for h in helpers]
-        forward_pats += [_words(rf"struct\s+wp_args_{re.escape(name)}"), _words(rf"{re.escape(name)}_{device}_kernel_forward\s*\(")]
-        backward_pats = [_words("adj_" + re.escape(h) + r"\s*\(") for h in helpers]
-        backward_pats.append(_words(rf"{re.escape(name)}_{device}_kernel_backward\s*\("))
-    fwd, bwd, fwd_heads, bwd_heads = [], [], [], []
-    for k in candidates:
-        item, head = items[k]
-        if any(p.search(head) for p in backward_pats):
-            bwd.append(item)
-            bwd_heads.append(head)
-        elif any(p.search(head) for p in forward_pats):
-            fwd.append(item)
-            fwd_heads.append(head)
-    for what, pats, heads in (("forward", forward_pats, fwd_heads), ("backward", backward_pats, bwd_heads)):
-        for p in pats:
-            if not any(p.search(h) for h in heads) and "wp_args_" not in p.pattern:
-                raise RuntimeError(f"{name}: no {device} {what} item matching {p.pattern} in the compiled source")
-    return {"forward": "\n\n".join(fwd), "backward": "\n\n".join(bwd)}
 
 
 def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str) -> dict[str, dict]:
@@ -479,58 +349,9 @@ def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str
         items = [(i, _header(i)) for i in top_level_items(compiled.source)]
         index = _word_index(items)
         for name, kernel in kernels.items():
-            parts = _cut_kernel(items, kernel, compiled.backend, index, names[name])
+            parts = _cut_kernel(items, names[name], compiled.backend, index)
             out[name][target] = {k: clean(v, prefix) for k, v in parts.items()}
     return out
-
-
-def clean(text: str, prefix: str) -> str:
-    """The documented name cleaning of stored code: drop `prefix` (the batch's working
-    directory), strip trailing spaces, collapse runs of blank lines to one."""
-    text = text.replace(prefix, "")
-    lines = [ln.rstrip() for ln in text.strip("\n").split("\n")]
-    out, blank = [], 0
-    for ln in lines:  # collapse runs of blank lines: layout noise, not code
-        blank = blank + 1 if not ln else 0
-        if blank <= 1:
-            out.append(ln)
-    return "\n".join(out) + "\n"
-
-
-_PTX_FUNC = re.compile(r"^(?:\.visible |\.weak |\.extern )*\.(?:entry|func)\s+(?:\([^)]*\)\s*)?([\w$]+)\(", re.M)
-_PTX_CALL = re.compile(r"\bcall(?:\.uni)?\s+(?:\([^)]*\),\s*)?([\w$]+)")
-
-
-def _ptx_functions(text: str) -> dict[str, str]:
-    """Top-level PTX functions by name, each from its header line to its closing brace."""
-    out = {}
-    for m in _PTX_FUNC.finditer(text):
-        end = text.index("\n}\n", m.start()) + 3
-        out[m.group(1)] = text[m.start():end]
-    return out
-
-
-def _normalize_ptx(text: str) -> str:
-    # NVVM numbers branch labels and local depots by the function's position in the module,
-    # and call sequences (`// callseq 4, 0`) module-wide; renumber them so a kernel's PTX is
-    # the same alone as in any batch.
-    text = re.sub(r"\$L__BB\d+_", "$L__BB0_", text)
-    text = re.sub(r"__local_depot\d+", "__local_depot0", text)
-    order: dict[str, int] = {}
-    return re.sub(r"// callseq (\d+)", lambda m: f"// callseq {order.setdefault(m.group(1), len(order))}", text)
-
-
-def _ptx_of(funcs: dict[str, str], entry: str) -> str:
-    parts, seen, todo = [], set(), [entry]
-    while todo:
-        name = todo.pop(0)
-        if name in seen or name not in funcs:
-            continue
-        seen.add(name)
-        parts.append(funcs[name])
-        todo.extend(_PTX_CALL.findall(funcs[name]))
-    # callees first, entry last: the order a reader (and ptxas) expects
-    return _normalize_ptx("\n".join(reversed(parts)))
 
 
 def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_ARCHS) -> tuple[dict[str, dict], Compiled]:
@@ -628,18 +449,6 @@ def warp_written_sources(module, workdir: str) -> dict[str, str]:
     return out
 
 
-def missing_from(stored: str, compiled: str) -> str | None:
-    """None when `stored` is cut from `compiled` (both cleaned): every paragraph of it occurs
-    verbatim in `compiled`, each after the previous one; else the first paragraph that does not."""
-    at = 0
-    for piece in (p for p in stored.split("\n\n") if p.strip()):
-        k = compiled.find(piece, at)
-        if k < 0:
-            return piece
-        at = k + len(piece)
-    return None
-
-
 def loaded_cpu_variants(module) -> list[int]:
     """The block_dims of the CPU variants this module has loaded (what launches ran)."""
     return sorted(bd for (ctx, bd) in module.execs if ctx is None)
@@ -676,42 +485,6 @@ def device_description(device: str) -> str:
         return "cpu"
     d = wp.get_device(device)
     return f"{d.alias} {d.name} (sm_{d.arch})"
-
-
-class CudaContextLost(RuntimeError):
-    """A sticky CUDA error (illegal address, device-side fault, ...): the process's CUDA context
-    is unusable from now on, every later CUDA call fails. `kernel` is the kernel whose launch
-    (or the synchronize after it) reported it; the process must exit and a fresh one take over."""
-
-    def __init__(self, kernel: str | None, message: str):
-        super().__init__(f"cuda_context_lost: kernel {kernel}: {message}")
-        self.kernel, self.message = kernel, message
-
-
-# CUDA errors that leave the context unusable (the driver API's "sticky" errors): illegal
-# address 700, device assert 710, hardware stack 714, illegal instruction 715, misaligned
-# address 716, invalid address space 717, invalid pc 718, launch failure 719
-_STICKY_CODES = ("700", "710", "714", "715", "716", "717", "718", "719")
-_STICKY_TEXT = ("illegal memory access", "illegal address", "device-side assert", "hardware stack error",
-                "illegal instruction", "misaligned address", "invalid address space", "invalid program counter",
-                "unspecified launch failure")
-
-
-def is_sticky_cuda_error(error: BaseException) -> bool:
-    """Whether `error` (from a CUDA launch, synchronize, copy or load) is one that poisons the context."""
-    if isinstance(error, CudaContextLost):
-        return True
-    text = str(error).lower()
-    return any(t in text for t in _STICKY_TEXT) or any(
-        re.search(rf"(?:cuda )?error {c}\b", text) for c in _STICKY_CODES)
-
-
-def raise_if_context_lost(error: BaseException, kernel: str | None) -> None:
-    """Re-raise a sticky CUDA error as CudaContextLost (naming the kernel); otherwise return."""
-    if isinstance(error, CudaContextLost):
-        raise error
-    if is_sticky_cuda_error(error):
-        raise CudaContextLost(kernel, str(error).strip().splitlines()[-1][:300] if str(error).strip() else "") from error
 
 
 def _ptx_arch_for(device, archs) -> int | None:

@@ -109,8 +109,9 @@ def test_the_cut_is_the_same_with_and_without_the_word_index():
             items = [(i, warp_adapter._header(i)) for i in warp_adapter.top_level_items(compiled.source)]
             index = warp_adapter._word_index(items)
             for kernel in kernels.values():
-                fast = warp_adapter._cut_kernel(items, kernel, compiled.backend, index)
-                assert fast == warp_adapter._cut_kernel(items, kernel, compiled.backend, None)
+                names = warp_adapter._kernel_names(kernel)
+                fast = warp_adapter._cut_kernel(items, names, compiled.backend, index)
+                assert fast == warp_adapter._cut_kernel(items, names, compiled.backend, None)
                 assert fast["forward"] and fast["backward"]
 
 

@@ -1,0 +1,46 @@
+"""PTX text: one kernel's PTX out of the module PTX NVRTC wrote for a batch.
+
+The module PTX is split into its functions (`_ptx_functions`); a kernel's PTX is its entry with
+every function it calls (`_ptx_of`), renumbered (`_normalize_ptx`) so it is the same whether the
+kernel was compiled alone or in any batch. Text only, with no Warp import: NVRTC is run, and
+its output read, by `extractor/warp_adapter.py` (`compile_ptx`).
+"""
+
+from __future__ import annotations
+
+import re
+
+_PTX_FUNC = re.compile(r"^(?:\.visible |\.weak |\.extern )*\.(?:entry|func)\s+(?:\([^)]*\)\s*)?([\w$]+)\(", re.M)
+_PTX_CALL = re.compile(r"\bcall(?:\.uni)?\s+(?:\([^)]*\),\s*)?([\w$]+)")
+
+
+def _ptx_functions(text: str) -> dict[str, str]:
+    """Top-level PTX functions by name, each from its header line to its closing brace."""
+    out = {}
+    for m in _PTX_FUNC.finditer(text):
+        end = text.index("\n}\n", m.start()) + 3
+        out[m.group(1)] = text[m.start():end]
+    return out
+
+
+def _normalize_ptx(text: str) -> str:
+    # NVVM numbers branch labels and local depots by the function's position in the module,
+    # and call sequences (`// callseq 4, 0`) module-wide; renumber them so a kernel's PTX is
+    # the same alone as in any batch.
+    text = re.sub(r"\$L__BB\d+_", "$L__BB0_", text)
+    text = re.sub(r"__local_depot\d+", "__local_depot0", text)
+    order: dict[str, int] = {}
+    return re.sub(r"// callseq (\d+)", lambda m: f"// callseq {order.setdefault(m.group(1), len(order))}", text)
+
+
+def _ptx_of(funcs: dict[str, str], entry: str) -> str:
+    parts, seen, todo = [], set(), [entry]
+    while todo:
+        name = todo.pop(0)
+        if name in seen or name not in funcs:
+            continue
+        seen.add(name)
+        parts.append(funcs[name])
+        todo.extend(_PTX_CALL.findall(funcs[name]))
+    # callees first, entry last: the order a reader (and ptxas) expects
+    return _normalize_ptx("\n".join(reversed(parts)))
