@@ -17,6 +17,7 @@ import time
 from generator.families import build_spec, families_for
 from pipeline.plan import kernel_plan
 from generator.render import render_source
+from schemas.dataset_format import pretty_json
 
 WARP_CODEGEN = ("codegen",)                      # Warp's ModuleBuilder (adjoints) and codegen_* calls
 WARP_REGISTRATION = ("import",)                   # importing the kernel file: Warp's @wp.kernel decorator
@@ -191,7 +192,7 @@ def main(argv: list[str]) -> int:
 
 def save(results: dict, path: str) -> None:
     with open(path, "w") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
+        f.write(pretty_json(results))
         f.write("\n")
 
 

@@ -12,6 +12,7 @@ import sys
 
 from generator import diversity
 from generator.paths import caller_dir
+from schemas.dataset_format import pretty_json
 
 
 def _rates(directory: str) -> dict:
@@ -88,7 +89,7 @@ def main(argv=None) -> int:
             print(f"  {reason}: {n}  e.g. {r['reject_examples'][reason]['reason'][:160]}")
     if args.json:
         with open(os.path.join(base, args.json), "w") as f:
-            json.dump(results, f, indent=2, sort_keys=True)
+            f.write(pretty_json(results))
     return 1 if failed else 0
 
 

@@ -9,7 +9,7 @@ import os
 
 import schemas
 
-from schemas.dataset_format import RUN_MANIFEST, SHARD_PREFIX, canonical_json, stats_name
+from schemas.dataset_format import RUN_MANIFEST, SHARD_PREFIX, canonical_json, pretty_json, stats_name
 from pipeline.errors import RunConflict
 from pipeline.chunk import FINDINGS_DIR, atomic_write, finding_path, reason_code, shard_name, write_chunk
 
@@ -142,5 +142,5 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         "adjoint_mismatch": {"records": sum(f["records"] for f in findings), "shards": findings},
         "shards": shards,
     }
-    atomic_write(os.path.join(out, RUN_MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write(os.path.join(out, RUN_MANIFEST), pretty_json(manifest).encode())
     return manifest

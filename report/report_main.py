@@ -30,6 +30,7 @@ from report import facts as facts_mod
 from report.document import u, uc
 from report.facts import ReleaseError
 from schemas.files import quote
+from schemas.dataset_format import pretty_json
 from tools.release_format import SPLITS, OneLineParser, publish
 
 EXIT_INTERRUPTED = 128 + 2  # Ctrl-C (SIGINT)
@@ -337,7 +338,7 @@ def write(dist: str, shown: str, out: str, samples: int, excerpt_lines: int) -> 
         with open(os.path.join(tmp, "report.html"), "w", encoding="utf-8") as f:
             f.write(document.to_html(doc, f"Warp kernel -> IR pairs, release {u(m['version'])}", tmp))
         with open(os.path.join(tmp, "facts.json"), "w", encoding="utf-8") as f:
-            f.write(json.dumps(built, indent=2, sort_keys=True) + "\n")
+            f.write(pretty_json(built))
         publish(tmp, out, ".report-old-")
     finally:
         if os.path.exists(tmp):

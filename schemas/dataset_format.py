@@ -188,6 +188,13 @@ def canonical_json(obj: Any, *, allow_nan: bool = False) -> str:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=allow_nan)
 
 
+def pretty_json(obj: Any) -> str:
+    """THE human-readable JSON of the files people open (a run's and a release's manifest.json,
+    reports): sorted keys, two-space indent, ASCII, a final newline. Hashed values and record
+    lines use `canonical_json`."""
+    return json.dumps(obj, indent=2, sort_keys=True) + "\n"
+
+
 class RunManifestError(ValueError):
     """A run's manifest.json that cannot be read or breaks schemas/run_manifest.schema.json (one line)."""
 

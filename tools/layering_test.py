@@ -99,7 +99,9 @@ def test_a_planted_upward_import_is_found(where, line, expect):
 # rooms that must work without Warp: the model, the formats, and the Warp-free verdicts that
 # //tools:verify and //tools:release apply
 WARP_FREE = ["generator", "schemas", "validator/verdicts.py", "tools/release.py", "tools/verify.py",
-             "tools/release_inputs.py", "tools/release_format.py", "tools/dedup.py", "tools/card.py"]
+             "tools/release_inputs.py", "tools/release_format.py", "tools/dedup.py", "tools/card.py",
+             "validator/safety.py", "validator/schema_check.py", "validator/outcomes.py", "validator/sources.py",
+             "extractor/cut.py", "extractor/ptx.py", "extractor/cuda_errors.py"]
 
 
 def warp_imports(root: str) -> list[str]:

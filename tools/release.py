@@ -33,7 +33,7 @@ from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_ra
 from schemas import files
 from tools import card, dedup
 from tools import release_format as fmt
-from schemas.dataset_format import RELEASE_KIND, canonical_json
+from schemas.dataset_format import RELEASE_KIND, canonical_json, pretty_json
 from tools.release_inputs import GateError, read_back, read_inputs, sha256_file
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
@@ -165,7 +165,7 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
         entry["sha256"], entry["bytes"] = sha256_file(os.path.join(tmp, entry["path"]))
     manifest["files"] = sorted(files, key=lambda e: e["path"])
     with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
-        f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        f.write(pretty_json(manifest))
     return manifest
 
 

@@ -18,6 +18,7 @@ import tempfile
 
 from generator.paths import caller_dir
 from validator import faults
+from schemas.dataset_format import pretty_json
 
 
 def _int_at_least(low: int):
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     print(faults.format_table(result))
     if args.json:
         with open(os.path.join(base, args.json), "w") as f:
-            json.dump(result, f, indent=2, sort_keys=True)
+            f.write(pretty_json(result))
     if result["ok"] and not args.workdir:
         shutil.rmtree(workdir, ignore_errors=True)  # nothing to inspect
     else:

@@ -12,7 +12,6 @@ pipeline's RayExecutor joins or starts Ray (the pipeline is the room above this 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import sys
@@ -20,7 +19,6 @@ import shutil
 import queue
 import resource
 import signal
-import socket
 import tempfile
 import threading
 import time
@@ -31,9 +29,15 @@ from generator import records
 from generator.paths import EXIT_TERMINATED, Terminated, caller_dir, sigterm_raises
 from generator.spec import KernelSpec
 from schemas import files
-from schemas.dataset_format import (RELEASE_KIND, RunManifestError, read_records, read_run_manifest, release_file_problems,
-                                    run_files)
+from schemas.dataset_format import RunManifestError, pretty_json, read_run_manifest
 from validator import checks, sandbox
+# Ray and the record sources, split out; re-exported for every caller (pipeline.executors, tests)
+from validator.ray_exec import (  # noqa: F401 (re-exported)
+    RAY_CONNECT_TIMEOUT_S, RAY_TEMP_DIR_MAX, RAY_WORKER_ENV, RayUnavailable, _instance_token, _probe_ray, _ray_batch,
+    _RayBox, connect_ray, ray_cpus)
+from validator.sources import (  # noqa: F401 (re-exported)
+    FileSetRefused, NoShards, _count_lines, _first_toolchain, _parquet_records, _release_manifest, _release_sources,
+    _run_sources)
 from validator.verdicts import ValidatorError, unpublishable
 
 BATCH = 50
@@ -64,255 +68,8 @@ def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
     return None
 
 
-class NoShards(ValidatorError):
-    """The directory holds no shard-*.jsonl file."""
-
-
-class FileSetRefused(ValidatorError):
-    """A file of the dataset breaks the file rule (schemas/files.py): a listed file missing, not
-    a regular file or not canonically named, or a data file that is not listed."""
-
-
 class ToolchainMismatch(ValidatorError):
     """The dataset was made with other compilers than this validator runs: its IR cannot match."""
-
-
-class RayUnavailable(ValidatorError):
-    """--executor ray cannot run: ray does not import, the cluster cannot be reached, or a GPU was
-    asked of it (Ray tasks execute on CPUs only)."""
-
-
-# Seconds to wait for a cluster's head to accept a TCP connection: ray.init itself waits minutes
-# for an address where nothing answers (measured: 204 s with Ray 2.60) before it fails.
-RAY_CONNECT_TIMEOUT_S = 5
-# Unix sockets live under Ray's temporary directory (session_<date>_<pid>/sockets/plasma_store):
-# a local instance's files go under the run's temporary directory only where the path stays
-# below the 107-character socket limit, else under Ray's default ($TMPDIR/ray).
-RAY_TEMP_DIR_MAX = 40
-# What a Ray worker sees: no CUDA device. Ray tasks execute on CPUs only, so every node, with a
-# GPU or not, gives the verdicts of a machine without one (the same bytes as a local CPU run).
-RAY_WORKER_ENV = {"CUDA_VISIBLE_DEVICES": ""}
-
-
-def _instance_token() -> None:
-    """Ray (2.60) turns token authentication on for a local instance and, where no token is
-    configured, writes a new one to ~/.ray/auth_token: a file outside the run, and an OSError
-    where HOME cannot be written (read-only under Bazel's sandbox, or not a directory). Where no
-    token is configured (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or that file), the instance gets a
-    fresh one in this process's environment, which the processes ray.init starts inherit:
-    authentication stays on and nothing is written to HOME."""
-    if os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH"):
-        return
-    if os.environ.get("RAY_AUTH_MODE", "token").lower() != "token":
-        return
-    if os.path.isfile(os.path.join(os.path.expanduser("~"), ".ray", "auth_token")):
-        return
-    import secrets
-
-    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)  # 256 bits, as Ray's own generator
-
-
-def connect_ray(address: str | None, num_cpus: int | None = None, temp_dir: str | None = None) -> bool:
-    """Connect this process to Ray. address None: start a local instance for this process alone
-    (num_cpus CPUs, default all cores; its files under temp_dir/ray where short enough); "auto"
-    (the cluster `ray start` made on this machine) or HOST:PORT (a cluster's head): join it. A
-    process already connected (ray.init) uses that connection. Returns whether this call started
-    an instance (the caller shuts it down). RayUnavailable, within seconds, when Ray cannot be
-    imported or nothing answers at the address."""
-    try:
-        import ray
-    except ImportError as e:
-        raise RayUnavailable(f"--executor ray: ray does not import ({e}); install requirements_lock.txt") from None
-    if ray.is_initialized():
-        return False
-    kw = {"include_dashboard": False, "log_to_driver": False, "logging_level": "error"}
-    # ray.init puts in a SIGTERM handler of its own that ends the process at once (exit status 1,
-    # no cleanup): the caller's handler (the generator's and the validator's clean stop) is put back
-    main_thread = threading.current_thread() is threading.main_thread()
-    on_term = signal.getsignal(signal.SIGTERM) if main_thread else None
-    try:
-        if address is None:
-            ray_tmp = os.path.join(temp_dir, "ray") if temp_dir else None
-            _instance_token()
-            try:
-                ray.init(address="local", num_cpus=num_cpus,
-                         _temp_dir=ray_tmp if ray_tmp and len(ray_tmp) <= RAY_TEMP_DIR_MAX else None, **kw)
-            except OSError as e:  # a directory or socket Ray cannot make
-                raise RayUnavailable(f"--executor ray: a local Ray instance did not start: {e}") from None
-            return True
-        _probe_ray(address)
-        try:
-            ray.init(address=address, **kw)
-        except (ConnectionError, ValueError, RuntimeError) as e:
-            raise RayUnavailable(f"--ray-address {address}: {str(e).strip().splitlines()[0][:300]}") from None
-        return False
-    finally:
-        if on_term is not None:
-            signal.signal(signal.SIGTERM, on_term)
-
-
-def _probe_ray(address: str) -> None:
-    """Fail fast where no Ray head answers at `address` (auto: the one `ray start` recorded)."""
-    from ray._private import services
-
-    try:
-        hostport = address.removeprefix("ray://") if address.startswith("ray://") else \
-            services.canonicalize_bootstrap_address(address)
-    except (ConnectionError, ValueError) as e:
-        raise RayUnavailable(f"--ray-address {address}: {str(e).strip().splitlines()[0][:300]}") from None
-    host, _, port = (hostport or "").rpartition(":")
-    try:
-        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
-    except (OSError, ValueError) as e:
-        raise RayUnavailable(f"--ray-address {address}: no Ray cluster answers at {hostport} ({e})") from None
-
-
-def ray_cpus() -> int:
-    """CPUs of the Ray cluster this process is connected to."""
-    import ray
-
-    return int(ray.cluster_resources().get("CPU", 0))
-
-
-def _ray_batch(specs, archs, gpu):
-    """A Ray task: one batch in a fresh sandbox on this node, its Warp cache in a temporary
-    directory of this task, removed with it (a Ray worker process outlives its tasks and is
-    killed, not exited, when the run ends, so nothing may be left to its exit)."""
-    run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
-    box = sandbox.Sandbox(gpu, run_dir, cpu_only=True)
-    try:
-        return box.check_batch(specs, archs)
-    except KeyboardInterrupt:  # ray.cancel (the driver was stopped): kill the sandbox's child now
-        box.abort()
-        raise
-    finally:
-        box.close()
-        shutil.rmtree(run_dir, ignore_errors=True)
-
-
-class _RayBox:
-    """A sandbox on the cluster: each batch goes to a Ray task (`_ray_batch`). Ray may retry a
-    batch whose Ray worker died (the default max_retries): a kernel that kills its sandbox's child
-    is already caught by the sandbox inside the task, so a lost Ray worker is the node's doing."""
-
-    def __init__(self, gpu: bool | None):
-        import ray
-
-        self.gpu, self.ref, self.aborted = gpu, None, False
-        self.remote = ray.remote(num_cpus=1)(_ray_batch).options(runtime_env={"env_vars": RAY_WORKER_ENV})
-
-    def check_batch(self, specs, archs):
-        import ray
-
-        if self.aborted:
-            raise sandbox.Aborted("stopped")
-        self.ref = self.remote.remote(specs, archs, self.gpu)
-        try:
-            return ray.get(self.ref)
-        except ray.exceptions.TaskCancelledError:
-            raise sandbox.Aborted("stopped") from None
-
-    def abort(self) -> None:
-        import ray
-
-        self.aborted = True
-        if self.ref is not None:
-            ray.cancel(self.ref)  # a KeyboardInterrupt in the task: its sandbox is stopped and removed
-
-    def close(self) -> None:
-        pass
-
-
-def _run_sources(directory: str, manifest: dict | None) -> tuple[list[tuple], dict | None]:
-    """A run directory's record sources: (name, finding, rows(), line count) for exactly the
-    shards its manifest lists (the file set //tools:release reads: schemas.dataset_format.run_files)
-    and, held to their own rule, its findings (FINDINGS/: wrong adjoints, kept out of the
-    dataset); and the first record's toolchain."""
-    try:
-        names = run_files(directory, manifest)
-    except files.FileRefused as e:
-        raise FileSetRefused(f"{files.quote(directory)}: {e}") from None
-    if not any(not finding for _, finding in names):
-        raise NoShards(f"no shard-*.jsonl files in {files.quote(directory)}")
-    every = [(name, finding, functools.partial(read_records, os.path.join(directory, name)),
-              _count_lines(os.path.join(directory, name))) for name, finding in names]
-    return every, _first_toolchain(directory, [n for n, finding in names if not finding])
-
-
-def _release_manifest(directory: str) -> dict | None:
-    """A release's manifest.json (its `kind` is RELEASE_KIND), checked against its schema, or
-    None for a run directory. manifest.json is read by the file rule (a link or FIFO there is
-    refused: FileSetRefused)."""
-    path = os.path.join(directory, "manifest.json")
-    if not os.path.lexists(path):
-        return None
-    try:
-        files.regular(path, "manifest.json")
-    except files.FileRefused as e:
-        raise FileSetRefused(f"{files.quote(directory)}: {e}") from None
-    try:
-        m = files.read_json(path, "manifest.json")
-    except files.FileRefused:
-        return None  # a run's manifest: read_run_manifest says what is wrong with it
-    if not isinstance(m, dict) or m.get("kind") != RELEASE_KIND:
-        return None
-    problem = schemas.violation("manifest", m)
-    if problem:
-        raise NoShards(f"{files.quote(directory)}: the release's manifest.json {files.quote(problem, 300)}")
-    return m
-
-
-def _release_sources(directory: str, m: dict) -> tuple[list[tuple], dict]:
-    """A release's record sources: exactly the Parquet files its manifest lists, by the file rule
-    //tools:verify applies (schemas.dataset_format.release_file_problems: canonical paths that
-    agree with their config and split, regular files, nothing unlisted), their rows rebuilt into
-    records with the manifest's schema version and toolchain; the FINDINGS config held to its
-    own rule."""
-    problems = release_file_problems(directory, m)
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise FileSetRefused(f"{files.quote(directory)}: {problems[0]}{more}")
-    every = []
-    for f in m["files"]:
-        rel = f["path"]
-        if not rel.endswith(".parquet"):
-            continue
-        every.append((rel, f["config"] == checks.FINDINGS,
-                      functools.partial(_parquet_records, os.path.join(directory, rel), rel, m["record_schema_version"],
-                                        m["toolchain"]), f["rows"]))
-    if not every:
-        raise NoShards(f"no data/<config>/*.parquet files listed in the release {files.quote(directory)}")
-    return every, {**m["toolchain"], "_schema_version": m["record_schema_version"]}
-
-
-def _parquet_records(path: str, rel: str, schema_version: str, toolchain: dict):
-    """(row number, record, error) for every row of a release's Parquet file, as read_records
-    gives for a shard's lines; a file or row group that cannot be read costs one error."""
-    from schemas.release_rows import open_parquet, row_groups, to_record
-
-    n = 0
-    archs = [f"ptx_{a}" for a in sorted(toolchain.get("ptx_archs") or [])]
-    try:
-        for rows in row_groups(open_parquet(path, rel)):
-            for row in rows:
-                n += 1
-                try:
-                    if sorted(k for k in row if k.startswith("ptx_")) != archs:
-                        raise ValueError("its PTX columns are not the toolchain's archs")
-                    yield n, to_record(row, schema_version, toolchain), None
-                except (KeyError, TypeError, ValueError, RecursionError, MemoryError) as e:
-                    yield n, None, (f"corrupt: {rel}:{n}: a row that is no record "
-                                    f"({type(e).__name__}: {files.quote(str(e), 120)})")
-    except Exception as e:  # noqa: BLE001 - pyarrow raises several types for a damaged file
-        yield n + 1, None, f"corrupt: {rel}: not a readable Parquet file ({type(e).__name__}: {files.quote(str(e), 120)})"
-
-
-def _first_toolchain(directory: str, shards: list[str]) -> dict | None:
-    for shard in shards:
-        for _, rec, err in read_records(os.path.join(directory, shard)):
-            if not err and isinstance(rec, dict) and isinstance(rec.get("toolchain"), dict):
-                return {**rec["toolchain"], "_schema_version": rec.get("schema_version")}
-    return None
 
 
 def check_toolchain(directory: str, stored: dict | None) -> None:
@@ -361,11 +118,6 @@ def _compare_gradient(res: checks.KernelResult, rec: dict, finding: bool = False
     if res.coverage != rec["coverage"]:
         return "consistency: the stored branch coverage differs from the oracle's"
     return None
-
-
-def _count_lines(path: str) -> int:
-    with files.open_regular(path) as f:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
 
 
 class _Progress:
@@ -673,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # written to a new file renamed into place: a link planted at the report's path is replaced,
     # never written through
-    files.write_text(out, json.dumps(report, indent=2, sort_keys=True))
+    files.write_text(out, pretty_json(report))
     print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {files.quote(out)}")
     if report["findings"]["records"]:
         print(f"of which {report['findings']['records']} findings ({checks.FINDINGS}/, held to their own rule): "

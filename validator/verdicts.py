@@ -2,43 +2,32 @@
 must pass.
 
 Split from `checks` so that tools reading a dataset (//tools:release, //tools:verify) can apply
-them without importing Warp.
+them without importing Warp. The safety allowlist lives in `safety`, the schema compiler in
+`schema_check`, the verdict dicts in `outcomes`; their names are re-exported here.
 """
 
 from __future__ import annotations
 
-import ast
-import builtins
 import dataclasses
-import functools
-import keyword
-import re
 
-import jsonschema
-
-import schemas
 from generator import records
 from generator.families import FAMILIES, build_spec
 from generator.inputs import make_inputs, second_launch
-from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.render import render_source
-from generator.spec import DTYPES, KernelSpec
-
-PASSED = {"status": "passed"}
+from generator.spec import KernelSpec
+from validator.outcomes import PASSED, failed, not_run  # noqa: F401 (re-exported)
+# the safety allowlist and the schema compiler, split out; re-exported for every caller
+from validator.safety import (  # noqa: F401 (re-exported)
+    WP_NAMES, _ALLOWED_NODES, _ALLOWED_TYPES, _ARRAY_CTORS, _CHILD_FIELDS, _PLAIN_FIELDS, _RESERVED,
+    _annotation_ok, _child_fields, _decorator_text, _exact_form, _walk, _wp_name, check_safety)
+from validator.schema_check import (  # noqa: F401 (re-exported)
+    _ANNOTATIONS, _Unsupported, _compile_schema, _pair_fast_check, _pair_validator)
 
 
 class ValidatorError(Exception):
     """Base of the errors that stop a re-validation before any record is judged (the CLI prints
     one line and exits 2); a bad record is never an exception, it is a failed verdict."""
 STATUSES = ("passed", "failed", "not_run", "inconclusive")
-
-
-def failed(reason: str) -> dict:
-    return {"status": "failed", "reason": reason}
-
-
-def not_run(reason: str) -> dict:
-    return {"status": "not_run", "reason": reason}
 
 
 def split_reason(reason: str) -> tuple[str, str | None]:
@@ -125,200 +114,8 @@ class KernelResult:
         return next((self.verdicts[k] for k in checks if self.verdicts[k].status == "failed"), None)
 
 
-@functools.lru_cache(maxsize=None)
-def _pair_validator():
-    return schemas.validator(schemas.load("pair"))
-
-
-class _Unsupported(Exception):
-    """A schema construct `_compile_schema` does not compile: jsonschema alone judges."""
-
-
-# keywords that only annotate (jsonschema runs nothing for them); `then`/`else` are read by `if`
-_ANNOTATIONS = frozenset({"title", "description", "$comment", "$defs", "examples", "default", "deprecated",
-                          "readOnly", "writeOnly", "then", "else"})
-
-
-def _compile_schema(validator):
-    """A predicate equal to `validator.is_valid` for the keywords this project's pair schema uses
-    (type, enum, const, pattern, minLength, minimum, maximum, required, properties,
-    additionalProperties, propertyNames, minProperties, items, prefixItems, minItems, maxItems,
-    if/then/else, allOf, oneOf, local $ref, boolean schemas), each with jsonschema 4's Draft
-    2020-12 semantics: a keyword applies only to its instance type, the type checker is
-    jsonschema's own for anything but exact JSON types, enum and const compare with
-    jsonschema's `equal` (True is not 1). Any other keyword raises `_Unsupported`.
-
-    The predicate only ever says "valid" quickly: `check_schema` asks jsonschema itself for the
-    error of any record it does not pass, so the stored reason is jsonschema's, and a record
-    jsonschema rejects cannot pass (checks_test compares the two on every mutation of records)."""
-    from jsonschema._utils import equal
-
-    root = validator.schema
-    checker = validator.TYPE_CHECKER
-
-    def type_test(name):
-        table = {str: name == "string", dict: name == "object", list: name == "array", bool: name == "boolean",
-                 type(None): name == "null", int: name in ("integer", "number")}
-        if name != "integer":  # a float is an integer when integral: jsonschema's checker decides
-            table[float] = name == "number"
-        for t, want in table.items():  # the table must say what jsonschema's checker says
-            sample = {str: "s", dict: {}, list: [], bool: True, type(None): None, int: 1, float: 1.5}[t]
-            if checker.is_type(sample, name) != want:
-                raise _Unsupported(f"type {name}")
-
-        def test(x):
-            r = table.get(type(x))
-            return checker.is_type(x, name) if r is None else r
-        return test
-
-    types = {n: type_test(n) for n in ("string", "object", "array", "boolean", "null", "integer", "number")}
-    is_obj, is_arr, is_str, is_num = types["object"], types["array"], types["string"], types["number"]
-    compiled: dict[str, object] = {}
-
-    def ref(pointer):
-        if pointer in compiled:
-            return lambda x: compiled[pointer](x)
-        if not re.fullmatch(r"#(/[A-Za-z0-9_$]+)*", pointer):
-            raise _Unsupported(f"$ref {pointer}")
-        target = root
-        for part in pointer.split("/")[1:]:
-            if not isinstance(target, dict) or part not in target:
-                raise _Unsupported(f"$ref {pointer}")
-            target = target[part]
-        compiled[pointer] = None
-        compiled[pointer] = node(target)
-        return compiled[pointer]
-
-    def node(s, at_root=False):
-        if s is True:
-            return lambda x: True
-        if s is False:
-            return lambda x: False
-        if not isinstance(s, dict):
-            raise _Unsupported("schema not an object or boolean")
-        tests = []
-        for k, v in s.items():
-            if k in _ANNOTATIONS or (at_root and k in ("$schema", "$id")):
-                continue
-            if k not in KEYWORDS:
-                if k in validator.VALIDATORS or k.startswith("$"):
-                    raise _Unsupported(k)
-                continue  # not a keyword of the draft: jsonschema ignores it too
-            tests.append(KEYWORDS[k](v, s))
-        if not tests:
-            return lambda x: True
-        if len(tests) == 1:
-            return tests[0]
-        return lambda x: all(t(x) for t in tests)
-
-    def k_type(v, s):
-        names = v if isinstance(v, list) else [v]
-        if any(n not in types for n in names):
-            raise _Unsupported(f"type {names}")
-        fs = [types[n] for n in names]
-        return fs[0] if len(fs) == 1 else (lambda x: any(f(x) for f in fs))
-
-    def k_enum(v, s):
-        if not isinstance(v, list):
-            raise _Unsupported("enum")
-        if all(type(e) is str for e in v):
-            strs = frozenset(v)
-            return lambda x: (x in strs) if type(x) is str else any(equal(e, x) for e in v)
-        return lambda x: any(equal(e, x) for e in v)
-
-    def k_const(v, s):
-        return lambda x: equal(x, v)
-
-    def k_pattern(v, s):
-        rx = re.compile(schemas.python_pattern(v))
-        return lambda x: not is_str(x) or rx.search(x) is not None
-
-    def k_min_length(v, s):
-        return lambda x: not is_str(x) or len(x) >= v
-
-    def k_minimum(v, s):
-        return lambda x: not is_num(x) or not x < v
-
-    def k_maximum(v, s):
-        return lambda x: not is_num(x) or not x > v
-
-    def k_required(v, s):
-        return lambda x: not is_obj(x) or all(p in x for p in v)
-
-    def k_properties(v, s):
-        subs = [(p, node(sub)) for p, sub in v.items()]
-        return lambda x: not is_obj(x) or all(f(x[p]) for p, f in subs if p in x)
-
-    def k_additional(v, s):
-        if "patternProperties" in s:
-            raise _Unsupported("patternProperties")
-        known = s.get("properties", {})
-        if is_obj(v):
-            f = node(v)
-            return lambda x: not is_obj(x) or all(f(x[p]) for p in x if p not in known)
-        if not v:
-            return lambda x: not is_obj(x) or all(p in known for p in x)
-        return lambda x: True
-
-    def k_property_names(v, s):
-        f = node(v)
-        return lambda x: not is_obj(x) or all(f(p) for p in x)
-
-    def k_min_properties(v, s):
-        return lambda x: not is_obj(x) or len(x) >= v
-
-    def k_items(v, s):
-        prefix = len(s.get("prefixItems", []))
-        if v is False:
-            return lambda x: not is_arr(x) or len(x) <= prefix
-        f = node(v)
-        return lambda x: not is_arr(x) or all(f(x[i]) for i in range(prefix, len(x)))
-
-    def k_prefix_items(v, s):
-        fs = [node(sub) for sub in v]
-        return lambda x: not is_arr(x) or all(f(item) for item, f in zip(x, fs))
-
-    def k_min_items(v, s):
-        return lambda x: not is_arr(x) or len(x) >= v
-
-    def k_max_items(v, s):
-        return lambda x: not is_arr(x) or len(x) <= v
-
-    def k_if(v, s):
-        cond = node(v)
-        then = node(s["then"]) if "then" in s else None
-        else_ = node(s["else"]) if "else" in s else None
-        return lambda x: (then is None or then(x)) if cond(x) else (else_ is None or else_(x))
-
-    def k_all_of(v, s):
-        fs = [node(sub) for sub in v]
-        return lambda x: all(f(x) for f in fs)
-
-    def k_one_of(v, s):
-        fs = [node(sub) for sub in v]
-        return lambda x: sum(1 for f in fs if f(x)) == 1
-
-    def k_ref(v, s):
-        return ref(v)
-
-    KEYWORDS = {"type": k_type, "enum": k_enum, "const": k_const, "pattern": k_pattern, "minLength": k_min_length,
-                "minimum": k_minimum, "maximum": k_maximum, "required": k_required, "properties": k_properties,
-                "additionalProperties": k_additional, "propertyNames": k_property_names,
-                "minProperties": k_min_properties, "items": k_items, "prefixItems": k_prefix_items,
-                "minItems": k_min_items, "maxItems": k_max_items, "if": k_if, "allOf": k_all_of, "oneOf": k_one_of,
-                "$ref": k_ref}
-    return node(root, at_root=True)
-
-
-@functools.lru_cache(maxsize=None)
-def _pair_fast_check():
-    """The pair schema compiled (`_compile_schema`), or None where it cannot be."""
-    try:
-        return _compile_schema(_pair_validator())
-    except _Unsupported:
-        return None
-
-
+# kept here, not in schema_check: it looks `_pair_fast_check` up in this module (checks_test
+# patches verdicts._pair_fast_check)
 def check_schema(record: dict, built_here: bool = False) -> dict:
     """The pair schema's verdict on `record`, judged by jsonschema. `built_here`: the record was
     just assembled by this process from its own spec and results (the pipeline), and the compiled
@@ -386,207 +183,6 @@ def check_spec(record: dict) -> dict:
         key = next((k for k in sorted(set(spec) | set(want)) if spec.get(k) != want.get(k)), "?")
         return failed(f"spec: not the spec the generator draws for ({family}, {seed}): {key} differs")
     return PASSED
-
-
-# ---- safety: an AST allowlist, so re-validating a downloaded dataset never runs foreign code
-
-_ALLOWED_NODES = (
-    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
-    ast.For, ast.While, ast.If, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Call, ast.Name,
-    ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
-    ast.Compare, ast.Load, ast.Store, ast.Import, ast.alias, ast.keyword, ast.Slice,
-    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign,
-)
-_ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
-
-
-# the wp.<name>s the renderer emits: the grammar's builtins (the oracle implements each one),
-# the dtypes and vec/mat/quat constructors, and the structural names
-WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset({
-    "kernel", "func", "struct", "tid", "where", "atomic_add", "atomic_min", "atomic_max", "randf",
-    "array", "array2d", "array3d", "array4d"})
-_ARRAY_CTORS = ("array", "array2d", "array3d", "array4d")
-_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
-
-
-def _wp_name(node) -> str | None:
-    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp":
-        return node.attr
-    return None
-
-
-def _annotation_ok(node, structs) -> bool:
-    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), or a struct class defined in the file."""
-    if _wp_name(node) in DTYPES:
-        return True
-    if isinstance(node, ast.Name):
-        return node.id in structs
-    return (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
-            and len(node.keywords) == 1 and node.keywords[0].arg == "dtype" and _wp_name(node.keywords[0].value) in DTYPES)
-
-
-# the fields of a node type that can hold nodes: all of `_fields` but those ast.parse fills with
-# plain values (names, constants, flags), which `_walk` would only test and drop
-_PLAIN_FIELDS = frozenset({"id", "attr", "name", "arg", "asname", "module", "level", "type_comment", "kind",
-                           "conversion", "is_async", "simple", "tag"})
-_CHILD_FIELDS: dict = {}
-
-
-def _child_fields(t) -> tuple:
-    fields = _CHILD_FIELDS.get(t)
-    if fields is None:
-        skip = _PLAIN_FIELDS | ({"value"} if t is ast.Constant else set())
-        fields = _CHILD_FIELDS[t] = tuple(f for f in t._fields if f not in skip)
-    return fields
-
-
-def _walk(tree) -> list:
-    """Every node of the tree in `ast.walk`'s order (breadth first, children in field order),
-    as a list: walked once, read by both walls. A field of a plain value (`_PLAIN_FIELDS`) is
-    not read; were one to hold a node after all, the walk would differ from `ast.walk`, and
-    `checks_test` compares the two."""
-    nodes, i = [tree], 0
-    AST = ast.AST
-    append, extend = nodes.append, nodes.extend
-    fields_of = _CHILD_FIELDS
-    while i < len(nodes):
-        node = nodes[i]
-        i += 1
-        t = type(node)
-        fields = fields_of.get(t)
-        if fields is None:
-            fields = _child_fields(t)
-        for name in fields:
-            field = getattr(node, name, None)
-            if field is None:
-                continue
-            if type(field) is list:
-                extend(item for item in field if isinstance(item, AST))
-            elif isinstance(field, AST):
-                append(field)
-    return nodes
-
-
-def _decorator_text(d) -> str:
-    """`ast.unparse(d)`, without unparsing the one form generated sources hold (`wp.kernel`)."""
-    if type(d) is ast.Attribute and type(d.value) is ast.Name:
-        return f"{d.value.id}.{d.attr}"
-    return ast.unparse(d)
-
-
-def _exact_form(tree, structs, nodes) -> dict | None:
-    """The second wall made exact: nothing Python evaluates at import but the forms the renderer
-    emits (decorators, annotations, struct fields), no name that shadows a builtin or `wp`.
-    `nodes`: `_walk(tree)`."""
-    for n in tree.body:
-        if isinstance(n, ast.FunctionDef):
-            a = n.args
-            if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults:
-                return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
-            for arg in a.args:
-                if not _annotation_ok(arg.annotation, structs):
-                    return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
-            if n.returns is not None and _wp_name(n.returns) not in DTYPES:
-                return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")
-        elif isinstance(n, ast.ClassDef):
-            for f in n.body:
-                if isinstance(f, ast.AnnAssign) and _wp_name(f.annotation) not in DTYPES:
-                    return failed(f"safety: struct field at line {f.lineno} has a type the grammar does not emit")
-    FunctionDef, ClassDef, arg, Name, Attribute, Store = (ast.FunctionDef, ast.ClassDef, ast.arg, ast.Name,
-                                                          ast.Attribute, ast.Store)
-    for node in nodes:  # the exact types ast.parse makes (see check_safety)
-        t = type(node)
-        if t is FunctionDef or t is ClassDef:
-            name = node.name
-        elif t is arg:
-            name = node.arg
-        elif t is Name and type(node.ctx) is Store:
-            name = node.id
-        elif t is Attribute:
-            name = None
-            wp = _wp_name(node)  # only an attribute names wp.X
-            if wp is not None and wp not in WP_NAMES:
-                return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
-        else:
-            continue
-        if name in _RESERVED:
-            return failed(f"safety: the name {name} shadows a Python builtin, a keyword or wp")
-    return None
-
-
-def check_safety(source: str) -> dict:
-    """The source may only import warp as wp, use the wp.<name>s the grammar emits, call its own
-    helpers, and read fields of its own @wp.struct arguments; at import it evaluates nothing but
-    the forms the renderer emits."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError as e:
-        return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    structs = {n.name: {s.target.id for s in n.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
-               for n in tree.body if isinstance(n, ast.ClassDef)}
-    struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
-    for fn in tree.body:
-        if isinstance(fn, ast.FunctionDef):
-            for arg in fn.args.args:
-                if isinstance(arg.annotation, ast.Name) and arg.annotation.id in structs:
-                    struct_params[arg.arg] = structs[arg.annotation.id]
-    top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
-    field_decls = {id(s) for n in top_classes for s in n.body}
-    nodes = _walk(tree)
-    # dispatched on the node's exact type: ast.parse makes no subclass of a node type, so
-    # `type(node) is T` is `isinstance(node, T)` here (and a subclass would fail the allowlist)
-    ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
-                                                          ast.Name, ast.Call)
-    allowed = _ALLOWED_TYPES
-    for node in nodes:
-        t = type(node)
-        if t not in allowed:
-            if isinstance(node, _ALLOWED_NODES):  # a subclass of an allowed type: not what ast.parse makes
-                return failed(f"safety: disallowed syntax {t.__name__} (a subclass of an allowed node type)")
-            return failed(f"safety: disallowed syntax {t.__name__} at line {getattr(node, 'lineno', '?')}")
-        if t is Name:
-            if node.id.startswith("__"):
-                return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
-        elif t is Attribute:
-            v = node.value
-            base = v.id if type(v) is Name else None
-            field_ok = base in struct_params and node.attr in struct_params[base]
-            if not (base == "wp" or field_ok) or node.attr.startswith("_"):
-                return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
-        elif t is Call:
-            f = node.func
-            ok = type(f) is Attribute or (type(f) is Name and (f.id in defined or f.id in ("range", "float", "int")))
-            if not ok:
-                return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
-        elif t is ClassDef:
-            if node not in top_classes:
-                return failed(f"safety: nested class {node.name} at line {node.lineno}")
-        elif t is AnnAssign:
-            if id(node) not in field_decls:
-                return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
-        elif t is Import:
-            if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
-                return failed(f"safety: disallowed import at line {node.lineno}")
-    for n in tree.body:
-        if isinstance(n, ast.Import):
-            continue
-        if isinstance(n, ast.ClassDef):
-            decos = [_decorator_text(d) for d in n.decorator_list]
-            if decos != ["wp.struct"] or n.bases or n.keywords:
-                return failed(f"safety: class {n.name} must be a plain @wp.struct")
-            for s in n.body:
-                if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is None
-                        and isinstance(s.annotation, ast.Attribute)):
-                    return failed(f"safety: struct {n.name} may only declare typed fields (line {s.lineno})")
-            continue
-        if not isinstance(n, ast.FunctionDef):
-            return failed(f"safety: top-level {type(n).__name__} at line {n.lineno} (only functions allowed)")
-        decos = [_decorator_text(d) for d in n.decorator_list]
-        if decos not in (["wp.kernel"], ["wp.func"]):
-            return failed(f"safety: function {n.name} has decorators {decos} (only @wp.kernel/@wp.func)")
-    return _exact_form(tree, set(structs), nodes) or PASSED
 
 
 def check_spec_source(record: dict) -> dict:

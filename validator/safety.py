@@ -1,0 +1,215 @@
+"""The safety wall: an AST allowlist, so re-validating a downloaded dataset never runs foreign
+code. `check_safety(source)` admits only the forms the renderer emits. Split from `verdicts`,
+which re-exports every name here.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import keyword
+
+from generator.oracle import BUILTINS as ORACLE_BUILTINS
+from generator.spec import DTYPES
+from validator.outcomes import PASSED, failed
+
+
+# ---- safety: an AST allowlist, so re-validating a downloaded dataset never runs foreign code
+
+_ALLOWED_NODES = (
+    ast.Module, ast.FunctionDef, ast.arguments, ast.arg, ast.Return, ast.Assign, ast.AugAssign,
+    ast.For, ast.While, ast.If, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Call, ast.Name,
+    ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
+    ast.Compare, ast.Load, ast.Store, ast.Import, ast.alias, ast.keyword, ast.Slice,
+    ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign,
+)
+_ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
+
+
+# the wp.<name>s the renderer emits: the grammar's builtins (the oracle implements each one),
+# the dtypes and vec/mat/quat constructors, and the structural names
+WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset({
+    "kernel", "func", "struct", "tid", "where", "atomic_add", "atomic_min", "atomic_max", "randf",
+    "array", "array2d", "array3d", "array4d"})
+_ARRAY_CTORS = ("array", "array2d", "array3d", "array4d")
+_RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
+
+
+def _wp_name(node) -> str | None:
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wp":
+        return node.attr
+    return None
+
+
+def _annotation_ok(node, structs) -> bool:
+    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), or a struct class defined in the file."""
+    if _wp_name(node) in DTYPES:
+        return True
+    if isinstance(node, ast.Name):
+        return node.id in structs
+    return (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
+            and len(node.keywords) == 1 and node.keywords[0].arg == "dtype" and _wp_name(node.keywords[0].value) in DTYPES)
+
+
+# the fields of a node type that can hold nodes: all of `_fields` but those ast.parse fills with
+# plain values (names, constants, flags), which `_walk` would only test and drop
+_PLAIN_FIELDS = frozenset({"id", "attr", "name", "arg", "asname", "module", "level", "type_comment", "kind",
+                           "conversion", "is_async", "simple", "tag"})
+_CHILD_FIELDS: dict = {}
+
+
+def _child_fields(t) -> tuple:
+    fields = _CHILD_FIELDS.get(t)
+    if fields is None:
+        skip = _PLAIN_FIELDS | ({"value"} if t is ast.Constant else set())
+        fields = _CHILD_FIELDS[t] = tuple(f for f in t._fields if f not in skip)
+    return fields
+
+
+def _walk(tree) -> list:
+    """Every node of the tree in `ast.walk`'s order (breadth first, children in field order),
+    as a list: walked once, read by both walls. A field of a plain value (`_PLAIN_FIELDS`) is
+    not read; were one to hold a node after all, the walk would differ from `ast.walk`, and
+    `checks_test` compares the two."""
+    nodes, i = [tree], 0
+    AST = ast.AST
+    append, extend = nodes.append, nodes.extend
+    fields_of = _CHILD_FIELDS
+    while i < len(nodes):
+        node = nodes[i]
+        i += 1
+        t = type(node)
+        fields = fields_of.get(t)
+        if fields is None:
+            fields = _child_fields(t)
+        for name in fields:
+            field = getattr(node, name, None)
+            if field is None:
+                continue
+            if type(field) is list:
+                extend(item for item in field if isinstance(item, AST))
+            elif isinstance(field, AST):
+                append(field)
+    return nodes
+
+
+def _decorator_text(d) -> str:
+    """`ast.unparse(d)`, without unparsing the one form generated sources hold (`wp.kernel`)."""
+    if type(d) is ast.Attribute and type(d.value) is ast.Name:
+        return f"{d.value.id}.{d.attr}"
+    return ast.unparse(d)
+
+
+def _exact_form(tree, structs, nodes) -> dict | None:
+    """The second wall made exact: nothing Python evaluates at import but the forms the renderer
+    emits (decorators, annotations, struct fields), no name that shadows a builtin or `wp`.
+    `nodes`: `_walk(tree)`."""
+    for n in tree.body:
+        if isinstance(n, ast.FunctionDef):
+            a = n.args
+            if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults:
+                return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
+            for arg in a.args:
+                if not _annotation_ok(arg.annotation, structs):
+                    return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
+            if n.returns is not None and _wp_name(n.returns) not in DTYPES:
+                return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")
+        elif isinstance(n, ast.ClassDef):
+            for f in n.body:
+                if isinstance(f, ast.AnnAssign) and _wp_name(f.annotation) not in DTYPES:
+                    return failed(f"safety: struct field at line {f.lineno} has a type the grammar does not emit")
+    FunctionDef, ClassDef, arg, Name, Attribute, Store = (ast.FunctionDef, ast.ClassDef, ast.arg, ast.Name,
+                                                          ast.Attribute, ast.Store)
+    for node in nodes:  # the exact types ast.parse makes (see check_safety)
+        t = type(node)
+        if t is FunctionDef or t is ClassDef:
+            name = node.name
+        elif t is arg:
+            name = node.arg
+        elif t is Name and type(node.ctx) is Store:
+            name = node.id
+        elif t is Attribute:
+            name = None
+            wp = _wp_name(node)  # only an attribute names wp.X
+            if wp is not None and wp not in WP_NAMES:
+                return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
+        else:
+            continue
+        if name in _RESERVED:
+            return failed(f"safety: the name {name} shadows a Python builtin, a keyword or wp")
+    return None
+
+
+def check_safety(source: str) -> dict:
+    """The source may only import warp as wp, use the wp.<name>s the grammar emits, call its own
+    helpers, and read fields of its own @wp.struct arguments; at import it evaluates nothing but
+    the forms the renderer emits."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    structs = {n.name: {s.target.id for s in n.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+               for n in tree.body if isinstance(n, ast.ClassDef)}
+    struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
+    for fn in tree.body:
+        if isinstance(fn, ast.FunctionDef):
+            for arg in fn.args.args:
+                if isinstance(arg.annotation, ast.Name) and arg.annotation.id in structs:
+                    struct_params[arg.arg] = structs[arg.annotation.id]
+    top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+    field_decls = {id(s) for n in top_classes for s in n.body}
+    nodes = _walk(tree)
+    # dispatched on the node's exact type: ast.parse makes no subclass of a node type, so
+    # `type(node) is T` is `isinstance(node, T)` here (and a subclass would fail the allowlist)
+    ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
+                                                          ast.Name, ast.Call)
+    allowed = _ALLOWED_TYPES
+    for node in nodes:
+        t = type(node)
+        if t not in allowed:
+            if isinstance(node, _ALLOWED_NODES):  # a subclass of an allowed type: not what ast.parse makes
+                return failed(f"safety: disallowed syntax {t.__name__} (a subclass of an allowed node type)")
+            return failed(f"safety: disallowed syntax {t.__name__} at line {getattr(node, 'lineno', '?')}")
+        if t is Name:
+            if node.id.startswith("__"):
+                return failed(f"safety: disallowed name {node.id} at line {node.lineno}")
+        elif t is Attribute:
+            v = node.value
+            base = v.id if type(v) is Name else None
+            field_ok = base in struct_params and node.attr in struct_params[base]
+            if not (base == "wp" or field_ok) or node.attr.startswith("_"):
+                return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
+        elif t is Call:
+            f = node.func
+            ok = type(f) is Attribute or (type(f) is Name and (f.id in defined or f.id in ("range", "float", "int")))
+            if not ok:
+                return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
+        elif t is ClassDef:
+            if node not in top_classes:
+                return failed(f"safety: nested class {node.name} at line {node.lineno}")
+        elif t is AnnAssign:
+            if id(node) not in field_decls:
+                return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
+        elif t is Import:
+            if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
+                return failed(f"safety: disallowed import at line {node.lineno}")
+    for n in tree.body:
+        if isinstance(n, ast.Import):
+            continue
+        if isinstance(n, ast.ClassDef):
+            decos = [_decorator_text(d) for d in n.decorator_list]
+            if decos != ["wp.struct"] or n.bases or n.keywords:
+                return failed(f"safety: class {n.name} must be a plain @wp.struct")
+            for s in n.body:
+                if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is None
+                        and isinstance(s.annotation, ast.Attribute)):
+                    return failed(f"safety: struct {n.name} may only declare typed fields (line {s.lineno})")
+            continue
+        if not isinstance(n, ast.FunctionDef):
+            return failed(f"safety: top-level {type(n).__name__} at line {n.lineno} (only functions allowed)")
+        decos = [_decorator_text(d) for d in n.decorator_list]
+        if decos not in (["wp.kernel"], ["wp.func"]):
+            return failed(f"safety: function {n.name} has decorators {decos} (only @wp.kernel/@wp.func)")
+    return _exact_form(tree, set(structs), nodes) or PASSED
