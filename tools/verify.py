@@ -135,7 +135,7 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
         where = f["path"]
         unreadable = lambda e: f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"  # noqa: E731
         try:
-            pf = fmt.open_parquet(os.path.join(dist, where))
+            pf = fmt.open_parquet(os.path.join(dist, where), where)
         except files.FileRefused as e:  # each listed file is opened by the rule; said once
             if str(e) not in problems:
                 problems.append(str(e))
