@@ -496,5 +496,27 @@ def test_the_tools_pass_the_untouched_run_and_release(run_dir, dist):
     assert report["failed"] == 0 and report["records"] == 8
 
 
+
+def test_a_cpu_only_validator_runs_under_an_address_space_limit_it_gives_back(run_dir, monkeypatch, capsys):
+    """What the caps miss still meets a limit: during a CPU-only local re-validation the process's
+    soft RLIMIT_AS is MAIN_ADDRESS_SPACE above what it held at the start; after, it is as before."""
+    import resource
+
+    seen = []
+
+    def judge(*a, **k):
+        seen.append(resource.getrlimit(resource.RLIMIT_AS))
+        raise revalidate.NoShards("stop here")
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    monkeypatch.setattr(revalidate, "revalidate", judge)
+    assert revalidate.main([run_dir, "--device", "cpu", "--quiet"]) == 2
+    capsys.readouterr()
+    with open("/proc/self/status") as f:
+        size = next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
+    soft, hard = seen[0]
+    assert hard == before[1] and 0 < soft - revalidate.MAIN_ADDRESS_SPACE <= size + (256 << 20), (soft, size)
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
