@@ -18,7 +18,6 @@ removed and DIR untouched.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys

@@ -76,17 +76,15 @@ def list_shards(directory: str) -> list[str]:
 
 def run_files(directory: str, manifest: dict | None) -> list[tuple[str, bool]]:
     """The one file set of a run, for //validator and //tools:release alike: (relative name,
-    is a finding) for exactly the shards `manifest` lists (its `shards`, then its
+    is a finding) for exactly the shards `manifest` (one that meets its schema) lists (its `shards`, then its
     adjoint_mismatch shards), or, without a manifest (a run still going), the canonically named
     shards on disk. Each name must be canonical (matched in full) and a regular file; a file in
     the run that looks like data (`.jsonl`, or `shard-` and not a chunk's stats) but is not
     listed, or anything that is not a regular file or directory, is refused. Raises
     files.FileRefused with one line naming the first problem (escaped) and how many more."""
     if manifest is not None:
-        names = [(files.check_name(s.get("path") if isinstance(s, dict) else s, SHARD_NAME, "manifest.json shards"), False)
-                 for s in manifest["shards"]]
-        names += [(files.check_name(s.get("path") if isinstance(s, dict) else s, FINDING_NAME,
-                                    "manifest.json adjoint_mismatch shards"), True)
+        names = [(files.check_name(s["path"], SHARD_NAME, "manifest.json shards"), False) for s in manifest["shards"]]
+        names += [(files.check_name(s["path"], FINDING_NAME, "manifest.json adjoint_mismatch shards"), True)
                   for s in manifest["adjoint_mismatch"]["shards"]]
     else:
         names = [(n, False) for n in sorted(os.listdir(directory)) if SHARD_NAME.fullmatch(n)]

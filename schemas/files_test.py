@@ -2,7 +2,6 @@
 used and checks the rule's answer; tools/hostile_files_test.py sends the same files through
 every entry point."""
 
-import json
 import os
 import re
 import subprocess

@@ -31,10 +31,11 @@ import pyarrow.parquet as pq
 import schemas
 from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
+from schemas.files import sha256_file
 from tools import card, dedup
 from tools import release_format as fmt
 from schemas.dataset_format import RELEASE_KIND, canonical_json, pretty_json
-from tools.release_inputs import GateError, read_back, read_inputs, sha256_file
+from tools.release_inputs import GateError, read_back, read_inputs
 
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
 

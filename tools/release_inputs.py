@@ -172,9 +172,6 @@ class InputDir:
     run: dict | None = None  # the run's run.json (timing, throughput), None when it has none
 
 
-sha256_file = files.sha256_file  # (sha256, bytes) of a regular file; the release's own files too
-
-
 def _canonical(obj, where: str) -> str:
     """`canonical_json(obj)`; a value it refuses (NaN or Infinity) is a gate error, as is text
     that cannot be written as UTF-8 (an unpaired surrogate from a \\ud800 escape)."""

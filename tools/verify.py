@@ -18,7 +18,6 @@ mismatch.
 from __future__ import annotations
 
 import collections
-import json
 import os
 import sys
 

@@ -391,6 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     # left its sandboxes running; Ctrl-C waited for each sandbox's batch to end)
     try:
         with sigterm_raises():
+            # refused before any work: a file added to a release breaks it
+            if args.report and files.inside(os.path.join(base, args.report), directory) and _release_manifest(directory):
+                print(f"error: --report {files.quote(args.report)}: inside the release {files.quote(args.dir)} (a file "
+                      f"added to a release breaks it); write it elsewhere", file=sys.stderr)
+                return 2
             if args.executor == "ray":  # connected here to know the cluster's CPUs; revalidate uses the connection
                 owned = connect_ray(args.ray_address, args.workers)
                 workers = args.workers or ray_cpus()
@@ -419,10 +424,6 @@ def main(argv: list[str] | None = None) -> int:
     default = (os.path.join(directory, "validation_report.json") if report["kind"] == "run"
                else os.path.normpath(directory) + ".validation_report.json")
     out = os.path.join(base, args.report) if args.report else default
-    if report["kind"] == "release" and files.inside(out, directory):
-        print(f"error: --report {files.quote(args.report)}: inside the release {files.quote(args.dir)} (a file added to "
-              f"a release breaks it); write it elsewhere", file=sys.stderr)
-        return 2
     # written to a new file renamed into place: a link planted at the report's path is replaced,
     # never written through
     files.write_text(out, pretty_json(report))
