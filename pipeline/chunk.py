@@ -20,16 +20,16 @@ import schemas
 from generator import records
 from generator.families import build_spec
 from generator.render import render_source
-from schemas.dataset_format import FAULTS_SUFFIX, canonical_json, faults_name, shard_name, stats_name  # noqa: F401
+from schemas.dataset_format import FAULTS_SUFFIX, FINDINGS_DIR, canonical_json, faults_name, shard_name, stats_name  # noqa: F401
 from extractor import warp_adapter
 from validator import checks
 from pipeline.plan import chunk_indices, kernel_plan
 
 # a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp, not a
-# generation failure: it is counted under this reason and written to FINDINGS_DIR, not the dataset
-FINDING = checks.FINDING
-FINDINGS_DIR = checks.FINDINGS
-EXECUTION_CHECKS = ("execute_cpu", "execute_gpu", "execute_backward_cpu", "execute_backward_gpu")
+# generation failure: it is counted under its reason (GRADIENT_MISMATCH) and written to
+# FINDINGS_DIR, not the dataset
+GRADIENT_MISMATCH = checks.GRADIENT_MISMATCH
+EXECUTION_CHECKS = checks.EXECUTION_CHECKS
 # test hooks, read by workers (spawned workers cannot be monkeypatched): kill the worker with
 # SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K
 # A worker names the kernel it is executing in this file (beside the chunk's shard), so that when
@@ -185,7 +185,7 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
             outcome["reason"] = res.error.reason
             continue
         bad = res.first_failure(EXECUTION_CHECKS)
-        if bad and bad.reason_code != FINDING:
+        if bad and bad.reason_code != GRADIENT_MISMATCH:
             outcome["reason"] = bad.reason
             continue
         record = build_record(spec, source, target, res)

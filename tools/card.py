@@ -9,7 +9,7 @@ import shlex
 import schemas
 from schemas.files import fence, md
 from tools.release_format import SPLITS
-from validator.verdicts import FINDINGS
+from validator.verdicts import FINDINGS_CONFIG
 
 LICENSE = "apache-2.0"  # the repository has no LICENSE file; Warp itself is Apache-2.0
 TAGS = ["code", "warp", "cuda", "ptx", "compilers"]
@@ -40,10 +40,10 @@ def render(m: dict) -> str:
               "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
               "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
               "", "Load one config:", "", "```python", "import datasets",
-              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next((k for k in c['configs'] if k != FINDINGS), 'cpu')}\")",
+              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next((k for k in c['configs'] if k != FINDINGS_CONFIG), 'cpu')}\")",
               "```", ""]
-    if FINDINGS in c["configs"]:
-        lines += [f"The `{FINDINGS}` config is not training data: its {c['configs'][FINDINGS]['records']} pairs are "
+    if FINDINGS_CONFIG in c["configs"]:
+        lines += [f"The `{FINDINGS_CONFIG}` config is not training data: its {c['configs'][FINDINGS_CONFIG]['records']} pairs are "
                   "findings about Warp, kernels whose forward run matched the oracle but whose adjoint (Warp's "
                   "backward kernel) disagreed with the oracle's finite-difference gradient at the seeded inputs and "
                   "again at a nearby point (`execute_backward_cpu` or `_gpu` failed as `gradient_mismatch`). Each "

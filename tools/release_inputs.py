@@ -34,7 +34,7 @@ from schemas import files
 from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, read_lines, run_files, run_manifest_violation
 from tools import dedup
 from tools import release_format as fmt
-from validator.verdicts import (FINDINGS, check_bounds, check_consistency, check_safety, check_schema, check_spec,
+from validator.verdicts import (FINDINGS_CONFIG, check_bounds, check_consistency, check_safety, check_schema, check_spec,
                                 check_spec_source, unpublishable)
 
 
@@ -193,7 +193,7 @@ def _gate_record(r: dict, where: str, finding: bool = False) -> None:
 
 
 def _gate_checks(r: dict, where: str, finding: bool) -> None:
-    """`finding`: a record of the run's FINDINGS directory (a wrong adjoint), held to that rule."""
+    """`finding`: a record of the run's FINDINGS_CONFIG directory (a wrong adjoint), held to that rule."""
     for check in (check_bounds, check_schema):
         verdict = check(r)
         if verdict["status"] != "passed":
@@ -243,9 +243,9 @@ def read_input(path: str, shown: str, threshold: float, codes: Codes) -> InputDi
         _read_shard(d, path, shown, name, listed[name], toolchain)
     # the findings (a wrong adjoint, with its reproducer) go to their own config
     findings = {s["path"]: s for s in manifest["adjoint_mismatch"]["shards"]}
-    n = sum(_read_shard(d, path, shown, name, findings[name], toolchain, FINDINGS) for name in sorted(findings))
+    n = sum(_read_shard(d, path, shown, name, findings[name], toolchain, FINDINGS_CONFIG) for name in sorted(findings))
     if n != manifest["adjoint_mismatch"]["records"]:
-        raise GateError(f"--in {shown}: {FINDINGS} holds {n} records, manifest.json says "
+        raise GateError(f"--in {shown}: {FINDINGS_CONFIG} holds {n} records, manifest.json says "
                         f"{manifest['adjoint_mismatch']['records']}")
     if not d.entries:
         raise GateError(f"--in {shown}: no records")
@@ -255,7 +255,7 @@ def read_input(path: str, shown: str, threshold: float, codes: Codes) -> InputDi
 def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, toolchain: str,
                 config: str | None = None) -> int:
     """Gate every record of the listed shard `name` of input `d` into its entries; `config`:
-    FINDINGS for the run's findings (default: the records' target). Returns the record count."""
+    FINDINGS_CONFIG for the run's findings (default: the records' target). Returns the record count."""
     manifest = d.manifest
     spath = os.path.join(path, name)
     try:
@@ -269,7 +269,7 @@ def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, too
         where = f"{shown}/{name}:{lineno}"
         if err:
             raise GateError(f"--in {shown}: {err}")  # corrupt: NAME:LINE: why
-        _gate_record(r, where, config == FINDINGS)
+        _gate_record(r, where, config == FINDINGS_CONFIG)
         if r["target"] != manifest["generator"]["target"]:
             raise GateError(f"{where}: record {r['id']} has target {r['target']}, "
                             f"the run's is {manifest['generator']['target']}")

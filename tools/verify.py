@@ -27,7 +27,7 @@ from schemas import files
 from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, release_file_problems
 from tools import card
 from tools import release_format as fmt
-from validator.verdicts import FINDINGS, check_static, unpublishable
+from validator.verdicts import FINDINGS_CONFIG, check_static, unpublishable
 
 
 def _load_manifest(dist: str, problems: list[str]) -> dict | None:
@@ -96,7 +96,7 @@ def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: se
 
 
 def _check_row_fields(row: dict, f: dict, m: dict, fractions: tuple, found: list[str], rid: str) -> None:
-    finding = f["config"] == FINDINGS  # a finding keeps its target; the inputs' targets are the others
+    finding = f["config"] == FINDINGS_CONFIG  # a finding keeps its target; the inputs' targets are the others
     in_place = row["target"] in {i["target"] for i in m["inputs"]} if finding else row["target"] == f["config"]
     if not in_place or row["split"] != f["split"]:
         found.append(f"{rid}: is {files.quote(row['target'], 40)}/{files.quote(row['split'], 40)} inside {f['config']}/{f['split']}")

@@ -22,8 +22,9 @@ from generator.oracle import branch_points, run_oracle
 from generator.races import first_race
 from generator.spec import TILE_BLOCK_DIM, KernelSpec, is_float, scalar_dtype
 from validator import gradients
+from validator.outcomes import EXECUTION_CHECKS, KERNEL_CHECKS, Check, check_names  # noqa: F401 (re-exported)
 from validator.verdicts import (  # noqa: F401 (re-exported)
-    FINDING, FINDINGS, MUST_PASS, PASSED, KernelResult, Verdict, check_consistency, check_safety, check_schema, check_spec_source,
+    FINDINGS_CONFIG, GRADIENT_MISMATCH, MUST_PASS, PASSED, KernelResult, Verdict, check_consistency, check_safety, check_schema, check_spec_source,
     check_static, failed, not_run, split_reason, unpublishable)
 
 # rtol/atol per dtype for Warp's result against the float64 oracle.
@@ -320,7 +321,7 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
     """Extract, compile (one shared Warp module: LLVM for the CPU, NVRTC to PTX) and execute.
 
     Returns one `KernelResult` per kernel: the kernel's rejection (`error`), or its IR, inputs,
-    outputs, a `Verdict` per check (VERDICT_CHECKS), gradient example, coverage and toolchain;
+    outputs, a `Verdict` per check (KERNEL_CHECKS), gradient example, coverage and toolchain;
     the IR is cut from the sources the compilers were given (`warp_adapter.cut_ir`). A batch-level failure (codegen or compile) is isolated
     by bisection, so one bad kernel costs only its own record, with the compiler's reason.
     With validate=False only Warp's codegen runs (the --no-validate fast path): no PTX, no
@@ -448,12 +449,7 @@ def check_batch(specs: list[KernelSpec], archs=warp_adapter.DEFAULT_ARCHS,
         return [_typed(res) for res in results]
 
 
-# the checks check_batch gives a verdict on, in a record's order
-VERDICT_CHECKS = ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu", "execute_backward_cpu",
-                  "execute_backward_gpu")
-
-
 def _typed(res: dict) -> KernelResult:
     return KernelResult(ir=res["ir"], inputs=res["inputs"], outputs=res["outputs"],
-                        verdicts={k: Verdict.from_json(k, res[k]) for k in VERDICT_CHECKS},
+                        verdicts={k: Verdict.from_json(k, res[k]) for k in KERNEL_CHECKS},
                         grad=res["grad"], coverage=res["coverage"], toolchain=res["toolchain"])

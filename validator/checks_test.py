@@ -124,7 +124,7 @@ def _schema_test_records() -> list[dict]:
             arr = np.linspace(-1, 1, 4)
             grad = {"w": {"y": arr}, "v": [{"x": arr}], "g": {"x": arr}, "dot": [0.5], "fd": [0.5], "point": "seeded"}
         res = {"ir": ir, "inputs": inputs, "outputs": outputs, "grad": grad, "toolchain": toolchain,
-               "coverage": checks.coverage(spec, set()), **{k: verdict for k in checks.VERDICT_CHECKS}}
+               "coverage": checks.coverage(spec, set()), **{k: verdict for k in checks.KERNEL_CHECKS}}
         if full:
             res["execute_gpu"] = {"status": "passed", "max_abs_diff": 0.0}
         out.append(chunk.build_record(spec, render_source(spec), "cpu", checks._typed(res)))

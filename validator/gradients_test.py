@@ -137,7 +137,7 @@ def test_a_finding_reproduces_under_revalidation_and_a_passing_record_would_not(
     monkeypatch.setattr(warp_adapter, "missing_adjoints", lambda: {})
     spec = build_spec("tile_scan", 0)
     first, again = checks.check_batch([spec], gpu=False)[0], checks.check_batch([spec], gpu=False)[0]
-    assert first.verdicts["execute_backward_cpu"].reason_code == checks.FINDING
+    assert first.verdicts["execute_backward_cpu"].reason_code == checks.GRADIENT_MISMATCH
     rec = json.loads(json.dumps(build_record(spec, render_source(spec), "cuda", first)))
     assert checks.unpublishable(rec["checks"], finding=True) is None
     assert revalidate._judge_one(spec, again, rec, finding=True)[0] is None

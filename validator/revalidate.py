@@ -102,12 +102,12 @@ def _toolchain_diff(stored: dict, fresh: dict) -> str:
 
 def _compare_gradient(res: checks.KernelResult, rec: dict, finding: bool = False) -> str | None:
     """The stored gradient verdict, example and branch coverage must be what a fresh run gives.
-    A finding (`finding`: a record of the run's FINDINGS directory) must fail its fresh gradient
-    check as FINDING again: the mismatch it reports is Warp's, reproduced here."""
+    A finding (`finding`: a record of the run's FINDINGS_CONFIG directory) must fail its fresh gradient
+    check as GRADIENT_MISMATCH again: the mismatch it reports is Warp's, reproduced here."""
     fresh, stored = res.verdicts["execute_backward_cpu"], rec["checks"]["execute_backward_cpu"]
     if finding:
-        if fresh.status != "failed" or checks.split_reason(fresh.reason)[0] != checks.FINDING:
-            return (f"finding: the stored {checks.FINDING} does not reproduce: a fresh backward run gives "
+        if fresh.status != "failed" or checks.split_reason(fresh.reason)[0] != checks.GRADIENT_MISMATCH:
+            return (f"finding: the stored {checks.GRADIENT_MISMATCH} does not reproduce: a fresh backward run gives "
                     f"{fresh.status}{': ' + fresh.reason if fresh.reason else ''}"[:400])
     elif fresh.status == "failed":
         return fresh.reason
@@ -429,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     files.write_text(out, pretty_json(report))
     print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {files.quote(out)}")
     if report["findings"]["records"]:
-        print(f"of which {report['findings']['records']} findings ({checks.FINDINGS}/, held to their own rule): "
+        print(f"of which {report['findings']['records']} findings ({checks.FINDINGS_CONFIG}/, held to their own rule): "
               f"{report['findings']['records'] - report['findings']['failed']} reproduced, {report['findings']['failed']} failed")
     print("GPU execution: " + (", ".join(f"{s} {n}" for s, n in report["execute_gpu"].items()) or "none")
           + (f" ({'; '.join(report['execute_gpu_notes'])})" if report["execute_gpu_notes"] else ""))

@@ -12,7 +12,7 @@ import os
 import schemas
 from schemas import files
 from schemas.dataset_format import RELEASE_KIND, read_records, release_file_problems, run_files
-from validator.verdicts import FINDINGS, ValidatorError
+from validator.verdicts import FINDINGS_CONFIG, ValidatorError
 
 
 class NoShards(ValidatorError):
@@ -27,7 +27,7 @@ class FileSetRefused(ValidatorError):
 def _run_sources(directory: str, manifest: dict | None) -> tuple[list[tuple], dict | None]:
     """A run directory's record sources: (name, finding, rows(), line count) for exactly the
     shards its manifest lists (the file set //tools:release reads: schemas.dataset_format.run_files)
-    and, held to their own rule, its findings (FINDINGS/: wrong adjoints, kept out of the
+    and, held to their own rule, its findings (FINDINGS_CONFIG/: wrong adjoints, kept out of the
     dataset); and the first record's toolchain."""
     try:
         names = run_files(directory, manifest)
@@ -67,7 +67,7 @@ def _release_sources(directory: str, m: dict) -> tuple[list[tuple], dict]:
     """A release's record sources: exactly the Parquet files its manifest lists, by the file rule
     //tools:verify applies (schemas.dataset_format.release_file_problems: canonical paths that
     agree with their config and split, regular files, nothing unlisted), their rows rebuilt into
-    records with the manifest's schema version and toolchain; the FINDINGS config held to its
+    records with the manifest's schema version and toolchain; the FINDINGS_CONFIG config held to its
     own rule."""
     problems = release_file_problems(directory, m)
     if problems:
@@ -78,7 +78,7 @@ def _release_sources(directory: str, m: dict) -> tuple[list[tuple], dict]:
         rel = f["path"]
         if not rel.endswith(".parquet"):
             continue
-        every.append((rel, f["config"] == FINDINGS,
+        every.append((rel, f["config"] == FINDINGS_CONFIG,
                       functools.partial(_parquet_records, os.path.join(directory, rel), rel, m["record_schema_version"],
                                         m["toolchain"]), f["rows"]))
     if not every:

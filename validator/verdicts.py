@@ -15,7 +15,8 @@ from generator.families import FAMILIES, build_spec
 from generator.inputs import make_inputs, second_launch
 from generator.render import render_source
 from generator.spec import KernelSpec
-from validator.outcomes import PASSED, failed, not_run  # noqa: F401 (re-exported)
+from validator.outcomes import (  # noqa: F401 (re-exported)
+    FINDINGS_CONFIG, GRADIENT_CHECKS, GRADIENT_MISMATCH, MUST_PASS, PASSED, failed, not_run)
 # the safety allowlist and the schema compiler, split out; re-exported for every caller
 from validator.safety import (  # noqa: F401 (re-exported)
     WP_NAMES, _ALLOWED_NODES, _ALLOWED_TYPES, _ARRAY_CTORS, _CHILD_FIELDS, _PLAIN_FIELDS, _RESERVED,
@@ -212,20 +213,13 @@ def check_static(record) -> dict:
     return PASSED
 
 
-# the verdicts a stored record must carry: these always run, the others may be not_run
-MUST_PASS = ("schema", "safety", "spec_source", "compile_cpu", "compile_cuda", "execute_cpu")
-# a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp: its reason
-# code, and the name of the run's directory and of the release's config that hold such pairs
-FINDING = "gradient_mismatch"
-FINDINGS = "adjoint_mismatch"
-GRADIENT_CHECKS = ("execute_backward_cpu", "execute_backward_gpu")
 
 
 def unpublishable(checks: dict, finding: bool = False) -> str | None:
     """Why a record with these stored verdicts ({check: {"status", "reason"?}}) may not stand in
-    a release's main config (`finding` False) or in its FINDINGS config (True), or None. Both
+    a release's main config (`finding` False) or in its FINDINGS_CONFIG config (True), or None. Both
     need every MUST_PASS check passed. A main config's record has no failed verdict at all; a
-    finding has a gradient check failed as FINDING and no other failure."""
+    finding has a gradient check failed as GRADIENT_MISMATCH and no other failure."""
     for check in MUST_PASS:
         v = checks.get(check) or {}
         if v.get("status") != "passed":
@@ -234,12 +228,12 @@ def unpublishable(checks: dict, finding: bool = False) -> str | None:
     for check, v in sorted(checks.items()):
         if v.get("status") != "failed":
             continue
-        if finding and check in GRADIENT_CHECKS and split_reason(v.get("reason", ""))[0] == FINDING:
+        if finding and check in GRADIENT_CHECKS and split_reason(v.get("reason", ""))[0] == GRADIENT_MISMATCH:
             found = True
             continue
         return f"has a failed verdict for {check} ({v.get('reason', '')})"
     if finding and not found:
-        return f"is in {FINDINGS} but no gradient check failed as {FINDING}"
+        return f"is in {FINDINGS_CONFIG} but no gradient check failed as {GRADIENT_MISMATCH}"
     return None
 
 
