@@ -18,7 +18,7 @@ import tempfile
 import pytest
 
 from bench import harness
-from generator.paths import caller_path
+from runtime.process import caller_path
 
 
 # --cases: name -> the benchmarks.py tests it selects (pytest -k)

@@ -11,7 +11,7 @@ import os
 import sys
 
 from generator import diversity
-from generator.paths import caller_dir
+from runtime.process import caller_dir
 from schemas.dataset_format import pretty_json
 
 

@@ -8,7 +8,7 @@ import re
 import sys
 
 from generator.families import FAMILIES, families_for
-from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from pipeline.config import RunConfig
 from pipeline.errors import ExecutorUnavailable, RunConflict, RunStopped, WorkerLost
 

@@ -15,7 +15,7 @@ import os
 import shutil
 import tempfile
 
-from generator.paths import use_run_dir
+from runtime.process import use_run_dir
 from pipeline.chunk import process_chunk
 from pipeline.errors import ExecutorUnavailable
 

@@ -19,7 +19,7 @@ import re
 import sys
 
 import schemas
-from generator.paths import Terminated
+from runtime.process import Terminated
 from schemas import files
 from schemas.dataset_format import RELEASE_KIND, release_file_problems
 from schemas.files import quote

@@ -23,7 +23,7 @@ import shutil
 import sys
 import tempfile
 
-from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from report import document, plots
 from report import facts as facts_mod
 from report.document import u, uc

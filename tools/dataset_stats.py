@@ -11,7 +11,7 @@ import os
 import sys
 
 from generator.diversity import skeleton
-from generator.paths import caller_dir
+from runtime.process import caller_dir
 from schemas.dataset_format import list_shards, read_records
 
 

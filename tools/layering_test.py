@@ -1,7 +1,8 @@
 """The rooms and their order: no package imports from a package above it.
 
-    schemas < generator < extractor < validator < pipeline < tools < report < bench
+    runtime < schemas < generator < extractor < validator < pipeline < tools < report < bench
 
+runtime/ is process plumbing (the caller's directory, run directories, SIGTERM);
 generator/ is the model (specs, grammar, families, render, oracle, inputs); extractor/ lowers a
 spec's module with Warp's JIT; validator/ checks records; pipeline/ runs generation above all
 three; tools/ (release, verify, provenance) and report/ work on datasets and releases; bench/
@@ -19,7 +20,7 @@ import tempfile
 
 import pytest
 
-ORDER = ["schemas", "generator", "extractor", "validator", "pipeline", "tools", "report", "bench"]
+ORDER = ["runtime", "schemas", "generator", "extractor", "validator", "pipeline", "tools", "report", "bench"]
 LAYER = {name: i for i, name in enumerate(ORDER)}
 TEST_MAY_IMPORT = {"pipeline"}
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))

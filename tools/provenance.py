@@ -20,7 +20,7 @@ import sys
 import tempfile
 
 from extractor import warp_adapter
-from generator.paths import caller_path
+from runtime.process import caller_path
 from generator.render import render_source
 from generator.spec import KernelSpec
 from schemas.dataset_format import list_shards, read_records

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 import schemas
-from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
 from schemas.files import sha256_file
 from tools import card, dedup

@@ -22,7 +22,7 @@ import os
 import sys
 
 import schemas
-from generator.paths import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
 from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, release_file_problems
 from tools import card

@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 
-from generator.paths import caller_dir
+from runtime.process import caller_dir
 from validator import faults
 from schemas.dataset_format import pretty_json
 

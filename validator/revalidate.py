@@ -26,7 +26,7 @@ import time
 import schemas
 from extractor import warp_adapter
 from generator import records
-from generator.paths import EXIT_TERMINATED, Terminated, caller_dir, sigterm_raises
+from runtime.process import EXIT_TERMINATED, Terminated, caller_dir, sigterm_raises
 from generator.spec import KernelSpec
 from schemas import files
 from schemas.dataset_format import RunManifestError, pretty_json, read_run_manifest

@@ -26,7 +26,7 @@ import multiprocessing
 import os
 import resource
 
-from generator.paths import use_run_dir
+from runtime.process import use_run_dir
 from validator.verdicts import KernelResult
 
 ADDRESS_SPACE = 8 << 30
