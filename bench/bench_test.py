@@ -1,3 +1,7 @@
+"""//bench as a user runs it: the parts benchmark times each part of both targets, every case
+runs and its table has each row, and bad sizes or unfinished release runs are one-line errors.
+"""
+
 import json
 import sys
 

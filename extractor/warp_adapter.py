@@ -8,6 +8,10 @@ What needs no Warp lives beside it, and its public names are re-exported here so
 keep one entry point: cutting each kernel's text from the compiled module source
 (`extractor/cut.py`), its PTX from the module PTX (`extractor/ptx.py`), and telling a CUDA
 error that loses the context (`extractor/cuda_errors.py`).
+
+Over 400 lines, on purpose: every function left here touches Warp (init and cache, compile
+capture, loads and launches), and the contract that only this module reaches `warp._src` is
+checked on this one file; splitting it would spread that contract over several.
 """
 
 from __future__ import annotations

@@ -1,3 +1,9 @@
+"""The adapter over Warp's internals: every `warp._src` symbol it uses still exists, the stored
+C++/CUDA is verbatim what the compilers compiled (cut per kernel, clean, complete, the same alone
+and in a batch), PTX is per kernel and per arch and reproducible, the toolchain fingerprint is
+what ran, and a reused pid cannot load another run's binary.
+"""
+
 import glob
 import importlib
 import os

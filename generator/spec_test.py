@@ -1,3 +1,9 @@
+"""The model's specs: (family, seed) gives the same bytes, specs round-trip through JSON, sources
+parse and their oracle is finite, families split by target, bad family and seed are rejected with
+a reason, sources are distinct once names are ignored, and the model writes the dataset format's
+one canonical JSON.
+"""
+
 import ast
 import sys
 

@@ -1,3 +1,7 @@
+"""The dataset's on-disk format: file names, listing shards, reading records (every bad line
+reported, reading on), the canonical JSON encoding and reading a run's manifest.
+"""
+
 import json
 import math
 import sys

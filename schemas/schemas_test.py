@@ -1,3 +1,8 @@
+"""The JSON Schemas: valid draft 2020-12 with their version, one release note per version, and
+real run manifests meet the run-manifest schema while a missing key, a mistyped count or an
+unknown key fails it.
+"""
+
 import copy
 import json
 import os

@@ -1,3 +1,6 @@
+"""The pinned toolchain: the running warp-lang is the 1.19.0 that requirements_lock.txt pins.
+"""
+
 import sys
 import warp
 print(sys.version, warp.__version__)

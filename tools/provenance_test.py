@@ -1,3 +1,7 @@
+"""//tools:provenance: a record's stored code is a cut of what Warp compiled for it, and an edit
+of the stored code is caught.
+"""
+
 import json
 import os
 import sys
