@@ -12,11 +12,11 @@ import sys
 
 from generator import diversity
 from runtime.process import caller_dir
-from schemas.dataset_format import pretty_json
+from schemas.dataset_format import RUN_MANIFEST, pretty_json
 
 
 def _rates(directory: str) -> dict:
-    with open(os.path.join(directory, "manifest.json")) as f:
+    with open(os.path.join(directory, RUN_MANIFEST)) as f:
         m = json.load(f)
     c = m["counts"]
     return {"dir": directory, "target": m["generator"]["target"], "attempted": c["attempted"], "passed": c["passed"],
@@ -63,13 +63,13 @@ def main(argv=None) -> int:
         failed |= bool(r["failures"])
     for d in args.dataset:
         path = os.path.join(base, d)
-        if not os.path.isfile(os.path.join(path, "manifest.json")):
+        if not os.path.isfile(os.path.join(path, RUN_MANIFEST)):
             print(f"error: {d}: no manifest.json (not a generated dataset directory)", file=sys.stderr)
             return 2
         r = _rates(path)
         results["datasets"].append(r)
         ok = r["pass_rate"] >= 0.995
-        with open(os.path.join(path, "manifest.json")) as f:
+        with open(os.path.join(path, RUN_MANIFEST)) as f:
             shares = diversity.dataset_share_failures(json.load(f))
         r["share_failures"] = shares
         failed |= not ok or bool(shares)
