@@ -37,15 +37,26 @@ def normalized_source(source: str, name: str) -> str:
     return source.replace(name, "K")
 
 
+def drawn(target: str, count: int, seed: int = 0):
+    """(family, spec, source) of the `count` kernels `//generator:<target>` draws from `seed`,
+    in its plan's order (kernel k is of family k mod n)."""
+    fams = families_for(target)
+    for k in range(count):
+        family = fams[k % len(fams)]
+        spec = build_spec(family, derive_seed("kernel", seed, k))
+        yield family, spec, render_source(spec)
+
+
+def drawn_sources(target: str, count: int, seed: int = 0):
+    return (src for _, _, src in drawn(target, count, seed))
+
+
 def audit(target: str, count: int, seed: int = 0) -> dict:
     """Draw `count` kernels exactly as `//generator:<target>` plans them and measure them."""
     fams = families_for(target)
     per = collections.defaultdict(lambda: {"kernels": 0, "sources": set(), "skeletons": set()})
     sources, skeletons = set(), set()
-    for k in range(count):
-        family = fams[k % len(fams)]
-        spec = build_spec(family, derive_seed("kernel", seed, k))
-        src = render_source(spec)
+    for family, spec, src in drawn(target, count, seed):
         norm, skel = normalized_source(src, spec.name), skeleton(src)
         d = per[family]
         d["kernels"] += 1
