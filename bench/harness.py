@@ -17,7 +17,7 @@ import time
 from generator.families import build_spec, families_for
 from pipeline.plan import kernel_plan
 from generator.render import render_source
-from schemas.dataset_format import pretty_json
+from schemas.dataset_format import RUN_MANIFEST, pretty_json
 
 WARP_CODEGEN = ("codegen",)                      # Warp's ModuleBuilder (adjoints) and codegen_* calls
 WARP_REGISTRATION = ("import",)                   # importing the kernel file: Warp's @wp.kernel decorator
@@ -90,7 +90,7 @@ def release_memory(run_dir: str) -> dict:
     each a child process of its own: seconds and peak RSS of each (`bench.memory`)."""
     from bench.memory import module_argv, peak_rss_mb
 
-    with open(os.path.join(run_dir, "manifest.json")) as f:
+    with open(os.path.join(run_dir, RUN_MANIFEST)) as f:
         records = json.load(f)["counts"]["passed"]
     dist = tempfile.mkdtemp(prefix="bench-release-")
     shutil.rmtree(dist)

@@ -8,136 +8,19 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 
 import numpy as np
 
-from generator import linalg, oracle_lanes
+from generator import linalg, oracle_lanes, spec_walk
+from generator.oracle_builtins import BUILTINS
 from generator.spec import FLOAT_DTYPES, VEC_SHAPES, KernelSpec, is_float
+from generator.warp_rng import rand_pcg, unit_float
 
-_M32 = 0xFFFFFFFF
-
-
-def _clamp(x, lo, hi):
-    return min(max(x, lo), hi)
-
-
-def rand_pcg(state: int) -> int:
-    """Warp's rand_pcg (native/rand.h), in exact uint32 arithmetic."""
-    b = (state * 747796405 + 2891336453) & _M32
-    c = (((b >> ((b >> 28) + 4)) ^ b) * 277803737) & _M32
-    return ((c >> 22) ^ c) & _M32
-
-
-def rand_init(seed: int, offset: int | None = None) -> int:
-    if offset is None:
-        return rand_pcg(seed & _M32)
-    return rand_pcg(((seed & _M32) + rand_pcg(offset & _M32)) & _M32)
-
-
-def _normalize(v):
-    n = float(np.sqrt(linalg.dot(v, v)))
-    return v / n if n > 0.0 else np.zeros_like(v)
-
-
-def _quat_from_axis_angle(axis, angle):
-    h = 0.5 * angle
-    return np.concatenate([np.asarray(axis, dtype=np.float64) * math.sin(h), [math.cos(h)]])
-
-
-def _quat_rotate(q, v):
-    # Warp's quat layout is (x, y, z, w)
-    u, w = q[:3], q[3]
-    return v * (2.0 * w * w - 1.0) + np.cross(u, v) * (2.0 * w) + u * (2.0 * float(linalg.dot(u, v)))
-
-
-def _quat_mul(a, b):
-    av, aw, bv, bw = a[:3], a[3], b[:3], b[3]
-    return np.concatenate([aw * bv + bw * av + np.cross(av, bv), [aw * bw - float(linalg.dot(av, bv))]])
-
-
-def _tile_load(arr, shape, offset):
-    sl = tuple(slice(o, o + s) for o, s in zip(offset, shape))
-    return np.array(arr[sl], dtype=np.float64)
-
-
-def _tile_store(arr, t, offset):
-    sl = tuple(slice(o, o + s) for o, s in zip(offset, t.shape))
-    arr[sl] = t
-
-
-def _tile_atomic_add(arr, t, offset=None):
-    offset = offset or (0,) * t.ndim
-    sl = tuple(slice(o, o + s) for o, s in zip(offset, t.shape))
-    arr[sl] += t
-
-
-def _tile_matmul(a, b, out=None):
-    if out is None:
-        return linalg.product(a, b)
-    out += linalg.product(a, b)  # the 3-argument form accumulates into `out` in place
-    return None
-
-
-def _tile_map(fn, *tiles):
-    return np.vectorize(fn, otypes=[np.float64])(*tiles)
-
-
-BUILTINS = {
-    "sin": math.sin,
-    "cos": math.cos,
-    "tanh": math.tanh,
-    "exp": math.exp,
-    "log": math.log,
-    "sqrt": math.sqrt,
-    "abs": abs,
-    "floor": lambda x: float(math.floor(x)),
-    "ceil": lambda x: float(math.ceil(x)),
-    "min": min,
-    "max": max,
-    "clamp": _clamp,
-    "trunc": lambda x: float(math.trunc(x)),
-    "atan": math.atan,
-    "atan2": math.atan2,
-    "sinh": math.sinh,
-    "cosh": math.cosh,
-    "log2": math.log2,
-    "log10": math.log10,
-    "pow": math.pow,
-    "acos": math.acos,
-    "asin": math.asin,
-    # vector / matrix / quaternion math on float64 NumPy arrays
-    "dot": lambda a, b: float(linalg.dot(a, b)),
-    "cross": np.cross,
-    "length": lambda a: float(np.sqrt(linalg.dot(a, a))),
-    "length_sq": lambda a: float(linalg.dot(a, a)),
-    "normalize": _normalize,
-    "cw_mul": lambda a, b: a * b,
-    "transpose": lambda m: np.array(m.T),
-    "determinant": lambda m: float(linalg.det(m)),
-    "outer": np.outer,
-    "quat_from_axis_angle": _quat_from_axis_angle,
-    "quat_rotate": _quat_rotate,
-    "quat_rotate_inv": lambda q, v: _quat_rotate(np.concatenate([-q[:3], q[3:]]), v),
-    "mul": _quat_mul,
-    "transform": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
-    "transform_point": lambda t, x: _quat_rotate(t[1], x) + t[0],
-    # RNG (exact reproduction of Warp's)
-    "rand_init": rand_init,
-    # tiles: one NumPy array per tile, the body evaluated once per tile index
-    "tile_load": _tile_load,
-    "tile_store": _tile_store,
-    "tile_atomic_add": _tile_atomic_add,
-    "tile_map": _tile_map,
-    "tile_sum": lambda t: np.array([t.sum()]),
-    "tile_max": lambda t: np.array([t.max()]),
-    "tile_min": lambda t: np.array([t.min()]),
-    "tile_scan_inclusive": lambda t: np.cumsum(t),
-    "tile_scan_exclusive": lambda t: np.cumsum(t) - t,
-    "tile_matmul": _tile_matmul,
-    "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
-    "float32": float,
-    "tile_transpose": lambda t: np.array(t.T),
-}
+# the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
+_ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
+_AUG = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
 
 class _Break(Exception):
@@ -164,18 +47,14 @@ def _as(dtype: str, value):
 def branch_points(spec: KernelSpec) -> dict[int, int]:
     """Every branch point of the spec (an `if` statement, a `where` expression), keyed by the
     identity of its node, with its number of possible outcomes (if: then, each elif, else or
-    fall-through; where: true, false). Walked without recursion."""
+    fall-through; where: true, false)."""
     points: dict[int, int] = {}
-    todo = [spec.body] + [h.body for h in spec.helpers]
-    while todo:
-        node = todo.pop()
-        if not isinstance(node, list):
-            continue
-        if node and node[0] == "if" and len(node) == 5 and isinstance(node[3], list):
-            points[id(node)] = 2 + len(node[3])
-        elif node and node[0] == "where" and len(node) == 4:
-            points[id(node)] = 2
-        todo.extend(x for x in node if isinstance(x, list))
+    for node in spec_walk.nodes(*spec_walk.spec_bodies(spec)):
+        match node:
+            case ["if", _, _, list() as elifs, _]:
+                points[id(node)] = 2 + len(elifs)
+            case ["where", _, _, _]:
+                points[id(node)] = 2
     return points
 
 
@@ -192,6 +71,9 @@ def atomic(arr, op: str, idx: tuple, v) -> None:
 
 
 class Interpreter:
+    """The threads of a launch one after another, each walking the spec's statements (`block`)
+    and expressions (`expr`) on its own environment of locals."""
+
     def __init__(self, spec: KernelSpec, arrays: dict[str, np.ndarray], scalars: dict, taken: set | None = None):
         self.spec = spec
         self.arrays = arrays
@@ -212,86 +94,88 @@ class Interpreter:
                 pass
 
     def expr(self, e, env):
-        tag = e[0]
-        if tag == "c":
-            return _as(e[2], e[1])
-        if tag == "v":
-            return env[e[1]]
-        if tag == "ld":
-            idx = tuple(self.expr(i, env) for i in e[2])
-            v = self.arrays[e[1]][idx]
-            if isinstance(v, np.ndarray):
-                return np.array(v, dtype=np.float64)  # a vector/matrix element: a copy
-            return float(v) if self.arrays[e[1]].dtype.kind == "f" else int(v)
-        if tag == "bin":
-            a, b = self.expr(e[2], env), self.expr(e[3], env)
-            op = e[1]
-            if op == "+":
-                return a + b
-            if op == "-":
-                return a - b
-            if op == "*":
-                return a * b
-            if op == "/":
-                return a / b
-            raise ValueError(op)
-        if tag == "mod":
-            return self.expr(e[1], env) % self.expr(e[2], env)
-        if tag == "neg":
-            return -self.expr(e[1], env)
-        if tag == "call":
-            return BUILTINS[e[1]](*(self.expr(a, env) for a in e[2]))
-        if tag == "where":
-            cond = bool(self.expr(e[1], env))
-            if self.taken is not None:
-                self.taken.add((id(e), cond))
-            return self.expr(e[2], env) if cond else self.expr(e[3], env)
-        if tag == "cmp":
-            a, b = self.expr(e[2], env), self.expr(e[3], env)
-            return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[e[1]]
-        if tag == "and":
-            return bool(self.expr(e[1], env)) and bool(self.expr(e[2], env))
-        if tag == "or":
-            return bool(self.expr(e[1], env)) or bool(self.expr(e[2], env))
-        if tag == "not":
-            return not self.expr(e[1], env)
-        if tag == "hcall":
-            h = self.helpers[e[1]]
-            local = {n: _as(t, self.expr(a, env)) for (n, t), a in zip(h.params, e[2])}
-            try:
-                self.block(h.body, local)
-            except _Return as r:
-                return _as(h.ret, r.value)
-            raise ValueError(f"helper {h.name} fell off its end")
-        if tag == "cast":
-            return _as(e[1], self.expr(e[2], env))
-        if tag == "vec":
-            vals = [float(self.expr(a, env)) for a in e[2]]
-            return np.array(vals, dtype=np.float64).reshape(VEC_SHAPES[e[1]])
-        if tag == "comp":
-            return float(self.expr(e[1], env)[tuple(e[2])])
-        if tag == "mmul":
-            return linalg.product(self.expr(e[1], env), self.expr(e[2], env))
-        if tag == "arr":
-            return self.arrays[e[1]]
-        if tag == "tuple":
-            return tuple(self.expr(a, env) for a in e[1])
-        if tag == "fnref":
-            return BUILTINS[e[1]]
-        if tag == "kwcall":
-            args = [self.expr(a, env) for a in e[2]]
-            kwargs = {k: self.expr(x, env) for k, x in e[3]}
-            return BUILTINS[e[1]](*args, **kwargs)
-        if tag == "fld":
-            return env[e[1]][e[2]]
-        if tag == "randf":
-            env[e[1]] = rand_pcg(env[e[1]])
-            u = (env[e[1]] >> 8) * (1.0 / 16777216.0)
-            if len(e) > 2:
-                lo, hi = self.expr(e[2], env), self.expr(e[3], env)
-                return float(np.float32(np.float32(hi - lo) * np.float32(u) + np.float32(lo)))
-            return u
-        raise ValueError(f"unknown expression tag {tag!r}")
+        match e:
+            case ["v", name]:
+                return env[name]
+            case ["c", value, dtype]:
+                return _as(dtype, value)
+            case ["bin", op, a, b]:
+                x, y = self.expr(a, env), self.expr(b, env)
+                if op not in _ARITH:
+                    raise ValueError(op)
+                return _ARITH[op](x, y)
+            case ["ld", name, index]:
+                idx = tuple(self.expr(i, env) for i in index)
+                v = self.arrays[name][idx]
+                if isinstance(v, np.ndarray):
+                    return np.array(v, dtype=np.float64)  # a vector/matrix element: a copy
+                return float(v) if self.arrays[name].dtype.kind == "f" else int(v)
+            case ["call", name, args]:
+                return BUILTINS[name](*(self.expr(a, env) for a in args))
+            case ["cmp", op, a, b]:
+                x, y = self.expr(a, env), self.expr(b, env)
+                return _CMP[op](x, y)
+            case ["where", cond, a, b]:
+                return self._where(e, cond, a, b, env)
+            case ["mod", a, k]:
+                return self.expr(a, env) % self.expr(k, env)
+            case ["cast", dtype, a]:
+                return _as(dtype, self.expr(a, env))
+            case ["comp", a, keys]:
+                return float(self.expr(a, env)[tuple(keys)])
+            case ["and", a, b]:
+                return bool(self.expr(a, env)) and bool(self.expr(b, env))
+            case ["randf", state, *bounds]:
+                return self._randf(state, bounds, env)
+            case ["vec", vtype, comps]:
+                vals = [float(self.expr(a, env)) for a in comps]
+                return np.array(vals, dtype=np.float64).reshape(VEC_SHAPES[vtype])
+            case ["neg", a]:
+                return -self.expr(a, env)
+            case ["or", a, b]:
+                return bool(self.expr(a, env)) or bool(self.expr(b, env))
+            case ["fld", name, field]:
+                return env[name][field]
+            case ["kwcall", name, args, keywords]:
+                values = [self.expr(a, env) for a in args]
+                kwargs = {k: self.expr(x, env) for k, x in keywords}
+                return BUILTINS[name](*values, **kwargs)
+            case ["tuple", items]:
+                return tuple(self.expr(a, env) for a in items)
+            case ["hcall", name, args]:
+                return self._hcall(name, args, env)
+            case ["arr", name]:
+                return self.arrays[name]
+            case ["fnref", name]:
+                return BUILTINS[name]
+            case ["mmul", a, b]:
+                return linalg.product(self.expr(a, env), self.expr(b, env))
+            case ["not", a]:
+                return not self.expr(a, env)
+        raise ValueError(f"unknown expression tag {e[0]!r}")
+
+    def _where(self, e, cond, a, b, env):
+        truth = bool(self.expr(cond, env))
+        if self.taken is not None:
+            self.taken.add((id(e), truth))
+        return self.expr(a, env) if truth else self.expr(b, env)
+
+    def _hcall(self, name, args, env):
+        h = self.helpers[name]
+        local = {n: _as(t, self.expr(a, env)) for (n, t), a in zip(h.params, args)}
+        try:
+            self.block(h.body, local)
+        except _Return as r:
+            return _as(h.ret, r.value)
+        raise ValueError(f"helper {h.name} fell off its end")
+
+    def _randf(self, state, bounds, env):
+        env[state] = rand_pcg(env[state])
+        u = unit_float(env[state])
+        if bounds:
+            lo, hi = self.expr(bounds[0], env), self.expr(bounds[1], env)
+            return float(np.float32(np.float32(hi - lo) * np.float32(u) + np.float32(lo)))
+        return u
 
     def iteration(self, body, env) -> bool:
         """One loop iteration; False when the body breaks out of the loop."""
@@ -304,56 +188,65 @@ class Interpreter:
         return True
 
     def block(self, stmts, env):
+        """The statements one after another (nested bodies run through `block` again, so a
+        subclass that watches statements sees every one)."""
         for s in stmts:
-            tag = s[0]
-            if tag in ("let", "set"):
-                env[s[1]] = self.expr(s[2], env)
-            elif tag == "aug":
-                v = self.expr(s[3], env)
-                env[s[1]] = {"+": env[s[1]] + v, "-": env[s[1]] - v, "*": env[s[1]] * v}[s[2]]
-            elif tag == "store":
-                idx = tuple(self.expr(i, env) for i in s[2])
-                self.arrays[s[1]][idx] = self.expr(s[3], env)
-            elif tag == "atomic":
-                arr = self.arrays[s[2]]
-                idx = tuple(self.expr(i, env) for i in s[3])
-                atomic(arr, s[1], idx, self.expr(s[4], env))
-            elif tag == "if":
-                if self.expr(s[1], env):
-                    outcome = 0
-                    self.block(s[2], env)
-                else:
-                    for outcome, (cond, body) in enumerate(s[3], 1):
-                        if self.expr(cond, env):
-                            self.block(body, env)
-                            break
-                    else:
-                        outcome = len(s[3]) + 1
-                        self.block(s[4], env)
-                if self.taken is not None:
-                    self.taken.add((id(s), outcome))
-            elif tag == "for":
-                start, stop = self.expr(s[2], env), self.expr(s[3], env)
-                for v in range(start, stop):
-                    env[s[1]] = v
-                    if not self.iteration(s[4], env):
+            self.statement(s, env)
+
+    def statement(self, s, env):
+        match s:
+            case ["let" | "set", name, value]:
+                env[name] = self.expr(value, env)
+            case ["if", cond, then, elifs, orelse]:
+                self._if(s, cond, then, elifs, orelse, env)
+            case ["aug", name, op, value]:
+                v = self.expr(value, env)
+                old = env[name]
+                env[name] = _AUG[op](old, v)
+            case ["atomic", op, name, index, value]:
+                arr = self.arrays[name]
+                idx = tuple(self.expr(i, env) for i in index)
+                atomic(arr, op, idx, self.expr(value, env))
+            case ["store", name, index, value]:
+                idx = tuple(self.expr(i, env) for i in index)
+                self.arrays[name][idx] = self.expr(value, env)
+            case ["for", var, start, stop, body]:
+                first, end = self.expr(start, env), self.expr(stop, env)
+                for v in range(first, end):
+                    env[var] = v
+                    if not self.iteration(body, env):
                         break
-            elif tag == "while":
-                while self.expr(s[1], env):
-                    if not self.iteration(s[2], env):
-                        break
-            elif tag == "break":
-                raise _Break()
-            elif tag == "continue":
+            case ["continue"]:
                 raise _Continue()
-            elif tag == "ret":
-                raise _Return(self.expr(s[1], env))
-            elif tag == "expr":
-                self.expr(s[1], env)
-            elif tag == "ret_kernel":
+            case ["while", cond, body]:
+                while self.expr(cond, env):
+                    if not self.iteration(body, env):
+                        break
+            case ["ret", value]:
+                raise _Return(self.expr(value, env))
+            case ["break"]:
+                raise _Break()
+            case ["expr", value]:
+                self.expr(value, env)
+            case ["ret_kernel"]:
                 raise _Return(None)
+            case _:
+                raise ValueError(f"unknown statement tag {s[0]!r}")
+
+    def _if(self, s, cond, then, elifs, orelse, env):
+        if self.expr(cond, env):
+            outcome = 0
+            self.block(then, env)
+        else:
+            for outcome, (c, body) in enumerate(elifs, 1):
+                if self.expr(c, env):
+                    self.block(body, env)
+                    break
             else:
-                raise ValueError(f"unknown statement tag {tag!r}")
+                outcome = len(elifs) + 1
+                self.block(orelse, env)
+        if self.taken is not None:
+            self.taken.add((id(s), outcome))
 
 
 _LANES = [True]

@@ -1,7 +1,8 @@
 """The oracle's two paths give the same bits: every thread at once (`generator.oracle_lanes`)
 against the threads one by one (`generator.oracle.Interpreter`), on every family's kernels and
 on specs written to break the lanes (threads that share memory, atomics out of order, a
-division by zero in one thread, loops left by break, continue and return)."""
+division by zero in one thread, loops left by break, continue and return); and the one walk
+of a spec's nodes (`generator.spec_walk`) that the oracle's branch points and the lanes use."""
 
 import collections
 
@@ -10,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from generator import oracle, oracle_lanes
+from generator import oracle, oracle_lanes, spec_walk
 from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
 from generator.spec import ArgSpec, HelperSpec, KernelSpec
@@ -309,6 +310,52 @@ def test_dot_matmul_and_determinant_are_summed_in_one_order_without_blas():
     m4 = rng.standard_normal((4, 4))
     assert abs(oracle.BUILTINS["determinant"](m4) - float(np.linalg.det(m4))) < 1e-12 * max(1.0, abs(np.linalg.det(m4)))
     assert differs["det"] > 0  # LAPACK's LU rounds differently: the formula is not np.linalg.det in disguise
+
+
+def _tagged_lists(x, out):
+    """Every list whose first element is a string, depth first: the spec's nodes, found without
+    knowing their shapes (a kwcall's [keyword, value] pairs are not nodes; their values are)."""
+    if not isinstance(x, list):
+        return
+    if x and isinstance(x[0], str):
+        out.append(x)
+    for k, y in enumerate(x):
+        if x and x[0] == "kwcall" and k == 3:
+            for _, value in y:
+                _tagged_lists(value, out)
+        else:
+            _tagged_lists(y, out)
+
+
+def test_the_spec_walk_visits_every_node_of_every_family_s_kernels_once_in_source_order():
+    for family in sorted(FAMILIES):
+        for seed in range(8):
+            spec = build_spec(family, seed)
+            want: list = []
+            for body in [spec.body] + [h.body for h in spec.helpers]:
+                _tagged_lists(body, want)
+            got = list(spec_walk.nodes(*spec_walk.spec_bodies(spec)))
+            assert [id(n) for n in got] == [id(n) for n in want], (family, seed)
+            # the JSON form walks the same
+            j = spec.to_json()
+            assert list(spec_walk.nodes(j["body"], *(h["body"] for h in j["helpers"]))) == got
+
+
+def test_the_spec_walk_tells_statements_from_expressions_and_counts_branch_points():
+    cond = ["cmp", "<", I, ["c", 4, "int32"]]
+    where = ["where", cond, ["c", 1.0, "float32"], ["c", 2.0, "float32"]]
+    inner = ["store", "y", [I], where]
+    loop = ["for", "k", ["c", 0, "int32"], ["c", 2, "int32"], [["aug", "a", "+", ["v", "k"]], ["break"]]]
+    branch = ["if", cond, [inner], [[["cmp", ">", I, ["c", 6, "int32"]], [loop]]], [["ret_kernel"]]]
+    body = [["let", "a", ["c", 0, "int32"]], branch]
+    spec = _spec(body, [_arr("y", role="out")])
+    kinds = [(n[0], s) for n, s in spec_walk.walk(body)]
+    assert kinds == [("let", True), ("c", False), ("if", True), ("cmp", False), ("v", False), ("c", False),
+                     ("store", True), ("v", False), ("where", False), ("cmp", False), ("v", False), ("c", False),
+                     ("c", False), ("c", False), ("cmp", False), ("v", False), ("c", False), ("for", True),
+                     ("c", False), ("c", False), ("aug", True), ("v", False), ("break", True), ("ret_kernel", True)]
+    assert [n[0] for n in spec_walk.statements(body)] == ["let", "if", "store", "for", "aug", "break", "ret_kernel"]
+    assert oracle.branch_points(spec) == {id(branch): 3, id(where): 2}
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@ extract and check -> record -> write), executors (where chunks run), manifest, c
 
 generator/ (the model), extractor/ (Warp's JIT) and validator/ (the checks) never import it."""
 
-from pipeline.config import Faults, RunConfig, default_workers
+from pipeline.config import RunConfig, default_workers
+from pipeline.task import ChunkTask, Faults
 from pipeline.plan import CHUNK, kernel_plan
 from pipeline.errors import PipelineError, RunConflict, RunStopped, WorkerLost
 from pipeline.scheduler import EXIT_STOPPED, run
 
-__all__ = ["CHUNK", "EXIT_STOPPED", "Faults", "PipelineError", "RunConfig", "RunConflict", "RunStopped", "WorkerLost",
+__all__ = ["CHUNK", "ChunkTask", "EXIT_STOPPED", "Faults", "PipelineError", "RunConfig", "RunConflict", "RunStopped", "WorkerLost",
            "default_workers", "kernel_plan", "run"]

@@ -2,7 +2,8 @@
 
 A chunk is one Warp module (compiled once) and one shard. Its files are written to temporary
 names and renamed when complete: findings, then the shard, then the stats file recording every
-attempt's outcome, whose presence marks the chunk done. Any executor runs `process_chunk`.
+attempt's outcome, whose presence marks the chunk done. Any executor runs `process_chunk` on a
+`pipeline.task.ChunkTask`.
 """
 
 from __future__ import annotations
@@ -20,21 +21,21 @@ import schemas
 from generator import records
 from generator.families import build_spec
 from generator.render import render_source
-from schemas.dataset_format import FAULTS_SUFFIX, FINDINGS_DIR, canonical_json, faults_name, shard_name, stats_name  # noqa: F401
+from schemas.dataset_format import (
+    FINDINGS_DIR, RECORDS_SUFFIX, RUNNING_SUFFIX, canonical_json, faults_name, shard_name, stats_name)
 from extractor import warp_adapter
 from validator import checks
 from pipeline.plan import chunk_indices, kernel_plan
+from pipeline.task import ChunkTask, Faults
 
 # a pair whose adjoint disagrees with the oracle's gradient is a finding about Warp, not a
 # generation failure: it is counted under its reason (GRADIENT_MISMATCH) and written to
 # FINDINGS_DIR, not the dataset
 GRADIENT_MISMATCH = checks.GRADIENT_MISMATCH
 EXECUTION_CHECKS = checks.EXECUTION_CHECKS
-# test hooks, read by workers (spawned workers cannot be monkeypatched): kill the worker with
-# SIGKILL in the middle of chunk N, once; raise a stand-in CudaContextLost for the kernel named K
-# A worker names the kernel it is executing in this file (beside the chunk's shard), so that when
-# the worker dies (a native crash, an out-of-memory kill) the parent knows which kernel it was.
-RUNNING_SUFFIX = ".running.json"
+# Tests only (`Faults.kill_chunk`): the flag file, in the run's temporary directory, of a chunk
+# whose worker was killed once already.
+KILLED_FLAG_PREFIX = "killed-"
 
 
 def reason_code(reason: str) -> str:
@@ -73,7 +74,7 @@ def build_record(spec, source: str, target: str, result: checks.KernelResult) ->
     return record
 
 
-def process_chunk(task: dict) -> dict:
+def process_chunk(task: ChunkTask) -> dict:
     """Generate, extract and validate one chunk; write its shard and stats; return the stats.
 
     The steps, in order: `draw` (spec and source of each kernel index, the safety check),
@@ -85,16 +86,16 @@ def process_chunk(task: dict) -> dict:
     if not warp_adapter.initialized():
         warp_adapter.init_warp()
         gc.freeze()  # Warp's own objects stay put; the collector then scans only a chunk's garbage
-    out, c = task["out"], task["chunk"]
+    out, c = task.out, task.chunk
     faulted = read_faults(out, c)  # kernels whose GPU launch lost a worker's CUDA context before
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     outcomes, drawn = draw(task, faulted)
     timings["spec"] = time.perf_counter() - t0
     results = extract_and_check(task, drawn, faulted, timings)
-    _test_kill(c, task.get("faults") or {})
+    _test_kill(c, task.faults)
     t0 = time.perf_counter()
-    kept, findings, toolchain = assemble(task["target"], drawn, results)
+    kept, findings, toolchain = assemble(task.target, drawn, results)
     for o in outcomes:
         o["status"] = "rejected" if "reason" in o else "passed"
     stats = {"chunk": c, "complete": True, "outcomes": outcomes, "toolchain": toolchain}
@@ -108,13 +109,13 @@ def process_chunk(task: dict) -> dict:
     return {**stats, "_perf": {"seconds": timings, "pid": os.getpid(), "peak_rss_mb": round(rss_kb / 1024, 1)}}
 
 
-def draw(task: dict, faulted: dict[str, str]) -> tuple[list[dict], list[tuple]]:
+def draw(task: ChunkTask, faulted: dict[str, str]) -> tuple[list[dict], list[tuple]]:
     """Step 1: each kernel index of the chunk -> its outcome, and (outcome, spec, source) for the
     kernels that go on (generated, safe, not a known CUDA fault, a name not yet taken)."""
-    c = task["chunk"]
+    c = task.chunk
     outcomes, drawn, names = [], [], set()
     for k in chunk_indices(c):
-        family, kseed = kernel_plan(task["seed"], task["families"], k)
+        family, kseed = kernel_plan(task.seed, task.families, k)
         outcome = {"index": k, "family": family, "seed": kseed}
         outcomes.append(outcome)
         try:
@@ -138,17 +139,17 @@ def draw(task: dict, faulted: dict[str, str]) -> tuple[list[dict], list[tuple]]:
     return outcomes, drawn
 
 
-def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], timings: dict) -> list[checks.KernelResult]:
+def extract_and_check(task: ChunkTask, drawn: list[tuple], faulted: dict[str, str], timings: dict) -> list[checks.KernelResult]:
     """Step 2: one Warp module of the drawn kernels, compiled, cut, executed and compared
     (`validator.checks.check_batch`). A lost CUDA context notes its culprit in the chunk's faults
     file and propagates: the worker must die and the chunk run again without the culprit."""
-    device = task.get("device")  # this worker's CUDA device, or None
-    gpu = False if task.get("gpus_off") else (True if device else None)
+    device = task.device  # this worker's CUDA device, or None
+    gpu = False if task.gpus_off else (True if device else None)
     specs = [spec for _, spec, _ in drawn]
     index = {spec.name: outcome["index"] for outcome, spec, _ in drawn}
-    running = running_path(task["out"], task["chunk"])
-    faults = task.get("faults") or {}  # tests only (pipeline.config.Faults)
-    crash = faults.get("crash_kernel")
+    running = running_path(task.out, task.chunk)
+    faults = task.faults or Faults()  # tests only
+    crash = faults.crash_kernel
 
     def on_kernel(name: str) -> None:
         with open(running, "w") as f:  # no fsync: a killed process's writes survive it
@@ -157,9 +158,8 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
             os.kill(os.getpid(), signal.SIGKILL)
 
     try:
-        _test_sticky_stand_in(specs, faults.get("sticky_kernel"))
-        results = checks.check_batch(specs, task.get("archs", list(warp_adapter.DEFAULT_ARCHS)),
-                                     validate=task.get("validate", True), timings=timings,
+        _test_sticky_stand_in(specs, faults.sticky_kernel)
+        results = checks.check_batch(specs, list(task.archs), validate=task.validate, timings=timings,
                                      gpu=gpu, device=device, on_kernel=on_kernel) if specs else []
         if os.path.exists(running):
             os.remove(running)
@@ -170,7 +170,7 @@ def extract_and_check(task: dict, drawn: list[tuple], faulted: dict[str, str], t
         culprit = next((o for o, s, _ in drawn if s.name == e.kernel), None)
         if culprit is not None:
             faulted[str(culprit["index"])] = str(e)[:300]  # "cuda_context_lost: kernel NAME: the error"
-            atomic_write(faults_path(task["out"], task["chunk"]), canonical_json(faulted).encode())
+            atomic_write(faults_path(task.out, task.chunk), canonical_json(faulted).encode())
         raise
 
 
@@ -212,7 +212,7 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
 
 
 def running_path(out: str, c: int) -> str:
-    return os.path.join(out, shard_name(c).removesuffix(".jsonl") + RUNNING_SUFFIX)
+    return os.path.join(out, shard_name(c).removesuffix(RECORDS_SUFFIX) + RUNNING_SUFFIX)
 
 
 def read_running(out: str, c: int) -> dict | None:
@@ -254,16 +254,16 @@ def _test_sticky_stand_in(specs, want: str | None) -> None:
             raise warp_adapter.CudaContextLost(spec.name, "stand-in: an illegal memory access was encountered")
 
 
-def _test_kill(c: int, faults: dict) -> None:
+def _test_kill(c: int, faults: Faults | None) -> None:
     """Tests only (`Faults.kill_chunk`): SIGKILL this worker in the middle of chunk N (after its
     compile, before its write), once per run (a flag file in the run's temporary directory);
     "N*" kills it every time it runs chunk N."""
-    want = faults.get("kill_chunk")
+    want = faults.kill_chunk if faults else None
     if want == f"{c}*":
         os.kill(os.getpid(), signal.SIGKILL)
     if want != str(c):
         return
-    flag = os.path.join(os.environ.get("WARP_IR_RUN_DIR", tempfile.gettempdir()), f"killed-{c}")
+    flag = os.path.join(os.environ.get("WARP_IR_RUN_DIR", tempfile.gettempdir()), f"{KILLED_FLAG_PREFIX}{c}")
     if not os.path.exists(flag):
         open(flag, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)

@@ -6,6 +6,7 @@ import argparse
 import os
 import re
 import sys
+from typing import NoReturn
 
 from generator.families import FAMILIES, families_for
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
@@ -21,7 +22,13 @@ def _resolve(path: str) -> str:
     return caller_path(path)
 
 
-def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
+def _bad(msg: str) -> NoReturn:
+    """A usage error: one line on stderr, exit status 2."""
+    print(f"error: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _parser(target: str) -> argparse.ArgumentParser:
     workspace = os.environ.get("BUILD_WORKSPACE_DIRECTORY") or os.getcwd()
     p = argparse.ArgumentParser(
         prog=f"bazel run //generator:{target} --",
@@ -55,50 +62,66 @@ def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
     p.add_argument("--no-validate", dest="validate", action="store_false",
                    help="codegen only (the fast path): C++ and CUDA forward+backward from Warp's codegen; no PTX, "
                         "no compile, no execution (those verdicts are not_run, and //tools:release refuses such data)")
-    args = p.parse_args(argv)
+    return p
 
-    def bad(msg: str):
-        print(f"error: {msg}", file=sys.stderr)
-        sys.exit(2)
 
+def parse_args(target: str, argv: list[str]) -> argparse.Namespace:
+    """The flags, checked in order (the first bad one is the error), with --families, --arch and
+    --gpus parsed into lists and --out resolved."""
+    args = _parser(target).parse_args(argv)
     if args.count < 1:
-        bad(f"--count must be >= 1, got {args.count}")
+        _bad(f"--count must be >= 1, got {args.count}")
     if not 0 <= args.seed < 2**63:
-        bad(f"--seed must be in [0, 2**63), got {args.seed}")
+        _bad(f"--seed must be in [0, 2**63), got {args.seed}")
     if args.workers is not None and args.workers < 1:
-        bad(f"--workers must be >= 1, got {args.workers}")
-    fams = [f.strip() for f in args.families.split(",") if f.strip()]
+        _bad(f"--workers must be >= 1, got {args.workers}")
+    args.families = _families(args.families)
+    args.arch = _archs(args.arch)
+    args.gpus = _executor_gpus(args)
+    args.out = _resolve(args.out)
+    if os.path.exists(args.out) and not os.path.isdir(args.out):
+        _bad(f"--out {args.out} exists and is not a directory")
+    return args
+
+
+def _families(value: str) -> list[str]:
+    fams = [f.strip() for f in value.split(",") if f.strip()]
     unknown = [f for f in fams if f not in FAMILIES]
     if not fams or unknown:
-        bad(f"unknown family {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(FAMILIES))}")
+        _bad(f"unknown family {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(FAMILIES))}")
     if len(set(fams)) != len(fams):
-        bad(f"--families lists a family twice: {args.families}")
-    args.families = fams
-    archs = [a.strip() for a in args.arch.split(",") if a.strip()]
+        _bad(f"--families lists a family twice: {value}")
+    return fams
+
+
+def _archs(value: str) -> list[str]:
+    """--arch: distinct targets the bundled NVRTC supports (Warp is loaded only once they are distinct)."""
+    archs = [a.strip() for a in value.split(",") if a.strip()]
     if not archs or len(set(archs)) != len(archs):
-        bad(f"--arch must list distinct targets like sm_90, got {args.arch!r}")
+        _bad(f"--arch must list distinct targets like sm_90, got {value!r}")
     from extractor import warp_adapter
 
     supported = warp_adapter.nvrtc_archs()
     unsupported = [a for a in archs if a not in supported]
     if unsupported:
-        bad(f"--arch {', '.join(unsupported)} is not supported by the bundled NVRTC; supported: {', '.join(supported)}")
-    args.arch = archs
+        _bad(f"--arch {', '.join(unsupported)} is not supported by the bundled NVRTC; supported: {', '.join(supported)}")
+    return archs
+
+
+def _executor_gpus(args: argparse.Namespace) -> list[str] | None:
+    """--ray-address and --gpus against --executor: the devices that execute (`parse_gpus`)."""
     if args.ray_address is not None and args.executor != "ray":
-        bad(f"--ray-address {args.ray_address} needs --executor ray")
+        _bad(f"--ray-address {args.ray_address} needs --executor ray")
     if args.ray_address is not None and not args.ray_address.strip():
-        bad("--ray-address is empty: give auto or HOST:PORT, or leave it out for a local Ray instance")
+        _bad("--ray-address is empty: give auto or HOST:PORT, or leave it out for a local Ray instance")
     if args.executor == "ray":  # Ray workers see no CUDA device: auto finds none there
         if args.gpus.strip() not in ("auto", "none"):
-            bad(f"--gpus {args.gpus}: --executor ray executes on CPUs only (GPU execution on Ray is not supported); "
-                f"use --gpus none or --executor local")
-        args.gpus = None if args.gpus.strip() == "auto" else []
-    else:
-        args.gpus = parse_gpus(args.gpus, warp_adapter.cuda_devices(), bad)
-    args.out = _resolve(args.out)
-    if os.path.exists(args.out) and not os.path.isdir(args.out):
-        bad(f"--out {args.out} exists and is not a directory")
-    return args
+            _bad(f"--gpus {args.gpus}: --executor ray executes on CPUs only (GPU execution on Ray is not supported); "
+                 f"use --gpus none or --executor local")
+        return None if args.gpus.strip() == "auto" else []
+    from extractor import warp_adapter
+
+    return parse_gpus(args.gpus, warp_adapter.cuda_devices(), _bad)
 
 
 def parse_gpus(value: str, available: list[str], bad) -> list[str] | None:

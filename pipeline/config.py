@@ -1,5 +1,6 @@
 """A run's configuration: what the user asked for (`RunConfig`), what it resolves to on this
-machine (devices, workers), and the resume rule (a run directory holds one configuration)."""
+machine (devices, workers), and the resume rule (a run directory holds one configuration).
+`Faults` (pipeline.task) is re-exported here: a RunConfig carries them."""
 
 from __future__ import annotations
 
@@ -9,10 +10,13 @@ import os
 
 import schemas
 
-from schemas.dataset_format import canonical_json
+from schemas.dataset_format import RUN_CONFIG, canonical_json
 from pipeline.chunk import atomic_write
 from pipeline.errors import RunConflict
 from pipeline.plan import CHUNK
+from pipeline.task import Faults
+
+# the configuration of the run a directory holds, beside its shards (what a resume must match)
 
 RESUME_KEYS = ("target", "seed", "families", "chunk_size", "archs", "validate", "record_schema_version")
 # Workers per GPU when GPUs execute and --workers is not given. A worker spends nearly all its
@@ -25,23 +29,6 @@ WORKERS_PER_GPU = 16
 
 
 @dataclasses.dataclass(frozen=True)
-class Faults:
-    """Faults a test injects into a run; production never sets them (no flag, no environment
-    variable reaches them). They travel as data in each chunk task to the worker that runs it,
-    wherever it runs (a local process, a Ray task).
-    `kill_chunk`: "N" SIGKILLs the worker in the middle of chunk N (after its compile, before its
-    write) once per run; "N*" every time it runs chunk N.
-    `sticky_kernel`: a batch holding this kernel raises CudaContextLost for it, a CPU stand-in for
-    a GPU launch that faults.
-    `crash_kernel`: SIGKILL the worker when it starts executing this kernel, a stand-in for a
-    native crash in its launch."""
-
-    kill_chunk: str | None = None
-    sticky_kernel: str | None = None
-    crash_kernel: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
 class RunConfig:
     """One generation run. `gpus`: the CUDA devices that execute (None: every one of this
     machine; []: none, GPU execution off); workers are assigned to them round robin.
@@ -49,7 +36,7 @@ class RunConfig:
     `executor`: "local" (worker processes here) or "ray" (Ray tasks, CPU only: gpus None means
     none there; `ray_address` None starts a local Ray instance for the run, "auto" or HOST:PORT
     joins a cluster). Not a resume key: the executor does not change a byte of the dataset.
-    `faults`: tests only (`Faults`)."""
+    `faults`: tests only (`pipeline.task.Faults`)."""
 
     target: str
     count: int
@@ -105,7 +92,7 @@ def resolve(cfg: RunConfig) -> tuple[list[str], list[str], int, dict]:
 def claim(out: str, config: dict) -> None:
     """Write `config` as out/run_config.json, or, where a run is already there, refuse (RunConflict)
     unless it is the same run on the same kind of device (then this one resumes it)."""
-    cfg_path = os.path.join(out, "run_config.json")
+    cfg_path = os.path.join(out, RUN_CONFIG)
     if os.path.exists(cfg_path):
         with open(cfg_path) as f:
             old = json.load(f)

@@ -1,4 +1,5 @@
-"""Executors: the seam where chunks are run. Given chunk tasks, an executor yields chunk results.
+"""Executors: the seam where chunks are run. Given chunk tasks (`pipeline.task.ChunkTask`), an
+executor yields chunk results.
 
 Every executor runs the same `pipeline.chunk.process_chunk`, so the shards do not depend on
 which one ran them. `InProcessExecutor` runs a chunk in the calling process (--workers 1 on a
@@ -18,6 +19,7 @@ import tempfile
 from runtime.process import use_run_dir
 from pipeline.chunk import process_chunk
 from pipeline.errors import ExecutorUnavailable
+from pipeline.task import ChunkTask
 
 # A worker whose CUDA context was lost (a sticky error) exits with this status; the parent
 # starts a fresh worker and re-runs the chunk without the kernel that caused it.
@@ -33,7 +35,7 @@ class Executor:
     capacity: int = 1
     workers: int = 1  # chunks it runs at once (run.json's "workers")
 
-    def submit(self, task: dict) -> None:
+    def submit(self, task: ChunkTask) -> None:
         raise NotImplementedError
 
     def wait(self) -> list[tuple]:
@@ -54,7 +56,7 @@ class InProcessExecutor(Executor):
     def __init__(self):
         self.events: list[tuple] = []
 
-    def submit(self, task: dict) -> None:
+    def submit(self, task: ChunkTask) -> None:
         self.events.append(("ok", process_chunk(task)))
 
     def wait(self) -> list[tuple]:
@@ -111,10 +113,10 @@ class LocalExecutor(Executor):
         child.close()
         self.slots[i] = {"proc": proc, "conn": parent, "tasks": collections.deque()}
 
-    def submit(self, task: dict) -> None:
+    def submit(self, task: ChunkTask) -> None:
         """Send a chunk to the worker holding the fewest, with that worker's device."""
         i = min(range(len(self.slots)), key=lambda j: len(self.slots[j]["tasks"]))
-        task = {**task, "device": self.devices[i]}
+        task = task.on_device(self.devices[i])
         self.slots[i]["tasks"].append(task)
         self.slots[i]["conn"].send(task)
 
@@ -181,7 +183,7 @@ RAY_SWEEP_TIMEOUT_S = 60
 _run_dir: str | None = None  # in a Ray worker: the run's temporary directory on this node
 
 
-def _ray_chunk(task: dict) -> dict:
+def _ray_chunk(task: ChunkTask) -> dict:
     """The Ray task: one chunk, in a Ray worker process that runs chunks of this run only (the
     run's name is in its runtime_env, so Ray starts workers for this run). After a sticky CUDA
     error the process exits at once (EXIT_CUDA_LOST), as a LocalExecutor worker does: the driver
@@ -245,7 +247,7 @@ class RayExecutor(Executor):
         self.remote = ray.remote(num_cpus=1, max_retries=0)(_ray_chunk).options(runtime_env={"env_vars": env})
         self.pending: dict = {}  # ObjectRef -> task
 
-    def submit(self, task: dict) -> None:
+    def submit(self, task: ChunkTask) -> None:
         self.pending[self.remote.remote(task)] = task
 
     def wait(self) -> list[tuple]:

@@ -9,10 +9,10 @@ import os
 
 import schemas
 
-from schemas.dataset_format import RUN_MANIFEST, SHARD_PREFIX, canonical_json, pretty_json, stats_name
+from schemas.dataset_format import (FINDINGS_DIR, RUN_MANIFEST, SHARD_PREFIX, canonical_json, pretty_json, shard_name,
+                                    stats_name)
 from pipeline.errors import RunConflict
-from pipeline.chunk import FINDINGS_DIR, atomic_write, finding_path, reason_code, shard_name, write_chunk
-
+from pipeline.chunk import atomic_write, finding_path, reason_code, write_chunk
 
 
 def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
@@ -72,8 +72,8 @@ def run_toolchain(chunks: list[dict]) -> dict | None:
     return next(iter(seen.values()), None)
 
 
-def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
-    outcomes = [o for s in chunks for o in s["outcomes"]]
+def _rejects(outcomes: list[dict]) -> tuple[dict, dict, dict]:
+    """Per family: attempted, passed, rejected; per reason code: the count and a first example."""
     by_family: dict[str, dict] = {}
     reasons: dict[str, int] = {}
     examples: dict[str, dict] = {}
@@ -85,7 +85,12 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
             key = reason_code(o["reason"])
             reasons[key] = reasons.get(key, 0) + 1
             examples.setdefault(key, {"family": o["family"], "seed": o["seed"], "reason": o["reason"][:300]})
-    # verdict counts over the written pairs, from each pair's own record of its checks
+    return by_family, reasons, examples
+
+
+def _validation(outcomes: list[dict]) -> tuple[dict, dict]:
+    """Verdict counts over the written pairs, from each pair's own record of its checks, and the
+    first reason each check was not run."""
     validation: dict[str, dict] = {}
     notes: dict[str, str] = {}
     for o in outcomes:
@@ -94,34 +99,42 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
             validation[k][status] += 1
         for k, reason in o.get("notes", {}).items():
             notes.setdefault(k, reason)
-    validation = {k: dict(sorted(v.items())) for k, v in sorted(validation.items())}
-    # the gradient check per family: the written pairs' verdicts plus the findings
+    return {k: dict(sorted(v.items())) for k, v in sorted(validation.items())}, dict(sorted(notes.items()))
+
+
+def _gradient(outcomes: list[dict]) -> dict:
+    """The gradient check per family: the written pairs' verdicts plus the findings."""
     gradient: dict[str, dict] = {}
     for o in outcomes:
         status = o.get("checks", {}).get("execute_backward_cpu") or ("failed" if "finding" in o else None)
         if status:
             fam = gradient.setdefault(o["family"], {})
             fam[status] = fam.get(status, 0) + 1
-    findings = [_file_entry(out, os.path.join(FINDINGS_DIR, shard_name(s["chunk"])), n)
-                for s in chunks for n in [sum("finding" in o for o in s["outcomes"])] if n]
-    notes = dict(sorted(notes.items()))
+    return {k: dict(sorted(v.items())) for k, v in sorted(gradient.items())}
+
+
+def _shards(out: str, chunks: list[dict]) -> tuple[list[dict], int]:
+    """Each chunk's shard (path, records, bytes, sha256) and how many written ids repeat one before."""
     shards = []
     ids: set[str] = set()
     duplicates = 0
     for s in chunks:
-        path = os.path.join(out, shard_name(s["chunk"]))
-        with open(path, "rb") as f:
-            data = f.read()
         for o in s["outcomes"]:
             if o["status"] == "passed":
                 duplicates += o["id"] in ids
                 ids.add(o["id"])
-        shards.append({
-            "path": shard_name(s["chunk"]),
-            "records": sum(o["status"] == "passed" for o in s["outcomes"]),
-            "bytes": len(data),
-            "sha256": hashlib.sha256(data).hexdigest(),
-        })
+        shards.append(_file_entry(out, shard_name(s["chunk"]), sum(o["status"] == "passed" for o in s["outcomes"])))
+    return shards, duplicates
+
+
+def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
+    """The run's manifest.json over the kept `chunks` (their stats), written and returned."""
+    outcomes = [o for s in chunks for o in s["outcomes"]]
+    by_family, reasons, examples = _rejects(outcomes)
+    validation, notes = _validation(outcomes)
+    findings = [_file_entry(out, os.path.join(FINDINGS_DIR, shard_name(s["chunk"])), n)
+                for s in chunks for n in [sum("finding" in o for o in s["outcomes"])] if n]
+    shards, duplicates = _shards(out, chunks)
     manifest = {
         "manifest_version": schemas.RUN_MANIFEST_VERSION,
         "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
@@ -138,7 +151,7 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         "reject_examples": dict(sorted(examples.items())),
         "validation": validation,
         "validation_notes": notes,
-        "gradient_by_family": {k: dict(sorted(v.items())) for k, v in sorted(gradient.items())},
+        "gradient_by_family": _gradient(outcomes),
         "adjoint_mismatch": {"records": sum(f["records"] for f in findings), "shards": findings},
         "shards": shards,
     }

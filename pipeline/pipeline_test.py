@@ -1,3 +1,8 @@
+"""A run end to end: exactly `count` valid records and a manifest, the same bytes whatever the
+worker count, resume after a lost chunk, codegen only (--no-validate), the validator on clean and
+damaged data, SIGTERM and SIGKILL of a CLI run then its resume, one-line flag errors, and the
+disk a run leaves behind (nothing outside --out, no Warp cache, a worker's cache emptied per batch)."""
+
 import filecmp
 import json
 import os
@@ -11,23 +16,17 @@ import pytest
 
 from extractor import warp_adapter
 import pipeline
-from pipeline import chunk, cli
+from pipeline import cli
+from pipeline.testing import child_env, reference_run, scratch_dirs, shards as _shards, wait_for_chunks
 from validator import checks, revalidate
 
-
-def _tmp(name):
-    return os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), name)
+_tmp = scratch_dirs(fresh=False)
 
 
 @pytest.fixture(scope="module")
 def run_a():
-    out = _tmp("run_a")
-    m = pipeline.run(pipeline.RunConfig("cpu", 60, 7, out, ["arith", "branch", "loop"], workers=2, quiet=True))
-    return out, m
-
-
-def _shards(out):
-    return sorted(p for p in os.listdir(out) if p.startswith("shard-"))
+    """60 validated pairs by two worker processes."""
+    return reference_run(60, 7, ("arith", "branch", "loop"), workers=2)
 
 
 def test_writes_exactly_count_valid_records_and_a_manifest(run_a):
@@ -164,20 +163,8 @@ def _cli(out, count, seed=3, env=None):
     # stayed in /tmp when Bazel's TMPDIR was the machine's)
     tmpdir = _tmp("cli_tmpdir")
     os.makedirs(tmpdir, exist_ok=True)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "TMPDIR": tmpdir, **(env or {})}
-    return subprocess.Popen([sys.executable, "-c", code, *args], env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _wait_for_chunks(proc, out, n):
-    """Wait until the run `proc` has finished `n` chunks into `out`; it must still be running."""
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        done = [x for x in os.listdir(out) if x.endswith(".stats.json")] if os.path.isdir(out) else []
-        if len(done) >= n or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be stopped"
+    return subprocess.Popen([sys.executable, "-c", code, *args], env=child_env(**{"TMPDIR": tmpdir, **(env or {})}),
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_sigterm_stops_the_workers_and_removes_the_run_s_temporary_directory():
@@ -190,7 +177,7 @@ def test_sigterm_stops_the_workers_and_removes_the_run_s_temporary_directory():
     os.makedirs(tmp)
     assert _cli(ref, 400).wait() == 0
     proc = _cli(out, 400, env={"TMPDIR": tmp})
-    _wait_for_chunks(proc, out, 2)
+    wait_for_chunks(proc, out, 2)
     proc.terminate()
     assert proc.wait(timeout=120) == 143
     err = proc.stderr.read().decode()
@@ -211,7 +198,7 @@ def test_sigkill_mid_run_then_rerun_gives_every_pair_exactly_once():
     ref, killed = _tmp("kill_ref"), _tmp("kill_run")
     assert _cli(ref, 1000).wait() == 0
     proc = _cli(killed, 1000)
-    _wait_for_chunks(proc, killed, 4)  # kill once a few chunks are on disk, well before the end
+    wait_for_chunks(proc, killed, 4)  # kill once a few chunks are on disk, well before the end
     os.killpg(proc.pid, signal.SIGKILL)  # the parent and every worker, mid-write or not
     proc.wait()
     partial = [n for n in os.listdir(killed) if n.endswith(".stats.json")]
@@ -263,8 +250,7 @@ def test_a_run_leaves_nothing_outside_its_out_and_its_temporary_directory():
     code = ("import functools, sys; from pipeline import cli, config; "
             "cli.RunConfig = functools.partial(config.RunConfig, faults=config.Faults(kill_chunk='1')); "
             "sys.exit(cli.main('cpu'))")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), HOME=home, TMPDIR=tmp,
-               XDG_CACHE_HOME=os.path.join(home, ".cache"))
+    env = child_env(HOME=home, TMPDIR=tmp, XDG_CACHE_HOME=os.path.join(home, ".cache"))
     env.pop("TEST_TMPDIR", None)
     env.pop("WARP_IR_RUN_DIR", None)
     done = subprocess.run([sys.executable, "-c", code, "--count", "100", "--seed", "3", "--out", out,

@@ -6,7 +6,6 @@ One Ray instance for the module (2 CPUs; its files under a short directory in /t
 unix sockets need paths under 108 characters; HOME a temporary directory, where Ray keeps its
 auth token: Bazel may leave HOME unset). A process connected to Ray runs its Ray tasks there."""
 
-import filecmp
 import functools
 import json
 import os
@@ -20,33 +19,20 @@ import time
 import pytest
 
 import pipeline
-from pipeline import chunk, cli
+from pipeline import cli
+from pipeline.testing import child_env, dataset_files, leftovers, records, reference_run, scratch_dirs, wait_for_chunks
 from validator import revalidate
 
 FAMS = ["arith", "branch"]
 COUNT = 60  # two chunks, validated
 NV_COUNT = 400  # eight chunks, codegen only: the kill tests need chunks that finish one by one
 CLI = os.path.join(os.path.dirname(os.path.abspath(pipeline.__file__)), "cpu.py")
-
-
-def _tmp(name):
-    path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), f"ray_test_{name}")
-    shutil.rmtree(path, ignore_errors=True)
-    return path
+_tmp = scratch_dirs("ray_test_")
 
 
 def _files(out):
-    """The dataset's bytes: shards, stats and manifest (run.json is this invocation's, not data)."""
-    return {n: open(os.path.join(out, n), "rb").read() for n in sorted(os.listdir(out))
-            if n.startswith("shard-") or n in ("manifest.json", "run_config.json")}
-
-
-def _records(out):
-    return [line for n in sorted(os.listdir(out)) if n.endswith(".jsonl") for line in open(os.path.join(out, n), "rb")]
-
-
-def _leftovers(out):
-    return [n for n in os.listdir(out) if ".tmp-" in n or n.endswith((chunk.FAULTS_SUFFIX, chunk.RUNNING_SUFFIX))]
+    """The dataset's bytes, its run_config.json too."""
+    return dataset_files(out, also=("run_config.json",))
 
 
 @pytest.fixture(scope="module")
@@ -80,17 +66,13 @@ def cluster():
 @pytest.fixture(scope="module")
 def reference():
     """A local run, one worker in this process, validated."""
-    out = _tmp("reference")
-    pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=1, quiet=True))
-    return out
+    return reference_run(COUNT, 5, tuple(FAMS))[0]
 
 
 @pytest.fixture(scope="module")
 def reference_nv():
     """A local codegen-only run, one worker in this process."""
-    out = _tmp("reference_nv")
-    pipeline.run(pipeline.RunConfig("cpu", NV_COUNT, 3, out, FAMS, workers=1, quiet=True, validate=False))
-    return out
+    return reference_run(NV_COUNT, 3, tuple(FAMS), validate=False)[0]
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +89,7 @@ def test_a_ray_run_gives_the_bytes_of_a_local_run(ray_run, reference):
     run = json.load(open(os.path.join(out, "run.json")))
     assert run["executor"] == "ray" and run["workers"] == 2 and run["worker_deaths"] == []
     assert json.load(open(os.path.join(reference, "run.json")))["executor"] == "local"
-    assert not _leftovers(out)
+    assert not leftovers(out)
     # the Ray workers' private Warp caches and temporary files went with the run (they are killed,
     # not exited, at its end); what is left is this process's, which ran the reference run (Warp's
     # per-thread precompiled-header directory carries no pid: a Ray worker's would be in the run's)
@@ -124,7 +106,7 @@ def test_a_ray_worker_killed_mid_chunk_is_run_again_and_the_output_is_exact(clus
     assert m["counts"]["passed"] == NV_COUNT
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(1, None)]
     assert _files(out) == _files(reference_nv)
-    assert not _leftovers(out)
+    assert not leftovers(out)
 
 
 def test_a_chunk_that_keeps_killing_its_ray_worker_ends_the_run_with_one_line(cluster, monkeypatch, capsys):
@@ -152,27 +134,15 @@ def test_sticky_cuda_error_cpu_stand_in_on_ray_kills_the_worker_and_rejects_the_
                                         faults=pipeline.Faults(sticky_kernel=culprit)))
     assert m["counts"]["passed"] == 100 and m["rejects_by_reason"] == {"cuda_context_lost": 1}
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(0, None)]  # Ray hides the status
-    ref, got = _records(reference_nv), _records(out)
+    ref, got = records(reference_nv), records(out)
     assert got[:3] == ref[:3] and got[3:99] == ref[4:100] and culprit.encode() not in b"".join(got)
-    assert not _leftovers(out)
+    assert not leftovers(out)
 
 
 def _cli(out, *extra):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     return subprocess.Popen([sys.executable, CLI, "--count", str(NV_COUNT), "--seed", "3", "--out", out,
                              "--families", ",".join(FAMS), "--quiet", "--no-validate", "--executor", "ray", *extra],
-                            env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def _wait_for_chunks(proc, out, n):
-    """Wait until the run `proc` has finished `n` chunks into `out`; it must still be running."""
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        done = [x for x in os.listdir(out) if x.endswith(".stats.json")] if os.path.isdir(out) else []
-        if len(done) >= n or proc.poll() is not None:
-            break
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.communicate()[1][-2000:]
+                            env=child_env(), start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def test_the_driver_killed_mid_run_then_rerun_gives_the_uninterrupted_bytes(cluster, reference_nv):
@@ -180,7 +150,7 @@ def test_the_driver_killed_mid_run_then_rerun_gives_the_uninterrupted_bytes(clus
     # SIGKILL of the group takes the driver, Ray and its workers at once, mid-write or not
     killed = _tmp("ray_driver_killed")
     proc = _cli(killed, "--workers", "1")
-    _wait_for_chunks(proc, killed, 2)
+    wait_for_chunks(proc, killed, 2)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = [n for n in os.listdir(killed) if n.endswith(".stats.json")]
@@ -190,7 +160,7 @@ def test_the_driver_killed_mid_run_then_rerun_gives_the_uninterrupted_bytes(clus
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-2000:]
     assert _files(killed) == _files(reference_nv)
-    assert not _leftovers(killed)
+    assert not leftovers(killed)
     ids = [json.loads(line)["id"] for n in sorted(os.listdir(killed)) if n.endswith(".jsonl")
            for line in open(os.path.join(killed, n))]
     assert len(ids) == NV_COUNT == len(set(ids))
@@ -210,7 +180,7 @@ def test_sigterm_of_a_ray_run_s_driver_is_a_clean_stop_then_the_rerun_resumes(cl
     for attempt in (1, 2):
         out = _tmp("ray_driver_term")
         proc = _cli(out, "--workers", "1")
-        _wait_for_chunks(proc, out, 1)
+        wait_for_chunks(proc, out, 1)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
         if not (attempt == 1 and proc.returncode == 1 and b"discovered a bug in Ray" in err):
@@ -225,7 +195,7 @@ def test_sigterm_of_a_ray_run_s_driver_is_a_clean_stop_then_the_rerun_resumes(cl
     again = _cli(out, "--ray-address", cluster)
     _, err = again.communicate(timeout=600)
     assert again.returncode == 0, err[-2000:]
-    assert _files(out) == _files(reference_nv) and not _leftovers(out)
+    assert _files(out) == _files(reference_nv) and not leftovers(out)
 
 
 def _damaged_copy(src, name):
@@ -277,8 +247,7 @@ def test_a_local_ray_instance_writes_nothing_to_home_and_runs_where_home_cannot_
     # configured; HOME=/dev/null (not a directory) makes that write fail, as Bazel's read-only HOME
     # did for //bench. Each entry point starts an instance of its own (no --ray-address).
     out, report = _tmp("home_null"), _tmp("home_null_report.json")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    env.update(PYTHONPATH=os.pathsep.join(p for p in sys.path if p), HOME="/dev/null")
+    env = child_env({k: v for k, v in os.environ.items() if not k.startswith("RAY_")}, HOME="/dev/null")
     cwd = os.path.dirname(os.path.dirname(CLI))
     gen = subprocess.run([sys.executable, CLI, "--count", "8", "--seed", "1", "--out", out, "--families", "arith",
                           "--workers", "1", "--quiet", "--no-validate", "--executor", "ray"],
@@ -298,7 +267,7 @@ def test_a_ray_address_nothing_answers_at_is_one_line_and_exit_2():
     # drivers of their own (this process is connected already); ray.init alone waits minutes there
     out, empty = _tmp("unreachable"), _tmp("unreachable_dir")
     os.makedirs(empty)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    env = child_env()
     for cmd in ([CLI, "--out", out, "--executor", "ray", "--ray-address", "127.0.0.1:1"],
                 ["-c", "import sys; from validator.revalidate import main; sys.exit(main())", empty, "--executor", "ray",
                  "--ray-address", "127.0.0.1:1"]):

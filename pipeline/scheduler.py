@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 
-from schemas.dataset_format import canonical_json
+from schemas.dataset_format import RUN_INFO, canonical_json
 from pipeline.chunk import add_fault, atomic_write, faults_path, read_running, read_stats, running_path
 from pipeline.config import RunConfig, claim, resolve
 from pipeline.errors import RunStopped, WorkerLost
@@ -20,6 +20,7 @@ from pipeline.executors import Executor, InProcessExecutor, LocalExecutor, RayEx
 from pipeline.manifest import finalize
 from pipeline import plan
 from pipeline.plan import CHUNK, attempt_cap_chunks, zero_pass_streak
+from pipeline.task import ChunkTask
 
 # A chunk whose worker dies more often than this ends the run.
 MAX_WORKER_DEATHS = 3
@@ -27,11 +28,12 @@ MAX_WORKER_DEATHS = 3
 # the machine's doing, an out-of-memory kill of a big neighbour; twice is the kernel's).
 KERNEL_STRIKES = 2
 EXIT_STOPPED = 3
-
-
+# this invocation's summary (seconds, rate, workers, deaths), beside the run's shards; not data
 
 
 class Progress:
+    """The progress bar on stderr (nothing with --quiet)."""
+
     def __init__(self, total: int, quiet: bool):
         self.total, self.quiet, self.start = total, quiet, time.time()
 
@@ -68,119 +70,155 @@ def make_executor(cfg: RunConfig, workers: int, run_dir: str, devices: list[str]
     return local_executor(workers, run_dir, devices)
 
 
-def run(cfg: RunConfig) -> dict:
-    """Generate `cfg.count` pairs into `cfg.out`; returns the manifest (with "_run": run.json).
-    Raises RunStopped when the attempt cap ends the run, RunConflict when `cfg.out` holds another
-    run, WorkerLost when a chunk keeps killing its worker, ExecutorUnavailable (before anything is
-    written) when the executor cannot start."""
-    target, count, seed, out, families, validate, gpus = (cfg.target, cfg.count, cfg.seed, cfg.out, cfg.families,
-                                                           cfg.validate, cfg.gpus)
-    archs, devices, workers, config = resolve(cfg)
-    t0 = time.time()  # the executor's start counts (a local Ray instance's takes seconds)
-    # the workers' private Warp caches live in this run's temporary directory, removed below
-    # even when a worker was killed before its own clean-up ran
+@dataclasses.dataclass
+class Tally:
+    """What a run has absorbed so far: the done chunks' stats, pairs passed and rejected (and how
+    many of the passed were on disk from an earlier run), and the workers' summed stage seconds
+    and peak RSS (from each chunk's "_perf")."""
+
+    progress: Progress
+    done: dict[int, dict] = dataclasses.field(default_factory=dict)
+    passed: int = 0
+    rejected: int = 0
+    resumed: int = 0
+    seconds: dict[str, float] = dataclasses.field(default_factory=dict)
+    peak_rss_mb: dict[int, float] = dataclasses.field(default_factory=dict)
+
+    def absorb(self, st: dict, resumed: bool = False) -> None:
+        p = st.pop("_perf", None)
+        if p:
+            for k, v in p["seconds"].items():
+                self.seconds[k] = self.seconds.get(k, 0.0) + v
+            self.peak_rss_mb[p["pid"]] = max(self.peak_rss_mb.get(p["pid"], 0.0), p["peak_rss_mb"])
+        self.done[st["chunk"]] = st
+        n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
+        self.passed += n_pass
+        self.rejected += len(st["outcomes"]) - n_pass
+        self.resumed += n_pass if resumed else 0
+        self.progress.update(self.passed, self.rejected, self.resumed)
+
+
+class Schedule:
+    """The run loop's state and steps. Chunks go out in index order, at most `pool.capacity` in
+    flight, and only as many as the observed pass rate says are still needed; so no wave barrier
+    and little surplus. A chunk finished by an earlier run (its stats file exists) is taken as is.
+    A chunk lost with its worker goes out again first."""
+
+    def __init__(self, cfg: RunConfig, archs: list[str], pool: Executor, tally: Tally):
+        self.cfg, self.archs, self.pool, self.tally = cfg, archs, pool, tally
+        self.inflight: set[int] = set()
+        self.retry: collections.deque[ChunkTask] = collections.deque()
+        self.cap_chunks = attempt_cap_chunks(cfg.count)
+        self.stopped: str | None = None  # why the run stopped drawing kernels, if it did
+        self.next_c = 0
+        self.deaths: dict[int, int] = {}
+        self.strikes: dict[tuple[int, int], int] = {}
+        self.worker_deaths: list[dict] = []
+
+    def drive(self) -> None:
+        """Until `cfg.count` pairs are done or the run stopped drawing and nothing is in flight."""
+        while True:
+            self.send()
+            if not self.inflight:
+                if self.tally.passed >= self.cfg.count or self.stopped:
+                    return
+                continue
+            for kind, payload, *rest in self.pool.wait():
+                if kind == "error":
+                    raise payload
+                if kind == "ok":
+                    self.inflight.discard(payload["chunk"])
+                    self.tally.absorb(payload)
+                    continue
+                for task in payload:  # "died": its chunks go out again (those it finished are on disk)
+                    self.died(task, rest[0])
+
+    def send(self) -> None:
+        """Chunks lost with their worker, then new ones while more are needed and there is room."""
+        tally, count = self.tally, self.cfg.count
+        rate = (tally.passed + 1) / (tally.passed + tally.rejected + 1)
+        while self.retry:
+            self.pool.submit(self.retry.popleft())
+        while (self.stopped is None and tally.passed + len(self.inflight) * CHUNK * rate < count
+               and len(self.inflight) < self.pool.capacity):
+            why = (f"the attempt cap of {self.cap_chunks * CHUNK} kernels" if self.next_c >= self.cap_chunks else
+                   f"{plan.ZERO_PASS_CHUNKS} chunks in a row passed nothing" if zero_pass_streak(tally.done) else None)
+            if why:
+                self.stopped = f"stopped drawing kernels after {self.next_c * CHUNK} ({why})"
+                break
+            c, self.next_c = self.next_c, self.next_c + 1
+            st = read_stats(self.cfg.out, c)
+            if st is not None and st.get("complete"):
+                tally.absorb(st, resumed=True)
+                continue
+            self.inflight.add(c)
+            self.pool.submit(ChunkTask.of_run(self.cfg, self.archs, c))
+
+    def died(self, task: ChunkTask, exitcode: int | None) -> None:
+        """`task`'s worker died: note it, strike the kernel it was executing, and send the chunk
+        again (unless it was done first; WorkerLost when it lost too many workers)."""
+        out, c = self.cfg.out, task.chunk
+        self.deaths[c] = self.deaths.get(c, 0) + 1
+        note = read_running(out, c)  # the kernel it was executing, if it was
+        self.worker_deaths.append({"chunk": c, "exitcode": exitcode, "device": task.device,
+                                   "kernel": note["kernel"] if note else None})
+        if note:
+            os.remove(running_path(out, c))
+            self.strike(c, note, exitcode)
+        st = read_stats(out, c)
+        if st is not None and st.get("complete"):
+            self.inflight.discard(c)
+            self.tally.absorb(st)
+        elif self.deaths[c] > MAX_WORKER_DEATHS:
+            raise WorkerLost(f"chunk {c} lost its worker {self.deaths[c]} times (last exit status {exitcode}); "
+                             f"see {faults_path(out, c)} if it exists")
+        else:
+            self.retry.append(task.on_device(None))
+
+    def strike(self, c: int, note: dict, exitcode: int | None) -> None:
+        """A strike for the kernel chunk c's worker was executing when it died; KERNEL_STRIKES of
+        them reject it when the chunk runs again."""
+        key = (c, note["index"])
+        self.strikes[key] = self.strikes.get(key, 0) + 1
+        if self.strikes[key] >= KERNEL_STRIKES:
+            add_fault(self.cfg.out, c, note["index"], f"worker_died: kernel {note['kernel']} was executing each of "
+                                                      f"the {self.strikes[key]} times its worker died (last exit status "
+                                                      f"{exitcode})")
+
+
+def start(cfg: RunConfig, workers: int, devices: list[str], config: dict) -> tuple[Executor, str]:
+    """The run's executor and its temporary directory (the workers' private Warp caches live there,
+    removed at the end even when a worker was killed before its own clean-up ran); then
+    `cfg.out` claimed for the run. On a failure, both are gone again."""
     run_dir = tempfile.mkdtemp(prefix="warp-ir-run-")
     try:
         pool = make_executor(cfg, workers, run_dir, devices)
     except BaseException:
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    workers = pool.workers
     try:
-        os.makedirs(out, exist_ok=True)
-        claim(out, config)
+        os.makedirs(cfg.out, exist_ok=True)
+        claim(cfg.out, config)
     except BaseException:
         pool.terminate()
         shutil.rmtree(run_dir, ignore_errors=True)
         raise
-    progress = Progress(count, cfg.quiet)
-    done: dict[int, dict] = {}
-    perf: dict = {"seconds": {}, "peak_rss_mb": {}}
-    tally = {"passed": 0, "rejected": 0, "resumed": 0}
-    deaths: dict[int, int] = {}
-    strikes: dict[tuple[int, int], int] = {}
-    worker_deaths: list[dict] = []
+    return pool, run_dir
 
-    def absorb(st: dict, resumed: bool = False) -> None:
-        p = st.pop("_perf", None)
-        if p:
-            for k, v in p["seconds"].items():
-                perf["seconds"][k] = perf["seconds"].get(k, 0.0) + v
-            perf["peak_rss_mb"][p["pid"]] = max(perf["peak_rss_mb"].get(p["pid"], 0.0), p["peak_rss_mb"])
-        done[st["chunk"]] = st
-        n_pass = sum(o["status"] == "passed" for o in st["outcomes"])
-        tally["passed"] += n_pass
-        tally["rejected"] += len(st["outcomes"]) - n_pass
-        tally["resumed"] += n_pass if resumed else 0
-        progress.update(tally["passed"], tally["rejected"], tally["resumed"])
 
-    # Chunks go out in index order, at most 2 per worker in flight, and only as many as the
-    # observed pass rate says are still needed; so no wave barrier and little surplus. A chunk
-    # finished by an earlier run (its stats file exists) is taken as is. A chunk lost with its
-    # worker goes out again first.
-    inflight: set[int] = set()
-    retry: collections.deque = collections.deque()
-    cap_chunks = attempt_cap_chunks(count)
-    stopped = None
-    next_c = 0
+def run(cfg: RunConfig) -> dict:
+    """Generate `cfg.count` pairs into `cfg.out`; returns the manifest (with "_run": run.json).
+    Raises RunStopped when the attempt cap ends the run, RunConflict when `cfg.out` holds another
+    run, WorkerLost when a chunk keeps killing its worker, ExecutorUnavailable (before anything is
+    written) when the executor cannot start."""
+    archs, devices, workers, config = resolve(cfg)
+    t0 = time.time()  # the executor's start counts (a local Ray instance's takes seconds)
+    pool, run_dir = start(cfg, workers, devices, config)
+    workers = pool.workers
+    progress = Progress(cfg.count, cfg.quiet)
+    schedule = Schedule(cfg, archs, pool, Tally(progress))
     try:
-        while True:
-            rate = (tally["passed"] + 1) / (tally["passed"] + tally["rejected"] + 1)
-            while retry:
-                pool.submit(retry.popleft())
-            while (stopped is None and tally["passed"] + len(inflight) * CHUNK * rate < count
-                   and len(inflight) < pool.capacity):
-                why = (f"the attempt cap of {cap_chunks * CHUNK} kernels" if next_c >= cap_chunks else
-                       f"{plan.ZERO_PASS_CHUNKS} chunks in a row passed nothing" if zero_pass_streak(done) else None)
-                if why:
-                    stopped = f"stopped drawing kernels after {next_c * CHUNK} ({why})"
-                    break
-                c, next_c = next_c, next_c + 1
-                st = read_stats(out, c)
-                if st is not None and st.get("complete"):
-                    absorb(st, resumed=True)
-                    continue
-                task = {"out": out, "chunk": c, "target": target, "seed": seed, "families": families, "archs": archs,
-                        "validate": validate, "gpus_off": gpus is not None and not gpus}
-                if cfg.faults is not None:  # tests only
-                    task["faults"] = dataclasses.asdict(cfg.faults)
-                inflight.add(c)
-                pool.submit(task)
-            if not inflight:
-                if tally["passed"] >= count or stopped:
-                    break
-                continue
-            for kind, payload, *rest in pool.wait():
-                if kind == "error":
-                    raise payload
-                if kind == "ok":
-                    inflight.discard(payload["chunk"])
-                    absorb(payload)
-                    continue
-                exitcode = rest[0]
-                for task in payload:  # "died": its chunks go out again (those it finished are on disk)
-                    c = task["chunk"]
-                    deaths[c] = deaths.get(c, 0) + 1
-                    note = read_running(out, c)  # the kernel it was executing, if it was
-                    worker_deaths.append({"chunk": c, "exitcode": exitcode, "device": task.get("device"),
-                                          "kernel": note["kernel"] if note else None})
-                    if note:
-                        os.remove(running_path(out, c))
-                        key = (c, note["index"])
-                        strikes[key] = strikes.get(key, 0) + 1
-                        if strikes[key] >= KERNEL_STRIKES:
-                            add_fault(out, c, note["index"], f"worker_died: kernel {note['kernel']} was executing each of "
-                                                             f"the {strikes[key]} times its worker died (last exit status "
-                                                             f"{exitcode})")
-                    st = read_stats(out, c)
-                    if st is not None and st.get("complete"):
-                        inflight.discard(c)
-                        absorb(st)
-                    elif deaths[c] > MAX_WORKER_DEATHS:
-                        raise WorkerLost(f"chunk {c} lost its worker {deaths[c]} times (last exit status {exitcode}); "
-                                           f"see {faults_path(out, c)} if it exists")
-                    else:
-                        retry.append({k: v for k, v in task.items() if k != "device"})
+        schedule.drive()
     except BaseException:
         if pool:
             pool.terminate()
@@ -191,28 +229,34 @@ def run(cfg: RunConfig) -> dict:
             pool.close()
         shutil.rmtree(run_dir, ignore_errors=True)
     progress.done()
-    manifest = finalize(out, done, count, config)
-    elapsed = time.time() - t0
+    manifest = finalize(cfg.out, schedule.tally.done, cfg.count, config)
+    run_info = run_summary(cfg, schedule, manifest, workers, config, time.time() - t0)
+    atomic_write(os.path.join(cfg.out, RUN_INFO), canonical_json(run_info).encode())
+    manifest["_run"] = run_info
+    if schedule.stopped and manifest["counts"]["passed"] < cfg.count:
+        top = ", ".join(f"{k} {v}" for k, v in sorted(manifest["rejects_by_reason"].items(), key=lambda kv: -kv[1])[:3])
+        raise RunStopped(f"{schedule.stopped}: {manifest['counts']['passed']} of {cfg.count} pairs; top rejects: "
+                         f"{top or 'none'}; the shards and manifest.json in {cfg.out} hold what was written")
+    return manifest
+
+
+def run_summary(cfg: RunConfig, schedule: Schedule, manifest: dict, workers: int, config: dict, elapsed: float) -> dict:
+    """run.json: this invocation's seconds, rate, workers, devices, stage seconds and worker deaths."""
+    tally = schedule.tally
     run_info = {
         "seconds": round(elapsed, 3),
         # the pairs this invocation made: those of chunks an earlier run finished took no time here
-        "pairs_per_s": round(max(manifest["counts"]["passed"] - tally["resumed"], 0) / max(elapsed, 1e-9), 2),
-        "resumed_pairs": tally["resumed"],
+        "pairs_per_s": round(max(manifest["counts"]["passed"] - tally.resumed, 0) / max(elapsed, 1e-9), 2),
+        "resumed_pairs": tally.resumed,
         "workers": workers,
         "executor": cfg.executor,
-        "validate": validate,
+        "validate": cfg.validate,
         "devices": config["devices"],
         # summed over workers: where the time went (chunks resumed from disk cost nothing here)
-        "stage_seconds": {k: round(v, 3) for k, v in sorted(perf["seconds"].items())},
-        "worker_peak_rss_mb": max(perf["peak_rss_mb"].values(), default=None),
-        "worker_deaths": worker_deaths,
+        "stage_seconds": {k: round(v, 3) for k, v in sorted(tally.seconds.items())},
+        "worker_peak_rss_mb": max(tally.peak_rss_mb.values(), default=None),
+        "worker_deaths": schedule.worker_deaths,
     }
-    if stopped:
-        run_info["stopped"] = stopped
-    atomic_write(os.path.join(out, "run.json"), canonical_json(run_info).encode())
-    manifest["_run"] = run_info
-    if stopped and manifest["counts"]["passed"] < count:
-        top = ", ".join(f"{k} {v}" for k, v in sorted(manifest["rejects_by_reason"].items(), key=lambda kv: -kv[1])[:3])
-        raise RunStopped(f"{stopped}: {manifest['counts']['passed']} of {count} pairs; top rejects: {top or 'none'}; "
-                         f"the shards and manifest.json in {out} hold what was written")
-    return manifest
+    if schedule.stopped:
+        run_info["stopped"] = schedule.stopped
+    return run_info

@@ -6,42 +6,25 @@ A GPU cannot be had here: where a test stands in for one, its name says `cpu_sta
 import functools
 import json
 import os
-import shutil
 import sys
 
 import pytest
 
 from extractor import warp_adapter
 import pipeline
-from pipeline import chunk, cli, config, executors, plan, scheduler
+from pipeline import cli, config, executors, plan, scheduler
+from pipeline.testing import dataset_files, leftovers, records, reference_run, scratch_dirs
 from generator.families import build_spec
 
 FAMS = ["arith", "branch"]
 COUNT = 60  # two chunks
-
-
-def _tmp(name):
-    path = os.path.join(os.environ.get("TEST_TMPDIR", "/tmp"), f"workers_test_{name}")
-    shutil.rmtree(path, ignore_errors=True)
-    return path
-
-
-def _lines(out):
-    return {name: open(os.path.join(out, name), "rb").read() for name in sorted(os.listdir(out))
-            if name.startswith("shard-") or name == "manifest.json"}
-
-
-def _records(out):
-    return [line for name in sorted(os.listdir(out)) if name.endswith(".jsonl")
-            for line in open(os.path.join(out, name), "rb")]
+_tmp = scratch_dirs("workers_test_")
 
 
 @pytest.fixture(scope="module")
 def reference():
     """An undisturbed run, one worker in this process."""
-    out = _tmp("reference")
-    pipeline.run(pipeline.RunConfig("cpu", COUNT, 5, out, FAMS, workers=1, quiet=True))
-    return out
+    return reference_run(COUNT, 5, tuple(FAMS))[0]
 
 
 def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_byte_identical(reference, monkeypatch):
@@ -51,8 +34,8 @@ def test_a_worker_killed_mid_chunk_is_replaced_and_the_output_is_byte_identical(
                                         faults=pipeline.Faults(kill_chunk="1")))
     assert m["counts"]["passed"] == COUNT
     assert [(d["chunk"], d["exitcode"]) for d in m["_run"]["worker_deaths"]] == [(1, -9)]
-    assert _lines(out) == _lines(reference)
-    assert not [n for n in os.listdir(out) if ".tmp-" in n or n.endswith(chunk.FAULTS_SUFFIX)]
+    assert dataset_files(out) == dataset_files(reference)
+    assert not leftovers(out)
 
 
 def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culprit(reference, monkeypatch):
@@ -71,10 +54,10 @@ def test_sticky_cuda_error_cpu_stand_in_restarts_the_worker_and_rejects_the_culp
     stats = json.load(open(os.path.join(out, "shard-00000.stats.json")))
     assert stats["outcomes"][3]["status"] == "rejected" and culprit in stats["outcomes"][3]["reason"]
     # every other record is byte for byte the undisturbed run's; one more kernel fills the gap
-    ref, got = _records(reference), _records(out)
+    ref, got = records(reference), records(out)
     assert len(got) == COUNT and got[:3] == ref[:3] and got[3:COUNT - 1] == ref[4:]
     assert culprit.encode() not in b"".join(got)
-    assert not [n for n in os.listdir(out) if n.endswith(chunk.FAULTS_SUFFIX)]
+    assert not leftovers(out)
 
 
 def test_a_kernel_that_kills_its_worker_twice_is_rejected_and_the_rest_is_byte_identical(reference, monkeypatch):
@@ -90,9 +73,9 @@ def test_a_kernel_that_kills_its_worker_twice_is_rejected_and_the_rest_is_byte_i
     assert m["rejects_by_reason"] == {"worker_died": 1}
     assert culprit in m["reject_examples"]["worker_died"]["reason"]
     assert [(d["chunk"], d["exitcode"], d["kernel"]) for d in m["_run"]["worker_deaths"]] == [(0, -9, culprit)] * 2
-    ref, got = _records(reference), _records(out)
+    ref, got = records(reference), records(out)
     assert len(got) == COUNT and got[:3] == ref[:3] and got[3:COUNT - 1] == ref[4:]
-    assert not [n for n in os.listdir(out) if n.endswith((chunk.FAULTS_SUFFIX, chunk.RUNNING_SUFFIX))]
+    assert not leftovers(out)
 
 
 def test_a_chunk_that_keeps_killing_its_worker_ends_the_run_with_one_line(monkeypatch, capsys):

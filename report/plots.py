@@ -4,7 +4,7 @@ lengths. PNGs carry no Software or date metadata, so the same release gives the 
 Every label from the release (a family, a reject reason) is untrusted: it is drawn literally
 (`text.parse_math` off, so `$...$` is not TeX for matplotlib's mathtext; control characters
 written as escapes by `schemas.files.quote`; cut to LABEL_CHARS), and a plot shows at most
-`facts.TOP` bars, so neither a TeX-like reason nor 20,000 of them can crash or swell it.
+`open_values.TOP` bars, so neither a TeX-like reason nor 20,000 of them can crash or swell it.
 Matplotlib's warnings (a glyph missing from the font names the character) are not printed."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from report.facts import TOP, ir_fields  # noqa: E402
+from report.measures import ir_fields  # noqa: E402
+from report.open_values import TOP  # noqa: E402
 from schemas.files import quote  # noqa: E402
 
 LABEL_CHARS = 60

@@ -3,7 +3,13 @@
 Generates 30 CPU and 20 CUDA kernels with the real pipeline, releases them, writes the report,
 then checks that each number in report.md is a value of facts.json, that the key facts equal the
 manifest and the shards, that the HTML is self-contained, the PNGs valid and deterministic, the
-sample excerpts verbatim, and that bad input gives one line and exit 2 and writes nothing.
+sample excerpts verbatim, the same release giving the same bytes, and that bad input gives one
+line and exit 2 and writes nothing. Forged copies of the release check that untrusted text comes
+out inert (markup, TeX-like reasons, escape sequences), that values of an unexpected type are left
+out with a note, that long lists are capped (20,000 reasons), that a FIFO, a symlinked or nested
+manifest and a Parquet bomb are refused, and that SIGTERM stops it cleanly; and, alone, the byte
+cap of excerpts and nearest-rank percentiles (report/samples.py, report/measures.py). (Over 400
+lines: every check shares the one release the fixture builds, one test per forged attack.)
 """
 
 import base64

@@ -32,16 +32,22 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 
 
 def render(m: dict) -> str:
-    c, near, dd, val = m["counts"], m["near_duplicates"], m["dedup"], m["validation"]
-    tc = m["toolchain"]
-    lines = _yaml(m)
-    lines += ["", f"# Warp kernel -> IR pairs, release {md(m['version'])}", "",
-              "Randomly generated, well-defined NVIDIA Warp kernels (Python) paired with the code Warp "
-              "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
-              "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
-              "", "Load one config:", "", "```python", "import datasets",
-              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next((k for k in c['configs'] if k != FINDINGS_CONFIG), 'cpu')}\")",
-              "```", ""]
+    lines = _yaml(m) + _intro(m) + _counts(m["counts"], m["splits"]["fractions"])
+    lines += _dedup(m["dedup"], m["near_duplicates"]) + _validation(m["validation"])
+    lines += _schema(m["columns"], m["toolchain"]) + _runs(m["inputs"]) + _versions(m) + _reproduce(m)
+    return "\n".join(lines)
+
+
+def _intro(m: dict) -> list[str]:
+    """The title, what the pairs are, how to load one config, and what the findings config is."""
+    c = m["counts"]
+    lines = ["", f"# Warp kernel -> IR pairs, release {md(m['version'])}", "",
+             "Randomly generated, well-defined NVIDIA Warp kernels (Python) paired with the code Warp "
+             "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
+             "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
+             "", "Load one config:", "", "```python", "import datasets",
+             f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next((k for k in c['configs'] if k != FINDINGS_CONFIG), 'cpu')}\")",
+             "```", ""]
     if FINDINGS_CONFIG in c["configs"]:
         lines += [f"The `{FINDINGS_CONFIG}` config is not training data: its {c['configs'][FINDINGS_CONFIG]['records']} pairs are "
                   "findings about Warp, kernels whose forward run matched the oracle but whose adjoint (Warp's "
@@ -49,30 +55,42 @@ def render(m: dict) -> str:
                   "again at a nearby point (`execute_backward_cpu` or `_gpu` failed as `gradient_mismatch`). Each "
                   "row is a reproducer: spec, source, IR, inputs and the `grad` example (cotangent w, directions v, "
                   "Warp's gradient g, <g, v> and the differences). The cpu and cuda configs hold no such pair.", ""]
-    lines += ["## Counts", ""]
+    return lines
+
+
+def _counts(c: dict, fr: dict) -> list[str]:
+    """The sections Counts, Families and Splits."""
+    lines = ["## Counts", ""]
     rows = [[k, v["records"]] + [v["splits"][s] for s in SPLITS] for k, v in c["configs"].items()]
     lines += _table(["config", "records"] + list(SPLITS), rows)
     lines += ["", f"{c['records_in']} records in, {c['records_out']} released.", "", "## Families", ""]
     rows = [[k, f] + [n[s] for s in SPLITS] + [n["total"]] for k, v in c["configs"].items() for f, n in v["families"].items()]
     lines += _table(["config", "family"] + list(SPLITS) + ["total"], rows)
-    fr = m["splits"]["fractions"]
     lines += ["", "## Splits", "",
               f"Each kernel's split follows from the sha256 of its AST skeleton (identifiers and literals "
               f"abstracted), cut at {', '.join(f'{s} {fr[s]:.0%}' for s in SPLITS)}: kernels with the same "
               "structure never straddle splits, and a kernel keeps its split across releases.", ""]
     rows = [[k] + [v["skeletons"][s] for s in SPLITS] for k, v in c["configs"].items()]
-    lines += _table(["config"] + [f"{s} skeletons" for s in SPLITS], rows)
-    lines += ["", "## Deduplication", "",
-              f"Exact duplicates removed: {dd['removed_total']} "
-              f"({', '.join(f'{k}: {v}' for k, v in dd['removed'].items())}; per config: "
-              f"{', '.join(f'{c} {sum(v.values())}' for c, v in dd['removed_by_config'].items()) or 'none'}); the source is compared with the "
-              "kernel's name normalized, then the IR likewise. Of each duplicate group the record first by "
-              "(target, family, seed, id) is kept.", "",
-              f"Near-duplicate audit ({near['method']}), Jaccard >= {near['threshold']}: {near['pairs']} pairs "
-              f"({near['within_split_pairs']} within a split, {near['cross_split_pairs']} across splits) in "
-              f"{near['clusters']} clusters covering {near['records_in_clusters']} records; largest cluster "
-              f"{near['largest_cluster']}. Near-duplicates are reported, not removed.", "",
-              "## Validation", ""]
+    return lines + _table(["config"] + [f"{s} skeletons" for s in SPLITS], rows)
+
+
+def _dedup(dd: dict, near: dict) -> list[str]:
+    """The section Deduplication: exact duplicates removed, near-duplicates audited."""
+    return ["", "## Deduplication", "",
+            f"Exact duplicates removed: {dd['removed_total']} "
+            f"({', '.join(f'{k}: {v}' for k, v in dd['removed'].items())}; per config: "
+            f"{', '.join(f'{c} {sum(v.values())}' for c, v in dd['removed_by_config'].items()) or 'none'}); the source is compared with the "
+            "kernel's name normalized, then the IR likewise. Of each duplicate group the record first by "
+            "(target, family, seed, id) is kept.", "",
+            f"Near-duplicate audit ({near['method']}), Jaccard >= {near['threshold']}: {near['pairs']} pairs "
+            f"({near['within_split_pairs']} within a split, {near['cross_split_pairs']} across splits) in "
+            f"{near['clusters']} clusters covering {near['records_in_clusters']} records; largest cluster "
+            f"{near['largest_cluster']}. Near-duplicates are reported, not removed.", ""]
+
+
+def _validation(val: dict) -> list[str]:
+    """The section Validation: the verdicts per config and check, whether the GPU ran, the notes."""
+    lines = ["## Validation", ""]
     checks = sorted({k for v in val["verdicts"].values() for k in v})
     rows = [[t, k, ", ".join(f"{s} {n}" for s, n in v[k].items())] for t, v in val["verdicts"].items() for k in checks if k in v]
     lines += _table(["config", "check", "verdicts"], rows)
@@ -80,42 +98,55 @@ def render(m: dict) -> str:
     lines += ["", f"GPU execution ran: {gpu}."]
     for k, notes in val["notes"].items():
         lines += [f"- {md(k)}: {md('; '.join(notes))}"]
-    lines += ["", "## Schema", "", "One row per pair; JSON columns hold JSON text.", ""]
-    lines += _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]] for x in m["columns"]])
-    lines += ["", "## What the code columns hold", "",
-              "`ir_cpp_*` are the functions Warp compiled for a CPU launch (the module as loaded with "
-              f"block_dim {tc['cpu']['options'].get('block_dim')}) and `ir_cuda_*` the functions NVRTC compiled "
-              f"(grid-stride loop: {tc['cuda']['options'].get('grid_stride')}), each cut verbatim from the module "
-              "source Warp handed its compiler, with names cleaned (the build directory dropped from "
-              "`// file.py:line` comments, trailing spaces stripped, blank-line runs collapsed); the PTX comes "
-              "from the same CUDA compile. Pair schema 2.0.0 made this so: 1.x records stored code generated "
-              "by a second path that differed from the compiled text.", "",
-              "## Validating this dataset yourself", "",
-              "`./bazelw run //tools:verify -- DIST` re-checks this release's files, checksums, counts and every row's "
-              "static checks; `./bazelw run //validator -- DIST` re-executes every row (this release's Parquet "
-              "files, or generator output) and compares it with what is stored. "
-              "Neither imports or executes any text a record carries: a record's spec must be exactly the spec the "
-              "generator draws for its (family, seed), only its rendering is ever imported, the source must equal "
-              "that rendering, and an exact AST allowlist, size and nesting bounds come first. The validator "
-              "compiles and executes in a child process with resource limits and a timeout. `//tools:verify` "
-              "executes nothing, so it cannot catch wrong outputs or gradients in a consistent record; the "
-              "validator re-executes and does.", "",
-              "## Toolchain", "", "Measured from the compiles that ran (versions from the running Warp; per "
-              "backend, the module's resolved options and the compiler call's arguments):", "",
-              *fence(json.dumps(tc, indent=2, sort_keys=True), "json"), "",
-              "## Generator runs", ""]
+    return lines
+
+
+def _schema(columns: list[dict], tc: dict) -> list[str]:
+    """The sections Schema, What the code columns hold, Validating this dataset yourself and
+    Toolchain."""
+    lines = ["", "## Schema", "", "One row per pair; JSON columns hold JSON text.", ""]
+    lines += _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]] for x in columns])
+    return lines + [
+        "", "## What the code columns hold", "",
+        "`ir_cpp_*` are the functions Warp compiled for a CPU launch (the module as loaded with "
+        f"block_dim {tc['cpu']['options'].get('block_dim')}) and `ir_cuda_*` the functions NVRTC compiled "
+        f"(grid-stride loop: {tc['cuda']['options'].get('grid_stride')}), each cut verbatim from the module "
+        "source Warp handed its compiler, with names cleaned (the build directory dropped from "
+        "`// file.py:line` comments, trailing spaces stripped, blank-line runs collapsed); the PTX comes "
+        "from the same CUDA compile. Pair schema 2.0.0 made this so: 1.x records stored code generated "
+        "by a second path that differed from the compiled text.", "",
+        "## Validating this dataset yourself", "",
+        "`./bazelw run //tools:verify -- DIST` re-checks this release's files, checksums, counts and every row's "
+        "static checks; `./bazelw run //validator -- DIST` re-executes every row (this release's Parquet "
+        "files, or generator output) and compares it with what is stored. "
+        "Neither imports or executes any text a record carries: a record's spec must be exactly the spec the "
+        "generator draws for its (family, seed), only its rendering is ever imported, the source must equal "
+        "that rendering, and an exact AST allowlist, size and nesting bounds come first. The validator "
+        "compiles and executes in a child process with resource limits and a timeout. `//tools:verify` "
+        "executes nothing, so it cannot catch wrong outputs or gradients in a consistent record; the "
+        "validator re-executes and does.", "",
+        "## Toolchain", "", "Measured from the compiles that ran (versions from the running Warp; per "
+        "backend, the module's resolved options and the compiler call's arguments):", "",
+        *fence(json.dumps(tc, indent=2, sort_keys=True), "json"), ""]
+
+
+def _runs(inputs: list[dict]) -> list[str]:
+    """The section Generator runs: one row per input."""
     rows = [[i["path"], i["target"], i["generator"]["seed"], ", ".join(i["generator"]["families"]),
              i["counts"].get("attempted", "?"), i["counts"].get("rejected", "?"), i["records"], _throughput(i.get("run"))]
-            for i in m["inputs"]]
-    lines += _table(["input", "target", "seed", "families", "attempted", "rejected", "records", "pairs/s (workers)"], rows)
-    lines += _versions(m)
-    lines += ["", "## Reproduce", "",
-              "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
-              *fence(m["command"].replace("\n", " ").replace("\r", " ") + "\n./bazelw run //tools:verify -- "
-                     + _out_arg(m["command"]), "sh"), "",
-              f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
-              "sha256 and size.", ""]
-    return "\n".join(lines)
+            for i in inputs]
+    return ["## Generator runs", ""] + _table(
+        ["input", "target", "seed", "families", "attempted", "rejected", "records", "pairs/s (workers)"], rows)
+
+
+def _reproduce(m: dict) -> list[str]:
+    """The section Reproduce: the command that made the release, and the one that verifies it."""
+    return ["", "## Reproduce", "",
+            "From the directory the release was made in (paths as typed there), with the generator outputs above:", "",
+            *fence(m["command"].replace("\n", " ").replace("\r", " ") + "\n./bazelw run //tools:verify -- "
+                   + _out_arg(m["command"]), "sh"), "",
+            f"Pair record schema {m['record_schema_version']}; manifest.json lists every file with its "
+            "sha256 and size.", ""]
 
 
 def _versions(m: dict) -> list[str]:

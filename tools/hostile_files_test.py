@@ -4,7 +4,12 @@ counts kept): hidden records, swapped splits, a report written through a link, p
 a decompression bomb, a FIFO, terminal and markup injection. Each is sent through every entry
 point that reads such a file: //validator, //tools:release, //tools:verify (//report: its own
 test). Tools that could hang or balloon run in a child process with a timeout, which reports its
-own peak memory (VmHWM)."""
+own peak memory (VmHWM). (Over 400 lines: one test per attack, read together as the red team's list.)
+
+The attacks are the registry's (validator/fault_kinds.py, suite HOSTILE_FILES): each test that
+tries one is marked `@tries(name)`, and what //validator answers is held to the registry's reason
+keys (or REFUSED: exit 2, one error line); a registered attack without its test fails
+`test_every_registered_file_attack_has_its_test`."""
 
 import hashlib
 import json
@@ -25,7 +30,8 @@ import pipeline  # noqa: E402
 from schemas.dataset_format import canonical_json  # noqa: E402
 from tools import release, verify  # noqa: E402
 from tools.testing import resign_shard  # noqa: E402
-from validator import revalidate  # noqa: E402
+from validator import fault_kinds, revalidate  # noqa: E402
+from validator.fault_kinds import REFUSED, Suite, tries  # noqa: E402
 
 
 def _tmp(name):
@@ -116,6 +122,23 @@ def _tool(module, *args, timeout=300):
     return p.returncode, p.stdout, "\n".join(err), (peak[0] if peak else None), time.monotonic() - t0
 
 
+def _rejected_as(kind: str, report: str) -> None:
+    """Every failure in //validator's report carries a reason key the registry gives `kind`."""
+    codes = {f["code"] for f in _json(report)["failures"]}
+    assert codes and codes <= fault_kinds.kind(kind).reasons, (kind, codes)
+
+
+def _refused(kind: str) -> int:
+    """//validator's exit status for an input it refuses whole, as the registry says it must."""
+    assert fault_kinds.kind(kind).reasons == {REFUSED}, kind
+    return 2
+
+
+def test_every_registered_file_attack_has_its_test():
+    assert fault_kinds.untried(globals(), Suite.HOSTILE_FILES) == []
+    assert len(fault_kinds.kinds(Suite.HOSTILE_FILES)) >= 16
+
+
 def _error_line(err: str) -> str:
     lines = [x for x in err.splitlines() if x.startswith("error:")]
     assert len(lines) == 1, err[-2000:]
@@ -124,6 +147,7 @@ def _error_line(err: str) -> str:
 
 # ---- hidden records ------------------------------------------------------------------------------
 
+@tries("shard_name_newline")
 def test_a_shard_listed_under_a_name_with_a_newline_is_refused_by_the_validator_and_the_release(run_dir, capsys):
     """The run manifest's pattern ^shard-[0-9]{5,}\\.jsonl$ accepted "shard-00001.jsonl\\n": the
     validator (which listed the directory) never saw that file, the release (which read the
@@ -140,7 +164,7 @@ def test_a_shard_listed_under_a_name_with_a_newline_is_refused_by_the_validator_
     _resign_run(d)
     # refused by the schema's pattern, now read as written (to the end of the text), and by the
     # file rule's canonical names behind it (schemas/files_test.py)
-    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 2
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == _refused("shard_name_newline")
     line = _error_line(capsys.readouterr().err)
     assert "at shards/1/path" in line and "shard-00001.jsonl" in line
     out = _tmp("hidden_newline_dist")
@@ -148,11 +172,12 @@ def test_a_shard_listed_under_a_name_with_a_newline_is_refused_by_the_validator_
     assert "at shards/1/path" in _error_line(capsys.readouterr().err) and not os.path.exists(out)
 
 
+@tries("unlisted_data_file")
 def test_a_data_file_in_a_run_that_its_manifest_does_not_list_is_refused(run_dir, capsys):
     d = _copy(run_dir, "hidden_unlisted")
     with open(os.path.join(d, "shard-00001.jsonl.bak"), "wb") as f:
         f.write(_forged_outputs(_lines(d)[0]) + b"\n")
-    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 2
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == _refused("unlisted_data_file")
     assert "shard-00001.jsonl.bak: in the run but not one of the shards manifest.json lists" in _error_line(capsys.readouterr().err)
     out = _tmp("hidden_unlisted_dist")
     assert release.main(["--in", d, "--out", out, "--version", "1.0.0"]) == 1
@@ -164,6 +189,7 @@ def _parquet(d, split):
     return next(f for f in m["files"] if f["path"].endswith(".parquet") and f["split"] == split)
 
 
+@tries("parquet_name_newline")
 def test_a_release_listing_a_parquet_file_under_a_name_with_a_newline_is_refused(dist, capsys):
     """Coherent: one row moves from the train file to "train-...parquet\\n" (forged outputs), both
     re-signed, counts unchanged. Verify said ok, the validator never read the file, and the
@@ -188,10 +214,11 @@ def test_a_release_listing_a_parquet_file_under_a_name_with_a_newline_is_refused
     problems = verify.verify(d)
     assert any("manifest schema at files/" in p for p in problems), problems
     assert verify.main([d]) == 1 and "\n" not in _error_line(capsys.readouterr().err)
-    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 2
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == _refused("parquet_name_newline")
     assert "at files/" in _error_line(capsys.readouterr().err)
 
 
+@tries("swapped_splits")
 def test_swapped_split_files_are_refused_and_an_accepted_release_loads_as_verified(dist, capsys):
     """Train and test files swapped, each manifest entry re-signed to its new content (config,
     split, rows, sha256): every row sits in the split its entry says, so only the path tells."""
@@ -222,7 +249,7 @@ def test_swapped_split_files_are_refused_and_an_accepted_release_loads_as_verifi
     _dump(m, os.path.join(d, "manifest.json"))
     problems = verify.verify(d)
     assert any("its path is cpu/train, manifest.json lists it as cpu/test" in p for p in problems), problems
-    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 2
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == _refused("swapped_splits")
     assert "its path is cpu/" in _error_line(capsys.readouterr().err)
 
 
@@ -237,6 +264,7 @@ def _one_record_run(run_dir, name, line=None):
     return d
 
 
+@tries("report_link")
 def test_the_validator_never_writes_its_report_through_a_planted_link(run_dir, capsys):
     d = _one_record_run(run_dir, "link_report")
     precious = os.path.join(TMP, "precious.txt")
@@ -244,7 +272,7 @@ def test_the_validator_never_writes_its_report_through_a_planted_link(run_dir, c
         f.write("outside the dataset")
     os.symlink(precious, os.path.join(d, "validation_report.json"))
     # a link among a run's files is refused before any work
-    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 2
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == _refused("report_link")
     assert "validation_report.json" in _error_line(capsys.readouterr().err)
     # a link at a report path outside the run: replaced, never written through
     os.unlink(os.path.join(d, "validation_report.json"))
@@ -259,16 +287,18 @@ def test_the_validator_never_writes_its_report_through_a_planted_link(run_dir, c
     assert not os.path.islink(report) and _json(report)["passed"] == 1
 
 
+@tries("release_inside_input")
 def test_the_release_is_never_written_inside_its_input(run_dir, capsys):
     assert release.main(["--in", run_dir, "--out", os.path.join(run_dir, "dist"), "--version", "1.0.0"]) == 2
     assert "overlap" in _error_line(capsys.readouterr().err)
     assert not os.path.exists(os.path.join(run_dir, "dist"))
 
 
+@tries("report_inside_release")
 def test_the_validator_report_of_a_release_is_never_written_inside_it(dist, capsys):
     d = _copy(dist, "report_inside")
     rc = revalidate.main([d, "--device", "cpu", "--quiet", "--report", os.path.join(d, "data", "r.json")])
-    assert rc == 2 and "inside the release" in _error_line(capsys.readouterr().err)
+    assert rc == _refused("report_inside_release") and "inside the release" in _error_line(capsys.readouterr().err)
     assert verify.verify(d) == []
 
 
@@ -277,6 +307,7 @@ def test_the_validator_report_of_a_release_is_never_written_inside_it(dist, caps
 LONG = "\nx = " + "+".join(["1"] * 30000)  # 100 KB of one expression: Python's parser recurses
 
 
+@tries("long_expression")
 def test_a_source_of_one_long_expression_is_one_reject_in_every_entry_point(run_dir, dist, capsys):
     import pyarrow.parquet as pq
 
@@ -287,6 +318,7 @@ def test_a_source_of_one_long_expression_is_one_reject_in_every_entry_point(run_
     assert "bounds: too deeply nested to check" in capsys.readouterr().out
     report = _json(os.path.join(d, "validation_report.json"))
     assert report["failed"] == 1 and report["failures"][0]["code"] == "bounds"
+    _rejected_as("long_expression", os.path.join(d, "validation_report.json"))
     out = _tmp("long_expr_dist")
     assert release.main(["--in", d, "--out", out, "--version", "1.0.0"]) == 1
     assert "too deeply nested" in _error_line(capsys.readouterr().err) and not os.path.exists(out)
@@ -300,8 +332,10 @@ def test_a_source_of_one_long_expression_is_one_reject_in_every_entry_point(run_
     assert len(problems) == 1 and "cannot be checked (RecursionError)" in problems[0], problems
     assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 1
     assert "bounds: too deeply nested to check" in capsys.readouterr().out
+    _rejected_as("long_expression", os.path.normpath(d) + ".validation_report.json")
 
 
+@tries("null_cells", "ptx_arch_mismatch")
 def test_null_cells_and_a_ptx_arch_not_the_toolchains_are_rejects_not_tracebacks(dist, capsys):
     import pyarrow.parquet as pq
 
@@ -317,6 +351,7 @@ def test_null_cells_and_a_ptx_arch_not_the_toolchains_are_rejects_not_tracebacks
     assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 1
     out = capsys.readouterr().out
     assert f"{len(rows) + _parquet(d, 'test')['rows'] - 2} passed, 2 failed" in out
+    _rejected_as("null_cells", os.path.normpath(d) + ".validation_report.json")
 
     d = _copy(dist, "ptx_arch")
     table = pq.read_table(os.path.join(d, f["path"]))
@@ -329,6 +364,7 @@ def test_null_cells_and_a_ptx_arch_not_the_toolchains_are_rejects_not_tracebacks
     assert any("columns differ" in p for p in verify.verify(d))
     assert revalidate.main([d, "--device", "cpu", "--quiet"]) == 1
     assert "PTX columns are not the toolchain's archs" in capsys.readouterr().out
+    _rejected_as("ptx_arch_mismatch", os.path.normpath(d) + ".validation_report.json")
 
 
 # ---- memory and hangs ------------------------------------------------------------------------------
@@ -343,6 +379,7 @@ pq.write_table(pa.Table.from_pylist(rows[:1], schema=pq.read_schema(sys.argv[1])
 """
 
 
+@tries("parquet_bomb")
 def test_a_parquet_bomb_is_refused_by_verify_and_the_validator_within_1_5_gb(dist):
     d = _copy(dist, "bomb")
     f = _parquet(d, "train")
@@ -360,8 +397,10 @@ def test_a_parquet_bomb_is_refused_by_verify_and_the_validator_within_1_5_gb(dis
         assert rc == want, (module, rc, err[-2000:])
         assert "uncompressed, over" in out + err, (module, out, err[-2000:])
         assert peak < 1536, (module, peak)
+    _rejected_as("parquet_bomb", os.path.normpath(d) + ".validation_report.json")
 
 
+@tries("overlong_line")
 def test_an_overlong_line_is_one_reject_read_past_in_bounded_memory(run_dir):
     d = _copy(run_dir, "long_line")
     with open(os.path.join(d, "shard-00000.jsonl"), "ab") as f:
@@ -372,14 +411,16 @@ def test_an_overlong_line_is_one_reject_read_past_in_bounded_memory(run_dir):
     assert peak < 1536, peak
     report = _json(os.path.join(d, "validation_report.json"))
     assert report["records"] == 9 and report["failed"] == 1
+    _rejected_as("overlong_line", os.path.join(d, "validation_report.json"))
 
 
+@tries("fifo")
 def test_a_fifo_at_a_listed_path_blocks_no_tool(run_dir, dist):
     d = _copy(run_dir, "fifo_run")
     os.unlink(os.path.join(d, "shard-00000.jsonl"))
     os.mkfifo(os.path.join(d, "shard-00000.jsonl"))
     rc, _, err, _, took = _tool("validator.revalidate", d, "--device", "cpu", "--quiet", timeout=60)
-    assert rc == 2 and "is a FIFO" in _error_line(err) and took < 30
+    assert rc == _refused("fifo") and "is a FIFO" in _error_line(err) and took < 30
     rc, _, err, _, took = _tool("tools.release", "--in", d, "--out", _tmp("fifo_out"), "--version", "1.0.0", timeout=60)
     assert rc == 1 and "is a FIFO" in _error_line(err) and took < 30
 
@@ -442,6 +483,7 @@ def test_sigterm_stops_each_tool_within_5_seconds_with_one_line(run_dir, dist, m
 FAKE = "\x1b[2K\r\x1b[32m8 records: 8 passed, 0 failed\n"
 
 
+@tries("escape_in_id", "escape_in_file_name")
 def test_escape_sequences_in_ids_and_file_names_are_printed_quoted(run_dir, capsys):
     r = json.loads(_lines(run_dir)[0])
     r["id"] = FAKE
@@ -450,17 +492,19 @@ def test_escape_sequences_in_ids_and_file_names_are_printed_quoted(run_dir, caps
     out, err = capsys.readouterr()
     assert "\x1b" not in out + err and "\\x1b[2K\\x0d" in out
     assert sum(line.startswith("8 records") for line in out.splitlines()) == 0
+    _rejected_as("escape_in_id", os.path.join(d, "validation_report.json"))
 
     d = _copy(run_dir, "escape_name")
     with open(os.path.join(d, "x" + FAKE + ".jsonl"), "w") as f:
         f.write("{}\n")
-    for rc_want, main, args in ((2, revalidate.main, [d, "--device", "cpu", "--quiet"]),
+    for rc_want, main, args in ((_refused("escape_in_file_name"), revalidate.main, [d, "--device", "cpu", "--quiet"]),
                                 (1, release.main, ["--in", d, "--out", _tmp("escape_out"), "--version", "1.0.0"])):
         assert main(args) == rc_want
         out, err = capsys.readouterr()
         assert "\x1b" not in out + err and "\\x1b[2K" in _error_line(err)
 
 
+@tries("markup_in_manifest")
 def test_markup_in_a_run_manifest_reaches_the_card_inert_and_a_forged_card_is_refused(run_dir, capsys):
     d = _copy(run_dir, "markup")
     m = _json(os.path.join(d, "manifest.json"))

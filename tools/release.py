@@ -34,9 +34,10 @@ from schemas import files
 from schemas.files import sha256_file
 from tools import card, dedup
 from tools import release_format as fmt
-from schemas.dataset_format import RELEASE_KIND, canonical_json, pretty_json
+from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, RELEASE_MANIFEST, canonical_json, pretty_json
 from tools.release_inputs import GateError, read_back, read_inputs
 
+# a release's manifest has a run's file name; schemas/ has no constant of its own for it (yet)
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?\Z")
 
 
@@ -75,23 +76,37 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
     archs = sorted(toolchain["ptx_archs"])
     kept, exact = dedup.exact_dedup(entries)
     splits = [fmt.split_of(e.skeleton, fractions) for e in kept]
+    near = _near_duplicates(kept, splits, threshold)
+    written: list[dict] = []
+    counts = {"records_in": len(entries), "records_out": len(kept),
+              "configs": _write_configs(kept, splits, tmp, archs, shard_rows, jsonl, written)}
+    manifest = _manifest(dirs, kept, version, command, archs, toolchain, counts, fractions, exact, near, shard_rows)
+    _write_card_and_manifest(tmp, manifest, written)
+    return manifest
 
+
+def _near_duplicates(kept: list, splits: list[str], threshold: float) -> dict:
+    """The near-duplicate audit of the kept entries (tools/dedup.py), reading a record's source
+    back only for a candidate pair."""
     def source_of(i: int) -> tuple[str, str]:
         r = read_back(kept[i])
         return r["source"], r["kernel_name"]
 
-    near = dedup.near_duplicates([e.bands for e in kept], splits, [f"{e.key[0]}/{e.key[3]}" for e in kept],
+    return dedup.near_duplicates([e.bands for e in kept], splits, [f"{e.key[0]}/{e.key[3]}" for e in kept],
                                  source_of, threshold)
 
+
+def _write_configs(kept: list, splits: list[str], tmp: str, archs: list[str], shard_rows: int, jsonl: bool,
+                   written: list[dict]) -> dict:
+    """Write every config's files into `tmp` (their entries appended to `written`) and return the
+    counts per config."""
     # rows per (config, split), each sorted by id
     groups: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     for i, e in enumerate(kept):
         groups[(e.key[0], splits[i])].append(i)
-    configs = sorted({e.key[0] for e in kept})
     schema = fmt.arrow_schema(archs)
-    files = []
-    counts = {"records_in": len(entries), "records_out": len(kept), "configs": {}}
-    for config in configs:
+    out = {}
+    for config in sorted({e.key[0] for e in kept}):
         c = {"records": 0, "splits": {}, "families": {}, "skeletons": {}}
         for split in fmt.SPLITS:
             idx = sorted(groups.get((config, split), []), key=lambda i: (kept[i].key[3], kept[i].key[4]))
@@ -101,36 +116,58 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
             for i in idx:
                 fam = c["families"].setdefault(kept[i].key[1], {s: 0 for s in fmt.SPLITS})
                 fam[split] += 1
-            jl = None
-            if jsonl:
-                rel = f"jsonl/{config}/{split}.jsonl"
-                os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-                jl = open(os.path.join(tmp, rel), "w", encoding="utf-8")
-            with jl or contextlib.nullcontext():
-                # an empty split gets no file (datasets cannot read a 0-row Parquet file) and no card entry
-                chunks = [idx[k:k + shard_rows] for k in range(0, len(idx), shard_rows)]
-                for k, chunk in enumerate(chunks):
-                    rel = fmt.shard_name(config, split, k, len(chunks))
-                    os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-                    write_parquet(_rows([kept[i] for i in chunk], split, archs, jl), schema, os.path.join(tmp, rel))
-                    files.append({"path": rel, "config": config, "split": split, "rows": len(chunk)})
-            if jsonl:
-                files.append({"path": f"jsonl/{config}/{split}.jsonl", "config": config, "split": split, "rows": len(idx)})
+            written += _write_split(tmp, config, split, [kept[i] for i in idx], archs, schema, shard_rows, jsonl)
         c["families"] = {f: dict(v, total=sum(v.values())) for f, v in sorted(c["families"].items())}
-        counts["configs"][config] = c
+        out[config] = c
+    return out
 
-    validation = {}
+
+def _write_split(tmp: str, config: str, split: str, entries: list, archs: list[str], schema: pa.Schema,
+                 shard_rows: int, jsonl: bool) -> list[dict]:
+    """The Parquet shards of one (config, split), `shard_rows` rows each, and its JSONL file when
+    asked; returns their file entries (path, config, split, rows)."""
+    out = []
+    jl = None
+    if jsonl:
+        rel = f"jsonl/{config}/{split}.jsonl"
+        os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+        jl = open(os.path.join(tmp, rel), "w", encoding="utf-8")
+    with jl or contextlib.nullcontext():
+        # an empty split gets no file (datasets cannot read a 0-row Parquet file) and no card entry
+        chunks = [entries[k:k + shard_rows] for k in range(0, len(entries), shard_rows)]
+        for k, chunk in enumerate(chunks):
+            rel = fmt.shard_name(config, split, k, len(chunks))
+            os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
+            write_parquet(_rows(chunk, split, archs, jl), schema, os.path.join(tmp, rel))
+            out.append({"path": rel, "config": config, "split": split, "rows": len(chunk)})
+    if jsonl:
+        out.append({"path": f"jsonl/{config}/{split}.jsonl", "config": config, "split": split, "rows": len(entries)})
+    return out
+
+
+def _validation(dirs, kept: list) -> dict:
+    """The manifest's `validation`: the verdicts per config and check, the runs' notes, and
+    whether GPU execution ran."""
+    verdicts = {}
     for e in kept:
         for check, status in e.statuses:
-            per = validation.setdefault(e.key[0], {}).setdefault(check, {})
+            per = verdicts.setdefault(e.key[0], {}).setdefault(check, {})
             per[status] = per.get(status, 0) + 1
-    validation = {t: {k: dict(sorted(v.items())) for k, v in sorted(per.items())} for t, per in sorted(validation.items())}
+    verdicts = {t: {k: dict(sorted(v.items())) for k, v in sorted(per.items())} for t, per in sorted(verdicts.items())}
     notes = {}
     for d in dirs:
         for check, note in d.manifest.get("validation_notes", {}).items():
             notes.setdefault(check, set()).add(note)
-    gpu = {t: v.get("execute_gpu", {}) for t, v in validation.items()}
-    manifest = {
+    gpu = {t: v.get("execute_gpu", {}) for t, v in verdicts.items()}
+    return {"verdicts": verdicts, "notes": {k: sorted(v) for k, v in sorted(notes.items())},
+            "gpu_execution": gpu,
+            "gpu_executed": any(v.get("passed", 0) for v in gpu.values())}
+
+
+def _manifest(dirs, kept: list, version: str, command: str, archs: list[str], toolchain: dict, counts: dict,
+              fractions, exact: dict, near: dict, shard_rows: int) -> dict:
+    """The release manifest, all but its `files`."""
+    return {
         "kind": RELEASE_KIND,
         "manifest_version": schemas.RELEASE_MANIFEST_VERSION,
         "version": version,
@@ -152,22 +189,24 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
                   "removed_by_config": exact["removed_by_config"],
                   "examples": exact["examples"]},
         "near_duplicates": near,
-        "validation": {"verdicts": validation, "notes": {k: sorted(v) for k, v in sorted(notes.items())},
-                       "gpu_execution": gpu,
-                       "gpu_executed": any(v.get("passed", 0) for v in gpu.values())},
+        "validation": _validation(dirs, kept),
         "parquet": {"compression": "zstd", "row_group_rows": fmt.ROW_GROUP_ROWS, "shard_rows": shard_rows,
                     "pyarrow": pa.__version__},
     }
-    with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as f:
+
+
+def _write_card_and_manifest(tmp: str, manifest: dict, written: list[dict]) -> None:
+    """README.md (the card) and manifest.json, which lists every file written with its sha256
+    and size (set on `manifest` as its `files`)."""
+    with open(os.path.join(tmp, RELEASE_CARD), "w", encoding="utf-8") as f:
         # rendered from the manifest as written (keys sorted), as //tools:verify renders it again
         f.write(card.render(json.loads(json.dumps(manifest, sort_keys=True))))
-    files.append({"path": "README.md"})
-    for entry in files:
+    written.append({"path": RELEASE_CARD})
+    for entry in written:
         entry["sha256"], entry["bytes"] = sha256_file(os.path.join(tmp, entry["path"]))
-    manifest["files"] = sorted(files, key=lambda e: e["path"])
-    with open(os.path.join(tmp, "manifest.json"), "w", encoding="utf-8") as f:
+    manifest["files"] = sorted(written, key=lambda e: e["path"])
+    with open(os.path.join(tmp, RELEASE_MANIFEST), "w", encoding="utf-8") as f:
         f.write(pretty_json(manifest))
-    return manifest
 
 
 def _rows(entries: list, split: str, archs: list[str], jl):
@@ -182,7 +221,7 @@ def _rows(entries: list, split: str, archs: list[str], jl):
 
 def is_release(path: str) -> bool:
     try:
-        return files.read_json(os.path.join(path, "manifest.json")).get("kind") == RELEASE_KIND
+        return files.read_json(os.path.join(path, RELEASE_MANIFEST)).get("kind") == RELEASE_KIND
     except (files.FileRefused, AttributeError):
         return False
 

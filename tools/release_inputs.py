@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import schemas
 from schemas import files
-from schemas.dataset_format import RUN_MANIFEST, canonical_json, decode_line, read_lines, run_files, run_manifest_violation
+from schemas.dataset_format import RUN_INFO, RUN_MANIFEST, canonical_json, decode_line, read_lines, run_files, run_manifest_violation
 from tools import dedup
 from tools import release_format as fmt
 from validator.verdicts import (FINDINGS_CONFIG, check_bounds, check_consistency, check_safety, check_schema, check_spec,
@@ -219,7 +219,7 @@ def read_input(path: str, shown: str, threshold: float, codes: Codes) -> InputDi
     if not os.path.lexists(mpath):
         raise GateError(f"--in {shown}: no manifest.json (not a finished generator run)")
     try:
-        raw = files.read_bytes(mpath, "manifest.json")
+        raw = files.read_bytes(mpath, RUN_MANIFEST)
     except files.FileRefused as e:
         raise GateError(f"--in {shown}: {e}") from None
     manifest, why = files.decode_json(raw)
@@ -286,11 +286,11 @@ def _read_shard(d: InputDir, path: str, shown: str, name: str, listed: dict, too
 
 def _read_run(path: str, shown: str) -> dict | None:
     """run.json (seconds, pairs/s, workers, stage seconds ...; older runs hold fewer keys)."""
-    rpath = os.path.join(path, "run.json")
+    rpath = os.path.join(path, RUN_INFO)
     if not os.path.lexists(rpath):
         return None
     try:
-        run = files.read_json(rpath, "run.json")
+        run = files.read_json(rpath, RUN_INFO)
     except files.FileRefused as e:
         raise GateError(f"--in {shown}: run.json is unreadable ({e})") from None
     if not isinstance(run, dict):

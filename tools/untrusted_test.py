@@ -3,7 +3,12 @@ where the attack allows: spec, source, id, name, args, dim and inputs made consi
 re-signed), and each is sent through every entry point: //validator (revalidate), //tools:release
 (the gate) and //tools:verify. Each hostile payload would create a marker file if any of its
 text ran; the marker must never appear, each attack must be rejected with its reason, and a
-refused release must leave nothing behind."""
+refused release must leave nothing behind.
+
+The attacks are the registry's (validator/fault_kinds.py): each hostile record of
+HOSTILE_RECORDS is built here and tried through exactly the entry points it lists, each file
+attack of this suite by the test marked as trying it; a registered kind without its builder or
+its test fails `test_every_registered_attack_is_built_and_tried`."""
 
 import copy
 import hashlib
@@ -22,7 +27,8 @@ from generator.spec import KernelSpec
 from tools import release, verify
 from tools import release_format as fmt
 from tools.testing import resign_shard
-from validator import revalidate
+from validator import fault_kinds, revalidate
+from validator.fault_kinds import EntryPoint, Suite, tries
 
 TMP = os.environ.get("TEST_TMPDIR", "/tmp")
 MARKER = os.path.join(TMP, "untrusted_marker")
@@ -73,46 +79,48 @@ def _kernel_def(rec) -> str:
     return next(line for line in rec["source"].splitlines() if line.startswith("def "))
 
 
-def attacks(recs) -> dict[str, tuple[bytes, set[str]]]:
-    """name -> (the shard line, the reason keys it may be rejected with)."""
+def _attack_lines(recs) -> dict[str, bytes]:
+    """name -> the shard line of every hostile record (fault_kinds.HOSTILE_RECORDS, its order)."""
     a = recs[0]  # an arith kernel
     kdef = _kernel_def(a)
     first_ann = "wp.array(dtype=wp.float32)"
-    out = {
+    return {
         # Python evaluates defaults and annotations at import
-        "default_argument": (_source_edit(a, kdef, kdef.replace("):", f", zz=({OPEN}, 0)[1]):")), {"safety"}),
-        "annotation_call": (_source_edit(a, first_ann, OPEN), {"safety"}),
-        "wp_call_in_annotation": (_source_edit(a, first_ann, f"wp.array(dtype=wp.float32, device={OPEN})"),
-                                  {"safety"}),
+        "default_argument": _source_edit(a, kdef, kdef.replace("):", f", zz=({OPEN}, 0)[1]):")),
+        "annotation_call": _source_edit(a, first_ann, OPEN),
+        "wp_call_in_annotation": _source_edit(a, first_ann, f"wp.array(dtype=wp.float32, device={OPEN})"),
         # a top-level function named like a builtin makes calls to that name look like own helpers
-        "builtin_shadow": (_source_edit(a, kdef, kdef.replace("):", f", zz=open({MARKER!r}, 'w')):") + "\n    pass\n\n"
-                                        "\n@wp.func\ndef open(p: wp.float32, q: wp.float32) -> wp.float32:\n    return p\n\n"
-                                        "\n@wp.kernel\n" + kdef.replace("def ", "def shadowed_")), {"safety"}),
+        "builtin_shadow": _source_edit(a, kdef, kdef.replace("):", f", zz=open({MARKER!r}, 'w')):") + "\n    pass\n\n"
+                                       "\n@wp.func\ndef open(p: wp.float32, q: wp.float32) -> wp.float32:\n    return p\n\n"
+                                       "\n@wp.kernel\n" + kdef.replace("def ", "def shadowed_")),
         # evaluated by Python during Warp's codegen
-        "wp_static": (_source_edit(a, "wp.tid()", f"wp.tid()\n    zz = wp.static({OPEN})"), {"safety"}),
-        "aot_module_dir": (_source_edit(a, "wp.tid()", f"wp.tid()\n    wp.compile_aot_module(wp.get_module('m'), "
-                                                        f"module_dir={MARKER!r})"), {"safety"}),
+        "wp_static": _source_edit(a, "wp.tid()", f"wp.tid()\n    zz = wp.static({OPEN})"),
+        "aot_module_dir": _source_edit(a, "wp.tid()", f"wp.tid()\n    wp.compile_aot_module(wp.get_module('m'), "
+                                                       f"module_dir={MARKER!r})"),
         # the renderer prints spec strings verbatim: a crafted spec renders hostile Python
-        "spec_dtype": (_spec_edit(a, lambda s: s["args"][0].update(dtype=f"float32, device={OPEN}"), inputs=False),
-                       {"schema", "spec"}),
-        "spec_name": (_spec_edit(a, lambda s: s.update(name=f"k(a: wp.int32):\n    pass\n\n{OPEN}\n\n\ndef k2"),
-                                 inputs=False), {"schema", "spec"}),
-        "spec_body_static": (_spec_edit(a, lambda s: s["body"].insert(0, ["let", "zz", ["call", "static", [["v", OPEN]]]])),
-                             {"spec"}),
+        "spec_dtype": _spec_edit(a, lambda s: s["args"][0].update(dtype=f"float32, device={OPEN}"), inputs=False),
+        "spec_name": _spec_edit(a, lambda s: s.update(name=f"k(a: wp.int32):\n    pass\n\n{OPEN}\n\n\ndef k2"),
+                                inputs=False),
+        "spec_body_static": _spec_edit(a, lambda s: s["body"].insert(0, ["let", "zz", ["call", "static", [["v", OPEN]]]])),
         # resource exhaustion
-        "huge_shape": (_spec_edit(a, lambda s: s["args"][0].update(shape=[1 << 40]), inputs=False), {"spec"}),
-        "huge_dim": (_spec_edit(a, lambda s: s.update(dim=[1 << 40]), inputs=False), {"spec"}),
-        # in a shard its depth is measured on the bytes before decoding (corrupt); in a release's
-        # JSON column, after (bounds)
-        "deep_spec_parseable": (_line({**a, "spec": {**a["spec"], "body": json.loads("[" * 300 + "]" * 300)}}),
-                                {"bounds", "corrupt"}),
-        "deep_spec_100k": (json.dumps({**a, "spec": None}).replace('"spec": null', '"spec": ' + "[" * 100000 + "]" * 100000).encode(),
-                           {"corrupt"}),
+        "huge_shape": _spec_edit(a, lambda s: s["args"][0].update(shape=[1 << 40]), inputs=False),
+        "huge_dim": _spec_edit(a, lambda s: s.update(dim=[1 << 40]), inputs=False),
+        "deep_spec_parseable": _line({**a, "spec": {**a["spec"], "body": json.loads("[" * 300 + "]" * 300)}}),
+        "deep_spec_100k": json.dumps({**a, "spec": None}).replace('"spec": null', '"spec": ' + "[" * 100000 + "]" * 100000).encode(),
         # broken bytes
-        "malformed_utf8": (_line(a).replace(b'"family"', b'"fam\xff\xfeily"', 1), {"corrupt"}),
-        "torn_line": (_line(a)[:-40], {"corrupt"}),
+        "malformed_utf8": _line(a).replace(b'"family"', b'"fam\xff\xfeily"', 1),
+        "torn_line": _line(a)[:-40],
+        # coherent forgeries only re-execution can catch
+        "outputs_only": _outputs_only(a),
+        "gradient_only": _gradient_only(next(r for r in recs if r["grad"])),
     }
-    return out
+
+
+def attacks(recs, entry: EntryPoint) -> dict[str, tuple[bytes, frozenset[str]]]:
+    """name -> (the shard line, the reason keys it may be rejected with) of every hostile record
+    the registry tries through `entry`."""
+    lines = _attack_lines(recs)
+    return {k.name: (lines[k.name], k.reasons) for k in fault_kinds.kinds(Suite.HOSTILE_RECORDS, entry, line=True)}
 
 
 def _bumped(rec, where) -> bytes:
@@ -149,12 +157,23 @@ def _shard_dir(clean_dir, name, lines: list[bytes]) -> str:
     return d
 
 
+def test_every_registered_attack_is_built_and_tried(clean):
+    """The registry is the list: every hostile record it holds is built here (and the entry-point
+    tests below try each through the entry points it lists), every file attack has its test."""
+    assert list(_attack_lines(clean[1])) == [k.name for k in fault_kinds.kinds(Suite.HOSTILE_RECORDS, line=True)]
+    assert fault_kinds.untried(globals(), Suite.HOSTILE_RECORDS) == []
+    assert all(EntryPoint.VALIDATOR in k.entry_points for k in fault_kinds.kinds(Suite.HOSTILE_RECORDS, line=True))
+
+
+@tries("manifest_count_string", "manifest_key_removed")
 def test_validator_refuses_a_run_manifest_that_breaks_its_schema(clean, capsys):
     clean_dir, _ = clean
     for name, edit, words in (
-            ("count_string", lambda m: m["counts"].update(passed=str(m["counts"]["passed"])), "at counts/passed (schema path "),
-            ("key_removed", lambda m: m.pop("gradient_by_family"), "'gradient_by_family' is a required property")):
-        d = os.path.join(TMP, f"untrusted_manifest_{name}")
+            ("manifest_count_string", lambda m: m["counts"].update(passed=str(m["counts"]["passed"])),
+             "at counts/passed (schema path "),
+            ("manifest_key_removed", lambda m: m.pop("gradient_by_family"), "'gradient_by_family' is a required property")):
+        assert fault_kinds.kind(name).reasons == {fault_kinds.REFUSED}
+        d = os.path.join(TMP, f"untrusted_{name}")
         shutil.rmtree(d, ignore_errors=True)
         shutil.copytree(clean_dir, d)
         path = os.path.join(d, "manifest.json")
@@ -175,10 +194,7 @@ def _no_marker():
 
 def test_validator_rejects_every_attack_without_running_it(clean):
     clean_dir, recs = clean
-    atk = attacks(recs)
-    atk["outputs_only"] = (_outputs_only(recs[0]), {"io"})  # only re-execution can catch these two
-    k = next(i for i, r in enumerate(recs) if r["grad"])
-    atk["gradient_only"] = (_gradient_only(recs[k]), {"gradient"})
+    atk = attacks(recs, EntryPoint.VALIDATOR)  # outputs_only and gradient_only: only re-execution can catch them
     controls = [_line(r) for r in recs[1:3]]
     d = _shard_dir(clean_dir, "validator", [line for line, _ in atk.values()] + controls)
     report = revalidate.revalidate(d)
@@ -196,7 +212,7 @@ def test_validator_rejects_every_attack_without_running_it(clean):
 def test_release_gate_refuses_every_attack_and_leaves_nothing(clean, capsys):
     clean_dir, recs = clean
     tried = 0
-    for name, (line, keys) in attacks(recs).items():
+    for name, (line, keys) in attacks(recs, EntryPoint.RELEASE).items():
         d = _shard_dir(clean_dir, f"gate_{name}", [_line(recs[1]), line])
         out = os.path.join(TMP, f"untrusted_dist_{name}")
         shutil.rmtree(out, ignore_errors=True)
@@ -236,6 +252,7 @@ def _forge_row(dist: str, rec_line: bytes, name: str) -> str:
     return d
 
 
+@tries("torn_parquet")
 def test_verify_rejects_every_attack_in_a_re_signed_release(clean):
     clean_dir, recs = clean
     dist = os.path.join(TMP, "untrusted_dist_clean")
@@ -243,10 +260,13 @@ def test_verify_rejects_every_attack_in_a_re_signed_release(clean):
     assert release.main(["--in", clean_dir, "--out", dist, "--version", "1.0.0"]) == 0
     assert verify.verify(dist) == []
     tried = 0
-    for name, (line, keys) in attacks(recs).items():
+    through_verify = attacks(recs, EntryPoint.VERIFY)
+    for name, (line, _) in attacks(recs, EntryPoint.RELEASE).items():
+        if name not in through_verify:  # not a record (torn, not UTF-8, too deep to parse): a release holds Parquet rows
+            assert _forge_row(dist, line, name) == "", f"{name}: a release row after all: register it for //tools:verify"
+    for name, (line, keys) in through_verify.items():
         d = _forge_row(dist, line, name)
-        if not d:  # not a record (torn, not UTF-8, too deep to parse): a release holds Parquet rows
-            continue
+        assert d, f"{name}: registered as tried through //tools:verify, but it is no release row"
         problems = verify.verify(d)
         _no_marker()
         assert problems, f"{name}: verify passed a forged row"

@@ -24,16 +24,17 @@ import sys
 import schemas
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
-from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, release_file_problems
+from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, RELEASE_MANIFEST, release_file_problems
 from tools import card
 from tools import release_format as fmt
 from validator.verdicts import FINDINGS_CONFIG, check_static, unpublishable
 
 
+
 def _load_manifest(dist: str, problems: list[str]) -> dict | None:
-    path = os.path.join(dist, "manifest.json")
+    path = os.path.join(dist, RELEASE_MANIFEST)
     try:
-        m = files.read_json(path, "manifest.json")
+        m = files.read_json(path, RELEASE_MANIFEST)
     except files.FileRefused as e:
         problems.append(str(e))
         return None
@@ -128,47 +129,63 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
     for f in m["files"]:
         if not f["path"].endswith(".parquet"):
             continue
-        # one file's findings count only once all of it has been read, as when it was read whole
-        found, seen, n_rows = [], set(), 0
-        file_counted, file_families = collections.Counter(), collections.Counter()
-        where = f["path"]
-        unreadable = lambda e: f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"  # noqa: E731
-        try:
-            pf = fmt.open_parquet(os.path.join(dist, where), where)
-        except files.FileRefused as e:  # each listed file is opened by the rule; said once
-            if str(e) not in problems:
-                problems.append(str(e))
+        tally = _check_shard(dist, f, m, archs, want_cols, fractions, ids, problems)
+        if tally is None:
             continue
-        except Exception as e:  # pyarrow raises several types for a damaged file
-            problems.append(unreadable(e))
-            continue
-
-        cols = [(field.name, str(field.type)) for field in pf.schema_arrow]
-        if cols != want_cols or [n for n, _, _ in fmt.columns(archs)] != [n for n, _ in cols]:
-            problems.append(f"{where}: columns differ from the manifest's")
-            continue
-        groups = fmt.row_groups(pf)
-        while True:
-            try:
-                rows = next(groups, None)
-            except Exception as e:  # a damaged page, or invalid UTF-8
-                problems.append(unreadable(e))
-                break
-            if rows is None:
-                break
-            n_rows += len(rows)
-            for row in rows:
-                _check_row(row, f, m, fractions, ids, seen, found)
-                file_counted[(f["config"], row["split"])] += 1  # the row's own config is checked above
-                file_families[(f["config"], row["family"], row["split"])] += 1
-        if rows is not None:
-            continue
-        if n_rows != f["rows"]:
-            problems.append(f"{where}: {n_rows} rows, manifest.json says {f['rows']}")
-        problems += found
+        seen, file_counted, file_families = tally
         ids |= seen
         counted.update(file_counted)
         families.update(file_families)
+    _check_counts(m, counted, families, problems)
+
+
+def _check_shard(dist: str, f: dict, m: dict, archs: list[str], want_cols: list[tuple[str, str]], fractions: tuple,
+                 ids: set, problems: list[str]) -> tuple[set, collections.Counter, collections.Counter] | None:
+    """The checks of the Parquet file `f` and of each of its rows (`ids`: those of the files
+    before); returns its (target, id)s and its counts per (config, split) and per (config, family,
+    split), or None when the file cannot be read to its end."""
+    # one file's findings count only once all of it has been read, as when it was read whole
+    found, seen, n_rows = [], set(), 0
+    file_counted, file_families = collections.Counter(), collections.Counter()
+    where = f["path"]
+    unreadable = lambda e: f"{where}: not a readable Parquet file ({type(e).__name__}: {str(e)[:120]})"  # noqa: E731
+    try:
+        pf = fmt.open_parquet(os.path.join(dist, where), where)
+    except files.FileRefused as e:  # each listed file is opened by the rule; said once
+        if str(e) not in problems:
+            problems.append(str(e))
+        return None
+    except Exception as e:  # pyarrow raises several types for a damaged file
+        problems.append(unreadable(e))
+        return None
+
+    cols = [(field.name, str(field.type)) for field in pf.schema_arrow]
+    if cols != want_cols or [n for n, _, _ in fmt.columns(archs)] != [n for n, _ in cols]:
+        problems.append(f"{where}: columns differ from the manifest's")
+        return None
+    groups = fmt.row_groups(pf)
+    while True:
+        try:
+            rows = next(groups, None)
+        except Exception as e:  # a damaged page, or invalid UTF-8
+            problems.append(unreadable(e))
+            return None
+        if rows is None:
+            break
+        n_rows += len(rows)
+        for row in rows:
+            _check_row(row, f, m, fractions, ids, seen, found)
+            file_counted[(f["config"], row["split"])] += 1  # the row's own config is checked above
+            file_families[(f["config"], row["family"], row["split"])] += 1
+    if n_rows != f["rows"]:
+        problems.append(f"{where}: {n_rows} rows, manifest.json says {f['rows']}")
+    problems += found
+    return seen, file_counted, file_families
+
+
+def _check_counts(m: dict, counted: collections.Counter, families: collections.Counter, problems: list[str]) -> None:
+    """The rows counted per (config, split) and per (config, family, split) against the
+    manifest's counts."""
     total = 0
     for config, c in m["counts"]["configs"].items():
         for split, n in c["splits"].items():

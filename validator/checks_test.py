@@ -1,3 +1,9 @@
+"""The checks on real Warp compiles: CPU execution equals the oracle and records fit the schema,
+hostile sources are rejected unrun, every family compiles for both targets, `compare` catches each
+kind of wrong or vacuous output, the schema check (compiled and jsonschema) names the field, the
+safety walk, verdicts round-trip to the stored form, races and launch-size-only matches are
+rejected, and the second launch sizes."""
+
 import json
 import sys
 
@@ -123,11 +129,12 @@ def _schema_test_records() -> list[dict]:
             outputs = run_oracle(spec, inputs)
             arr = np.linspace(-1, 1, 4)
             grad = {"w": {"y": arr}, "v": [{"x": arr}], "g": {"x": arr}, "dot": [0.5], "fd": [0.5], "point": "seeded"}
-        res = {"ir": ir, "inputs": inputs, "outputs": outputs, "grad": grad, "toolchain": toolchain,
-               "coverage": checks.coverage(spec, set()), **{k: verdict for k in checks.KERNEL_CHECKS}}
+        verdicts = {k: checks.Verdict.from_json(k, verdict) for k in checks.KERNEL_CHECKS}
         if full:
-            res["execute_gpu"] = {"status": "passed", "max_abs_diff": 0.0}
-        out.append(chunk.build_record(spec, render_source(spec), "cpu", checks._typed(res)))
+            verdicts["execute_gpu"] = checks.Verdict("execute_gpu", "passed", max_abs_diff=0.0)
+        res = checks.KernelResult(ir=ir, inputs=inputs, outputs=outputs, verdicts=verdicts, grad=grad,
+                                  coverage=checks.coverage(spec, set()), toolchain=toolchain)
+        out.append(chunk.build_record(spec, render_source(spec), "cpu", res))
     return out
 
 
@@ -317,11 +324,11 @@ def test_a_kernel_that_matches_only_at_its_full_launch_size_is_rejected(tmp_path
     sets = [make_inputs(backward, k) for k in range(3)]
     launches: list = []
     verdict, _ = checks.execute_and_compare(kernels[forward.name], backward, sets, set(), launches)
-    assert verdict["status"] == "failed" and verdict["reason"].startswith("execute_cpu: launch size [17]: output y"), verdict
+    assert verdict.status == "failed" and verdict.reason.startswith("execute_cpu: launch size [17]: output y"), verdict
     assert launches == [[32]]  # the full size matched; the second did not
     launches = []
     verdict, _ = checks.execute_and_compare(kernels[forward.name], forward, sets, set(), launches)
-    assert verdict == checks.PASSED and launches == [[32], [17]]
+    assert verdict.to_json() == checks.PASSED and launches == [[32], [17]]
     warp_adapter.unload(module)
 
 

@@ -1,3 +1,8 @@
+"""The fault audit (validator/faults.py, //validator:fault_audit): every kind of the registry's
+FAULT_AUDIT (validator/fault_kinds.py) has its injection, really changes the record it copies and
+is caught by the re-validator with the reason key the registry gives it, while unmodified
+controls pass; the CLI's exit statuses and error lines."""
+
 import json
 import math
 import os
@@ -8,7 +13,7 @@ import pytest
 
 import pipeline
 from generator.families import families_for
-from validator import fault_audit_main, faults, revalidate
+from validator import fault_audit_main, fault_kinds, faults, revalidate
 
 TMP = os.environ.get("TEST_TMPDIR", "/tmp")
 N_FAULTS = 800  # 50 per fault type
@@ -35,6 +40,7 @@ def test_every_injected_fault_is_caught_with_the_right_reason(dataset, tmp_path,
         print("\n" + faults.format_table(result), flush=True)
     table, total = result["by_type"], result["total"]
     assert set(table) == set(faults.FAULTS) and len(table) >= 10
+    assert list(table) == [k.name for k in fault_kinds.FAULT_AUDIT]
     assert total["injected"] == N_FAULTS >= 500
     for name, row in table.items():
         assert row["injected"] >= N_FAULTS // len(faults.FAULTS), name
@@ -43,6 +49,7 @@ def test_every_injected_fault_is_caught_with_the_right_reason(dataset, tmp_path,
         assert row["wrong_reason_examples"] == [], f"{name}: wrong reason: {row['wrong_reason_examples']}"
         assert row["detected"] == row["right_reason"] == row["injected"], name
         assert row["reasons"] == {row["expected"]: row["injected"]}, name
+        assert fault_kinds.kind(name).reasons == {row["expected"]}, name
     assert total["detection_rate"] == total["right_reason_rate"] == 1.0
     assert result["controls"]["count"] == 60 and result["controls"]["false_positives"] == 0
     assert result["unmatched_failures"] == []
@@ -63,6 +70,7 @@ def test_each_fault_really_changes_the_record(records):
                 continue  # the drawn edit was to spec_version, which does not render
             assert inj is not None, (name, i)
             assert inj.expected in REASON_KEYS
+            assert fault_kinds.kind(name).reasons == {inj.expected}, (name, inj.expected)
             assert inj.line != faults.dump(records[i]), (name, i)
             if name == "truncated_line":
                 with pytest.raises(json.JSONDecodeError):
@@ -74,6 +82,16 @@ def test_each_fault_really_changes_the_record(records):
     nan = faults.output_nan(records, 0, random.Random(0))
     assert "NaN" in nan.line
     assert any(math.isnan(x) for t in json.loads(nan.line)["io"]["outputs"].values() for x in _flat(t["data"]))
+
+
+def test_the_audit_injects_exactly_the_registered_fault_kinds():
+    """A kind registered for the audit without an injection (or an injection left out of the
+    registry) fails here; each is tried through //validator, the audit's entry point."""
+    registered = fault_kinds.kinds(fault_kinds.Suite.FAULT_AUDIT)
+    assert registered == fault_kinds.FAULT_AUDIT and len(registered) >= 16
+    assert list(faults.FAULTS) == [k.name for k in registered] == list(faults.INJECTIONS)
+    assert all(k.line and k.entry_points == (fault_kinds.EntryPoint.VALIDATOR,) for k in registered)
+    assert all(len(k.reasons) == 1 and k.reasons <= REASON_KEYS for k in registered)
 
 
 def _flat(data):

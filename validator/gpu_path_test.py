@@ -96,8 +96,10 @@ def _gpu_stand_in(monkeypatch, load):
     monkeypatch.setattr(warp_adapter, "load_cuda_module", load)
     monkeypatch.setattr(warp_adapter, "loaded_cuda_variants", lambda module, device: {TILE_BLOCK_DIM: 1})
     monkeypatch.setattr(checks, "execute_gpu_and_compare",
-                        lambda kernel, spec, inputs, cpu, device="cuda:0": {"status": "passed", "max_abs_diff": 0.0})
-    monkeypatch.setattr(checks, "execute_backward", lambda *a, **k: (checks.not_run("stand-in"), None))
+                        lambda kernel, spec, inputs, cpu, device="cuda:0":
+                        checks.Verdict("execute_gpu", "passed", max_abs_diff=0.0))
+    monkeypatch.setattr(checks, "execute_backward",
+                        lambda *a, **k: (checks.Verdict.not_run("execute_backward_cpu", "stand-in"), None))
 
 
 def test_a_kernel_that_fails_to_load_on_the_gpu_costs_only_its_record_cpu_stand_in(monkeypatch):
@@ -130,7 +132,7 @@ def test_a_sticky_error_in_a_gpu_launch_raises_context_lost_naming_the_kernel_cp
         if spec.name == specs[1].name:
             raise RuntimeError(f"Failed to synchronize device {device}: Warp CUDA error 700: "
                                "an illegal memory access was encountered (stand-in)")
-        return {"status": "passed", "max_abs_diff": 0.0}
+        return checks.Verdict("execute_gpu", "passed", max_abs_diff=0.0)
 
     monkeypatch.setattr(checks, "execute_gpu_and_compare", launch)
     with pytest.raises(warp_adapter.CudaContextLost) as e:

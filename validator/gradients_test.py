@@ -32,7 +32,7 @@ def test_right_adjoints_pass():
     kernels = _compiled(specs)
     for spec in specs:
         verdict, example = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
-        assert verdict == {"status": "passed"}, (spec.family, spec.seed, verdict)
+        assert verdict.to_json() == {"status": "passed"}, (spec.family, spec.seed, verdict)
         assert len(example["dot"]) == gradients.DIRECTIONS and np.allclose(example["dot"], example["fd"], rtol=1e-2)
 
 
@@ -42,11 +42,11 @@ def test_a_wrong_adjoint_is_a_mismatch(monkeypatch):
     spec = build_spec("tile_scan", 0)
     kernels = _compiled([spec])
     verdict, _ = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
-    assert verdict["status"] == "not_run" and "MISSINGADJOINT" in verdict["reason"]
+    assert verdict.status == "not_run" and "MISSINGADJOINT" in verdict.reason
     assert "tile_scan_exclusive" in warp_adapter.missing_adjoints() or "tile_scan_inclusive" in warp_adapter.missing_adjoints()
     monkeypatch.setattr(warp_adapter, "missing_adjoints", lambda: {})
     verdict, example = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
-    assert verdict["status"] == "failed" and verdict["reason"].startswith("gradient_mismatch:"), verdict
+    assert verdict.status == "failed" and verdict.reason.startswith("gradient_mismatch:"), verdict
     assert example["dot"][-1] != pytest.approx(example["fd"][-1], rel=1e-2)
 
 

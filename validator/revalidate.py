@@ -12,7 +12,6 @@ pipeline's RayExecutor joins or starts Ray (the pipeline is the room above this 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import shutil
@@ -23,14 +22,14 @@ import tempfile
 import threading
 import time
 
-import schemas
 from extractor import warp_adapter
-from generator import records
 from runtime.process import EXIT_TERMINATED, Terminated, caller_dir, sigterm_raises
 from generator.spec import KernelSpec
 from schemas import files
 from schemas.dataset_format import RunManifestError, pretty_json, read_run_manifest
 from validator import checks, sandbox
+# one record judged against a fresh check, split out; re-exported (gradients_test uses _judge_one)
+from validator.judge import ToolchainMismatch, _judge_one, check_toolchain  # noqa: F401 (re-exported)
 # Ray and the record sources, split out; re-exported for every caller (pipeline.executors, tests)
 from validator.ray_exec import (  # noqa: F401 (re-exported)
     RAY_CONNECT_TIMEOUT_S, RAY_TEMP_DIR_MAX, RAY_WORKER_ENV, RayUnavailable, _instance_token, _probe_ray, _ray_batch,
@@ -49,75 +48,6 @@ BATCH = 50
 MAIN_ADDRESS_SPACE = 4 << 30
 # the exit status of a re-validation stopped by Ctrl-C: 128 + SIGINT, as if it had not been handled
 EXIT_INTERRUPTED = 128 + signal.SIGINT
-
-
-def _compare_outputs(spec, fresh: dict, stored: dict) -> str | None:
-    for a in spec.args:
-        if a.name in fresh:
-            if a.name not in stored:
-                return f"io: stored outputs lack {a.name}"
-            try:
-                s = checks.tensor_from_json(stored[a.name])
-            except (TypeError, ValueError, KeyError) as e:
-                return f"io: stored output {a.name} is not a valid tensor: {type(e).__name__}: {str(e)[:100]}"
-            if s.shape != fresh[a.name].shape or s.dtype != fresh[a.name].dtype or not (s == fresh[a.name]).all():
-                return f"io: stored output {a.name} differs from a fresh CPU execution"
-    extra = set(stored) - set(fresh)
-    if extra:
-        return f"io: stored outputs hold {sorted(extra)[0]}, which the kernel does not write"
-    return None
-
-
-class ToolchainMismatch(ValidatorError):
-    """The dataset was made with other compilers than this validator runs: its IR cannot match."""
-
-
-def check_toolchain(directory: str, stored: dict | None) -> None:
-    """Stop before any work when the records were made with another Warp, NVRTC or LLVM
-    (`stored`: the first record's toolchain and "_schema_version", or a release's)."""
-    if stored is None:
-        return
-    version = stored.get("_schema_version")
-    if version != schemas.PAIR_SCHEMA_VERSION:
-        raise ToolchainMismatch(f"{directory}: records of pair schema {version}; this validator reads "
-                                f"{schemas.PAIR_SCHEMA_VERSION} (records of another schema lack checks this one "
-                                f"requires, or store code Warp did not compile as stored: regenerate them)")
-    here = warp_adapter.compilers()
-    diff = [k for k in here if stored.get(k) != here[k]]
-    if diff:
-        made = ", ".join(f"{k} {stored.get(k)}" for k in diff)
-        this = ", ".join(f"{k} {here[k]}" for k in diff)
-        raise ToolchainMismatch(f"{directory}: made with {made}; this validator runs {this}: "
-                                f"re-validate with the same toolchain (see the record's toolchain)")
-
-
-def _toolchain_diff(stored: dict, fresh: dict) -> str:
-    for key in sorted(set(stored) | set(fresh)):
-        if stored.get(key) != fresh.get(key):
-            if isinstance(stored.get(key), dict) and isinstance(fresh.get(key), dict):
-                return f"{key}.{_toolchain_diff(stored[key], fresh[key])}"
-            return f"{key}: stored {json.dumps(stored.get(key))[:80]}, compiled with {json.dumps(fresh.get(key))[:80]}"
-    return "equal"
-
-
-def _compare_gradient(res: checks.KernelResult, rec: dict, finding: bool = False) -> str | None:
-    """The stored gradient verdict, example and branch coverage must be what a fresh run gives.
-    A finding (`finding`: a record of the run's FINDINGS_CONFIG directory) must fail its fresh gradient
-    check as GRADIENT_MISMATCH again: the mismatch it reports is Warp's, reproduced here."""
-    fresh, stored = res.verdicts["execute_backward_cpu"], rec["checks"]["execute_backward_cpu"]
-    if finding:
-        if fresh.status != "failed" or checks.split_reason(fresh.reason)[0] != checks.GRADIENT_MISMATCH:
-            return (f"finding: the stored {checks.GRADIENT_MISMATCH} does not reproduce: a fresh backward run gives "
-                    f"{fresh.status}{': ' + fresh.reason if fresh.reason else ''}"[:400])
-    elif fresh.status == "failed":
-        return fresh.reason
-    if fresh.status != stored["status"]:
-        return f"gradient: stored execute_backward_cpu is {stored['status']}, a fresh run gives {fresh.status}"
-    if records.grad_json(res.grad) != rec["grad"]:
-        return "gradient: the stored gradient example differs from a fresh backward run"
-    if res.coverage != rec["coverage"]:
-        return "consistency: the stored branch coverage differs from the oracle's"
-    return None
 
 
 class _Progress:
@@ -158,19 +88,40 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     if executor == "ray" and gpu:
         raise RayUnavailable("--executor ray executes on CPUs only (GPU execution on Ray is not supported); "
                              "use --device auto or cpu, or --executor local")
-    failures: list[tuple[tuple[int, int], dict]] = []
-    total = 0
-    gpu_counts: dict[str, int] = {}
-    gpu_notes: set[str] = set()
-    lock = threading.Lock()
-    progress = _Progress(sum(n for _, _, _, n in every), quiet)
+    run = Revalidation(every, gpu, executor, quiet)
+    run.execute(workers, ray_address)
+    return run.report(directory, release)
 
-    def fail(key, where: str, rec, reason: str):
-        with lock:
-            failures.append((key, {"where": where, "id": rec.get("id") if isinstance(rec, dict) else None,
-                                   "code": checks.split_reason(reason)[0], "reason": reason}))
 
-    def judge(box, batch: list[tuple]) -> None:
+class Revalidation:
+    """The state of one re-validation: the record sources (`every`), the failures and GPU verdicts
+    gathered so far (under `lock`: worker threads judge batches at once), and the sandboxes, queue
+    and worker threads that judge the batches the main thread feeds them."""
+
+    def __init__(self, every: list[tuple], gpu: bool | None, executor: str, quiet: bool):
+        self.every, self.gpu, self.executor = every, gpu, executor
+        self.failures: list[tuple[tuple[int, int], dict]] = []
+        self.total = 0
+        self.gpu_counts: dict[str, int] = {}
+        self.gpu_notes: set[str] = set()
+        self.lock = threading.Lock()
+        self.progress = _Progress(sum(n for _, _, _, n in every), quiet)
+        self.errors: list[BaseException] = []
+        self.boxes: list = []
+        self.pending: list[tuple] = []
+        self.run_dir = ""
+        self.cpu_only = True
+        self.work: queue.Queue = queue.Queue()
+        # set by each worker thread as it ends (Thread.join interrupted by a signal can mark a thread
+        # that still runs as stopped, CPython 3.11; an Event's wait is safe to interrupt)
+        self.ended: list[threading.Event] = []
+
+    def fail(self, key, where: str, rec, reason: str) -> None:
+        with self.lock:
+            self.failures.append((key, {"where": where, "id": rec.get("id") if isinstance(rec, dict) else None,
+                                        "code": checks.split_reason(reason)[0], "reason": reason}))
+
+    def judge(self, box, batch: list[tuple]) -> None:
         archs = sorted(batch[0][2]["ir"]["ptx"])
         specs = [KernelSpec.from_json(r["spec"]) for _, _, r, _ in batch]
         # what is compiled and imported is the rendering of the generator's own spec (check_spec
@@ -180,119 +131,123 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
         for (key, where, rec, finding), spec, res in zip(batch, specs, results):
             reason, g = _judge_one(spec, res, rec, finding)
             if g is not None:
-                with lock:
-                    gpu_counts[g.status] = gpu_counts.get(g.status, 0) + 1
+                with self.lock:
+                    self.gpu_counts[g.status] = self.gpu_counts.get(g.status, 0) + 1
                     if g.status == "not_run":
-                        gpu_notes.add(g.reason)
+                        self.gpu_notes.add(g.reason)
             if reason:
                 failed += 1
-                fail(key, where, rec, reason)
-        with lock:
-            progress.update(len(batch), failed)
+                self.fail(key, where, rec, reason)
+        with self.lock:
+            self.progress.update(len(batch), failed)
 
-    # compile and execute only in sandboxes: child processes with resource limits
-    run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
-    cpu_only = gpu is False or not warp_adapter.cuda_available()
-    owned = False
-    if executor == "ray":
+    def execute(self, workers: int | None, ray_address: str | None) -> None:
+        """Judge every record: the static checks here, batches in worker threads' sandboxes
+        (compile and execute only in sandboxes: child processes with resource limits)."""
+        self.run_dir = tempfile.mkdtemp(prefix="warp-ir-validate-")
+        self.cpu_only = self.gpu is False or not warp_adapter.cuda_available()
+        owned = False
+        if self.executor == "ray":
+            try:
+                owned = connect_ray(ray_address, workers, self.run_dir)
+                workers = workers or ray_cpus()
+            except BaseException:
+                shutil.rmtree(self.run_dir, ignore_errors=True)
+                raise
+        self.work = queue.Queue(maxsize=2 * workers)
+        self.ended = [threading.Event() for _ in range(workers)]
+        threads = [threading.Thread(target=self.worker, args=(i,), daemon=True) for i in range(workers)]
+        for t in threads:
+            t.start()
         try:
-            owned = connect_ray(ray_address, workers, run_dir)
-            workers = workers or ray_cpus()
+            self.feed()
+            for _ in threads:
+                self.work.put(None)
+            for e in self.ended:
+                e.wait()
         except BaseException:
-            shutil.rmtree(run_dir, ignore_errors=True)
+            # Ctrl-C, SIGTERM (raised by main's handler) or an error here: stop at once, without
+            # waiting for the batches in flight (each may take up to sandbox.BATCH_TIMEOUT_S)
+            _stop(self.boxes, self.ended, self.work, self.lock)
             raise
-    work: queue.Queue = queue.Queue(maxsize=2 * workers)
-    errors: list[BaseException] = []
-    boxes: list = []
-
-    # set by each worker thread as it ends (Thread.join interrupted by a signal can mark a thread
-    # that still runs as stopped, CPython 3.11; an Event's wait is safe to interrupt)
-    ended = [threading.Event() for _ in range(workers)]
-
-    def worker(i: int) -> None:
-        try:
-            _work()
         finally:
-            ended[i].set()
+            self.progress.close()
+            if owned:
+                import ray
 
-    def _work() -> None:
-        box = _RayBox(gpu) if executor == "ray" else sandbox.Sandbox(gpu, run_dir, cpu_only=cpu_only)
-        with lock:
-            boxes.append(box)
+                ray.shutdown()
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self.errors:
+            raise self.errors[0]
+
+    def worker(self, i: int) -> None:
         try:
-            while (batch := work.get()) is not None:
+            self._work()
+        finally:
+            self.ended[i].set()
+
+    def _work(self) -> None:
+        box = _RayBox(self.gpu) if self.executor == "ray" else sandbox.Sandbox(self.gpu, self.run_dir,
+                                                                              cpu_only=self.cpu_only)
+        with self.lock:
+            self.boxes.append(box)
+        try:
+            while (batch := self.work.get()) is not None:
                 try:
-                    if not errors:
-                        judge(box, batch)
+                    if not self.errors:
+                        self.judge(box, batch)
                 except sandbox.Aborted:
                     pass  # stopped: the caller raises what stopped it
                 except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
-                    errors.append(e)
+                    self.errors.append(e)
         finally:
             box.close()
 
-    threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(workers)]
-    for t in threads:
-        t.start()
-    pending: list[tuple] = []
-
-    def flush() -> None:
-        if pending:
-            work.put(list(pending))
-            pending.clear()
-
-    try:
-        for si, (shard, finding, rows, _) in enumerate(every):
+    def feed(self) -> None:
+        """Every record through the static checks here, in file order; those that pass queued in
+        batches of up to BATCH records that share their PTX archs."""
+        for si, (shard, finding, rows, _) in enumerate(self.every):
             for n, rec, err in rows():
-                total += 1
-                key, where = (si, n), f"{shard}:{n}"
-                if err:
-                    fail(key, where, None, err)
-                    progress.update(1, 1)
-                    continue
-                v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
-                if v["status"] == "passed" and finding and (why := unpublishable(rec["checks"], finding=True)):
-                    v = checks.failed(f"finding: the record {why}")
-                if v["status"] != "passed":
-                    fail(key, where, rec, v["reason"])
-                    progress.update(1, 1)
-                else:
-                    if pending and sorted(rec["ir"]["ptx"]) != sorted(pending[0][2]["ir"]["ptx"]):
-                        flush()
-                    pending.append((key, where, rec, finding))
-                    if len(pending) >= BATCH:
-                        flush()
-        flush()
-        for _ in threads:
-            work.put(None)
-        for e in ended:
-            e.wait()
-    except BaseException:
-        # Ctrl-C, SIGTERM (raised by main's handler) or an error here: stop at once, without
-        # waiting for the batches in flight (each may take up to sandbox.BATCH_TIMEOUT_S)
-        _stop(boxes, ended, work, lock)
-        raise
-    finally:
-        progress.close()
-        if owned:
-            import ray
+                self.total += 1
+                self.admit((si, n), f"{shard}:{n}", rec, err, finding)
+        self.flush()
 
-            ray.shutdown()
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if errors:
-        raise errors[0]
-    ordered = [f for _, f in sorted(failures, key=lambda kf: kf[0])]
-    reasons: dict[str, int] = {}
-    for f in ordered:
-        reasons[f["code"]] = reasons.get(f["code"], 0) + 1
-    finding_files = {name for name, f, _, _ in every if f}
-    findings = {"records": sum(n for _, f, _, n in every if f),
-                "failed": sum(1 for f in ordered if f["where"].rsplit(":", 1)[0] in finding_files)}
-    return {"directory": os.path.abspath(directory), "kind": "run" if release is None else "release",
-            "records": total, "passed": total - len(ordered), "findings": findings,
-            "failed": len(ordered), "failures_by_reason": dict(sorted(reasons.items())), "failures": ordered,
-            "execute_gpu": dict(sorted(gpu_counts.items())), "execute_gpu_notes": sorted(gpu_notes),
-            "toolchain": warp_adapter.compilers()}
+    def admit(self, key: tuple[int, int], where: str, rec, err: str | None, finding: bool) -> None:
+        if err:
+            self.fail(key, where, None, err)
+            self.progress.update(1, 1)
+            return
+        v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
+        if v["status"] == "passed" and finding and (why := unpublishable(rec["checks"], finding=True)):
+            v = checks.failed(f"finding: the record {why}")
+        if v["status"] != "passed":
+            self.fail(key, where, rec, v["reason"])
+            self.progress.update(1, 1)
+            return
+        if self.pending and sorted(rec["ir"]["ptx"]) != sorted(self.pending[0][2]["ir"]["ptx"]):
+            self.flush()
+        self.pending.append((key, where, rec, finding))
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.work.put(list(self.pending))
+            self.pending.clear()
+
+    def report(self, directory: str, release: dict | None) -> dict:
+        ordered = [f for _, f in sorted(self.failures, key=lambda kf: kf[0])]
+        reasons: dict[str, int] = {}
+        for f in ordered:
+            reasons[f["code"]] = reasons.get(f["code"], 0) + 1
+        finding_files = {name for name, f, _, _ in self.every if f}
+        findings = {"records": sum(n for _, f, _, n in self.every if f),
+                    "failed": sum(1 for f in ordered if f["where"].rsplit(":", 1)[0] in finding_files)}
+        return {"directory": os.path.abspath(directory), "kind": "run" if release is None else "release",
+                "records": self.total, "passed": self.total - len(ordered), "findings": findings,
+                "failed": len(ordered), "failures_by_reason": dict(sorted(reasons.items())), "failures": ordered,
+                "execute_gpu": dict(sorted(self.gpu_counts.items())), "execute_gpu_notes": sorted(self.gpu_notes),
+                "toolchain": warp_adapter.compilers()}
 
 
 def _stop(boxes: list, ended: list, work: queue.Queue, lock) -> None:
@@ -315,31 +270,13 @@ def _stop(boxes: list, ended: list, work: queue.Queue, lock) -> None:
             e.wait(0.2)
 
 
-def _judge_one(spec, res: checks.KernelResult, rec: dict, finding: bool = False) -> tuple[str | None, checks.Verdict | None]:
-    """(why a fresh check of one record disagrees with what it stores, or None; the fresh GPU
-    verdict where the record got as far as GPU execution, else None)."""
-    if res.error:
-        return res.error.reason, None
-    if res.toolchain != rec["toolchain"]:
-        return f"toolchain: {_toolchain_diff(rec['toolchain'], res.toolchain)}", None
-    if res.ir != rec["ir"]:
-        target = next((t for t in ("cpp", "cuda", "ptx") if res.ir[t] != rec["ir"].get(t)), "ir")
-        return f"ir_match: stored {target} IR differs from a fresh extraction", None
-    if not res.verdicts["execute_cpu"].passed:
-        return res.verdicts["execute_cpu"].reason, None
-    g = res.verdicts["execute_gpu"]
-    if g.status == "failed":
-        return g.reason, g
-    return _compare_outputs(spec, res.outputs, rec["io"]["outputs"]) or _compare_gradient(res, rec, finding), g
-
-
 def _address_space() -> int:
     """This process's address space now (VmSize), in bytes."""
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) << 10 for line in f if line.startswith("VmSize:"))
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bazel run //validator --", description="Re-validate a dataset directory.")
     p.add_argument("dir", help="a run directory holding shard-*.jsonl (as written by //generator:cpu or :cuda), "
                                "or a release (as written by //tools:release, e.g. downloaded)")
@@ -358,15 +295,24 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --executor ray: auto (the cluster `ray start` made here) or HOST:PORT of a cluster's "
                         "head (default: a local Ray instance started for this run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = p.parse_args(argv)
+    return p
+
+
+def _flag_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the flags taken together, or None."""
     if args.workers is not None and args.workers < 1:
-        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
+        return f"--workers must be >= 1, got {args.workers}"
     if args.ray_address is not None and args.executor != "ray":
-        print(f"error: --ray-address {args.ray_address} needs --executor ray", file=sys.stderr)
-        return 2
+        return f"--ray-address {args.ray_address} needs --executor ray"
     if args.executor == "ray" and args.device == "cuda":
-        print("error: --device cuda: --executor ray executes on CPUs only; use --executor local", file=sys.stderr)
+        return "--device cuda: --executor ray executes on CPUs only; use --executor local"
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if problem := _flag_error(args):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     base = caller_dir()
     directory = os.path.join(base, args.dir)
@@ -378,6 +324,28 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --device cuda: no CUDA device on this machine", file=sys.stderr)
         return 2
     t0 = time.time()
+    outcome = _revalidate_bounded(args, base, directory, gpu)
+    if isinstance(outcome, int):
+        return outcome
+    report, workers = outcome
+    report["seconds"] = round(time.time() - t0, 2)
+    report["workers"] = workers
+    report["executor"] = args.executor
+    # a run's report goes into it; a release's beside it (a file added to a release fails //tools:verify)
+    default = (os.path.join(directory, "validation_report.json") if report["kind"] == "run"
+               else os.path.normpath(directory) + ".validation_report.json")
+    out = os.path.join(base, args.report) if args.report else default
+    # written to a new file renamed into place: a link planted at the report's path is replaced,
+    # never written through
+    files.write_text(out, pretty_json(report))
+    _print_summary(report, out)
+    return 1 if report["failed"] else 0
+
+
+def _revalidate_bounded(args: argparse.Namespace, base: str, directory: str, gpu: bool | None) -> tuple[dict, int] | int:
+    """(the report, the workers it used), or the exit status of a refusal or a stop (its error
+    line printed). A CPU-only local re-validation runs under MAIN_ADDRESS_SPACE more address space
+    than the process holds now; the limit is given back after."""
     owned = False
     limited = args.executor == "local" and (gpu is False or not warp_adapter.cuda_available())
     address_space = resource.getrlimit(resource.RLIMIT_AS)
@@ -402,7 +370,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 workers = args.workers or min(os.cpu_count() or 1,
                                               16 if gpu is not False and warp_adapter.cuda_available() else 1 << 30)
-            report = revalidate(directory, gpu, workers, args.quiet, args.executor, args.ray_address)
+            return revalidate(directory, gpu, workers, args.quiet, args.executor, args.ray_address), workers
     except (ValidatorError, RunManifestError, OSError) as e:  # OSError: the directory cannot be read
         print(f"error: {files.quote(str(e), 600)}", file=sys.stderr)
         return 2
@@ -417,16 +385,9 @@ def main(argv: list[str] | None = None) -> int:
             import ray
 
             ray.shutdown()
-    report["seconds"] = round(time.time() - t0, 2)
-    report["workers"] = workers
-    report["executor"] = args.executor
-    # a run's report goes into it; a release's beside it (a file added to a release fails //tools:verify)
-    default = (os.path.join(directory, "validation_report.json") if report["kind"] == "run"
-               else os.path.normpath(directory) + ".validation_report.json")
-    out = os.path.join(base, args.report) if args.report else default
-    # written to a new file renamed into place: a link planted at the report's path is replaced,
-    # never written through
-    files.write_text(out, pretty_json(report))
+
+
+def _print_summary(report: dict, out: str) -> None:
     print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {files.quote(out)}")
     if report["findings"]["records"]:
         print(f"of which {report['findings']['records']} findings ({checks.FINDINGS_CONFIG}/, held to their own rule): "
@@ -437,4 +398,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {files.quote(reason, 80)}: {n}")
     for f in report["failures"][:10]:
         print(f"  {files.quote(f['where'], 120)} {files.quote(f['id'], 40)}: {files.quote(f['reason'], 300)}")
-    return 1 if report["failed"] else 0

@@ -149,18 +149,35 @@ def check_safety(source: str) -> dict:
         tree = ast.parse(source)
     except SyntaxError as e:
         return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
-    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    structs = {n.name: {s.target.id for s in n.body if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
-               for n in tree.body if isinstance(n, ast.ClassDef)}
-    struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
-    for fn in tree.body:
-        if isinstance(fn, ast.FunctionDef):
-            for arg in fn.args.args:
-                if isinstance(arg.annotation, ast.Name) and arg.annotation.id in structs:
-                    struct_params[arg.arg] = structs[arg.annotation.id]
-    top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
-    field_decls = {id(s) for n in top_classes for s in n.body}
+    own = _OwnNames(tree)
     nodes = _walk(tree)
+    return _allowlist(nodes, own) or _top_level(tree) or _exact_form(tree, set(own.structs), nodes) or PASSED
+
+
+class _OwnNames:
+    """What the source itself defines: its functions, its structs' fields, the parameters typed
+    as one of its structs, and its top-level classes and their field declarations."""
+
+    def __init__(self, tree):
+        self.defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        self.structs = {n.name: {s.target.id for s in n.body
+                                 if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
+                        for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
+        for fn in tree.body:
+            if isinstance(fn, ast.FunctionDef):
+                for arg in fn.args.args:
+                    if isinstance(arg.annotation, ast.Name) and arg.annotation.id in self.structs:
+                        self.struct_params[arg.arg] = self.structs[arg.annotation.id]
+        self.top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
+        self.field_decls = {id(s) for n in self.top_classes for s in n.body}
+
+
+def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
+    """The first wall: every node of an allowed type, and names, attributes, calls, classes,
+    annotated assignments and imports only of the forms the renderer emits. `nodes`: `_walk(tree)`."""
+    defined, struct_params, top_classes, field_decls = (own.defined, own.struct_params, own.top_classes,
+                                                        own.field_decls)
     # dispatched on the node's exact type: ast.parse makes no subclass of a node type, so
     # `type(node) is T` is `isinstance(node, T)` here (and a subclass would fail the allowlist)
     ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
@@ -195,6 +212,12 @@ def check_safety(source: str) -> dict:
         elif t is Import:
             if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
                 return failed(f"safety: disallowed import at line {node.lineno}")
+    return None
+
+
+def _top_level(tree) -> dict | None:
+    """The module's body: the one import, plain @wp.struct classes of typed fields, and
+    functions decorated @wp.kernel or @wp.func; nothing else."""
     for n in tree.body:
         if isinstance(n, ast.Import):
             continue
@@ -212,4 +235,4 @@ def check_safety(source: str) -> dict:
         decos = [_decorator_text(d) for d in n.decorator_list]
         if decos not in (["wp.kernel"], ["wp.func"]):
             return failed(f"safety: function {n.name} has decorators {decos} (only @wp.kernel/@wp.func)")
-    return _exact_form(tree, set(structs), nodes) or PASSED
+    return None

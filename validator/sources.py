@@ -11,7 +11,7 @@ import os
 
 import schemas
 from schemas import files
-from schemas.dataset_format import RELEASE_KIND, read_records, release_file_problems, run_files
+from schemas.dataset_format import RELEASE_KIND, RUN_MANIFEST, read_records, release_file_problems, run_files
 from validator.verdicts import FINDINGS_CONFIG, ValidatorError
 
 
@@ -44,15 +44,15 @@ def _release_manifest(directory: str) -> dict | None:
     """A release's manifest.json (its `kind` is RELEASE_KIND), checked against its schema, or
     None for a run directory. manifest.json is read by the file rule (a link or FIFO there is
     refused: FileSetRefused)."""
-    path = os.path.join(directory, "manifest.json")
+    path = os.path.join(directory, RUN_MANIFEST)
     if not os.path.lexists(path):
         return None
     try:
-        files.regular(path, "manifest.json")
+        files.regular(path, RUN_MANIFEST)
     except files.FileRefused as e:
         raise FileSetRefused(f"{files.quote(directory)}: {e}") from None
     try:
-        m = files.read_json(path, "manifest.json")
+        m = files.read_json(path, RUN_MANIFEST)
     except files.FileRefused:
         return None  # a run's manifest: read_run_manifest says what is wrong with it
     if not isinstance(m, dict) or m.get("kind") != RELEASE_KIND:

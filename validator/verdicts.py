@@ -82,11 +82,20 @@ class Verdict:
         return cls(check, d["status"], code, detail, d.get("max_abs_diff"))
 
     @classmethod
+    def failure(cls, check: str, reason: str) -> "Verdict":
+        """`check` failed with the stored reason "code: detail"."""
+        code, detail = split_reason(reason)
+        return cls(check, "failed", code, detail)
+
+    @classmethod
+    def not_run(cls, check: str, reason: str) -> "Verdict":
+        return cls(check, "not_run", None, reason)
+
+    @classmethod
     def rejection(cls, reason: str) -> "Verdict":
         """A kernel rejected before its checks ran ("codegen: ...", "sandbox: ..."): failed, with
         the reason's code."""
-        code, detail = split_reason(reason)
-        return cls("kernel", "failed", code, detail)
+        return cls.failure("kernel", reason)
 
 
 @dataclasses.dataclass

@@ -12,37 +12,47 @@ MAT = {"mat22": "vec2", "mat33": "vec3", "mat44": "vec4"}
 
 def build(rng, name, seed):
     n = rng.choice((8, 16, 24))
-    kind = rng.random()
-    if kind < 0.55:  # matrices
-        mt = rng.choice(tuple(MAT))
-        vt = MAT[mt]
-        m = ArgSpec("m", "array", mt, (n,), low=-1.0, high=1.0)
-        x = ArgSpec("x", "array", vt, (n,))
-        args = [m, x]
-        scal = FloatExprs(rng, [["comp", ld("x", v("i")), [0]]])
-        ve = VecExprs(rng, {vt: [ld("x", v("i"))]}, scal)
-        mexpr = ld("m", v("i"))
-        r = rng.random()
-        if r < 0.3:
-            mexpr = call("transpose", mexpr)
-        elif r < 0.5:
-            mexpr = ["mmul", mexpr, call("transpose", ld("m", v("i")))]
-        elif r < 0.6:
-            mexpr = bin_("+", mexpr, call("outer", ld("x", v("i")), ve.vec(vt, 1)))
-        body = [["let", "a", mexpr]]
-        body.append(["let", "y", ["mmul", v("a"), with_literal(rng, ve.vec(vt, rng.randint(1, 2)))]])
-        ve.vleaves[vt].append(v("y"))
-        outs = [ArgSpec("out", "array", vt, (n,), role="out")]
-        fin = ve.vec(vt, rng.randint(1, 2))
-        body.append(["store", "out", [v("i")], fin if fin != v("y") and rng.random() < 0.5 else bin_("+", v("y"), with_literal(rng, fin))])
-        if rng.random() < 0.6:
-            outs.append(ArgSpec("det", "array", "float32", (n,), role="out"))
-            e = call("determinant", v("a"))
-            if rng.random() < 0.5:
-                e = bin_("+", e, ["comp", v("a"), [rng.randrange(2), rng.randrange(2)]])
-            body.append(["store", "det", [v("i")], e])
-        return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)
-    # quaternions and transforms
+    if rng.random() < 0.55:
+        return _matrices(rng, name, seed, n)
+    return _rotations(rng, name, seed, n)
+
+
+def _matrices(rng, name, seed, n):
+    """y = a * x for a matrix a built from m (transposed, squared or plus an outer product),
+    stored with an optional determinant."""
+    mt = rng.choice(tuple(MAT))
+    vt = MAT[mt]
+    m = ArgSpec("m", "array", mt, (n,), low=-1.0, high=1.0)
+    x = ArgSpec("x", "array", vt, (n,))
+    args = [m, x]
+    scal = FloatExprs(rng, [["comp", ld("x", v("i")), [0]]])
+    ve = VecExprs(rng, {vt: [ld("x", v("i"))]}, scal)
+    mexpr = ld("m", v("i"))
+    r = rng.random()
+    if r < 0.3:
+        mexpr = call("transpose", mexpr)
+    elif r < 0.5:
+        mexpr = ["mmul", mexpr, call("transpose", ld("m", v("i")))]
+    elif r < 0.6:
+        mexpr = bin_("+", mexpr, call("outer", ld("x", v("i")), ve.vec(vt, 1)))
+    body = [["let", "a", mexpr]]
+    body.append(["let", "y", ["mmul", v("a"), with_literal(rng, ve.vec(vt, rng.randint(1, 2)))]])
+    ve.vleaves[vt].append(v("y"))
+    outs = [ArgSpec("out", "array", vt, (n,), role="out")]
+    fin = ve.vec(vt, rng.randint(1, 2))
+    body.append(["store", "out", [v("i")], fin if fin != v("y") and rng.random() < 0.5 else bin_("+", v("y"), with_literal(rng, fin))])
+    if rng.random() < 0.6:
+        outs.append(ArgSpec("det", "array", "float32", (n,), role="out"))
+        e = call("determinant", v("a"))
+        if rng.random() < 0.5:
+            e = bin_("+", e, ["comp", v("a"), [rng.randrange(2), rng.randrange(2)]])
+        body.append(["store", "det", [v("i")], e])
+    return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)
+
+
+def _rotations(rng, name, seed, n):
+    """A point rotated by an axis-angle quaternion (times a second one), directly, inversely or
+    as a rigid transform."""
     axis = ArgSpec("axis", "array", "vec3", (n,))
     ang = ArgSpec("angle", "array", "float32", (n,), low=-3.0, high=3.0)
     pts = ArgSpec("p", "array", "vec3", (n,))

@@ -1,0 +1,66 @@
+"""Which specs the lanes evaluate at all, decided from the spec alone, before they start: a grid
+launch whose arguments, helpers and nodes are all of kinds the lanes know (no tiles, no helpers
+with vector parameters, no builtins they do not evaluate)."""
+
+from __future__ import annotations
+
+from generator import spec_walk
+from generator.lanes_builtins import LANE_BUILTINS
+from generator.spec import FLOAT_DTYPES, INT_DTYPES, VEC_SHAPES, KernelSpec
+
+_EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
+              "fld", "randf", "vec", "comp", "mmul"}
+_STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "break", "continue", "ret", "expr",
+              "ret_kernel"}
+SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)
+_VALUE_DTYPES = SCALAR_DTYPES | set(VEC_SHAPES)
+
+
+def _statement_ok(s) -> bool:
+    match s:
+        case ["atomic", op, *_]:
+            return op in ("add", "min", "max")
+        case [tag, *_]:
+            return tag in _STMT_TAGS
+    return False
+
+
+def _expression_ok(e) -> bool:
+    match e:
+        case ["vec", vtype, _]:
+            return vtype in VEC_SHAPES
+        case ["comp", _, keys]:
+            return all(isinstance(k, int) for k in keys)
+        case ["call", name, _]:
+            return name in LANE_BUILTINS
+        case ["cast", dtype, _]:
+            return dtype in SCALAR_DTYPES
+        case [tag, *_]:
+            return tag in _EXPR_TAGS
+    return False
+
+
+def bodies_ok(*bodies) -> bool:
+    """Whether every statement and expression of the bodies is one the lanes evaluate."""
+    return all(_statement_ok(node) if is_statement else _expression_ok(node)
+               for node, is_statement in spec_walk.walk(*bodies))
+
+
+def _arg_ok(a) -> bool:
+    if a.kind == "struct":
+        return all(t in _VALUE_DTYPES for _, t in a.fields)
+    return a.dtype in (_VALUE_DTYPES if a.kind == "array" else SCALAR_DTYPES)
+
+
+def supported(spec: KernelSpec) -> bool:
+    """Whether the lanes evaluate this spec at all (decided from the spec alone)."""
+    if spec.launch != "grid":
+        return False
+    if not all(_arg_ok(a) for a in spec.args):
+        return False
+    for h in spec.helpers:
+        if h.ret not in SCALAR_DTYPES or any(t not in SCALAR_DTYPES for _, t in h.params):
+            return False
+        if not bodies_ok(h.body):
+            return False
+    return bodies_ok(spec.body)

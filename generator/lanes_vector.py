@@ -1,0 +1,143 @@
+"""The vector, matrix, quaternion and transform builtins (["call", name, args]) on lane values.
+
+They are the NumPy operations the thread-by-thread interpreter's `BUILTINS` call, on stacks of
+lanes (matmul, det, cross), or its sums written out in its order (`generator.linalg.dot`); the
+sines and cosines of a quaternion go through Python's `math`, lane by lane.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from generator import linalg
+from generator.lanes_values import Unsure, elem, full, scalar_lanes
+
+
+def _vec(name: str, x, *dims):
+    """x, checked to hold one vector of shape dims per lane."""
+    if not isinstance(x, np.ndarray) or x.shape[1:] != dims:
+        raise Unsure(f"{name} of a {np.shape(x)[1:]} value")
+    return x
+
+
+def _lanes_math(fn, x, m):
+    if not isinstance(x, np.ndarray):
+        return fn(x)
+    out = np.zeros(m.shape[0], dtype=np.float64)
+    out[m] = [fn(v) for v in x[m].tolist()]
+    return out
+
+
+def _col(x):
+    return x[:, None] if isinstance(x, np.ndarray) else x
+
+
+def _rotate(q, v):
+    # Warp's quat layout is (x, y, z, w)
+    u, w = q[:, :3], q[:, 3]
+    return v * _col(2.0 * w * w - 1.0) + np.cross(u, v) * _col(2.0 * w) + u * _col(2.0 * linalg.dot(u, v))
+
+
+def _normalize(a):
+    n = np.sqrt(linalg.dot(a, a))
+    pos = n > 0.0
+    return np.where(pos[:, None], a / np.where(pos, n, 1.0)[:, None], 0.0)
+
+
+# builtins of one vector, or of two vectors of one shape
+_ON_VECTORS = {
+    "dot": lambda a, b: linalg.dot(a, b),
+    "length": lambda a: np.sqrt(linalg.dot(a, a)),
+    "length_sq": lambda a: linalg.dot(a, a),
+    "normalize": _normalize,
+    "cw_mul": lambda a, b: a * b,
+    "cross": lambda a, b: np.cross(_vec("cross", a, 3), b),
+    "outer": lambda a, b: a[:, :, None] * b[:, None, :],
+}
+_OF_TWO_VECTORS = {"dot", "cw_mul", "cross", "outer"}
+
+
+def _vector_operands(name: str, args: list) -> tuple:
+    a = args[0]
+    if elem(a) != 1:
+        raise Unsure(f"{name} of a non-vector")
+    if name not in _OF_TWO_VECTORS:
+        return (a,)
+    b = args[1]
+    if not isinstance(b, np.ndarray) or b.shape != a.shape:
+        raise Unsure(f"{name} of vectors of two shapes")
+    return a, b
+
+
+def _transform(m, p, q):
+    return (_vec("transform", p, 3).astype(np.float64), _vec("transform", q, 4).astype(np.float64))
+
+
+def _transform_point(m, t, x):
+    if not (isinstance(t, tuple) and len(t) == 2):
+        raise Unsure("transform_point of a non-transform")
+    return _rotate(_vec("transform_point", t[1], 4), _vec("transform_point", x, 3)) + t[0]
+
+
+def _transpose(m, a):
+    if elem(a) != 2:
+        raise Unsure("transpose of a non-matrix")
+    return np.array(np.swapaxes(a, 1, 2))
+
+
+def _determinant(m, a):
+    if elem(a) != 2 or a.shape[1] != a.shape[2]:
+        raise Unsure("determinant of a non-square matrix")
+    return linalg.det(a)
+
+
+def _quat_from_axis_angle(m, axis, angle):
+    _vec("quat_from_axis_angle", axis, 3)
+    if not scalar_lanes(angle):
+        raise Unsure("quat_from_axis_angle of a vector angle")
+    h = 0.5 * angle
+    s_, c_ = _lanes_math(math.sin, h, m), _lanes_math(math.cos, h, m)
+    return np.concatenate([axis.astype(np.float64) * _col(s_), full(c_, m)[:, None]], axis=1)
+
+
+def _quat_rotate(m, q, v):
+    return _rotate(_vec("quat_rotate", q, 4), _vec("quat_rotate", v, 3))
+
+
+def _quat_rotate_inv(m, q, v):
+    q = _vec("quat_rotate_inv", q, 4)
+    return _rotate(np.concatenate([-q[:, :3], q[:, 3:]], axis=1), _vec("quat_rotate_inv", v, 3))
+
+
+def _quat_mul(m, a, b):
+    a, b = _vec("mul", a, 4), _vec("mul", b, 4)
+    av, aw, bv, bw = a[:, :3], a[:, 3], b[:, :3], b[:, 3]
+    return np.concatenate([_col(aw) * bv + _col(bw) * av + np.cross(av, bv), (aw * bw - linalg.dot(av, bv))[:, None]],
+                          axis=1)
+
+
+_ON_TRANSFORMS = {"transform": _transform, "transform_point": _transform_point}
+_ON_MATRICES_AND_QUATERNIONS = {
+    "transpose": _transpose,
+    "determinant": _determinant,
+    "quat_from_axis_angle": _quat_from_axis_angle,
+    "quat_rotate": _quat_rotate,
+    "quat_rotate_inv": _quat_rotate_inv,
+    "mul": _quat_mul,
+}
+VECTOR_BUILTINS = frozenset(_ON_TRANSFORMS) | frozenset(_ON_VECTORS) | frozenset(_ON_MATRICES_AND_QUATERNIONS)
+
+
+def vector_call(name: str, args: list, m):
+    """The vector builtin `name` of `args` on the lanes in m."""
+    if name in _ON_TRANSFORMS:
+        return _ON_TRANSFORMS[name](m, *args)
+    if any(isinstance(a, tuple) for a in args):
+        raise Unsure(f"{name} of a transform")
+    if name in _ON_VECTORS:
+        return _ON_VECTORS[name](*_vector_operands(name, args))
+    if name in _ON_MATRICES_AND_QUATERNIONS:
+        return _ON_MATRICES_AND_QUATERNIONS[name](m, *args)
+    raise Unsure(f"builtin {name!r}")

@@ -1,0 +1,124 @@
+"""The thread-by-thread oracle's builtins: each Warp builtin a spec calls, as Python / NumPy on one
+thread's values (floats in float64, vectors and matrices as float64 arrays, a tile as one NumPy
+array), by name. `generator.oracle.Interpreter` calls them; the safety check
+(`validator.safety`) takes the names Warp kernels may call from this table.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from generator import linalg
+from generator.warp_rng import rand_init
+
+
+def _clamp(x, lo, hi):
+    return min(max(x, lo), hi)
+
+
+def _normalize(v):
+    n = float(np.sqrt(linalg.dot(v, v)))
+    return v / n if n > 0.0 else np.zeros_like(v)
+
+
+def _quat_from_axis_angle(axis, angle):
+    h = 0.5 * angle
+    return np.concatenate([np.asarray(axis, dtype=np.float64) * math.sin(h), [math.cos(h)]])
+
+
+def _quat_rotate(q, v):
+    # Warp's quat layout is (x, y, z, w)
+    u, w = q[:3], q[3]
+    return v * (2.0 * w * w - 1.0) + np.cross(u, v) * (2.0 * w) + u * (2.0 * float(linalg.dot(u, v)))
+
+
+def _quat_mul(a, b):
+    av, aw, bv, bw = a[:3], a[3], b[:3], b[3]
+    return np.concatenate([aw * bv + bw * av + np.cross(av, bv), [aw * bw - float(linalg.dot(av, bv))]])
+
+
+def _tile_load(arr, shape, offset):
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, shape))
+    return np.array(arr[sl], dtype=np.float64)
+
+
+def _tile_store(arr, t, offset):
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, t.shape))
+    arr[sl] = t
+
+
+def _tile_atomic_add(arr, t, offset=None):
+    offset = offset or (0,) * t.ndim
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, t.shape))
+    arr[sl] += t
+
+
+def _tile_matmul(a, b, out=None):
+    if out is None:
+        return linalg.product(a, b)
+    out += linalg.product(a, b)  # the 3-argument form accumulates into `out` in place
+    return None
+
+
+def _tile_map(fn, *tiles):
+    return np.vectorize(fn, otypes=[np.float64])(*tiles)
+
+
+BUILTINS = {
+    "sin": math.sin,
+    "cos": math.cos,
+    "tanh": math.tanh,
+    "exp": math.exp,
+    "log": math.log,
+    "sqrt": math.sqrt,
+    "abs": abs,
+    "floor": lambda x: float(math.floor(x)),
+    "ceil": lambda x: float(math.ceil(x)),
+    "min": min,
+    "max": max,
+    "clamp": _clamp,
+    "trunc": lambda x: float(math.trunc(x)),
+    "atan": math.atan,
+    "atan2": math.atan2,
+    "sinh": math.sinh,
+    "cosh": math.cosh,
+    "log2": math.log2,
+    "log10": math.log10,
+    "pow": math.pow,
+    "acos": math.acos,
+    "asin": math.asin,
+    # vector / matrix / quaternion math on float64 NumPy arrays
+    "dot": lambda a, b: float(linalg.dot(a, b)),
+    "cross": np.cross,
+    "length": lambda a: float(np.sqrt(linalg.dot(a, a))),
+    "length_sq": lambda a: float(linalg.dot(a, a)),
+    "normalize": _normalize,
+    "cw_mul": lambda a, b: a * b,
+    "transpose": lambda m: np.array(m.T),
+    "determinant": lambda m: float(linalg.det(m)),
+    "outer": np.outer,
+    "quat_from_axis_angle": _quat_from_axis_angle,
+    "quat_rotate": _quat_rotate,
+    "quat_rotate_inv": lambda q, v: _quat_rotate(np.concatenate([-q[:3], q[3:]]), v),
+    "mul": _quat_mul,
+    "transform": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transform_point": lambda t, x: _quat_rotate(t[1], x) + t[0],
+    # RNG (exact reproduction of Warp's)
+    "rand_init": rand_init,
+    # tiles: one NumPy array per tile, the body evaluated once per tile index
+    "tile_load": _tile_load,
+    "tile_store": _tile_store,
+    "tile_atomic_add": _tile_atomic_add,
+    "tile_map": _tile_map,
+    "tile_sum": lambda t: np.array([t.sum()]),
+    "tile_max": lambda t: np.array([t.max()]),
+    "tile_min": lambda t: np.array([t.min()]),
+    "tile_scan_inclusive": lambda t: np.cumsum(t),
+    "tile_scan_exclusive": lambda t: np.cumsum(t) - t,
+    "tile_matmul": _tile_matmul,
+    "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
+    "float32": float,
+    "tile_transpose": lambda t: np.array(t.T),
+}

@@ -1,0 +1,121 @@
+"""The one walk of a spec's body trees: every statement and expression node, in source order.
+
+A node is a list whose first element is its tag (`generator.spec` lists the shapes). This module
+is the one place that knows where a node's children sit (an `if`'s condition, branches and else,
+a `store`'s indices and value, a call's arguments, ...), so the oracle's branch points, the
+lanes' support check and written arrays, and the fault audit's literals all walk the same tree.
+
+    walk(*bodies)         (node, is_statement) for every node, depth first, in source order
+    nodes(*bodies)        every node, in the same order
+    statements(*bodies)   every statement, nested ones included, in the same order
+    spec_bodies(spec)     a KernelSpec's kernel body and its helpers' bodies, the bodies to walk
+    statement_children(s), expression_children(e), statement_bodies(s)   one node's children
+
+A body is a list of statements (a KernelSpec's `body`, a helper's `body`, or the same lists of a
+spec's JSON form). A node with a tag this walk does not know is visited without children.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from generator.spec import KernelSpec
+
+Node = list  # [tag, ...]: a statement or an expression
+Body = list  # [statement, ...]
+
+
+def spec_bodies(spec: KernelSpec) -> list[Body]:
+    """The kernel's body, then each helper's body, in the spec's order."""
+    return [spec.body, *(h.body for h in spec.helpers)]
+
+
+def _in(body: Body) -> list[tuple[Node, bool]]:
+    return [(s, True) for s in body]
+
+
+def _of(exprs: list) -> list[tuple[Node, bool]]:
+    return [(e, False) for e in exprs]
+
+
+def statement_children(s: Node) -> list[tuple[Node, bool]]:
+    """A statement's sub-expressions and sub-statements, in source order, each with whether it
+    is a statement."""
+    match s:
+        case ["let" | "set", _, value] | ["aug", _, _, value] | ["ret", value] | ["expr", value]:
+            return [(value, False)]
+        case ["store", _, index, value] | ["atomic", _, _, index, value]:
+            return _of([*index, value])
+        case ["if", cond, then, elifs, orelse]:
+            middle = [part for c, body in elifs for part in (*_of([c]), *_in(body))]
+            return [*_of([cond]), *_in(then), *middle, *_in(orelse)]
+        case ["for", _, start, stop, body]:
+            return [*_of([start, stop]), *_in(body)]
+        case ["while", cond, body]:
+            return [*_of([cond]), *_in(body)]
+    return []  # break, continue, ret_kernel (and tags this walk does not know)
+
+
+def expression_children(e: Node) -> list[Node]:
+    """An expression's sub-expressions, in source order (may be the node's own list: read it,
+    do not change it)."""
+    match e:
+        case ["v", _] | ["c", _, _] | ["fld", _, _] | ["arr", _] | ["fnref", _]:
+            return []
+        case ["ld", _, index]:
+            return index
+        case ["bin" | "cmp", _, a, b]:
+            return [a, b]
+        case ["and" | "or" | "mod" | "mmul", a, b]:
+            return [a, b]
+        case ["neg" | "not", a] | ["cast", _, a] | ["comp", a, _]:
+            return [a]
+        case ["call" | "hcall" | "vec", _, args] | ["tuple", args]:
+            return args
+        case ["where", cond, a, b]:
+            return [cond, a, b]
+        case ["kwcall", _, args, keywords]:
+            return [*args, *(value for _, value in keywords)]
+        case ["randf", _, *bounds]:
+            return bounds
+    return []  # tags this walk does not know
+
+
+def walk(*bodies: Body) -> Iterator[tuple[Node, bool]]:
+    """(node, is_statement) for every node of the bodies, depth first in source order (a node
+    before its children), without recursion."""
+    todo = [(s, True) for body in reversed(bodies) for s in reversed(body)]
+    pop, extend = todo.pop, todo.extend
+    while todo:
+        node, is_statement = pop()
+        yield node, is_statement
+        if is_statement:
+            extend(reversed(statement_children(node)))
+        else:
+            extend([(e, False) for e in reversed(expression_children(node))])
+
+
+def statement_bodies(s: Node) -> list[Body]:
+    """The bodies nested in a statement (an `if`'s branches and else, a loop's body)."""
+    match s:
+        case ["if", _, then, elifs, orelse]:
+            return [then, *(body for _, body in elifs), orelse]
+        case ["for", _, _, _, body] | ["while", _, body]:
+            return [body]
+    return []
+
+
+def nodes(*bodies: Body) -> Iterator[Node]:
+    """Every statement and expression node of the bodies, in `walk`'s order."""
+    return (node for node, _ in walk(*bodies))
+
+
+def statements(*bodies: Body) -> Iterator[Node]:
+    """Every statement of the bodies, the ones nested in if / for / while included, in `walk`'s
+    order (without visiting expressions)."""
+    todo = [s for body in reversed(bodies) for s in reversed(body)]
+    while todo:
+        s = todo.pop()
+        yield s
+        for body in reversed(statement_bodies(s)):
+            todo.extend(reversed(body))

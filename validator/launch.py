@@ -1,0 +1,41 @@
+"""Launching a spec's kernel with its inputs on a device: the launch arguments built from the
+inputs (`arg_values`), and a forward run that gives back the outputs (`run_on`). Split from
+`checks`, which re-exports `run_on` and `run_cpu`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from extractor import warp_adapter
+from generator.inputs import NP_DTYPES
+from generator.spec import TILE_BLOCK_DIM, KernelSpec
+
+
+def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = frozenset()) -> tuple[list, dict]:
+    """The launch arguments (Warp arrays, struct instances, scalars) and the arrays by name;
+    arrays named in `grad` are created with requires_grad."""
+    values, arrays = [], {}
+    for a in spec.args:
+        if a.kind == "array":
+            arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device, requires_grad=a.name in grad)
+            values.append(arrays[a.name])
+        elif a.kind == "struct":
+            values.append(warp_adapter.make_struct(kernel, a.name, {f: (inputs[a.name][f], t) for f, t in a.fields}))
+        else:
+            values.append(NP_DTYPES[a.dtype](inputs[a.name]))
+    return values, arrays
+
+
+def tile_block_dim(spec: KernelSpec) -> int | None:
+    return TILE_BLOCK_DIM if spec.launch == "tiled" else None
+
+
+def run_on(kernel, spec: KernelSpec, inputs: dict, device: str = "cpu") -> dict[str, np.ndarray]:
+    values, arrays = arg_values(kernel, spec, inputs, device)
+    warp_adapter.launch(kernel, spec.dim, values, device, tile_block_dim(spec))
+    return {a.name: arrays[a.name].numpy() for a in spec.args if a.kind == "array" and a.role in ("out", "inout")}
+
+
+def run_cpu(kernel, spec: KernelSpec, inputs: dict) -> dict[str, np.ndarray]:
+    return run_on(kernel, spec, inputs, "cpu")
