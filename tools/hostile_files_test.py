@@ -400,6 +400,35 @@ def test_a_parquet_bomb_is_refused_by_verify_and_the_validator_within_1_5_gb(dis
     _rejected_as("parquet_bomb", os.path.normpath(d) + ".validation_report.json")
 
 
+@tries("torn_row_group")
+def test_a_parquet_file_whose_row_group_does_not_decode_is_a_problem_not_a_traceback(dist):
+    """Footer intact, the data of every file's first row group overwritten, every file re-signed:
+    verify names the first file in its one error line and exits 1 (it once crashed on the first
+    file, and read a stale row count on the others); //validator rejects each as corrupt."""
+    import pyarrow.parquet as pq
+    d = _copy(dist, "torn_row_group")
+    m = _json(os.path.join(d, "manifest.json"))
+    torn = []
+    for entry in (f for f in m["files"] if f["path"].endswith(".parquet")):
+        path = os.path.join(d, entry["path"])
+        col = pq.ParquetFile(path).metadata.row_group(0).column(0)
+        start = col.dictionary_page_offset or col.data_page_offset
+        with open(path, "r+b") as f:
+            f.seek(start + 4)
+            f.write(b"\xff" * min(64, col.total_compressed_size - 8))
+        data = open(path, "rb").read()
+        entry.update(bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+        torn.append(entry["path"])
+    _dump(m, os.path.join(d, "manifest.json"))
+    rc, out, err, _, _ = _tool("tools.verify", d)
+    assert rc == 1 and "Traceback" not in err, (rc, out, err[-2000:])
+    assert f"{torn[0]}: not a readable Parquet file" in _error_line(err), (torn, err[-2000:])
+    rc, out, err, _, _ = _tool("validator.revalidate", d, "--device", "cpu", "--quiet")
+    assert rc == 1 and "Traceback" not in err and all(f"{p}: not a readable Parquet file" in out for p in torn), \
+        (rc, out, err[-2000:])
+    _rejected_as("torn_row_group", os.path.normpath(d) + ".validation_report.json")
+
+
 @tries("overlong_line")
 def test_an_overlong_line_is_one_reject_read_past_in_bounded_memory(run_dir):
     d = _copy(run_dir, "long_line")

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tools.testing import (  # tmp_root sets datasets offline before it is imported
-    fresh_dir, read_manifest, read_records, small_release, small_runs, tmp_root,
+    release_fixtures, fresh_dir, read_manifest, read_records, tmp_root,
 )
 
 TMP = tmp_root("/tmp/release_card_test")
@@ -23,18 +23,7 @@ from tools import release_format as fmt  # noqa: E402
 from tools import verify  # noqa: E402
 
 _tmp = functools.partial(fresh_dir, TMP)  # TMP/name, emptied
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    """The small CPU and CUDA runs (tools/testing.py `small_runs`)."""
-    return small_runs(TMP)
-
-
-@pytest.fixture(scope="module")
-def dist():
-    """Their release with JSONL (tools/testing.py `small_release`)."""
-    return small_release(TMP)
+inputs, dist = release_fixtures(TMP)  # the small runs and their release (tools/testing.py)
 
 
 def test_release_holds_every_input_record_once_and_verifies(inputs, dist):

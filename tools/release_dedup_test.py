@@ -13,7 +13,7 @@ import types
 import pytest
 
 from tools.testing import (  # tmp_root sets datasets offline before it is imported
-    fresh_copy, fresh_dir, read_manifest, read_records, release_cli, small_runs, tmp_root,
+    release_fixtures, fresh_copy, fresh_dir, read_manifest, read_records, release_cli, tmp_root,
 )
 
 TMP = tmp_root("/tmp/release_dedup_test")
@@ -23,12 +23,7 @@ from tools import release_format as fmt  # noqa: E402
 
 _tmp = functools.partial(fresh_dir, TMP)  # TMP/name, emptied
 _copy = functools.partial(fresh_copy, TMP)  # a copy of src as TMP/name
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    """The small CPU and CUDA runs (tools/testing.py `small_runs`)."""
-    return small_runs(TMP)
+inputs, _ = release_fixtures(TMP)  # the small runs (tools/testing.py)
 
 
 def test_merged_copies_of_one_run_dedup_to_one(inputs, capsys):

@@ -15,8 +15,7 @@ import sys
 import pytest
 
 from tools.testing import (  # tmp_root sets datasets offline before it is imported
-    fresh_copy, fresh_dir, read_manifest, refused, release_cli, resign_shard, rewrite_run,
-    small_runs, tmp_root, write_manifest,
+    release_fixtures, fresh_copy, fresh_dir, read_manifest, refused, release_cli, resign_shard, rewrite_run, tmp_root, write_manifest,
 )
 
 TMP = tmp_root("/tmp/release_findings_test")
@@ -26,12 +25,7 @@ from tools import verify  # noqa: E402
 
 _tmp = functools.partial(fresh_dir, TMP)  # TMP/name, emptied
 _copy = functools.partial(fresh_copy, TMP)  # a copy of src as TMP/name
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    """The small CPU and CUDA runs (tools/testing.py `small_runs`)."""
-    return small_runs(TMP)
+inputs, _ = release_fixtures(TMP)  # the small runs (tools/testing.py)
 
 
 MISMATCH = {"status": "failed", "reason": "gradient_mismatch: direction 0: Warp's <g, v> = 1.5, the oracle's "

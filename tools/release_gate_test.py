@@ -12,8 +12,7 @@ import sys
 import pytest
 
 from tools.testing import (  # tmp_root sets datasets offline before it is imported
-    fresh_copy, fresh_dir, read_manifest, refused, release_cli, rewrite_run, small_runs, tmp_root,
-    write_manifest,
+    release_fixtures, fresh_copy, fresh_dir, read_manifest, refused, release_cli, rewrite_run, tmp_root, write_manifest,
 )
 
 TMP = tmp_root("/tmp/release_gate_test")
@@ -23,12 +22,7 @@ from tools import release, verify  # noqa: E402
 
 _tmp = functools.partial(fresh_dir, TMP)  # TMP/name, emptied
 _copy = functools.partial(fresh_copy, TMP)  # a copy of src as TMP/name
-
-
-@pytest.fixture(scope="module")
-def inputs():
-    """The small CPU and CUDA runs (tools/testing.py `small_runs`)."""
-    return small_runs(TMP)
+inputs, _ = release_fixtures(TMP)  # the small runs (tools/testing.py)
 
 
 def test_run_json_is_optional_but_must_parse(inputs, capsys):

@@ -13,7 +13,7 @@ import sys
 import pytest
 
 from tools.testing import (  # tmp_root sets datasets offline before it is imported
-    fresh_copy, fresh_dir, read_manifest, resign_shard, small_release, tmp_root, write_manifest,
+    release_fixtures, fresh_copy, fresh_dir, read_manifest, resign_shard, tmp_root, write_manifest,
 )
 
 TMP = tmp_root("/tmp/release_verify_test")
@@ -23,12 +23,7 @@ from tools import verify  # noqa: E402
 
 _tmp = functools.partial(fresh_dir, TMP)  # TMP/name, emptied
 _copy = functools.partial(fresh_copy, TMP)  # a copy of src as TMP/name
-
-
-@pytest.fixture(scope="module")
-def dist():
-    """Their release with JSONL (tools/testing.py `small_release`)."""
-    return small_release(TMP)
+_, dist = release_fixtures(TMP)  # the small runs' release (tools/testing.py)
 
 
 def _shard(d):

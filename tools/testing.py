@@ -96,6 +96,23 @@ def small_release(tmp: str) -> str:
     return out
 
 
+def release_fixtures(tmp: str):
+    """The module-scoped fixtures `inputs` (`small_runs(tmp)`: the small CPU and CUDA runs) and
+    `dist` (`small_release(tmp)`: their release with JSONL) that a release test file binds:
+    `inputs, dist = release_fixtures(TMP)`."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def inputs():
+        return small_runs(tmp)
+
+    @pytest.fixture(scope="module")
+    def dist():
+        return small_release(tmp)
+
+    return inputs, dist
+
+
 def release_cli(args: list[str], capsys) -> tuple[int, str]:
     """//tools:release's exit code and what it wrote to stderr."""
     rc = release.main(args)

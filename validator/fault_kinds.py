@@ -119,6 +119,8 @@ HOSTILE_FILES = tuple(_kinds(Suite.HOSTILE_RECORDS, False, [
      {"corrupt", "schema"}, [V, F]),
     ("ptx_arch_mismatch", "a release's PTX column of an arch not the toolchain's", {"corrupt"}, [V, F]),
     ("parquet_bomb", "a Parquet file of a few MB that decompresses to 1.9 GB", {"corrupt"}, [V, F]),
+    ("torn_row_group", "every Parquet file's first row group overwritten, footer intact, re-signed", {"corrupt"},
+     [V, F]),
     ("overlong_line", "a shard line of 200 MB", {"corrupt"}, [V]),
     ("fifo", "a FIFO at a listed file's path", {REFUSED}, [V, R, F]),
     ("escape_in_id", "terminal escape sequences in a record's id", {"schema"}, [V]),
