@@ -6,13 +6,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 
 import schemas
 
-from schemas.dataset_format import (FINDINGS_DIR, RUN_MANIFEST, SHARD_PREFIX, canonical_json, pretty_json, shard_name,
-                                    stats_name)
+from schemas.dataset_format import (FINDINGS_DIR, RUN_CONFIG, RUN_INFO, RUN_MANIFEST, SHARD_PREFIX, canonical_json,
+                                    pretty_json, shard_name, stats_name)
 from pipeline.errors import RunConflict
 from pipeline.chunk import atomic_write, finding_path, reason_code, write_chunk
+
+# The driver writes its own files through NAME.tmp-PID (chunk.atomic_write): one stopped between
+# the temporary file's fsync and its rename leaves that name, which no later process writes again
+# (found by pipeline/resume_properties_test.py)
+_DRIVER_TMP = re.compile("(" + "|".join(map(re.escape, (RUN_CONFIG, RUN_MANIFEST, RUN_INFO))) + r")\.tmp-[0-9]+")
 
 
 def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
@@ -43,6 +49,9 @@ def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:
     keep_names = {shard_name(s["chunk"]) for s in kept_chunks} | {stats_name(s["chunk"]) for s in kept_chunks}
     for name in os.listdir(out):
         if name.startswith(SHARD_PREFIX) and name not in keep_names:
+            os.remove(os.path.join(out, name))
+    for name in os.listdir(out):
+        if _DRIVER_TMP.fullmatch(name):
             os.remove(os.path.join(out, name))
     fdir = os.path.join(out, FINDINGS_DIR)
     for name in os.listdir(fdir) if os.path.isdir(fdir) else ():

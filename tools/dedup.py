@@ -102,6 +102,16 @@ def _hashranges(threshold: float) -> list[tuple[int, int]]:
     return MinHashLSH(threshold=threshold, num_perm=NUM_PERM).hashranges
 
 
+def banding_problem(threshold: float) -> str | None:
+    """Why the audit cannot band signatures at `threshold`, or None: MinHashLSH needs at least
+    two bands of the NUM_PERM values, which it cannot cut near 1 (from about 0.981)."""
+    try:
+        _hashranges(threshold)
+    except ValueError as e:
+        return f"MinHash LSH over {NUM_PERM} permutations cannot band at this threshold ({e})"
+    return None
+
+
 def _candidates(band_keys: list[bytes], threshold: float) -> set[tuple[int, int]]:
     """Pairs (i < j) whose band digests agree in some band: a superset of MinHashLSH's
     candidates (a digest collision adds a pair, which `near_duplicates` drops)."""

@@ -251,6 +251,8 @@ def parse_args(argv):
     args.fractions = tuple(x / 100 for x in parts)
     if not 0 < args.near_dup_threshold <= 1:
         p.error("--near-dup-threshold must be in (0, 1]")
+    if why := dedup.banding_problem(args.near_dup_threshold):
+        p.error(f"--near-dup-threshold {args.near_dup_threshold}: {why}")
     if args.shard_rows < 1:
         p.error("--shard-rows must be at least 1")
     return args

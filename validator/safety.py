@@ -98,7 +98,17 @@ def _decorator_text(d) -> str:
     """`ast.unparse(d)`, without unparsing the one form generated sources hold (`wp.kernel`)."""
     if type(d) is ast.Attribute and type(d.value) is ast.Name:
         return f"{d.value.id}.{d.attr}"
-    return ast.unparse(d)
+    return _shown(d)
+
+
+def _shown(node) -> str:
+    """`ast.unparse(node)` for a failure's reason; unparse recurses, so an expression Python
+    parses but nests deeper than unparse can go is named by its type (a property test found
+    such decorators and callees rejected as `bounds` instead of by this wall)."""
+    try:
+        return ast.unparse(node)
+    except RecursionError:
+        return f"<a {type(node).__name__} nested too deep to show>"
 
 
 def _exact_form(tree, structs, nodes) -> dict | None:
@@ -149,6 +159,8 @@ def check_safety(source: str) -> dict:
         tree = ast.parse(source)
     except SyntaxError as e:
         return failed(f"safety: source does not parse: {e.msg} (line {e.lineno})")
+    except ValueError as e:  # a NUL byte, or a lone surrogate (UnicodeEncodeError): found by a property test
+        return failed(f"safety: source does not parse: {type(e).__name__}: {str(e)[:120]}")
     own = _OwnNames(tree)
     nodes = _walk(tree)
     return _allowlist(nodes, own) or _top_level(tree) or _exact_form(tree, set(own.structs), nodes) or PASSED
@@ -202,7 +214,7 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
             f = node.func
             ok = type(f) is Attribute or (type(f) is Name and (f.id in defined or f.id in ("range", "float", "int")))
             if not ok:
-                return failed(f"safety: call of {ast.unparse(f)} at line {node.lineno} is not a Warp builtin or own helper")
+                return failed(f"safety: call of {_shown(f)} at line {node.lineno} is not a Warp builtin or own helper")
         elif t is ClassDef:
             if node not in top_classes:
                 return failed(f"safety: nested class {node.name} at line {node.lineno}")
