@@ -1,8 +1,7 @@
 """The model's specs: (family, seed) gives the same bytes, specs round-trip through JSON, sources
 parse and their oracle is finite, families split by target, bad family and seed are rejected with
-a reason, sources are distinct once names are ignored, and the model writes the dataset format's
-one canonical JSON.
-"""
+a reason, sources are distinct once names are ignored, the model writes the dataset format's one
+canonical JSON; and the Hypothesis profiles (ci, dev, fuzz) its strategies load."""
 
 import ast
 import sys
@@ -72,6 +71,19 @@ def test_the_model_writes_the_one_canonical_json_of_the_dataset_format():
 
     assert canonical_json is dataset_format.canonical_json
 
+
+
+@pytest.mark.parametrize("profile, default, own", [("ci", 40, 3), ("dev", 500, 30), ("fuzz", 5000, 300)])
+def test_the_hypothesis_profiles_scale_every_search(profile, default, own):
+    """HYPOTHESIS_PROFILE picks the search budget: the profile's default and a test's own budget
+    (`examples(3)`, for a test whose examples are expensive) both grow from ci to dev to fuzz."""
+    import subprocess
+
+    code = ("import hypothesis; from generator.strategies import examples; "
+            "print(hypothesis.settings.default.max_examples, examples(3), hypothesis.settings.default.derandomize)")
+    env = {**__import__("os").environ, "HYPOTHESIS_PROFILE": profile}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == [str(default), str(own), str(profile == "ci")]
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
