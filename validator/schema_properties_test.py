@@ -12,12 +12,9 @@ import os
 import shutil
 import sys
 import tempfile
-import types
 
 import pytest
 from hypothesis import Phase, given, strategies as st
-from hypothesis.internal.conjecture import utils as cu
-from hypothesis_jsonschema import _from_schema, from_schema
 
 import schemas
 from generator import records
@@ -26,95 +23,13 @@ from generator.inputs import make_inputs, second_launch
 from generator.render import render_source
 from generator.strategies import settings, specs
 from schemas import dataset_format, files
+from schemas.drawn import pair_records, run_manifests
 from validator import schema_check, sources, verdicts
 
 TMP = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
 KNOWN_WALLS = {"bounds", "schema", "spec", "safety", "spec_source", "consistency"}  # check_static's order
 DERIVED = ("spec", "source", "id", "kernel_name", "family", "seed", "dim", "args")  # what check_static pins
 
-
-class _Many(cu.many):
-    """hypothesis-jsonschema 0.23.1 drives Hypothesis's old `many` API (`while elements.more()`),
-    which Hypothesis 6.170 replaced by iteration inside a with-block: every object schema with
-    properties raised AttributeError. The old loop, made of the new class's own steps."""
-
-    def more(self) -> bool:
-        if self._depth is None:
-            self.__enter__()
-        self._finish_element()
-        more = self._decide()  # False: the span is closed, the collection done
-        self.count, self._in_element, self._rejected = self.count + more, more, False
-        return more
-
-
-if not hasattr(cu.many, "more"):
-    _from_schema.cu = types.SimpleNamespace(many=_Many)
-
-
-# ---- the schemas as from_schema can draw them (a simplified copy; the checks use the real one)
-
-def _merge(a: dict, b: dict) -> dict:
-    """`b`'s keywords into `a`: `required` united, `properties` merged per name (False: removed)."""
-    for k, v in b.items():
-        if k == "required":
-            a[k] = sorted(set(a.get(k, [])) | set(v))
-        elif k == "properties":
-            a[k] = {n: sub for n, sub in a[k].items() if v.get(n) is not False}
-            a[k].update({n: _merge(a[k].get(n, {}), sub) for n, sub in v.items() if sub is not False})
-        else:
-            a[k] = v
-    return a
-
-
-def _split_if(node: dict) -> dict:
-    """`if` on one enum property (args' kind, a verdict's status) as an anyOf of its two branches.
-    from_schema rewrites if/then/else as anyOf with `not`, drawn by filtering: 40 records took
-    minutes, and its copy of the `then` lost the `$defs` its `$ref`s point to (PointerToNowhere)."""
-    base = {k: v for k, v in node.items() if k not in ("if", "then", "else")}
-    [(key, cond)] = node["if"]["properties"].items()
-    values = cond["enum"] if "enum" in cond else [cond["const"]]
-    other = [v for v in base["properties"][key]["enum"] if v not in values]
-    return {"anyOf": [_merge(_merge(copy.deepcopy(base), {"properties": {key: {"enum": vs}}}), branch)
-                      for vs, branch in ((values, node.get("then", {})), (other, node.get("else", {})))]}
-
-
-def _simplified(node, defs):
-    """`$ref`s inlined (merged with their siblings), annotations dropped, oneOf of disjoint
-    branches as anyOf (no filtering), if/then/else split (`_split_if`), open-ended arrays and
-    objects capped (3 items, 2 keys past the required: records of ~4 KB, not ~9, drawn 2x faster)."""
-    if isinstance(node, list):
-        return [_simplified(n, defs) for n in node]
-    if not isinstance(node, dict):
-        return node
-    out = {k: _simplified(v, defs) for k, v in node.items()
-           if k not in ("description", "title", "$comment", "$schema", "$id", "$defs")}
-    if "oneOf" in out:
-        out["anyOf"] = out.pop("oneOf")
-    if "if" in out:
-        out = _split_if(out)
-    if out.get("type") == "array":
-        out.setdefault("maxItems", 3)
-    if out.get("type") == "object" and out.get("additionalProperties", True) is not False:
-        out.setdefault("maxProperties", len(out.get("required", [])) + 2)
-    ref = out.pop("$ref", None)
-    return out if ref is None else _merge(_simplified(defs[ref.rsplit("/", 1)[1]], defs), out)
-
-
-@functools.cache
-def _schema_copy(name: str) -> dict:
-    s = schemas.load(name)
-    # pair's top-level allOf: if/then on nested paths (compile_cuda passed -> ir.ptx, execute_cpu passed ->
-    # outputs), not split: every drawn record meets both `then`s; mutants (ptx, outputs dropped) reach the ifs
-    conditional = s.pop("allOf", None)
-    s = _simplified(s, s.get("$defs", {}))
-    if conditional:
-        s["properties"]["ir"]["required"].append("ptx")
-        s["properties"]["io"]["properties"]["outputs"]["minProperties"] = 1
-    return s
-
-
-pair_records = st.deferred(lambda: from_schema(_schema_copy("pair")))
-run_manifests = st.deferred(lambda: from_schema(_schema_copy("run_manifest")))
 
 # ---- arbitrary JSON and mutations
 
