@@ -15,7 +15,7 @@ import sys
 import pytest
 from hypothesis import Phase, find, given, settings as hsettings, strategies as st
 
-from generator.strategies import examples, settings  # noqa: F401 (loads the Hypothesis profile)
+from generator.strategies import examples  # loads the Hypothesis profile
 from report import release_reader, report_main
 from schemas.drawn import release_manifests
 from tools.testing import small_release, tmp_root

@@ -2,7 +2,8 @@
 records (a part dropped, retyped, given an unknown key, redrawn from its own JSON Schema with
 hypothesis-jsonschema `from_schema`, a verdict flipped), arbitrary JSON (unpaired surrogates
 included), JSON nested past every cap, torn lines and arbitrary bytes, each written into a copy
-of a small real run beside a real record and re-signed. The release never crashes: it exits 0,
+of a small real run beside a real record and re-signed; and the same mutants as rows of a
+re-signed release through //tools:verify. Neither ever crashes: it exits 0,
 or 1 with one line and nothing left behind; and what it publishes is the generator's own (its
 spec and every field derived from it, no failed verdict). Tests beside it plant bugs in the gate
 (no consistency wall, no verdict rule, no UTF-8 check) and assert Hypothesis finds each."""
@@ -17,18 +18,18 @@ import os
 import sys
 
 import pytest
-from hypothesis import Phase, given, strategies as st
+from hypothesis import Phase, assume, given, strategies as st
 from hypothesis_jsonschema import from_schema
 
-from generator.strategies import settings
-from tools.testing import fresh_copy, fresh_dir, read_manifest, tmp_root, write_manifest
+from generator.strategies import examples, settings
+from tools.testing import fresh_copy, fresh_dir, read_manifest, resign_shard, tmp_root, write_manifest
 
 TMP = tmp_root("/tmp/entry_properties_test")  # sets `datasets` offline before it is imported
 
 import pipeline  # noqa: E402
 import schemas  # noqa: E402
 from schemas.dataset_format import decode_line  # noqa: E402
-from tools import release, release_inputs  # noqa: E402
+from tools import release, release_inputs, verify  # noqa: E402
 from validator import verdicts  # noqa: E402
 
 DERIVED = ("spec", "source", "id", "kernel_name", "family", "seed", "dim", "args")  # what the gate pins
@@ -201,6 +202,69 @@ def test_the_gate_never_crashes_and_publishes_no_mutant_that_is_not_the_generato
 @given(raw_lines)
 def test_the_gate_refuses_arbitrary_deep_torn_or_binary_lines_in_one_line(line):
     _publishes_only_the_generators_own(line)
+
+
+@functools.cache
+def _clean_release() -> str:
+    """The clean run's release (made once per process); examples copy it."""
+    out = fresh_dir(TMP, "clean_dist")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert release.main(["--in", _clean_run()[0], "--out", out, "--version", "1.0.0"]) == 0
+    return out
+
+
+def _release_with(mutant: dict, original: dict) -> tuple[str, dict] | None:
+    """A copy of the clean release whose row of `original` holds `mutant`, its Parquet file
+    re-signed, and the record that row stands for (what a row cannot hold, e.g. an unknown key,
+    is not in it); None when the mutant cannot be a row of the release's schema at all."""
+    import pyarrow.parquet as pq
+    from tools import release_format as fmt
+
+    d = fresh_copy(TMP, _clean_release(), "verify_example")
+    m = read_manifest(d)
+    for f in (f for f in m["files"] if f["path"].endswith(".parquet")):
+        rows = pq.read_table(os.path.join(d, f["path"])).to_pylist()
+        at = [i for i, r in enumerate(rows) if r["id"] == original["id"]]
+        if at:
+            try:
+                rows[at[0]] = fmt.to_row(mutant, rows[at[0]]["split"], rows[at[0]]["skeleton_hash"],
+                                         m["toolchain"]["ptx_archs"])
+                resign_shard(d, f["path"], rows, m)
+                stands_for = fmt.to_record(rows[at[0]], m["record_schema_version"], m["toolchain"])
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError, IndexError):
+                return None  # not a row (a missing column, a value of another type)
+            return d, stands_for
+    raise AssertionError("the original record is in no Parquet file")
+
+
+def _verify_passes_only_the_generators_own(pair):
+    original, mutant = pair
+    made = _release_with(mutant, original)
+    assume(made is not None)
+    d, r = made
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = verify.main([d])
+    assert rc in (0, 1), (rc, err.getvalue()[-2000:])
+    if rc == 1:
+        assert err.getvalue().startswith("error: ") and err.getvalue().count("\n") == 1, err.getvalue()[-2000:]
+        return
+    assert verdicts.check_static(r) == verdicts.PASSED and verdicts.unpublishable(r["checks"]) is None, r["id"]
+    assert all(r[k] == original[k] for k in DERIVED) and r["io"]["inputs"] == original["io"]["inputs"]
+
+
+_pairs = _reals.flatmap(lambda r: st.tuples(st.just(r), mutants(r)))
+
+
+@settings(max_examples=examples(20))  # an example copies and verifies a release (~0.3 s)
+@given(_pairs)
+def test_verify_never_crashes_and_passes_no_row_that_is_not_the_generators(pair):
+    _verify_passes_only_the_generators_own(pair)
+
+
+def test_a_verify_without_its_static_checks_is_caught(monkeypatch):
+    monkeypatch.setattr(verify, "check_static", lambda r: verdicts.PASSED)
+    _fails(_verify_passes_only_the_generators_own, _pairs)
 
 
 def _fails(prop, strategy, error=AssertionError, n=300):
