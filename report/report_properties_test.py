@@ -17,7 +17,7 @@ from hypothesis import Phase, find, given, settings as hsettings, strategies as 
 
 from generator.strategies import examples  # loads the Hypothesis profile
 from report import release_reader, report_main
-from schemas.drawn import release_manifests
+from schemas.drawn import at, release_manifests, walk
 from tools.testing import small_release, tmp_root
 
 TMP = tmp_root("/tmp/report_properties_test")
@@ -43,27 +43,16 @@ def _real() -> tuple[str, dict]:
         return dist, json.load(f)
 
 
-def _path(draw, value) -> tuple:
-    """A path from the root down, stopping at each level on a draw of 3 of 0..3."""
-    path = ()
-    while True:
-        node = functools.reduce(lambda part, k: part[k], path, value)
-        kids = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
-        if not kids or draw(st.integers(0, 3)) == 3:
-            return path
-        path += (draw(st.sampled_from(kids)),)
-
-
 @st.composite
 def mutated_manifests(draw):
     """The real release's manifest with 1-3 drawn edits: a leaf of the same kind, any value, a
     key dropped or one added."""
     m = copy.deepcopy(_real()[1])
     for _ in range(draw(st.integers(1, 3))):
-        path = _path(draw, m)
+        path = walk(draw, m)
         if not path:
             continue
-        parent = functools.reduce(lambda part, k: part[k], path[:-1], m)
+        parent = at(m, path[:-1])
         old, how = parent[path[-1]], draw(st.sampled_from(["same_kind", "any", "drop", "add"]))
         if how == "same_kind" and type(old) in _SAME_KIND:
             parent[path[-1]] = draw(_SAME_KIND[type(old)])

@@ -108,3 +108,22 @@ def _schema_copy(name: str) -> dict:
 pair_records = st.deferred(lambda: from_schema(_schema_copy("pair")))
 run_manifests = st.deferred(lambda: from_schema(_schema_copy("run_manifest")))
 release_manifests = st.deferred(lambda: from_schema(_schema_copy("manifest")))
+
+
+# ---- paths into drawn or real values, for mutations
+
+def at(x, path):
+    """The part of `x` at `path` (keys and indices from the root)."""
+    return functools.reduce(lambda part, k: part[k], path, x)
+
+
+def walk(draw, value) -> tuple:
+    """A path into `value` from the root down, stopping at each level on a draw of 3 of 0..3
+    (Hypothesis favours 0): every key of a record is likely, not only its tensors' numbers."""
+    path = ()
+    while True:
+        node = at(value, path)
+        kids = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
+        if not kids or draw(st.integers(0, 3)) == 3:
+            return path
+        path += (draw(st.sampled_from(kids)),)

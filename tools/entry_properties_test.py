@@ -29,6 +29,7 @@ TMP = tmp_root("/tmp/entry_properties_test")  # sets `datasets` offline before i
 import pipeline  # noqa: E402
 import schemas  # noqa: E402
 from schemas.dataset_format import decode_line  # noqa: E402
+from schemas.drawn import at, walk  # noqa: E402
 from tools import release, release_inputs, verify  # noqa: E402
 from validator import verdicts  # noqa: E402
 
@@ -60,22 +61,7 @@ _SAME_KIND = {int: st.integers(-3, 2 ** 64), float: st.floats(allow_nan=False, a
               bool: st.booleans()}
 
 
-def _at(x, path):
-    for k in path:
-        x = x[k]
-    return x
-
-
-def _walk(draw, value) -> tuple:
-    """A path into `value` from the root down, stopping at each level on a draw of 3 of 0..3
-    (Hypothesis favours 0): every key of a record is likely, not only its tensors' numbers."""
-    path = ()
-    while True:
-        node = _at(value, path)
-        kids = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
-        if not kids or draw(st.integers(0, 3)) == 3:
-            return path
-        path += (draw(st.sampled_from(kids)),)
+_at, _walk = at, walk  # schemas/drawn.py
 
 
 def _paths(x, pre=()):

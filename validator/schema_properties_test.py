@@ -23,7 +23,7 @@ from generator.inputs import make_inputs, second_launch
 from generator.render import render_source
 from generator.strategies import settings, specs
 from schemas import dataset_format, files
-from schemas.drawn import pair_records, run_manifests
+from schemas.drawn import at, pair_records, run_manifests, walk
 from validator import schema_check, sources, verdicts
 
 TMP = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
@@ -40,20 +40,7 @@ _SAME_KIND = {int: st.integers(-3, 2 ** 64), float: st.floats(allow_nan=False, a
               str: st.text(max_size=20), bool: st.booleans()}
 
 
-def _at(x, path):
-    return functools.reduce(lambda part, k: part[k], path, x)
-
-
-def _walk(draw, value) -> tuple:
-    """A path into `value` from the root down, stopping at each level on a draw of 3 of 0..3
-    (Hypothesis favours 0): every key of a record is likely, not only its tensors' numbers."""
-    path = ()
-    while True:
-        node = _at(value, path)
-        kids = list(node) if isinstance(node, dict) else list(range(len(node))) if isinstance(node, list) else []
-        if not kids or draw(st.integers(0, 3)) == 3:
-            return path
-        path += (draw(st.sampled_from(kids)),)
+_at, _walk = at, walk  # schemas/drawn.py
 
 
 @st.composite
