@@ -20,14 +20,14 @@ import importlib.util
 import os
 import re
 
+from generator.diversity import drawn_sources
+
 # where the wheel's own kernels are, inside the `warp` package
 WHEEL_DIRS = ("examples", "tests", "_src")
 # the coverage issue's targets (issue 29)
 TARGET_BUILTINS = 200
 TARGET_CALL_SITES = 0.90
 
-_SCALARS = ("int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
-            "float16", "bfloat16", "float32", "float64", "bool", "int", "float")
 _COMPOSITE = re.compile(r"(vec\d\w*|mat\d\d\w*|quat[hfd]?|transform[hfd]?|spatial_(vector|matrix)[hfd]?|vector|matrix)")
 _DECORATORS = ("kernel", "func")
 
@@ -42,20 +42,32 @@ def wheel_root() -> str:
 
 def builtin_names(root: str) -> frozenset[str]:
     """Every name a kernel may call as a Warp builtin, read from the wheel's sources."""
-    names = set(_SCALARS)
+    names = set()
     with open(os.path.join(root, "_src", "builtins.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
+    # the casts Warp registers in a loop over `scalar_types_all = [*scalar_types, bool, int, float]`
+    names.update(_tuple_names(tree, "scalar_types_all"))
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "add_builtin"
                 and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             names.add(node.args[0].value)
     with open(os.path.join(root, "_src", "types.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
+    names.update(_tuple_names(tree, "int_types") | _tuple_names(tree, "float_types"))  # scalar_types' parts
     for node in tree.body:
         targets = (node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign)
                    else [ast.Name(node.name)] if isinstance(node, ast.ClassDef) else [])
         names.update(t.id for t in targets if isinstance(t, ast.Name) and _COMPOSITE.fullmatch(t.id))
     return frozenset(names)
+
+
+def _tuple_names(tree: ast.Module, name: str) -> set[str]:
+    """The plain names listed in the module-level tuple or list assigned to `name`."""
+    for node in tree.body:
+        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets)
+                and isinstance(node.value, (ast.Tuple, ast.List))):
+            return {e.id for e in node.value.elts if isinstance(e, ast.Name)}
+    raise ValueError(f"the wheel defines no {name} (read from its sources)")
 
 
 def _is_warp_function(node: ast.AST) -> bool:
@@ -128,7 +140,6 @@ def wheel_usage(root: str, builtins: frozenset[str]) -> Usage:
 def generator_usage(target: str, count: int, seed: int, builtins: frozenset[str]) -> Usage:
     """The builtins the generator's kernels call: the sources of the `count` kernels a run of
     `target` would draw from `seed` (kernel k -> family, seed, as the run plans it)."""
-    from generator.diversity import drawn_sources
     usage = Usage()
     for source in drawn_sources(target, count, seed):
         usage.add(source, builtins)

@@ -36,6 +36,8 @@ EXECUTION_CHECKS = checks.EXECUTION_CHECKS
 # Tests only (`Faults.kill_chunk`): the flag file, in the run's temporary directory, of a chunk
 # whose worker was killed once already.
 KILLED_FLAG_PREFIX = "killed-"
+# `atomic_write` writes NAME.tmp-PID, then renames it to NAME
+TMP_INFIX = ".tmp-"
 
 
 def reason_code(reason: str) -> str:
@@ -270,7 +272,7 @@ def _test_kill(c: int, faults: Faults | None) -> None:
 
 
 def atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = f"{path}{TMP_INFIX}{os.getpid()}"
     with open(tmp, "wb") as f:
         f.write(data)
         f.flush()

@@ -13,12 +13,13 @@ import schemas
 from schemas.dataset_format import (FINDINGS_DIR, RUN_CONFIG, RUN_INFO, RUN_MANIFEST, SHARD_PREFIX, canonical_json,
                                     pretty_json, shard_name, stats_name)
 from pipeline.errors import RunConflict
-from pipeline.chunk import atomic_write, finding_path, reason_code, write_chunk
+from pipeline.chunk import TMP_INFIX, atomic_write, finding_path, reason_code, write_chunk
 
 # The driver writes its own files through NAME.tmp-PID (chunk.atomic_write): one stopped between
 # the temporary file's fsync and its rename leaves that name, which no later process writes again
 # (found by pipeline/resume_properties_test.py)
-_DRIVER_TMP = re.compile("(" + "|".join(map(re.escape, (RUN_CONFIG, RUN_MANIFEST, RUN_INFO))) + r")\.tmp-[0-9]+")
+_DRIVER_TMP = re.compile("(" + "|".join(map(re.escape, (RUN_CONFIG, RUN_MANIFEST, RUN_INFO))) + ")"
+                         + re.escape(TMP_INFIX) + "[0-9]+")
 
 
 def finalize(out: str, done: dict[int, dict], count: int, config: dict) -> dict:

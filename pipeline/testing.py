@@ -13,7 +13,7 @@ import time
 from typing import Callable
 
 import pipeline
-from pipeline.chunk import RUNNING_SUFFIX
+from pipeline.chunk import RUNNING_SUFFIX, TMP_INFIX
 from schemas.dataset_format import FAULTS_SUFFIX, RECORDS_SUFFIX, RUN_MANIFEST, SHARD_PREFIX, STATS_SUFFIX
 
 # How long a test waits for a run's first chunks before it gives up.
@@ -59,7 +59,7 @@ def dataset_files(out: str, also: tuple[str, ...] = ()) -> dict[str, bytes]:
 def leftovers(out: str) -> list[str]:
     """What a finished run must not leave in its --out: temporary files, a chunk's GPU faults or
     its worker's note of the running kernel."""
-    return [n for n in os.listdir(out) if ".tmp-" in n or n.endswith((FAULTS_SUFFIX, RUNNING_SUFFIX))]
+    return [n for n in os.listdir(out) if TMP_INFIX in n or n.endswith((FAULTS_SUFFIX, RUNNING_SUFFIX))]
 
 
 @functools.cache
