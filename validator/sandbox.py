@@ -22,6 +22,7 @@ all 20 families peaked at 0.9 GB of address space (VmPeak) and 17.5 s of CPU tim
 from __future__ import annotations
 
 import concurrent.futures
+import errno
 import multiprocessing
 import os
 import resource
@@ -136,6 +137,12 @@ class Sandbox:
         except concurrent.futures.process.BrokenProcessPool:
             why = "sandbox: the child process died (a resource limit or a crash)"
         except MemoryError:
+            why = f"sandbox: out of memory (address space limit {self.address_space} bytes)"
+        except OSError as e:
+            # the same limit met by a system call (ENOMEM: e.g. the batch's temporary directory
+            # could not be removed under the cap); any other OSError is not the sandbox's to name
+            if e.errno != errno.ENOMEM:
+                raise
             why = f"sandbox: out of memory (address space limit {self.address_space} bytes)"
         self._kill()
         if self.aborted:
