@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 
+from runtime.process import raise_if_terminated
 from schemas.dataset_format import RUN_INFO, canonical_json
 from pipeline.chunk import add_fault, atomic_write, faults_path, read_running, read_stats, running_path
 from pipeline.config import RunConfig, claim, resolve
@@ -118,12 +119,14 @@ class Schedule:
     def drive(self) -> None:
         """Until `cfg.count` pairs are done or the run stopped drawing and nothing is in flight."""
         while True:
+            raise_if_terminated()  # a SIGTERM that library code (Ray) swallowed stops the run here
             self.send()
             if not self.inflight:
                 if self.tally.passed >= self.cfg.count or self.stopped:
                     return
                 continue
             for kind, payload, *rest in self.pool.wait():
+                raise_if_terminated()
                 if kind == "error":
                     raise payload
                 if kind == "ok":

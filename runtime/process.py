@@ -17,19 +17,36 @@ class Terminated(Exception):
     """SIGTERM arrived (`kill`, a batch scheduler, a container stopping)."""
 
 
+_terminated = False  # SIGTERM arrived inside sigterm_raises
+
+
 def _raise_terminated(signum, frame):
+    global _terminated
+    _terminated = True
     raise Terminated()
+
+
+def raise_if_terminated() -> None:
+    """Raise Terminated again when SIGTERM arrived inside `sigterm_raises` and the exception was
+    swallowed where it landed: library code that catches every exception (Ray's deserialization
+    of a task result turned it into a logged DeserializationError, and the run went on to exit
+    0). A loop that waits on such code calls this each round."""
+    if _terminated:
+        raise Terminated()
 
 
 @contextlib.contextmanager
 def sigterm_raises():
     """Inside, SIGTERM raises Terminated in the main thread, so a command stops as on Ctrl-C (its
     cleanup runs, one error line); the previous handler is back after."""
+    global _terminated
+    _terminated = False
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        _terminated = False
 
 
 def caller_dir() -> str:
