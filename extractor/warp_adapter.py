@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 
 import warp as wp
@@ -57,6 +58,12 @@ INTERNAL_SYMBOLS = (
 _initialized = False
 _cache_dir: str | None = None
 _run_token = ""
+_driver_missing = False
+
+# What Warp's native library prints on stderr (fd 2, past Python) when wp.init() finds no
+# libcuda: once per process, so once per worker of a run and per sandbox of a re-validation.
+# init_warp holds it back; the run's device line says "no CUDA device" instead (`cuda_driver_missing`)
+NO_DRIVER_WARNING = "Warp CUDA warning: Could not find or load the NVIDIA CUDA driver."
 
 
 def init_warp() -> None:
@@ -82,8 +89,55 @@ def init_warp() -> None:
     # atexit does not run in multiprocessing workers; multiprocessing's own finalizers do
     multiprocessing.util.Finalize(None, shutil.rmtree, args=(_cache_dir, True), exitpriority=0)
     atexit.register(shutil.rmtree, _cache_dir, True)
-    wp.init()
+    _init_holding_back_the_driver_warning()
     _initialized = True
+
+
+def _init_holding_back_the_driver_warning() -> None:
+    """wp.init() with fd 2 sent to a temporary file; what Warp wrote there is written back to
+    stderr (also when wp.init raises) but for NO_DRIVER_WARNING, which is noted
+    (`cuda_driver_missing`). Where fd 2 cannot be redirected, a plain wp.init()."""
+    global _driver_missing
+    sys.stderr.flush()
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:
+        wp.init()
+        return
+    with held:
+        try:
+            saved = os.dup(2)
+        except OSError:
+            wp.init()
+            return
+        os.dup2(held.fileno(), 2)
+        try:
+            wp.init()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            lines = held.read().decode("utf-8", "replace").splitlines(keepends=True)
+            rest = [line for line in lines if not line.startswith(NO_DRIVER_WARNING)]
+            _driver_missing = len(rest) < len(lines)
+            if rest:
+                sys.stderr.write("".join(rest))
+                sys.stderr.flush()
+
+
+def cuda_driver_missing() -> bool:
+    """This machine has no NVIDIA CUDA driver for Warp: wp.init() said so (NO_DRIVER_WARNING),
+    or, before init, libcuda does not load (as Warp looks for it: libcuda.so, then libcuda.so.1)."""
+    if _initialized:
+        return _driver_missing
+    for name in ("libcuda.so", "libcuda.so.1"):
+        try:
+            ctypes.CDLL(name)
+            return False
+        except OSError:
+            pass
+    return True
 
 
 def initialized() -> bool:

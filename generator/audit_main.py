@@ -70,10 +70,12 @@ def _diversity(targets, count: int, seed: int, results: dict) -> bool:
         r = diversity.audit(target, count, seed)
         results["generator"].append(r)
         print(f"{target}: {r['kernels']} kernels  distinct sources {r['distinct_sources']:.2%}  "
-              f"distinct skeletons {r['distinct_skeletons']:.2%}  max family-share deviation {r['max_share_deviation']:.2%}")
-        print(f"  {'family':<16}{'kernels':>8}{'share':>8}{'sources':>9}{'skeletons':>11}")
+              f"distinct skeletons {r['distinct_skeletons']:.2%}  max family-share deviation {r['max_share_deviation']:.2%}  "
+              f"unused parameter {r['unused_args']:.2%}")
+        print(f"  {'family':<16}{'kernels':>8}{'share':>8}{'sources':>9}{'skeletons':>11}{'unused':>8}")
         for f, d in r["families"].items():
-            print(f"  {f:<16}{d['kernels']:>8}{d['share']:>8.1%}{d['distinct_sources']:>9.2%}{d['distinct_skeletons']:>11.2%}")
+            print(f"  {f:<16}{d['kernels']:>8}{d['share']:>8.1%}{d['distinct_sources']:>9.2%}{d['distinct_skeletons']:>11.2%}"
+                  f"{d['unused_args']:>8.1%}")
         for msg in r["failures"]:
             print(f"  MISSED: {msg}")
         failed |= bool(r["failures"])

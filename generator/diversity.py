@@ -12,8 +12,10 @@ import collections
 from generator.families import build_spec, families_for
 from generator.render import render_source
 from generator.spec import derive_seed
+from generator.spec_walk import unused_args
 
-TARGETS = {"distinct_sources": 0.999, "distinct_skeletons": 0.50, "family_skeletons_min": 0.20, "share_tolerance": 0.01}
+TARGETS = {"distinct_sources": 0.999, "distinct_skeletons": 0.50, "family_skeletons_min": 0.20, "share_tolerance": 0.01,
+           "unused_args_max": 0.03}
 
 
 def skeleton(source: str) -> str:
@@ -54,7 +56,7 @@ def drawn_sources(target: str, count: int, seed: int = 0):
 def audit(target: str, count: int, seed: int = 0) -> dict:
     """Draw `count` kernels exactly as `//generator:<target>` plans them and measure them."""
     fams = families_for(target)
-    per = collections.defaultdict(lambda: {"kernels": 0, "sources": set(), "skeletons": set()})
+    per = collections.defaultdict(lambda: {"kernels": 0, "sources": set(), "skeletons": set(), "unused": 0})
     sources, skeletons = set(), set()
     for family, spec, src in drawn(target, count, seed):
         norm, skel = normalized_source(src, spec.name), skeleton(src)
@@ -62,18 +64,22 @@ def audit(target: str, count: int, seed: int = 0) -> dict:
         d["kernels"] += 1
         d["sources"].add(norm)
         d["skeletons"].add(skel)
+        d["unused"] += bool(unused_args(spec))
         sources.add(norm)
         skeletons.add(skel)
     uniform = 1.0 / len(fams)
     families = {
         f: {"kernels": d["kernels"], "share": d["kernels"] / count,
-            "distinct_sources": len(d["sources"]) / d["kernels"], "distinct_skeletons": len(d["skeletons"]) / d["kernels"]}
+            "distinct_sources": len(d["sources"]) / d["kernels"], "distinct_skeletons": len(d["skeletons"]) / d["kernels"],
+            "unused_args": d["unused"] / d["kernels"]}
         for f, d in sorted(per.items())
     }
     result = {
         "target": target, "kernels": count, "seed": seed,
         "distinct_sources": len(sources) / count,
         "distinct_skeletons": len(skeletons) / count,
+        # kernels with a parameter their body never names
+        "unused_args": sum(d["unused"] for d in per.values()) / count,
         "families": families,
         # by construction here (kernel k is of family k mod n): reported, not a target; the share
         # that can fail is the one of a written dataset (`dataset_share_failures`)
@@ -102,6 +108,8 @@ def target_failures(r: dict) -> list[str]:
         out.append(f"distinct sources {r['distinct_sources']:.4f} < {t['distinct_sources']}")
     if r["distinct_skeletons"] < t["distinct_skeletons"]:
         out.append(f"distinct skeletons {r['distinct_skeletons']:.4f} < {t['distinct_skeletons']}")
+    if r["unused_args"] > t["unused_args_max"]:
+        out.append(f"kernels with an unused parameter {r['unused_args']:.4f} > {t['unused_args_max']}")
     for f, d in r["families"].items():
         if d["distinct_skeletons"] < t["family_skeletons_min"]:
             out.append(f"{f}: distinct skeletons {d['distinct_skeletons']:.4f} < {t['family_skeletons_min']}")

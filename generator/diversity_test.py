@@ -37,10 +37,29 @@ def test_skeleton_abstracts_names_and_literals_but_not_structure():
 
 
 def test_target_failures_are_reported():
-    fake = {"distinct_sources": 0.9, "distinct_skeletons": 0.4, "max_share_deviation": 0.02,
+    fake = {"distinct_sources": 0.9, "distinct_skeletons": 0.4, "max_share_deviation": 0.02, "unused_args": 0.05,
             "families": {"f": {"distinct_skeletons": 0.1}}}
     msgs = diversity.target_failures(fake)
-    assert len(msgs) == 3
+    assert len(msgs) == 4
+    assert any("unused parameter" in m for m in msgs)
+
+
+def test_every_parameter_is_used_and_the_measure_sees_an_unused_one():
+    """build_spec leaves out the inputs a drawn body never names; `unused_args` reads the body
+    (loads, stores, atomics, struct fields, whole-array and scalar uses), so a kernel given an
+    extra parameter is seen."""
+    import dataclasses
+
+    from generator.families import FAMILIES, build_spec
+    from generator.spec import ArgSpec
+    from generator.spec_walk import unused_args
+
+    for family in FAMILIES:
+        for seed in range(40):
+            spec = build_spec(family, seed)
+            assert unused_args(spec) == [], (family, seed, unused_args(spec))
+            extra = ArgSpec("unused_in", "array", "float32", (4,))
+            assert unused_args(dataclasses.replace(spec, args=spec.args + (extra,))) == ["unused_in"]
 
 
 def test_dataset_share_counts_what_was_written():

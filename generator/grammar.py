@@ -48,7 +48,8 @@ class FloatExprs:
 
     UNARY = ("sin", "cos", "tanh", "abs", "sqrt", "log", "exp", "neg")
     # the wider builtin set (arith family): each guarded into its safe domain below
-    MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2")
+    MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2",
+                    "sign", "round", "radians", "lerp")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
     def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
@@ -84,6 +85,8 @@ class FloatExprs:
             return call(fn, call("clamp", a, c(-0.875, dt), c(0.875, dt)))
         if fn == "atan2":
             return call("atan2", a, bin_("+", call("abs", self.leaf()), self.lit(0.5, 2.0)))
+        if fn == "lerp":  # from a toward another leaf, a literal fraction of the way
+            return call("lerp", a, self.leaf(), self.lit(0.0, 1.0))
         return call(fn, a)
 
     def cond(self, depth: int):
@@ -129,6 +132,15 @@ class FloatExprs:
         name, arity = self.rng.choice(self.helpers)
         args = [a, b] + [self.expr(depth - 2) for _ in range(arity - 2)]
         return ["hcall", name, args[:arity]]
+
+
+def using_all(rng: random.Random, e, leaves: list):
+    """`e`, combined with each of `leaves` it does not read yet (so every input array or scalar
+    the family drew is a live parameter)."""
+    for leaf in leaves:
+        if not mentions(e, leaf):
+            e = bin_(rng.choice("+-*"), e, leaf)
+    return e
 
 
 def mentions(e, target) -> bool:
@@ -224,15 +236,19 @@ class VecExprs:
 
 
 class IntExprs:
-    """Integer expressions with a proven bound: |value| <= bound < 2**30 (no overflow possible).
+    """Integer expressions with a proven bound: |value| <= bound < limit (2**30 unless given: no
+    overflow possible; a small type's own range for int8 / uint8 / int16 / uint16, whose operands
+    C promotes to int, so no intermediate overflows either).
 
     Leaves are (expr, bound) pairs of non-negative values when `unsigned` (uint32: no
     subtraction, no negation)."""
 
     LIMIT = 2**30
 
-    def __init__(self, rng: random.Random, leaves: list, dtype: str = "int32", unsigned: bool = False):
+    def __init__(self, rng: random.Random, leaves: list, dtype: str = "int32", unsigned: bool = False,
+                 limit: int | None = None):
         self.rng, self.leaves, self.dt, self.unsigned = rng, list(leaves), dtype, unsigned
+        self.limit = limit or self.LIMIT
 
     def lit(self, lo=1, hi=9):
         k = self.rng.randint(lo, hi)
@@ -245,10 +261,10 @@ class IntExprs:
         a, b = self.expr(depth - 1), self.expr(depth - 1)
         ops = ["+", "*", "min", "max", "mod", "where"] + ([] if self.unsigned else ["-", "neg"])
         op = rng.choice(ops)
-        if op == "*" and a[1] * b[1] >= self.LIMIT:
+        if op == "*" and a[1] * b[1] >= self.limit:
             op = "+"
         if op in ("+", "-"):
-            if a[1] + b[1] >= self.LIMIT:
+            if a[1] + b[1] >= self.limit:
                 return a
             return (bin_(op, a[0], b[0]), a[1] + b[1])
         if op == "*":

@@ -82,6 +82,41 @@ def _rand_init(m, *args):
     return rand_init(*args)  # Warp's exact uint32 arithmetic, on ints and int64 lanes alike
 
 
+def _sign(m, x):
+    # Warp's sign: -1 where x < 0, else 1 (zeros of either sign and NaN: 1), in x's kind
+    if not isinstance(x, np.ndarray):
+        one = 1.0 if isinstance(x, float) else 1
+        return -one if x < 0 else one
+    return np.where(x < 0, -1, 1).astype(x.dtype)
+
+
+def _round(m, x):
+    # C's round, half away from zero: the fraction of |x| decides, exactly, in float64
+    if not isinstance(x, np.ndarray):
+        a = abs(x)
+        r = math.floor(a)
+        return math.copysign(float(r + 1 if a - r >= 0.5 else r), x)
+    if x.dtype.kind != "f" or not np.isfinite(x[m]).all():
+        raise Unsure("round of a non-finite or non-float value")
+    a = np.abs(x)
+    r = np.floor(a)
+    return np.copysign(r + (a - r >= 0.5), x)
+
+
+def _lerp(m, a, b, t):
+    return a * (1.0 - t) + b * t
+
+
+def _radians(m, x):
+    return x * (math.pi / 180.0)
+
+
+def _static(m, x):
+    if isinstance(x, np.ndarray):
+        raise Unsure("wp.static of a value that differs between lanes")
+    return x
+
+
 # the scalar builtins NumPy evaluates with Python's bits, each called as fn(m, *args)
 _ELEMENTWISE = {
     "sqrt": _sqrt,
@@ -94,6 +129,11 @@ _ELEMENTWISE = {
     "clamp": lambda m, x, lo, hi: py_min(py_max(x, lo), hi),
     "float32": _float32,
     "rand_init": _rand_init,
+    "sign": _sign,
+    "static": _static,
+    "round": _round,
+    "lerp": _lerp,
+    "radians": _radians,
 }
 LANE_BUILTINS = frozenset(_MATH) | frozenset(_ELEMENTWISE) | VECTOR_BUILTINS
 

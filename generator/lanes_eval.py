@@ -16,7 +16,7 @@ from generator.lanes_builtins import call
 from generator.lanes_memory import Memory, written_arrays
 from generator.lanes_ops import arith, compare, modulo, negate
 from generator.lanes_values import Unsure, assign, cast, elem, full, is_bool, is_int, scalar_lanes, truth, where
-from generator.spec import VEC_SHAPES, KernelSpec
+from generator.spec import FLOAT_DTYPES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
 from generator.warp_rng import rand_pcg, unit_float
 
 
@@ -91,6 +91,8 @@ class Lanes:
             case ["not", a]:
                 x = truth(self.expr(a, env, m))
                 return ~x if isinstance(x, np.ndarray) else not x
+            case ["kwcall", name, args, keywords]:
+                return self._kwcall(name, args, keywords)
         raise Unsure(f"expression {e[0]!r}")
 
     def _where(self, e, cond, a, b, env, m):
@@ -154,14 +156,25 @@ class Lanes:
     def _vec(self, vtype, comps, m):
         if not all(scalar_lanes(c) and not isinstance(c, tuple) for c in comps):
             raise Unsure("a vector component that is not a scalar")
-        cols = [full(c, m).astype(np.float64) for c in comps]
-        return np.stack(cols, axis=-1).reshape((self.n,) + VEC_SHAPES[vtype])
+        shape, scalar = VALUE_VEC_TYPES.get(vtype) or (VEC_SHAPES[vtype], "float32")
+        if scalar not in FLOAT_DTYPES and not all(is_int(c) for c in comps):
+            raise Unsure("an integer vector of components that are not integers")
+        cols = [full(cast(scalar, c, m), m) for c in comps]
+        return np.stack(cols, axis=-1).reshape((self.n,) + shape)
 
     @staticmethod
     def _comp(x, keys):
         if not isinstance(x, np.ndarray) or x.ndim - 1 != len(keys):
             raise Unsure("a component of a non-vector")
-        return np.array(x[(slice(None),) + tuple(keys)], dtype=np.float64)
+        return np.array(x[(slice(None),) + tuple(keys)])  # float64, or int64 of an integer vector
+
+    def _kwcall(self, name, args, keywords):
+        """wp.identity(n=N, dtype=wp.float32), the one keyword call the lanes evaluate."""
+        kw = dict(keywords)
+        if name != "identity" or args or set(kw) != {"n", "dtype"} or kw["n"][0] != "c" or kw["dtype"][0] != "fnref":
+            raise Unsure(f"keyword call {name!r}")
+        n = int(kw["n"][1])
+        return np.broadcast_to(np.eye(n, dtype=np.float64), (self.n, n, n)).copy()
 
     @staticmethod
     def _mmul(a, b):

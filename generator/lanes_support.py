@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from generator import spec_walk
 from generator.lanes_builtins import LANE_BUILTINS
-from generator.spec import FLOAT_DTYPES, INT_DTYPES, VEC_SHAPES, KernelSpec
+from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTYPES, PY_CASTS, SMALL_INT_DTYPES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
 
 _EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
-              "fld", "randf", "vec", "comp", "mmul"}
+              "fld", "randf", "vec", "comp", "mmul", "fnref"}
 _STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "break", "continue", "ret", "expr",
               "ret_kernel"}
 SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)
+_CAST_DTYPES = SCALAR_DTYPES | set(SMALL_INT_DTYPES) | set(PY_CASTS) | set(CAST_FLOAT_DTYPES)
+KEYWORD_BUILTINS = frozenset({"identity"})  # the kwcalls the lanes evaluate (`Lanes._kwcall`)
 _VALUE_DTYPES = SCALAR_DTYPES | set(VEC_SHAPES)
 
 
@@ -28,13 +30,15 @@ def _statement_ok(s) -> bool:
 def _expression_ok(e) -> bool:
     match e:
         case ["vec", vtype, _]:
-            return vtype in VEC_SHAPES
+            return vtype in VEC_SHAPES or vtype in VALUE_VEC_TYPES
         case ["comp", _, keys]:
             return all(isinstance(k, int) for k in keys)
         case ["call", name, _]:
             return name in LANE_BUILTINS
+        case ["kwcall", name, _, _]:
+            return name in KEYWORD_BUILTINS
         case ["cast", dtype, _]:
-            return dtype in SCALAR_DTYPES
+            return dtype in _CAST_DTYPES
         case [tag, *_]:
             return tag in _EXPR_TAGS
     return False

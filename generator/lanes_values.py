@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from generator.spec import FLOAT_DTYPES
+from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, PY_CASTS
 
 
 class Unsure(Exception):
@@ -98,7 +98,8 @@ def cast(dtype: str, value, m):
     """`dtype(value)` on the lanes in m, as the thread-by-thread interpreter's `_as` casts."""
     if not scalar_lanes(value) or isinstance(value, tuple):
         raise Unsure("a vector where a scalar is expected")
-    if dtype in FLOAT_DTYPES:
+    dtype = PY_CASTS.get(dtype, dtype)
+    if dtype in FLOAT_DTYPES or dtype in CAST_FLOAT_DTYPES:  # not rounded, as the interpreter's `_as`
         if is_bool(value) or is_int(value):
             return value.astype(np.float64) if isinstance(value, np.ndarray) else float(value)
         return value if isinstance(value, np.ndarray) else float(value)
@@ -110,8 +111,25 @@ def cast(dtype: str, value, m):
                 raise Unsure("a non-finite value cast to an integer")
             if np.abs(value[m]).max(initial=0.0) >= 2.0**62:
                 raise Unsure("a float cast to an integer beyond int64")
-            return np.trunc(np.where(m, value, 0.0)).astype(np.int64)
-        return int(math.trunc(value))
+            return _wrap(dtype, np.trunc(np.where(m, value, 0.0)).astype(np.int64), m)
+        return _wrap(dtype, int(math.trunc(value)), m)
     if isinstance(value, np.ndarray):
-        return value.astype(np.int64)
-    return int(value)
+        return _wrap(dtype, value.astype(np.int64), m)
+    return _wrap(dtype, int(value), m)
+
+
+# NumPy's conversion of int64 to a narrower integer type keeps the low bits, as C converts
+_NARROW = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32,
+           "uint32": np.uint32}
+
+
+def _wrap(dtype: str, v, m):
+    """An int64 lane value (or a Python int) converted to the integer type `dtype`."""
+    narrow = _NARROW.get(dtype)
+    if narrow is not None:
+        if isinstance(v, np.ndarray):
+            return v.astype(narrow).astype(np.int64)
+        return int(np.array(v, dtype=np.int64).astype(narrow))
+    if dtype == "uint64" and (full(v, m)[m] < 0).any():
+        raise Unsure("a negative value cast to uint64 (beyond int64 lanes)")
+    return v

@@ -118,6 +118,40 @@ def _quat_mul(m, a, b):
                           axis=1)
 
 
+def _trace(m, a):
+    if elem(a) != 2 or a.shape[1] != a.shape[2]:
+        raise Unsure("trace of a non-square matrix")
+    return linalg.trace(a)
+
+
+def _ddot(m, a, b):
+    if elem(a) != 2 or not isinstance(b, np.ndarray) or b.shape != a.shape:
+        raise Unsure("ddot of values that are not matrices of one shape")
+    return linalg.ddot(a, b)
+
+
+def _len(m, a):
+    if elem(a) != 1:
+        raise Unsure("len of a non-vector")
+    return a.shape[1]
+
+
+def _diag(m, a):
+    a = _vec("diag", a, *np.shape(a)[1:2])
+    n = a.shape[1]
+    out = np.zeros((a.shape[0], n, n), dtype=a.dtype)
+    out[:, np.arange(n), np.arange(n)] = a  # zeros off the diagonal (a * eye would give -0.0)
+    return out
+
+
+def _from_vectors(name: str, axis: int):
+    def build(m, *vs):
+        if not vs or any(elem(x) != 1 or x.shape != vs[0].shape for x in vs):
+            raise Unsure(f"{name} of values that are not vectors of one length")
+        return np.stack(vs, axis=axis)
+    return build
+
+
 _ON_TRANSFORMS = {"transform": _transform, "transform_point": _transform_point}
 _ON_MATRICES_AND_QUATERNIONS = {
     "transpose": _transpose,
@@ -126,6 +160,12 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "quat_rotate": _quat_rotate,
     "quat_rotate_inv": _quat_rotate_inv,
     "mul": _quat_mul,
+    "len": _len,
+    "trace": _trace,
+    "ddot": _ddot,
+    "diag": _diag,
+    "matrix_from_rows": _from_vectors("matrix_from_rows", 1),
+    "matrix_from_cols": _from_vectors("matrix_from_cols", 2),
 }
 VECTOR_BUILTINS = frozenset(_ON_TRANSFORMS) | frozenset(_ON_VECTORS) | frozenset(_ON_MATRICES_AND_QUATERNIONS)
 

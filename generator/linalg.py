@@ -73,3 +73,20 @@ def det(m):
         z00 = x(1, 1) * y23 - x(2, 1) * y13 + x(3, 1) * y12
         return x(3, 0) * z30 + x(2, 0) * z20 + x(1, 0) * z10 + x(0, 0) * z00
     raise ValueError(f"determinant of a {n}x{n} matrix")
+
+
+def ddot(a, b):
+    """sum_ij a[..., i, j] * b[..., i, j], rows then columns in order (Warp's ddot, native/mat.h)."""
+    rows, cols = a.shape[-2], a.shape[-1]
+    r = a[..., 0, 0] * b[..., 0, 0]
+    for k in range(1, rows * cols):
+        r = r + a[..., k // cols, k % cols] * b[..., k // cols, k % cols]
+    return r
+
+
+def trace(m):
+    """m[..., 0, 0] + m[..., 1, 1] + ..., in order (Warp's trace)."""
+    r = m[..., 0, 0]
+    for k in range(1, m.shape[-1]):
+        r = r + m[..., k, k]
+    return r

@@ -13,13 +13,14 @@ import operator
 import numpy as np
 
 from generator import linalg, oracle_lanes, spec_walk
-from generator.oracle_builtins import BUILTINS
-from generator.spec import FLOAT_DTYPES, VEC_SHAPES, KernelSpec, is_float
+from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
+from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float
 from generator.warp_rng import rand_pcg, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 _AUG = {"+": operator.add, "-": operator.sub, "*": operator.mul}
+_CALLABLE = {**BUILTINS, **BARE_BUILTINS}  # ["call", name, args]: wp.NAME(...) or a bare len(...)
 _CMP = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge, "==": operator.eq, "!=": operator.ne}
 
 
@@ -37,11 +38,32 @@ class _Return(Exception):
 
 
 def _as(dtype: str, value):
-    if dtype in FLOAT_DTYPES:
+    dtype = PY_CASTS.get(dtype, dtype)
+    if dtype in FLOAT_DTYPES or dtype in CAST_FLOAT_DTYPES:
+        # float16 / bfloat16 narrowing is not rounded here: the grammar narrows only where the
+        # output's tolerance covers it (float16 arrays, a bfloat16 cast on a float16 store)
         return float(value)
     if dtype == "bool":
         return bool(value)
-    return int(math.trunc(value)) if isinstance(value, float) else int(value)
+    v = int(math.trunc(value)) if isinstance(value, float) else int(value)
+    return wrap_int(dtype, v)
+
+
+def wrap_int(dtype: str, v: int) -> int:
+    """`v` converted to the integer type `dtype` as C converts: modulo 2**bits (the grammar keeps
+    values cast to a signed type within its range; unsigned wrap-around is defined)."""
+    bits, signed = INT_BITS[dtype]
+    low = -(1 << (bits - 1)) if signed else 0
+    if low <= v < low + (1 << bits):
+        return v
+    return (v - low) % (1 << bits) + low
+
+
+def vec_type(vtype: str) -> tuple[tuple[int, ...], str]:
+    """(element shape, scalar dtype) of a vector, matrix or quaternion type a ["vec", ...] builds."""
+    if vtype in VALUE_VEC_TYPES:
+        return VALUE_VEC_TYPES[vtype]
+    return VEC_SHAPES[vtype], "float32"
 
 
 def branch_points(spec: KernelSpec) -> dict[int, int]:
@@ -111,7 +133,7 @@ class Interpreter:
                     return np.array(v, dtype=np.float64)  # a vector/matrix element: a copy
                 return float(v) if self.arrays[name].dtype.kind == "f" else int(v)
             case ["call", name, args]:
-                return BUILTINS[name](*(self.expr(a, env) for a in args))
+                return _CALLABLE[name](*(self.expr(a, env) for a in args))
             case ["cmp", op, a, b]:
                 x, y = self.expr(a, env), self.expr(b, env)
                 return _CMP[op](x, y)
@@ -122,14 +144,13 @@ class Interpreter:
             case ["cast", dtype, a]:
                 return _as(dtype, self.expr(a, env))
             case ["comp", a, keys]:
-                return float(self.expr(a, env)[tuple(keys)])
+                return self.expr(a, env)[tuple(keys)].item()  # a float, or an int of an integer vector
             case ["and", a, b]:
                 return bool(self.expr(a, env)) and bool(self.expr(b, env))
             case ["randf", state, *bounds]:
                 return self._randf(state, bounds, env)
             case ["vec", vtype, comps]:
-                vals = [float(self.expr(a, env)) for a in comps]
-                return np.array(vals, dtype=np.float64).reshape(VEC_SHAPES[vtype])
+                return self._vec(vtype, comps, env)
             case ["neg", a]:
                 return -self.expr(a, env)
             case ["or", a, b]:
@@ -153,6 +174,11 @@ class Interpreter:
             case ["not", a]:
                 return not self.expr(a, env)
         raise ValueError(f"unknown expression tag {e[0]!r}")
+
+    def _vec(self, vtype, comps, env):
+        shape, scalar = vec_type(vtype)
+        vals = [_as(scalar, self.expr(a, env)) for a in comps]
+        return np.array(vals, dtype=np.float64 if scalar in FLOAT_DTYPES else np.int64).reshape(shape)
 
     def _where(self, e, cond, a, b, env):
         truth = bool(self.expr(cond, env))

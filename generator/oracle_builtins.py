@@ -66,6 +66,30 @@ def _tile_map(fn, *tiles):
     return np.vectorize(fn, otypes=[np.float64])(*tiles)
 
 
+def _sign(x):
+    # Warp's sign (native/builtin.h): -1 if x < 0 else 1, so sign(0.0) = sign(-0.0) = 1
+    one = 1.0 if isinstance(x, float) else 1
+    return -one if x < 0 else one
+
+
+def _round(x):
+    # C's round: half away from zero (Python's round() is half to even)
+    a = abs(x)
+    r = math.floor(a)
+    return math.copysign(float(r + 1 if a - r >= 0.5 else r), x)
+
+
+def _identity(n, dtype=None):
+    return np.eye(n, dtype=np.float64)
+
+
+def _diag(v):
+    # zeros off the diagonal, not v * eye (whose -x * 0.0 would be -0.0)
+    out = np.zeros((len(v), len(v)), dtype=v.dtype)
+    out[np.arange(len(v)), np.arange(len(v))] = v
+    return out
+
+
 BUILTINS = {
     "sin": math.sin,
     "cos": math.cos,
@@ -121,4 +145,22 @@ BUILTINS = {
     "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
     "float32": float,
     "tile_transpose": lambda t: np.array(t.T),
+    # scalar and matrix builders
+    "sign": _sign,
+    "static": lambda x: x,  # wp.static(e) of a literal expression: e's value, folded by Python
+    "identity": _identity,
+    "diag": _diag,
+    "round": _round,
+    "lerp": lambda a, b, t: a * (1.0 - t) + b * t,  # Warp's formula (native/builtin.h)
+    "radians": lambda x: x * (math.pi / 180.0),
+    "trace": lambda m: float(linalg.trace(m)),
+    "ddot": lambda a, b: float(linalg.ddot(a, b)),
+    "matrix_from_rows": lambda *rows: np.stack(rows, axis=0),
+    "matrix_from_cols": lambda *cols: np.stack(cols, axis=1),
 }
+
+# builtins a kernel calls by Python's bare name, not as wp.NAME: len(v) of a vector; with the casts
+# float(x), int(x), bool(x) (["cast", ...], `generator.spec.PY_CASTS`) and range(...) of loops, the
+# only bare calls the safety wall admits (`validator.safety`)
+BARE_BUILTINS = {"len": len}
+BARE_CALLS = frozenset(BARE_BUILTINS) | frozenset({"range", "float", "int", "bool"})

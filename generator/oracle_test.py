@@ -1,8 +1,13 @@
 """The oracle's two paths give the same bits: every thread at once (`generator.oracle_lanes`)
 against the threads one by one (`generator.oracle.Interpreter`), on every family's kernels and
 on specs written to break the lanes (threads that share memory, atomics out of order, a
-division by zero in one thread, loops left by break, continue and return); and the one walk
-of a spec's nodes (`generator.spec_walk`) that the oracle's branch points and the lanes use."""
+division by zero in one thread, loops left by break, continue and return); the builtins widened
+for issue 29 (casts, wrap-around, wp.static, constructors, matrix builders) against values NumPy
+computes independently; and the one walk of a spec's nodes (`generator.spec_walk`) that the
+oracle's branch points and the lanes use.
+
+Over 400 lines: the cases of the widened builtins are one table of small specs, kept next to the
+helpers (`_same`, `_spec`) every case runs through."""
 
 import collections
 
@@ -14,6 +19,7 @@ import pytest
 from generator import oracle, oracle_lanes, spec_walk
 from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
+from generator.lanes_values import cast as lanes_cast
 from generator.spec import ArgSpec, HelperSpec, KernelSpec
 
 SEEDS = range(64)  # seeds 12, 13, 17, 38 and 55 once showed signed-zero and `or` bugs
@@ -310,6 +316,95 @@ def test_dot_matmul_and_determinant_are_summed_in_one_order_without_blas():
     m4 = rng.standard_normal((4, 4))
     assert abs(oracle.BUILTINS["determinant"](m4) - float(np.linalg.det(m4))) < 1e-12 * max(1.0, abs(np.linalg.det(m4)))
     assert differs["det"] > 0  # LAPACK's LU rounds differently: the formula is not np.linalg.det in disguise
+
+
+# ---- the builtins widened for issue 29: each case an expression over x[i] (float32, values with
+# signed zeros and halves) and k[i] (int32, 0..40), with its value computed here independently
+# from NumPy; both oracle paths must agree with each other and with that value
+def _c(value, dtype="float32"):
+    return ["c", value, dtype]
+
+
+X, K = ["ld", "x", [I]], ["ld", "k", [I]]
+_EYE3 = ["kwcall", "identity", [], [["n", _c(3, "int32")], ["dtype", ["fnref", "float32"]]]]
+_M_ROWS = ["call", "matrix_from_rows", [["vec", "vec2", [X, _c(1.0)]], ["vec", "vec2", [_c(2.0), _c(3.0)]]]]
+_M_COLS = ["call", "matrix_from_cols", [["vec", "vec2", [X, _c(1.0)]], ["vec", "vec2", [_c(2.0), _c(3.0)]]]]
+_WIDENED = [
+    # (case, expression, output dtype, expected(x, k) in NumPy)
+    ("uint8 wraps", ["cast", "int32", ["cast", "uint8", ["bin", "-", ["bin", "*", K, _c(37, "int32")], _c(500, "int32")]]],
+     "int32", lambda x, k: (k.astype(np.int64) * 37 - 500).astype(np.uint8)),
+    ("uint16 wraps", ["cast", "int32", ["cast", "uint16", ["bin", "-", ["bin", "*", K, _c(4099, "int32")], _c(9000, "int32")]]],
+     "int32", lambda x, k: (k.astype(np.int64) * 4099 - 9000).astype(np.uint16)),
+    ("int8 / int16 in range", ["cast", "int32", ["bin", "-", ["cast", "int8", K], ["cast", "int8", ["cast", "int16", _c(20, "int32")]]]],
+     "int32", lambda x, k: k - 20),
+    ("uint64 arithmetic", ["cast", "int32", ["bin", "*", ["cast", "uint64", K], _c(3, "uint64")]], "int32", lambda x, k: k * 3),
+    ("sign", ["call", "sign", [X]], "float32", lambda x, k: np.where(x < 0, -1.0, 1.0)),
+    ("round", ["call", "round", [X]], "float32", lambda x, k: np.trunc(x.astype(np.float64) + np.copysign(0.5, x))),
+    ("lerp", ["call", "lerp", [X, _c(2.0), _c(0.25)]], "float32", lambda x, k: x * 0.75 + 0.5),
+    ("radians", ["call", "radians", [X]], "float32", lambda x, k: np.radians(x.astype(np.float64))),
+    ("float(int(x))", ["cast", "float", ["cast", "int", ["bin", "*", X, _c(3.0)]]], "float32", lambda x, k: np.trunc(x * 3.0)),
+    ("bool(k)", ["cast", "float", ["cast", "bool", K]], "float32", lambda x, k: (k != 0).astype(np.float64)),
+    ("len(v)", ["cast", "float", ["call", "len", [["vec", "vec3f", [X, X, _c(1.0)]]]]], "float32", lambda x, k: np.full(x.shape, 3.0)),
+    ("wp.static", ["bin", "*", X, ["call", "static", [["bin", "*", _c(1.5), _c(2.0)]]]], "float32", lambda x, k: x * 3.0),
+    ("vec3i", ["comp", ["vec", "vec3i", [K, _c(1, "int32"), ["bin", "*", K, _c(2, "int32")]]], [2]], "int32", lambda x, k: 2 * k),
+    ("vec4i", ["comp", ["vec", "vec4i", [K, K, K, ["bin", "+", K, _c(5, "int32")]]], [3]], "int32", lambda x, k: k + 5),
+    ("identity", ["bin", "+", ["comp", ["bin", "*", X, _EYE3], [1, 1]], ["comp", _EYE3, [0, 2]]], "float32", lambda x, k: x),
+    ("diag and trace", ["call", "trace", [["call", "diag", [["vec", "vec3", [X, _c(1.0), _c(2.0)]]]]]], "float32",
+     lambda x, k: x + 3.0),
+    ("diag off the diagonal", ["comp", ["call", "diag", [["vec", "vec2", [X, X]]]], [0, 1]], "float32", lambda x, k: 0.0 * x),
+    ("matrix_from_rows / _cols and ddot", ["call", "ddot", [_M_ROWS, _M_COLS]], "float32", lambda x, k: x * x + 13.0),
+    ("mat22 / mat22f", ["call", "determinant", [["bin", "+", ["vec", "mat22", [X, _c(1.0), _c(2.0), _c(3.0)]],
+                                                ["vec", "mat22f", [_c(0.0), _c(0.0), _c(0.0), _c(0.0)]]]]],
+     "float32", lambda x, k: 3.0 * x - 2.0),
+    ("mat33d", ["cast", "float32", ["call", "trace", [["vec", "mat33d", [["cast", "float64", X]] + [_c(1.0, "float64")] * 8]]]],
+     "float32", lambda x, k: x + 2.0),
+    ("vec2d / vec3d", ["cast", "float32", ["bin", "+", ["call", "length", [["vec", "vec3d", [["cast", "float64", X], _c(0.0, "float64"), _c(0.0, "float64")]]]],
+                                          ["comp", ["vec", "vec2d", [_c(1.0, "float64"), _c(2.0, "float64")]], [1]]]],
+     "float32", lambda x, k: np.abs(x) + 2.0),
+    ("quat / quatf", ["comp", ["call", "quat_rotate", [["call", "mul", [["vec", "quat", [_c(0.0), _c(0.0), _c(0.0), _c(1.0)]],
+                                                                     ["vec", "quatf", [_c(0.0), _c(0.0), _c(0.0), _c(1.0)]]]],
+                                                      ["vec", "vec3", [X, _c(1.0), _c(2.0)]]]], [0]],
+     "float32", lambda x, k: x),
+]
+
+
+@pytest.mark.parametrize("case, expr, dtype, expected", _WIDENED, ids=[c[0] for c in _WIDENED])
+def test_each_widened_builtin_gives_numpy_s_value_on_both_paths(case, expr, dtype, expected):
+    """Python's casts, wp.static, sign, round, lerp, radians, len, the small integer types (unsigned
+    ones wrapping around), typed vector / matrix / quaternion constructors, identity, diag,
+    matrix_from_rows / _cols, trace and ddot: the lanes and the threads one by one agree bit for bit
+    (and the lanes are sure), and both give what NumPy computes here."""
+    spec = _spec([["store", "y", [I], expr]], [_arr("x"), _arr("k", dtype="int32"), _arr("y", role="out", dtype=dtype)])
+    assert oracle_lanes.supported(spec)
+    x = np.array([-2.5, -0.5, -0.0, 0.0, 0.5, 1.25, 2.5, 0.49999997], dtype=np.float32)
+    k = np.array([0, 1, 7, 13, 20, 27, 33, 40], dtype=np.int32)
+    inputs = {"x": x, "k": k, "y": np.zeros(8, dtype=np.float32 if dtype == "float32" else np.int32)}
+    assert _same(spec, inputs), f"{case}: the lanes were not sure"
+    got = oracle.run_oracle(spec, inputs)["y"]
+    want = np.asarray(expected(x.astype(np.float64), k.astype(np.int64)), dtype=got.dtype)
+    if dtype == "int32":
+        assert got.tolist() == want.tolist(), case
+    else:
+        assert np.allclose(got, want, rtol=1e-15, atol=0.0), (case, got, want)
+    if case == "diag off the diagonal":  # zeros, not x * 0.0 (a -0.0 where x < 0)
+        assert not np.signbit(got).any()
+
+
+def test_integer_casts_wrap_as_c_converts_on_both_paths():
+    """An integer cast keeps the low bits (two's complement for the signed types), on Python ints
+    (the threads one by one) and int64 lanes alike, for values far outside every type's range."""
+    values = [-(2**40) - 3, -70000, -500, -129, -128, -1, 0, 127, 128, 255, 256, 1100, 70000, 2**33 + 5]
+    numpy_type = {"int8": np.int8, "uint8": np.uint8, "int16": np.int16, "uint16": np.uint16, "int32": np.int32,
+                  "uint32": np.uint32}
+    lanes = np.array(values, dtype=np.int64)
+    m = np.ones(len(values), dtype=np.bool_)
+    for dtype, t in numpy_type.items():
+        want = lanes.astype(t).astype(np.int64).tolist()
+        assert [oracle.wrap_int(dtype, v) for v in values] == want, dtype
+        assert lanes_cast(dtype, lanes, m).tolist() == want, dtype
+    assert [oracle.wrap_int("uint64", v) for v in (-1, 5)] == [2**64 - 1, 5]
+    with pytest.raises(oracle_lanes.Unsure):  # beyond int64 lanes: the threads one by one decide
+        lanes_cast("uint64", lanes, m)
 
 
 def _tagged_lists(x, out):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from generator.spec import FLOAT_DTYPES, ArgSpec, HelperSpec, KernelSpec
+from generator.oracle_builtins import BARE_BUILTINS
+from generator.spec import FLOAT_DTYPES, PY_CASTS, ArgSpec, HelperSpec, KernelSpec
 
 INDENT = "    "
 
@@ -48,8 +49,9 @@ def render_expr(e, parent: int = 0) -> str:
         return _wrap(f"{render_expr(e[1], p)} % {render_expr(e[2], p + 1)}", p, parent)
     if tag == "neg":
         return _wrap(f"-{render_expr(e[1], _PREC['neg'] + 1)}", _PREC["neg"], parent)
-    if tag in ("call", "vec"):  # a builtin call or a vec/mat/quat constructor
-        return f"wp.{e[1]}({', '.join(render_expr(a) for a in e[2])})"
+    if tag in ("call", "vec"):  # a builtin call or a vec/mat/quat constructor (len(v): Python's own)
+        prefix = "" if e[1] in BARE_BUILTINS else "wp."
+        return f"{prefix}{e[1]}({', '.join(render_expr(a) for a in e[2])})"
     if tag == "hcall":
         return f"{e[1]}({', '.join(render_expr(a) for a in e[2])})"
     if tag == "where":
@@ -63,8 +65,8 @@ def render_expr(e, parent: int = 0) -> str:
     if tag == "not":
         p = _PREC["not"]
         return _wrap(f"not {render_expr(e[1], p)}", p, parent)
-    if tag == "cast":
-        return f"wp.{e[1]}({render_expr(e[2])})"
+    if tag == "cast":  # wp.float32(x), or Python's float(x) / int(x) / bool(x)
+        return f"{'' if e[1] in PY_CASTS else 'wp.'}{e[1]}({render_expr(e[2])})"
     if tag == "comp":
         return f"{render_expr(e[1], 9)}[{', '.join(str(k) for k in e[2])}]"
     if tag == "mmul":

@@ -11,20 +11,28 @@ Expressions (first element is the tag):
   ["ld", array, [index...]]      array element load
   ["bin", op, a, b]              op in + - * /  (the grammar only divides by values >= 1)
   ["neg", a]
-  ["call", builtin, [args...]]   Warp builtin (wp.sin, wp.min, ...)
+  ["call", builtin, [args...]]   Warp builtin (wp.sin, wp.min, ...); `len` is Python's len(v) of a
+                                 vector; ["call", "static", [e]] is wp.static(e) of a literal
+                                 expression e (c, bin and neg of float32 / int32 literals only)
   ["where", cond, a, b]          wp.where
   ["cmp", op, a, b]              < <= > >= (and == != on integers only)
   ["and", a, b] / ["or", a, b] / ["not", a]
   ["hcall", helper, [args...]]   call of one of the spec's own @wp.func helpers
-  ["cast", dtype, a]             wp.float32(a), wp.int32(a), ...
+  ["cast", dtype, a]             wp.float32(a), wp.int32(a), wp.uint8(a), wp.bfloat16(a), ... (an
+                                 integer cast wraps modulo 2**bits, as C converts; the float64
+                                 oracle leaves a float16 / bfloat16 narrowing to the output's
+                                 tolerance); dtype float / int / bool: Python's
+                                 float(a), int(a), bool(a) (Warp's float32, int32 and bool casts)
   ["mod", a, k]                  integer a % k with a >= 0 and literal k > 0
-  ["vec", type, [comps...]]      wp.vec3(a, b, c), wp.mat22(...), wp.quat(...) constructors
+  ["vec", type, [comps...]]      wp.vec3(a, b, c), wp.mat22(...), wp.quat(...) constructors (and the
+                                 typed ones of VALUE_VEC_TYPES: wp.vec3i(...), wp.vec3d(...), ...)
   ["comp", e, [k...]]            component of a vector / matrix: e[k] or e[r, c]
   ["mmul", a, b]                 matrix product a * b (mat*vec or mat*mat)
   ["arr", name]                  a whole array passed as a value (tile loads and stores)
   ["tuple", [items...]]          (a,) / (a, b): tile shapes and offsets
   ["fnref", builtin]             wp.sin as a value (wp.tile_map)
-  ["kwcall", builtin, [args...], [[keyword, expr]...]]   wp.tile_load(x, shape=..., offset=...)
+  ["kwcall", builtin, [args...], [[keyword, expr]...]]   wp.tile_load(x, shape=..., offset=...),
+                                 wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
   ["fld", arg, field]            a field of a @wp.struct argument: arg.field
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
 
@@ -63,6 +71,21 @@ INT_DTYPES = ("int32", "int64", "uint32")
 # float32 vector types: name -> shape of one element
 VEC_SHAPES = {"vec2": (2,), "vec3": (3,), "vec4": (4,), "mat22": (2, 2), "mat33": (3, 3), "mat44": (4, 4), "quat": (4,)}
 DTYPES = FLOAT_DTYPES + INT_DTYPES + tuple(VEC_SHAPES)
+# integer types kernels compute in (casts, locals), never an array's or argument's dtype (the pair
+# schema's dtype enum does not hold them): name -> (bits, signed)
+SMALL_INT_DTYPES = {"int8": (8, True), "uint8": (8, False), "int16": (16, True), "uint16": (16, False),
+                    "uint64": (64, False)}
+INT_BITS = {"int32": (32, True), "int64": (64, True), "uint32": (32, False), **SMALL_INT_DTYPES}
+# Python's own casts in a kernel, float(x) / int(x) / bool(x), and the Warp type each one is
+PY_CASTS = {"float": "float32", "int": "int32", "bool": "bool"}
+# float types kernels round through by a cast (never an array's dtype)
+CAST_FLOAT_DTYPES = ("bfloat16",)
+# typed vector constructors kernels call (values only, never an array's dtype): name -> (shape, scalar dtype)
+VALUE_VEC_TYPES = {
+    "vec2i": ((2,), "int32"), "vec3i": ((3,), "int32"), "vec4i": ((4,), "int32"),
+    "vec2f": ((2,), "float32"), "vec3f": ((3,), "float32"), "mat22f": ((2, 2), "float32"), "quatf": ((4,), "float32"),
+    "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
+}
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 

@@ -9,6 +9,7 @@ lanes' support check and written arrays, and the fault audit's literals all walk
     nodes(*bodies)        every node, in the same order
     statements(*bodies)   every statement, nested ones included, in the same order
     spec_bodies(spec)     a KernelSpec's kernel body and its helpers' bodies, the bodies to walk
+    referenced_names(*bodies), unused_args(spec)   the names a body uses; the arguments it never does
     statement_children(s), expression_children(e), statement_bodies(s)   one node's children
 
 A body is a list of statements (a KernelSpec's `body`, a helper's `body`, or the same lists of a
@@ -119,3 +120,28 @@ def statements(*bodies: Body) -> Iterator[Node]:
         yield s
         for body in reversed(statement_bodies(s)):
             todo.extend(reversed(body))
+
+
+def referenced_names(*bodies: Body) -> set[str]:
+    """The names the bodies read or write: locals and scalar arguments (`v`), arrays loaded,
+    stored, passed whole or updated atomically, struct arguments whose fields are read, and
+    assignment targets. A kernel argument missing from this set is one the kernel never uses."""
+    names = set()
+    for node in nodes(*bodies):
+        match node:
+            case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf", name, *_]:
+                names.add(name)
+            case ["store", name, _, _] | ["atomic", _, name, _, _]:
+                names.add(name)
+            case ["let" | "set", name, _] | ["aug", name, _, _]:
+                names.add(name)
+            case ["for", name, _, _, _]:
+                names.add(name)
+    return names
+
+
+def unused_args(spec: KernelSpec) -> list[str]:
+    """The kernel's arguments its body never names, in argument order (helpers see only what the
+    kernel passes them, so the kernel's body is the one to read)."""
+    used = referenced_names(spec.body)
+    return [a.name for a in spec.args if a.name not in used]

@@ -25,6 +25,7 @@ from schemas.dataset_format import (
     FINDINGS_DIR, RECORDS_SUFFIX, RUNNING_SUFFIX, canonical_json, faults_name, shard_name, stats_name)
 from extractor import warp_adapter
 from validator import checks
+from runtime.process import TMP_INFIX, atomic_write  # noqa: F401 (the run's writers and tests take them from here)
 from pipeline.plan import chunk_indices, kernel_plan
 from pipeline.task import ChunkTask, Faults
 
@@ -36,8 +37,6 @@ EXECUTION_CHECKS = checks.EXECUTION_CHECKS
 # Tests only (`Faults.kill_chunk`): the flag file, in the run's temporary directory, of a chunk
 # whose worker was killed once already.
 KILLED_FLAG_PREFIX = "killed-"
-# `atomic_write` writes NAME.tmp-PID, then renames it to NAME
-TMP_INFIX = ".tmp-"
 
 
 def reason_code(reason: str) -> str:
@@ -208,7 +207,8 @@ def assemble(target: str, drawn: list[tuple], results: list[checks.KernelResult]
             continue
         outcome["id"] = record["id"]
         outcome["checks"] = {k: v["status"] for k, v in record["checks"].items()}
-        outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] == "not_run"}
+        # the reason of every verdict other than passed (not_run, inconclusive): the summary groups them
+        outcome["notes"] = {k: v["reason"] for k, v in record["checks"].items() if v["status"] != "passed"}
         kept.append(text)
     return kept, findings, toolchain
 
@@ -269,15 +269,6 @@ def _test_kill(c: int, faults: Faults | None) -> None:
     if not os.path.exists(flag):
         open(flag, "w").close()
         os.kill(os.getpid(), signal.SIGKILL)
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}{TMP_INFIX}{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def finding_path(out: str, c: int) -> str:

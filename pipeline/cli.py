@@ -12,6 +12,7 @@ from generator.families import FAMILIES, families_for
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from pipeline.config import RunConfig
 from pipeline.errors import ExecutorUnavailable, RunConflict, RunStopped, WorkerLost
+from validator.reason_groups import SUMMARY_STATUSES, CheckTally, group
 
 DEFAULT_COUNT = 300  # the embedded default config: a small real dataset
 DEFAULT_SEED = 0
@@ -173,20 +174,45 @@ def main(target: str, argv: list[str] | None = None) -> int:
         print(f"error: terminated (SIGTERM); the finished chunks are in {args.out}: the same command resumes the run",
               file=sys.stderr)
         return EXIT_TERMINATED
-    c = m["counts"]
-    print(f"wrote {c['passed']} pairs to {args.out} ({len(m['shards'])} shards + manifest.json)")
-    print(f"attempted {c['attempted']}, rejected {c['rejected']}" + (
-        ": " + ", ".join(f"{k} {v}" for k, v in m["rejects_by_reason"].items()) if m["rejects_by_reason"] else ""))
-    for fam, fc in c["by_family"].items():
-        print(f"  {fam:<16} {fc['passed']:>6} passed {fc['rejected']:>4} rejected")
-    v = m["validation"]
-    ray = " (Ray tasks)" if m["_run"]["executor"] == "ray" else ""
-    print(f"{m['_run']['pairs_per_s']} pairs/s over {m['_run']['seconds']} s with {m['_run']['workers']} workers{ray}"
-          f" on {', '.join(m['_run']['devices']) or 'no device (codegen only)'}"
-          + (f" ({m['_run']['resumed_pairs']} pairs resumed from an earlier run, not in the rate)"
-             if m["_run"].get("resumed_pairs") else ""))
-    print("checks on written pairs: " + "; ".join(
-        f"{k} " + ", ".join(f"{s} {n}" for s, n in sorted(v[k].items())) for k in ("compile_cpu", "compile_cuda", "execute_cpu", "execute_gpu")))
-    if m["validation_notes"]:
-        print("  " + "; ".join(f"{k}: {r}" for k, r in m["validation_notes"].items()))
+    for line in summary(m, args):
+        print(line)
     return 0
+
+
+def summary(m: dict, args: argparse.Namespace) -> list[str]:
+    """The closing summary: what was written and rejected (by reason code), the rate and devices,
+    and every check of the written pairs counted by status, reasons grouped (`reason_groups`). No
+    pair's own reason: those are in its record, the stats files and manifest.json."""
+    c, run = m["counts"], m["_run"]
+    rejects: dict[str, int] = {}
+    for code, n in m["rejects_by_reason"].items():  # by reason code (a code of no known form: "other: ...")
+        rejects[group("failed", code)] = rejects.get(group("failed", code), 0) + n
+    lines = [f"wrote {c['passed']} pairs to {args.out} ({len(m['shards'])} shards + manifest.json)",
+             f"attempted {c['attempted']}, rejected {c['rejected']}" + (
+                 ": " + ", ".join(f"{k} {n}" for k, n in sorted(rejects.items(), key=lambda kn: (-kn[1], kn[0])))
+                 if rejects else "")]
+    lines += [f"  {fam:<16} {fc['passed']:>6} passed {fc['rejected']:>4} rejected" for fam, fc in c["by_family"].items()]
+    ray = " (Ray tasks)" if run["executor"] == "ray" else ""
+    lines.append(f"{run['pairs_per_s']} pairs/s over {run['seconds']} s with {run['workers']} workers{ray}"
+                 f" on {', '.join(run['devices']) or 'no device (codegen only)'}{_no_gpu(run, args)}"
+                 + (f" ({run['resumed_pairs']} pairs resumed from an earlier run, not in the rate)"
+                    if run.get("resumed_pairs") else ""))
+    tally = CheckTally()
+    tally.merge(m["_checks"])
+    lines.append(f"checks of the {c['passed']} written pairs, by status ({', '.join(SUMMARY_STATUSES)}), reasons "
+                 f"grouped (each pair's own in its record's checks):")
+    return lines + tally.lines()
+
+
+def _no_gpu(run: dict, args: argparse.Namespace) -> str:
+    """Why no GPU executed, where one could have: "; no CUDA device" (and no driver, where Warp
+    found none: its warning is held back, `warp_adapter.init_warp`), or --gpus none."""
+    if not run["validate"] or any(d != "cpu" for d in run["devices"]):
+        return ""
+    if args.gpus == []:
+        return "; GPU execution off (--gpus none)"
+    if args.executor == "ray":
+        return "; Ray tasks execute on CPUs only"
+    from extractor import warp_adapter
+
+    return "; no CUDA device" + (" (no NVIDIA CUDA driver found)" if warp_adapter.cuda_driver_missing() else "")

@@ -12,6 +12,7 @@ import schemas
 
 from schemas.dataset_format import (FINDINGS_DIR, RUN_CONFIG, RUN_INFO, RUN_MANIFEST, SHARD_PREFIX, canonical_json,
                                     pretty_json, shard_name, stats_name)
+from validator.reason_groups import CheckTally
 from pipeline.errors import RunConflict
 from pipeline.chunk import TMP_INFIX, atomic_write, finding_path, reason_code, write_chunk
 
@@ -112,6 +113,18 @@ def _validation(outcomes: list[dict]) -> tuple[dict, dict]:
     return {k: dict(sorted(v.items())) for k, v in sorted(validation.items())}, dict(sorted(notes.items()))
 
 
+def check_tally(outcomes: list[dict]) -> dict:
+    """Every written pair's verdict per check, by status and reason group (`CheckTally.to_json`):
+    what the closing summary prints. Not stored: the reasons it groups are each pair's own (its
+    record's checks, the stats files), the first per check in `validation_notes`."""
+    tally = CheckTally()
+    for o in outcomes:
+        notes = o.get("notes", {})
+        for k, status in o.get("checks", {}).items():
+            tally.add(k, status, notes.get(k))
+    return tally.to_json()
+
+
 def _gradient(outcomes: list[dict]) -> dict:
     """The gradient check per family: the written pairs' verdicts plus the findings."""
     gradient: dict[str, dict] = {}
@@ -138,7 +151,8 @@ def _shards(out: str, chunks: list[dict]) -> tuple[list[dict], int]:
 
 
 def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
-    """The run's manifest.json over the kept `chunks` (their stats), written and returned."""
+    """The run's manifest.json over the kept `chunks` (their stats), written and returned, the
+    returned one with "_checks" (`check_tally`) too."""
     outcomes = [o for s in chunks for o in s["outcomes"]]
     by_family, reasons, examples = _rejects(outcomes)
     validation, notes = _validation(outcomes)
@@ -166,4 +180,5 @@ def write_manifest(out: str, chunks: list[dict], config: dict) -> dict:
         "shards": shards,
     }
     atomic_write(os.path.join(out, RUN_MANIFEST), pretty_json(manifest).encode())
+    manifest["_checks"] = check_tally(outcomes)  # returned, not written (`check_tally`)
     return manifest

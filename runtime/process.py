@@ -1,6 +1,6 @@
 """Where a user's relative path points: the directory they ran ./bazelw (or bazel run) from;
-where a worker process keeps its temporary files (`use_run_dir`); and how a command stops on
-SIGTERM (`sigterm_raises`)."""
+where a worker process keeps its temporary files (`use_run_dir`); how a command stops on
+SIGTERM (`sigterm_raises`); and how a file is written whole or not at all (`atomic_write`)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,20 @@ class Terminated(Exception):
 
 
 _terminated = False  # SIGTERM arrived inside sigterm_raises
+
+# `atomic_write` writes NAME.tmp-PID, then renames it to NAME
+TMP_INFIX = ".tmp-"
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """`data` into `path`, written to NAME.tmp-PID beside it, fsynced, then renamed: never half a
+    file (a run's finalize sweep removes what a killed writer left, by TMP_INFIX)."""
+    tmp = f"{path}{TMP_INFIX}{os.getpid()}"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def _raise_terminated(signum, frame):

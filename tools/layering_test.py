@@ -1,12 +1,14 @@
 """The rooms and their order: no package imports from a package above it.
 
-    runtime < schemas < generator < extractor < validator < pipeline < tools < report < bench
+    runtime < schemas < generator < extractor < harvest < validator < pipeline < tools < report
+            < eval < bench < docs
 
 runtime/ is process plumbing (the caller's directory, run directories, SIGTERM);
 generator/ is the model (specs, grammar, families, render, oracle, inputs); extractor/ lowers a
-spec's module with Warp's JIT; validator/ checks records; pipeline/ runs generation above all
-three; tools/ (release, verify, provenance) and report/ work on datasets and releases; bench/
-measures everything. A test file may also import `pipeline`, and nothing else above its own
+spec's module with Warp's JIT; harvest/ finds and lowers the real kernels of the installed
+warp-lang wheel; validator/ checks records; pipeline/ runs generation above all three; tools/
+(release, verify, provenance) and report/ work on datasets and releases; eval/ scores a model's
+answers on a release; bench/ measures everything; docs/ holds the pages to the code. A test file may also import `pipeline`, and nothing else above its own
 package: tests of lower rooms build their datasets with the pipeline.
 """
 
@@ -20,7 +22,7 @@ import tempfile
 
 import pytest
 
-ORDER = ["runtime", "schemas", "generator", "extractor", "validator", "pipeline", "tools", "report", "bench"]
+ORDER = ["runtime", "schemas", "generator", "extractor", "harvest", "validator", "pipeline", "tools", "report", "eval", "bench", "docs"]
 LAYER = {name: i for i, name in enumerate(ORDER)}
 TEST_MAY_IMPORT = {"pipeline"}
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))

@@ -27,7 +27,7 @@ from runtime.process import EXIT_TERMINATED, Terminated, caller_dir, sigterm_rai
 from generator.spec import KernelSpec
 from schemas import files
 from schemas.dataset_format import RunManifestError, pretty_json, read_run_manifest
-from validator import checks, sandbox
+from validator import checks, sandbox, summary
 # one record judged against a fresh check, split out; re-exported (gradients_test uses _judge_one)
 from validator.judge import ToolchainMismatch, _judge_one, check_toolchain  # noqa: F401 (re-exported)
 # Ray and the record sources, split out; re-exported for every caller (pipeline.executors, tests)
@@ -37,6 +37,7 @@ from validator.ray_exec import (  # noqa: F401 (re-exported)
 from validator.sources import (  # noqa: F401 (re-exported)
     FileSetRefused, NoShards, _count_lines, _first_toolchain, _parquet_records, _release_manifest, _release_sources,
     _run_sources)
+from validator.reason_groups import CheckTally
 from validator.verdicts import ValidatorError, unpublishable
 
 BATCH = 50
@@ -104,6 +105,7 @@ class Revalidation:
         self.total = 0
         self.gpu_counts: dict[str, int] = {}
         self.gpu_notes: set[str] = set()
+        self.checks = CheckTally()  # every record's fresh verdict per check (validator/summary.py)
         self.lock = threading.Lock()
         self.progress = _Progress(sum(n for _, _, _, n in every), quiet)
         self.errors: list[BaseException] = []
@@ -116,8 +118,11 @@ class Revalidation:
         # that still runs as stopped, CPython 3.11; an Event's wait is safe to interrupt)
         self.ended: list[threading.Event] = []
 
-    def fail(self, key, where: str, rec, reason: str) -> None:
+    def fail(self, key, where: str, rec, reason: str, judged: bool = True) -> None:
+        """Record a failure; `judged` False: the record failed before anything was compiled."""
         with self.lock:
+            if not judged:
+                summary.tally_rejected(self.checks, reason)
             self.failures.append((key, {"where": where, "id": rec.get("id") if isinstance(rec, dict) else None,
                                         "code": checks.split_reason(reason)[0], "reason": reason}))
 
@@ -130,6 +135,8 @@ class Revalidation:
         failed = 0
         for (key, where, rec, finding), spec, res in zip(batch, specs, results):
             reason, g = _judge_one(spec, res, rec, finding)
+            with self.lock:
+                summary.tally_judged(self.checks, res, rec)
             if g is not None:
                 with self.lock:
                     self.gpu_counts[g.status] = self.gpu_counts.get(g.status, 0) + 1
@@ -214,14 +221,14 @@ class Revalidation:
 
     def admit(self, key: tuple[int, int], where: str, rec, err: str | None, finding: bool) -> None:
         if err:
-            self.fail(key, where, None, err)
+            self.fail(key, where, None, err, judged=False)
             self.progress.update(1, 1)
             return
         v = checks.check_static(rec) if isinstance(rec, dict) else checks.failed("schema: (root): not an object")
         if v["status"] == "passed" and finding and (why := unpublishable(rec["checks"], finding=True)):
             v = checks.failed(f"finding: the record {why}")
         if v["status"] != "passed":
-            self.fail(key, where, rec, v["reason"])
+            self.fail(key, where, rec, v["reason"], judged=False)
             self.progress.update(1, 1)
             return
         if self.pending and sorted(rec["ir"]["ptx"]) != sorted(self.pending[0][2]["ir"]["ptx"]):
@@ -247,6 +254,7 @@ class Revalidation:
                 "records": self.total, "passed": self.total - len(ordered), "findings": findings,
                 "failed": len(ordered), "failures_by_reason": dict(sorted(reasons.items())), "failures": ordered,
                 "execute_gpu": dict(sorted(self.gpu_counts.items())), "execute_gpu_notes": sorted(self.gpu_notes),
+                "checks": self.checks.to_json(),
                 "toolchain": warp_adapter.compilers()}
 
 
@@ -338,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     # written to a new file renamed into place: a link planted at the report's path is replaced,
     # never written through
     files.write_text(out, pretty_json(report))
-    _print_summary(report, out)
+    summary.print_summary(report, out)
     return 1 if report["failed"] else 0
 
 
@@ -385,16 +393,3 @@ def _revalidate_bounded(args: argparse.Namespace, base: str, directory: str, gpu
             import ray
 
             ray.shutdown()
-
-
-def _print_summary(report: dict, out: str) -> None:
-    print(f"{report['records']} records: {report['passed']} passed, {report['failed']} failed; report: {files.quote(out)}")
-    if report["findings"]["records"]:
-        print(f"of which {report['findings']['records']} findings ({checks.FINDINGS_CONFIG}/, held to their own rule): "
-              f"{report['findings']['records'] - report['findings']['failed']} reproduced, {report['findings']['failed']} failed")
-    print("GPU execution: " + (", ".join(f"{s} {n}" for s, n in report["execute_gpu"].items()) or "none")
-          + (f" ({'; '.join(report['execute_gpu_notes'])})" if report["execute_gpu_notes"] else ""))
-    for reason, n in sorted(report["failures_by_reason"].items()):
-        print(f"  {files.quote(reason, 80)}: {n}")
-    for f in report["failures"][:10]:
-        print(f"  {files.quote(f['where'], 120)} {files.quote(f['id'], 40)}: {files.quote(f['reason'], 300)}")

@@ -10,7 +10,8 @@ import builtins
 import keyword
 
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
-from generator.spec import DTYPES
+from generator.oracle_builtins import BARE_CALLS
+from generator.spec import CAST_FLOAT_DTYPES, DTYPES, SMALL_INT_DTYPES, VALUE_VEC_TYPES
 from validator.outcomes import PASSED, failed
 
 
@@ -28,10 +29,19 @@ _ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
 
 
 # the wp.<name>s the renderer emits: the grammar's builtins (the oracle implements each one),
-# the dtypes and vec/mat/quat constructors, and the structural names
-WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset({
-    "kernel", "func", "struct", "tid", "where", "atomic_add", "atomic_min", "atomic_max", "randf",
-    "array", "array2d", "array3d", "array4d"})
+# the dtypes, the casts to small integer types and bfloat16, the vec/mat/quat constructors (typed ones too:
+# wp.vec3i, ...), and the structural names
+WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_DTYPES) | frozenset(CAST_FLOAT_DTYPES) | \
+    frozenset(VALUE_VEC_TYPES) | \
+    frozenset({"kernel", "func", "struct", "tid", "where", "atomic_add", "atomic_min", "atomic_max", "randf",
+               "array", "array2d", "array3d", "array4d"})
+# the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
+BARE_NAMES = BARE_CALLS
+# wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the
+# grammar writes there, a literal expression of at most STATIC_NODES nodes (int and float
+# constants of magnitude <= STATIC_MAX, + - * and unary -), and wp.static appears nowhere else
+STATIC_NODES = 7
+STATIC_MAX = 2**20
 _ARRAY_CTORS = ("array", "array2d", "array3d", "array4d")
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
 
@@ -195,6 +205,7 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
     ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
                                                           ast.Name, ast.Call)
     allowed = _ALLOWED_TYPES
+    statics: set[int] = set()  # the wp.static callees of admitted literal calls
     for node in nodes:
         t = type(node)
         if t not in allowed:
@@ -210,11 +221,19 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
             field_ok = base in struct_params and node.attr in struct_params[base]
             if not (base == "wp" or field_ok) or node.attr.startswith("_"):
                 return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
+            if base == "wp" and node.attr == "static" and id(node) not in statics:
+                # the walk is breadth first: a call is visited before its callee, so a wp.static
+                # not admitted as the callee of a literal call is one used some other way
+                return failed(f"safety: wp.static at line {node.lineno} other than called on a literal expression")
         elif t is Call:
             f = node.func
-            ok = type(f) is Attribute or (type(f) is Name and (f.id in defined or f.id in ("range", "float", "int")))
+            ok = type(f) is Attribute or (type(f) is Name and (f.id in defined or f.id in BARE_NAMES))
             if not ok:
                 return failed(f"safety: call of {_shown(f)} at line {node.lineno} is not a Warp builtin or own helper")
+            if type(f) is Attribute and _wp_name(f) == "static":
+                if not _literal_static(node):
+                    return failed(f"safety: wp.static at line {node.lineno} of anything but a small literal expression")
+                statics.add(id(f))
         elif t is ClassDef:
             if node not in top_classes:
                 return failed(f"safety: nested class {node.name} at line {node.lineno}")
@@ -225,6 +244,29 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
             if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
                 return failed(f"safety: disallowed import at line {node.lineno}")
     return None
+
+
+def _literal_static(call) -> bool:
+    """Whether a wp.static(...) call holds one literal expression the grammar writes there."""
+    if len(call.args) != 1 or call.keywords:
+        return False
+    todo, seen = [call.args[0]], 0
+    while todo:
+        e = todo.pop()
+        seen += 1
+        if seen > STATIC_NODES:
+            return False
+        t = type(e)
+        if t is ast.Constant:
+            if type(e.value) not in (int, float) or not abs(e.value) <= STATIC_MAX:
+                return False
+        elif t is ast.BinOp and type(e.op) in (ast.Add, ast.Sub, ast.Mult):
+            todo += [e.left, e.right]
+        elif t is ast.UnaryOp and type(e.op) is ast.USub:
+            todo.append(e.operand)
+        else:
+            return False
+    return True
 
 
 def _top_level(tree) -> dict | None:

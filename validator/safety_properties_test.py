@@ -2,7 +2,10 @@
 deep expressions and mutated generated sources: (1) a well-formed verdict, or RecursionError/MemoryError
 only where Python's parser gives up (as `check_static` expects); (2) nothing it passes holds what an
 independent walk of the documented allowlist refuses; (3) it never imports or runs what it judges.
-Each property is shown failing on planted bugs (a recursive walker, a widened allowlist, ...)."""
+Each property is shown failing on planted bugs (a recursive walker, a widened allowlist, ...).
+
+Over 400 lines: the allowlist written out independently, the hostile fragments, the properties and
+their planted bugs belong in one file, each read against the others."""
 
 import ast
 import atexit
@@ -40,11 +43,25 @@ _NODES = frozenset({
     ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq})
 _ORIGINAL_CHECK = safety.check_safety
 _WP_NAMES = frozenset(safety.WP_NAMES)  # a copy taken at import: a patched table cannot widen it
-_NEVER_WP = ("static", "get_module", "compile_aot_module", "load_module", "config", "context", "build", "types")
+_NEVER_WP = ("get_module", "compile_aot_module", "load_module", "config", "context", "build", "types")
 _DTYPES = frozenset(DTYPES)
 _ARRAYS = ("array", "array2d", "array3d", "array4d")
 _UNBINDABLE = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
-_CALLABLE_BUILTINS = ("range", "float", "int")
+_CALLABLE_BUILTINS = ("range", "float", "int", "bool", "len")
+# wp.static(e) runs e as Python when Warp builds the kernel: e may only be a literal expression of
+# int / float constants (magnitude <= 2**20) under + - * and unary -, at most 7 such nodes
+_STATIC_PARTS = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.USub)
+
+
+def _static_literal(call) -> bool:
+    """Whether a wp.static call's argument is the literal expression the grammar writes."""
+    if len(call.args) != 1 or call.keywords:
+        return False
+    parts = list(ast.walk(call.args[0]))
+    values = [n for n in parts if type(n) in (ast.Constant, ast.BinOp, ast.UnaryOp)]
+    return (len(values) <= 7 and all(type(n) in _STATIC_PARTS for n in parts)
+            and all(type(n.value) in (int, float) and abs(n.value) <= 2**20 for n in parts if type(n) is ast.Constant)
+            and all(type(n.op) is ast.USub for n in parts if type(n) is ast.UnaryOp))
 
 
 def _wp(node):
@@ -88,6 +105,8 @@ def _node_problem(tree, structs):
     struct_params = {p.arg for n in tree.body if type(n) is ast.FunctionDef for p in n.args.args
                      if type(p.annotation) is ast.Name and p.annotation.id in structs}
     placed = {id(n) for n in tree.body} | {id(s) for c in tree.body if type(c) is ast.ClassDef for s in c.body}
+    statics = {id(n.func) for n in ast.walk(tree) if type(n) is ast.Call and _wp(n.func) == "static"
+               and _static_literal(n)}
     for node in ast.walk(tree):  # the standard library's walk, not safety's `_walk`
         t = type(node)
         if t not in _NODES:
@@ -103,6 +122,8 @@ def _node_problem(tree, structs):
             allowed = _WP_NAMES if base == "wp" else fields if base in struct_params else ()
             if node.attr.startswith("_") or node.attr not in allowed:
                 return f"the attribute {base}.{node.attr}"
+            if base == "wp" and node.attr == "static" and id(node) not in statics:
+                return "wp.static of anything but a small literal expression"
         if t is ast.Call and not (type(node.func) is ast.Attribute or getattr(node.func, "id", None) in own):
             return f"a call of {ast.dump(node.func)[:60]}"
         bound = {ast.FunctionDef: "name", ast.ClassDef: "name", ast.arg: "arg"}.get(t)
@@ -125,7 +146,9 @@ def _inadmissible(source: str):
 _HOSTILE_EXPRS = (
     "__import__('os')", "open('/tmp/x', 'w')", "getattr(wp, 'static')", "exec('1')", "eval('1')", "globals()",
     "breakpoint()", "print(1)", "type(wp)", "__builtins__", "lambda: 0", "{k: k for k in range(3)}", "(q := 1.0)",
-    "(k for k in range(3))", "wp.static(1)", "wp.get_module('m')", "x0.numpy()", "p.__class__", "p.lo", "...",
+    "(k for k in range(3))", "wp.static(1)", "wp.static(2.0 * -0.5)", "wp.static(x0)", "wp.static(open('/tmp/x'))",
+    "wp.static(1 + 2 + 3 + 4 + 5)", "wp.static(3 ** 99)", "wp.static(1099511627776)", "wp.static(True)", "wp.static(1, x=2)",
+    "len(x0)", "bool(q)", "wp.get_module('m')", "x0.numpy()", "p.__class__", "p.lo", "...",
     "{1, 2}", "float(1)", "int(2.0)", "range(3)", "wp.vec3(1.0, 2.0, 3.0)", "x0[i:]", "wp.float32", "q.x")
 _HOSTILE_STMTS = (
     "import os", "import os as wp", "from os import path", "import warp as wp", "global q", "del q", "assert q",
@@ -160,7 +183,7 @@ _CONTEXTS = st.recursive(st.sampled_from(("@@", "1.0", "2", "i", "x0[i]", "wp.ti
                          max_leaves=5)
 _HOSTILE = st.one_of(
     st.sampled_from(_HOSTILE_EXPRS),
-    st.sampled_from(_NEVER_WP + ("__class__", "__dict__", "_src", "sin.__globals__")).map("wp.{}".format),
+    st.sampled_from(_NEVER_WP + ("static", "__class__", "__dict__", "_src", "sin.__globals__")).map("wp.{}".format),
     st.tuples(st.sampled_from(_HOSTILE_FORMS), st.lists(_CONTEXTS, min_size=2, max_size=2)).map(
         lambda t: t[0].format(*(c.replace("@@", "i") for c in t[1][:t[0].count("{}")]))),
     st.tuples(_CONTEXTS, st.sampled_from(_ATTRS)).map(lambda t: f"({t[0].replace('@@', 'i')}).{t[1]}"))
@@ -309,6 +332,21 @@ def test_the_allowlist_here_is_the_documented_one():
     assert safety._RESERVED == _UNBINDABLE
 
 
+@pytest.mark.parametrize("expr, admitted", [
+    ("wp.static(2 * 3)", True), ("wp.static(-0.5 + 1.25)", True), ("float(len(wp.vec3(1.0, 2.0, 3.0)))", True),
+    ("float(bool(i))", True), ("wp.float32(wp.uint8(i))", True), ("wp.static(x0)", False),
+    ("wp.static(1 + 2 + 3 + 4 + 5)", False), ("wp.static(1048577)", False), ("wp.static(True)", False),
+    ("wp.static(2, 3)", False), ("wp.static(q=2)", False), ("wp.sin(wp.static)", False), ("wp.static", False),
+    ("wp.static(wp.static(1))", False), ("wp.static(4 / 2)", False), ("wp.len(x0)", False), ("hex(1)", False)])
+def test_wp_static_and_the_bare_builtins_are_admitted_only_in_the_grammar_s_forms(expr, admitted):
+    """wp.static (which Warp evaluates as Python when it builds the kernel) only as a call on a
+    small literal expression, and of the bare builtins only range, float, int, bool and len: the
+    wall and the independent walk here agree on each form."""
+    source = _KERNEL + f"    i = wp.tid()\n    q = {expr}\n"
+    assert (_assert_verdict(source) == PASSED) == admitted, expr
+    assert (_inadmissible(source) is None) == admitted, expr
+
+
 @given(specs())
 def test_generated_sources_pass_both_walls(spec):
     source = render_source(spec)
@@ -385,8 +423,10 @@ def _resolving_wall(source):
      "passed a source holding a Lambda"),  # one more node type
     ("_RESERVED", safety._RESERVED - {"open"}, _assert_passed_only_if_admissible, mutated_sources(),
      "passed a source holding a binding of open"),  # a builtin nothing may bind dropped from the list
-    ("WP_NAMES", safety.WP_NAMES | {"static"}, _assert_passed_only_if_admissible, mutated_sources(),
-     "passed a source holding the attribute wp.static"),  # wp.static evaluates its argument at codegen
+    ("WP_NAMES", safety.WP_NAMES | {"get_module"}, _assert_passed_only_if_admissible, mutated_sources(),
+     "passed a source holding the attribute wp.get_module"),  # a wp name the grammar never uses
+    ("_literal_static", lambda call: True, _assert_passed_only_if_admissible, mutated_sources(),
+     "passed a source holding wp.static of anything but"),  # wp.static evaluates its argument at codegen
     ("check_safety", _resolving_wall, _assert_nothing_ran, _ARMED, "AssertionError: judging ran code"),
 ])
 def test_each_property_fails_on_its_planted_bug(request, monkeypatch, attr, planted, prop, strategy, error):

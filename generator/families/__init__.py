@@ -6,6 +6,7 @@ kernel of either lowers to both backends.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 from generator.families import (
@@ -16,6 +17,7 @@ from generator.inputs import INPUT_SETS, make_inputs
 from generator.liveness import dead_output
 from generator.oracle import run_oracle, run_oracle_sets
 from generator.spec import KernelSpec, derive_seed
+from generator.spec_walk import unused_args
 
 _CPU = (arith, branch, loop, nested_loops, vecmath, matrix, atomics, helpers, structs, dtypes)
 _CUDA = (reduce_atomic, stencil, matvec, cond_reduce, particles, random_numbers, control_flow,
@@ -40,17 +42,26 @@ def build_spec(family: str, seed: int) -> KernelSpec:
     """(family, seed) -> spec, identical on every machine.
 
     A draw whose oracle outputs are dead over the seeded input sets (`generator.liveness`) is
-    drawn again from the same random stream, so the result stays a function of (family, seed)."""
+    drawn again from the same random stream, so the result stays a function of (family, seed).
+    An argument the drawn body never names (an input no expression happened to pick) is left
+    out of the signature: every parameter of a kernel is one it uses."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; known: {', '.join(sorted(FAMILIES))}")
     if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
         raise ValueError(f"seed must be an integer in [0, 2**63), got {seed!r}")
     rng = random.Random(derive_seed("spec", family, seed))
     for _ in range(MAX_DRAWS):
-        spec = FAMILIES[family].build(rng, kernel_name(family, seed), seed)
+        spec = _without_unused_args(FAMILIES[family].build(rng, kernel_name(family, seed), seed))
         if _live(spec):
             break
     return spec
+
+
+def _without_unused_args(spec: KernelSpec) -> KernelSpec:
+    unused = set(unused_args(spec))
+    if not unused:
+        return spec
+    return dataclasses.replace(spec, args=tuple(a for a in spec.args if a.name not in unused))
 
 
 def _live(spec: KernelSpec) -> bool:

@@ -31,7 +31,8 @@ def build(rng, name, seed):
     if rng.random() < 0.6:
         args.append(ArgSpec("count", "array", "int32", shape, role="out"))
         stmts.append(["atomic", "add", "count", idx, c(1, "int32")])
-    for op in rng.sample(["min", "max"], rng.randint(0, 2)):
+    # min/max bins are in-place arrays, which the gradient check leaves alone: most kernels have none
+    for op in rng.sample(["min", "max"], rng.choices((0, 1, 2), weights=(88, 9, 3))[0]):
         # min/max bins start at the input range's bound, not 0, so they record real data
         args.append(ArgSpec(f"{op}v", "array", "float32", shape, role="inout",
                             low=8.0 if op == "min" else -8.0, high=8.0 if op == "min" else -8.0))

@@ -1,4 +1,5 @@
-"""Branching: if/elif/else chains on computed conditions, and wp.where selects."""
+"""Branching: if/elif/else chains on computed conditions (an integer flag compared, or taken as
+a truth value with Python's bool(x)), and wp.where selects."""
 
 from generator.grammar import FloatExprs, c, cmp, ld, v
 from generator.spec import ArgSpec, KernelSpec
@@ -20,6 +21,9 @@ def build(rng, name, seed):
 
     def cond():
         if flags and rng.random() < 0.4:
+            if rng.random() < 0.3:  # bool(flag[i]): true for flags 1..3
+                truth = ["cast", "bool", ld("flag", v("i"))]
+                return ["not", truth] if rng.random() < 0.3 else truth
             return cmp(rng.choice(("==", "!=")), ld("flag", v("i")), c(rng.randint(0, 3), "int32"))
         if rng.random() < 0.2:
             return cmp("==", ["mod", v("i"), c(rng.randint(2, 4), "int32")], c(0, "int32"))

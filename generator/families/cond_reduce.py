@@ -25,7 +25,7 @@ def build(rng, name, seed):
     then = [["atomic", "add", "count", [g], c(1, "int32")],
             ["atomic", "add", "total", [g], ex.live_expr(rng.randint(0, 1), v("val"))]]
     outs = [count, total]
-    if rng.random() < 0.5:
+    if rng.random() < 0.15:  # an in-place min/max array: the gradient check leaves such kernels alone
         op = rng.choice(("max", "min"))
         outs.append(ArgSpec(f"{op}_val", "array", "float32", (groups,), role="inout",
                             low=-16.0 if op == "max" else 16.0, high=-16.0 if op == "max" else 16.0))

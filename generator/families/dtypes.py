@@ -1,8 +1,12 @@
-"""Several dtypes: float64 and float16 arrays, int32/int64/uint32 integer arithmetic with
-proven bounds (no overflow), and casts between integer and float values."""
+"""Several dtypes: float64 and float16 arrays (float64 vectors and matrices: wp.vec3d, wp.mat22d,
+...; a result rounded through wp.bfloat16 before its float16 store), int32/int64/uint32 integer arithmetic with proven
+bounds (no overflow; int32 vectors: wp.vec2i / vec3i / vec4i),
+arithmetic in the small integer types int8/uint8/int16/uint16/uint64 (loaded through casts, each
+kept within its type's range), unsigned wrap-around by a narrowing cast, and casts between integer
+and float values (wp.float32(x) and Python's float(x))."""
 
-from generator.grammar import FloatExprs, IntExprs, c, ld, v
-from generator.spec import ArgSpec, KernelSpec
+from generator.grammar import FloatExprs, IntExprs, c, call, ld, mentions, using_all, v
+from generator.spec import SMALL_INT_DTYPES, ArgSpec, KernelSpec
 
 NAME = "dtypes"
 TARGET = "cpu"
@@ -15,9 +19,29 @@ def _float64(rng, n):
                     unary=FloatExprs.MATH)
     body = [["let", "t", ex.expr(rng.randint(1, 3))]]
     ex.leaves.append(v("t"))
+    if rng.random() < 0.3:  # a float64 vector or matrix of the values so far, and a scalar of it
+        ex.leaves.append(_float64_composite(rng, ex, body))
     out = ArgSpec("y", "array", "float64", (n,), role="out")
-    body.append(["store", "y", [v("i")], ex.live_expr(rng.randint(1, 3), v("t"))])
+    body.append(["store", "y", [v("i")], using_all(rng, ex.live_expr(rng.randint(1, 3), v("t")), ex.leaves[-1:])])
     return x + s + [out], body
+
+
+_F64_COMPOSITES = {"vec2d": (2,), "vec3d": (3,), "mat22d": (2, 2), "mat33d": (3, 3)}
+
+
+def _float64_composite(rng, ex, body):
+    """`d = wp.vec3d(...)` (or vec2d, mat22d, mat33d) of float64 expressions appended to body;
+    a float64 scalar of d: its length, a dot product or determinant, or a component."""
+    vt = rng.choice(tuple(_F64_COMPOSITES))
+    shape = _F64_COMPOSITES[vt]
+    size = shape[0] * (shape[1] if len(shape) == 2 else 1)
+    body.append(["let", "d", ["vec", vt, [ex.expr(1) if rng.random() < 0.6 else ex.lit(-2, 2) for _ in range(size)]]])
+    if rng.random() < 0.3:
+        return ["comp", v("d"), [rng.randrange(k) for k in shape]]
+    if len(shape) == 2:
+        return call(rng.choice(("determinant", "trace")), v("d"))
+    fn = rng.choice(("length", "length_sq", "dot"))
+    return call(fn, v("d"), *([v("d")] if fn == "dot" else []))
 
 
 def _float16(rng, n):
@@ -27,11 +51,16 @@ def _float16(rng, n):
     body = [["let", "t", ex.live_expr(rng.randint(1, 3))]]
     ex.leaves = [v("t")] + ex.leaves[1:]  # later reads go through t
     out = ArgSpec("y", "array", "float16", (n,), role="out")
-    body.append(["store", "y", [v("i")], ["cast", "float16", ex.live_expr(rng.randint(0, 2), v("t"))]])
+    e = ex.live_expr(rng.randint(0, 2), v("t"))
+    if rng.random() < 0.25:  # through bfloat16 first: 8 significant bits, within float16's tolerance
+        e = ["cast", "bfloat16", e]
+    body.append(["store", "y", [v("i")], ["cast", "float16", e]])
     return x + [out], body
 
 
 def _integer(rng, n):
+    if rng.random() < 0.4:
+        return _narrow(rng, n)
     dt = rng.choice(("int32", "int64", "uint32"))
     unsigned = dt == "uint32"
     lo = 0 if unsigned or rng.random() < 0.5 else -50
@@ -41,8 +70,19 @@ def _integer(rng, n):
     if dt == "int32":
         leaves.append((v("i"), n))  # the thread index itself is an int32
     ix = IntExprs(rng, leaves, dt, unsigned)
+    body = []
+    parts = []
+    if dt == "int32" and rng.random() < 0.5:  # an int32 vector whose components feed the arithmetic
+        vt = rng.choice(("vec2i", "vec3i", "vec4i"))
+        comps = [ix.expr(1) for _ in range(int(vt[3]))]
+        body.append(["let", "vi", ["vec", vt, [e for e, _ in comps]]])
+        parts = [(["comp", v("vi"), [k]], b) for k, (_, b) in enumerate(comps)]
+        ix.leaves += parts
     e, b = ix.expr(rng.randint(1, 3))
-    body = [["let", "t", e]]
+    if parts and not any(mentions(e, p) for p, _ in parts):  # t reads the vector
+        p, bp = rng.choice(parts)
+        e, b = (["bin", "+", e, p], b + bp) if b + bp < IntExprs.LIMIT else (p, bp)
+    body.append(["let", "t", e])
     ix.leaves.append((v("t"), b))
     e2, b2 = ix.expr(rng.randint(1, 2))
     if not _mentions_any(e2):
@@ -55,7 +95,8 @@ def _integer(rng, n):
         # only small integers become floats: exact in float32, so sin/cos see the oracle's argument
         # scaled by 1/16 so tanh/exp and friends see a range where they do not saturate
         small = [ld(x[0].name, v("i"))] + ([v("t")] if b <= 256 else [])
-        leaves = [["bin", "*", ["cast", "float32", e], c(0.0625)] for e in small]
+        to_float = rng.choice(("float32", "float"))  # wp.float32(x) or Python's float(x)
+        leaves = [["bin", "*", ["cast", to_float, e], c(0.0625)] for e in small]
         ex = FloatExprs(rng, leaves)
         body.append(["store", "f", [v("i")], ex.live_expr(rng.randint(1, 2))])
         args = args + [out, f]
@@ -65,9 +106,46 @@ def _integer(rng, n):
 
 
 def _mentions_any(e) -> bool:
-    from generator.grammar import mentions
-
     return mentions(e, None)
+
+
+# the largest input value of int32 arrays computed on in each small type (kept small so products fit)
+_SMALL_INPUT = {"int8": 11, "uint8": 15, "int16": 50, "uint16": 50, "uint64": 50}
+
+
+def _narrow(rng, n):
+    """Integer arithmetic in a small type (int8 ... uint64) on int32 inputs narrowed by casts,
+    every value within the type's range (C promotes 8- and 16-bit operands to int, so no
+    intermediate overflows either); widened back to int32 to store. Sometimes also an int32 value
+    narrowed to uint8 / uint16 on purpose: unsigned wrap-around, defined and reproduced by the oracle."""
+    st = rng.choice(tuple(SMALL_INT_DTYPES))
+    bits, signed = SMALL_INT_DTYPES[st]
+    limit = min(1 << (bits - 1 if signed else bits), IntExprs.LIMIT)
+    hi = _SMALL_INPUT[st]
+    lo = -hi if signed and rng.random() < 0.5 else 0
+    x = [ArgSpec(f"k{k}", "array", "int32", (n,), low=lo, high=hi) for k in range(rng.randint(1, 2))]
+    leaves = [(["cast", st, ld(a.name, v("i"))], hi) for a in x] + [(["cast", st, v("i")], n)]
+    ix = IntExprs(rng, leaves, st, unsigned=not signed, limit=limit)
+    e, b = ix.expr(rng.randint(1, 3))
+    body = [["let", "t", e]]
+    ix.leaves.append((v("t"), b))
+    e2, b2 = ix.expr(rng.randint(1, 2))
+    if not mentions(e2, v("t")):
+        e2 = ["bin", "+", e2, v("t")] if b + b2 < limit else v("t")
+    outs = [ArgSpec("y", "array", "int32", (n,), role="out")]
+    body.append(["store", "y", [v("i")], ["cast", "int32", e2]])
+    if rng.random() < 0.4:  # an int32 value well past 8 / 16 bits, narrowed: wrap-around
+        wide = IntExprs(rng, [(ld(a.name, v("i")), hi) for a in x] + [(v("i"), n)])
+        w, bw = wide.expr(rng.randint(1, 2))
+        scale = min(rng.randint(100, 5000), IntExprs.LIMIT // (bw + 1))  # |w * scale + i| < 2**31
+        w = ["bin", "+", ["bin", "*", w, c(scale, "int32")], v("i")]
+        outs.append(ArgSpec("w", "array", "int32", (n,), role="out"))
+        body.append(["store", "w", [v("i")], ["cast", "int32", ["cast", rng.choice(("uint8", "uint16")), w]]])
+    if rng.random() < 0.3:  # and the small value as a float
+        outs.append(ArgSpec("f", "array", "float32", (n,), role="out"))
+        fe = FloatExprs(rng, [["bin", "*", ["cast", "float", v("t")], c(0.0625)]])
+        body.append(["store", "f", [v("i")], fe.live_expr(rng.randint(1, 2))])
+    return x + outs, body
 
 
 def build(rng, name, seed):

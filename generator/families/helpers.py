@@ -1,5 +1,6 @@
 """User @wp.func helpers: two to four of them, later ones calling earlier ones (nested calls),
-called from the kernel, sometimes from a loop or a branch."""
+called from the kernel, sometimes from a loop (its trip count a literal or wp.static of a literal
+expression) or a branch."""
 
 from generator.grammar import FloatExprs, c, helper_spec, ld, v
 from generator.spec import ArgSpec, KernelSpec
@@ -42,7 +43,13 @@ def build(rng, name, seed):
         again = ["hcall", hname, [v("h")] + [ex.expr(1) for _ in range(arity - 1)]]
         # clamp the loop-carried value: an iterated helper chain can otherwise grow past float32's range
         again = ["call", "clamp", [again, c(-8.0), c(8.0)]]
-        body.append(["for", "k", ["c", 0, "int32"], ["c", rng.randint(2, 4), "int32"], [["set", "h", again]]])
+        trips = rng.randint(2, 4)
+        stop = ["c", trips, "int32"]
+        if rng.random() < 0.4:  # the trip count as wp.static(<literal expression>): an unrolled loop
+            a = rng.randint(1, trips - 1)
+            stop = ["call", "static", [["bin", "*", ["c", 2, "int32"], ["c", 2, "int32"]] if trips == 4 and a == 2
+                                       else ["bin", "+", ["c", a, "int32"], ["c", trips - a, "int32"]]]]
+        body.append(["for", "k", ["c", 0, "int32"], stop, [["set", "h", again]]])
     elif shape < 0.7:
         body.append(["let", "h", ["cast", "float32", first_call]])
         body.append(["if", ex.cond(1), [["set", "h", ex.expr(2)]], [], []])

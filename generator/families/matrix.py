@@ -1,5 +1,8 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
-determinant, outer products, rotations from axis-angle quaternions, and rigid transforms."""
+determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
+(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33
+constructors) and wp.identity, rotations from axis-angle or constructed (wp.quat / wp.quatf)
+quaternions, and rigid transforms."""
 
 from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, mentions, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -27,27 +30,52 @@ def _matrices(rng, name, seed, n):
     args = [m, x]
     scal = FloatExprs(rng, [["comp", ld("x", v("i")), [0]]])
     ve = VecExprs(rng, {vt: [ld("x", v("i"))]}, scal)
-    mexpr = ld("m", v("i"))
-    r = rng.random()
-    if r < 0.3:
-        mexpr = call("transpose", mexpr)
-    elif r < 0.5:
-        mexpr = ["mmul", mexpr, call("transpose", ld("m", v("i")))]
-    elif r < 0.6:
-        mexpr = bin_("+", mexpr, call("outer", ld("x", v("i")), ve.vec(vt, 1)))
-    body = [["let", "a", mexpr]]
+    body = [["let", "a", _matrix(rng, mt, vt, scal, ve)]]
     body.append(["let", "y", ["mmul", v("a"), with_literal(rng, ve.vec(vt, rng.randint(1, 2)))]])
     ve.vleaves[vt].append(v("y"))
     outs = [ArgSpec("out", "array", vt, (n,), role="out")]
     fin = ve.vec(vt, rng.randint(1, 2))
-    body.append(["store", "out", [v("i")], fin if fin != v("y") and rng.random() < 0.5 else bin_("+", v("y"), with_literal(rng, fin))])
+    keep = fin != v("y") and mentions(fin, v("y")) and rng.random() < 0.5  # the product y always reaches out
+    body.append(["store", "out", [v("i")], fin if keep else bin_("+", v("y"), with_literal(rng, fin))])
     if rng.random() < 0.6:
         outs.append(ArgSpec("det", "array", "float32", (n,), role="out"))
-        e = call("determinant", v("a"))
+        r = rng.random()  # the determinant, the trace, or the double dot product with m[i]
+        e = call("determinant", v("a")) if r < 0.6 else call("trace", v("a")) if r < 0.8 else \
+            call("ddot", v("a"), ld("m", v("i")))
         if rng.random() < 0.5:
             e = bin_("+", e, ["comp", v("a"), [rng.randrange(2), rng.randrange(2)]])
         body.append(["store", "det", [v("i")], e])
     return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)
+
+
+def _matrix(rng, mt, vt, scal, ve):
+    """The matrix `a`: m[i] transposed, squared, plus an outer product, combined with a matrix
+    built from vectors, from scalars or as the identity, or m[i] itself."""
+    mexpr = ld("m", v("i"))
+    size = int(mt[3])
+    r = rng.random()
+    if r < 0.22:
+        return call("transpose", mexpr)
+    if r < 0.38:
+        return ["mmul", mexpr, call("transpose", ld("m", v("i")))]
+    if r < 0.46:
+        return bin_("+", mexpr, call("outer", ld("x", v("i")), ve.vec(vt, 1)))
+    if r < 0.58:  # rows or columns: x[i] and vector expressions
+        vecs = [ld("x", v("i"))] + [ve.vec(vt, 1) for _ in range(size - 1)]
+        rng.shuffle(vecs)
+        built = call(rng.choice(("matrix_from_rows", "matrix_from_cols")), *vecs)
+        return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_(rng.choice("+-"), mexpr, built)
+    if r < 0.68:  # plus a scaled identity, or a diagonal matrix of a vector
+        if rng.random() < 0.5:
+            eye = ["kwcall", "identity", [], [["n", c(size, "int32")], ["dtype", ["fnref", "float32"]]]]
+            return bin_("+", mexpr, bin_("*", scal.lit(0.5, 2.0), eye))
+        d = call("diag", ve.vec(vt, 1))
+        return ["mmul", mexpr, d] if rng.random() < 0.5 else bin_("+", mexpr, d)
+    if r < 0.78 and size < 4:  # a wp.mat22 / wp.mat33 of scalars, row by row
+        ctor = "mat22f" if mt == "mat22" and rng.random() < 0.5 else mt  # wp.mat22f: mat22's float32 name
+        built = ["vec", ctor, [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]]
+        return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_("+", mexpr, built)
+    return mexpr
 
 
 def _rotations(rng, name, seed, n):
@@ -65,6 +93,10 @@ def _rotations(rng, name, seed, n):
     if rng.random() < 0.3:
         q2 = call("quat_from_axis_angle", ["vec", "vec3", [c(0.0), c(1.0), c(0.0)]], scal.lit(-3, 3))
         body.append(["set", "q", call("mul", v("q"), q2)])
+    elif rng.random() < 0.2:  # times a quaternion constructed from (x, y, z, w) components
+        q2 = ["vec", rng.choice(("quat", "quatf")),
+              [scal.lit(-1, 1) for _ in range(3)] + [scal.expr(1) if rng.random() < 0.5 else scal.lit(0.5, 1)]]
+        body.append(["set", "q", call("mul", q2, v("q")) if rng.random() < 0.5 else call("mul", v("q"), q2)])
     op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point"))
     pt = with_literal(rng, ve.vec("vec3", rng.randint(0, 2)))
     if op == "transform_point":

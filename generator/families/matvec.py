@@ -26,10 +26,16 @@ def build(rng, name, seed):
     if rng.random() < 0.5:
         scal.append(ArgSpec("alpha", "scalar", "float32", low=0.5, high=2.0))
         body.append(["set", "acc", bin_("*", v("alpha"), v("acc"))])
-    if rng.random() < 0.5:  # y is read and written: beta * y + A x
+    form = rng.random()
+    if form < 0.15:  # y is read and written in place: beta * y + A x (no gradient check: in-place)
         y = ArgSpec("y", "array", "float32", (rows,), role="inout")
         beta = float_literal(rng, -1, 1)
         body.append(["store", "y", [v("i")], bin_("+", bin_("*", beta, ld("y", v("i"))), v("acc"))])
+    elif form < 0.5:  # the same update out of place: y = beta * y0 + A x
+        scal.append(ArgSpec("y0", "array", "float32", (rows,)))
+        y = ArgSpec("y", "array", "float32", (rows,), role="out")
+        beta = float_literal(rng, -1, 1)
+        body.append(["store", "y", [v("i")], bin_("+", bin_("*", beta, ld("y0", v("i"))), v("acc"))])
     else:
         y = ArgSpec("y", "array", "float32", (rows,), role="out")
         fin = FloatExprs(rng, [v("acc")])

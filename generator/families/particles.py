@@ -3,7 +3,8 @@ drag and springs to a neighbour, with ground collisions reflected component-wise
 
 A kernel with a spring reads its neighbour's position, so it writes the new positions to
 `pos_out`, not over `pos`: in place, thread i would read the element thread i+1 stores into,
-a data race on a GPU (`generator.races`)."""
+a data race on a GPU (`generator.races`). Most kernels without a spring write their new state to
+`pos_out` and `vel_out` too (the gradient check differentiates those), the rest update in place."""
 
 import dataclasses
 
@@ -12,6 +13,7 @@ from generator.spec import ArgSpec, KernelSpec
 
 NAME = "particles"
 TARGET = "cuda"
+OUT_OF_PLACE = 0.85
 
 
 def build(rng, name, seed):
@@ -51,11 +53,17 @@ def build(rng, name, seed):
                  [["set", "x", ["vec", "vec3", comps_x]], ["set", "u", ["vec", "vec3", comps_u]]], [], []])
     if rng.random() < 0.3:  # speed limit or damping
         body.append(["set", "u", call("normalize", v("u")) if rng.random() < 0.3 else bin_("*", float_literal(rng, 0.5, 1.0), v("u"))])
-    if spring:
+    # most kernels write the new state to new arrays (which the gradient check can differentiate),
+    # the rest update pos and vel in place
+    separate = rng.random() < OUT_OF_PLACE
+    if spring or separate:
         args[0] = dataclasses.replace(pos, role="in")
         args.append(ArgSpec("pos_out", "array", "vec3", (n,), role="out"))
-    body.append(["store", "pos_out" if spring else "pos", [v("i")], v("x")])
-    body.append(["store", "vel", [v("i")], v("u")])
+    if separate:
+        args[1] = dataclasses.replace(vel, role="in")
+        args.append(ArgSpec("vel_out", "array", "vec3", (n,), role="out"))
+    body.append(["store", "pos_out" if spring or separate else "pos", [v("i")], v("x")])
+    body.append(["store", "vel_out" if separate else "vel", [v("i")], v("u")])
     if rng.random() < 0.4:  # per-particle kinetic energy
         args.append(ArgSpec("energy", "array", "float32", (n,), role="out"))
         body.append(["store", "energy", [v("i")], bin_("*", float_literal(rng, 0.25, 1.0), call("dot", v("u"), v("u")))])

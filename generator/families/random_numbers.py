@@ -2,7 +2,7 @@
 for Monte Carlo estimates, jittered data and random masks. The oracle reproduces Warp's PCG
 generator bit for bit."""
 
-from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, v, with_literal
+from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, using_all, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
 
 NAME = "random_numbers"
@@ -33,19 +33,20 @@ def build(rng, name, seed):
         if rng.random() < 0.5:
             loop = draws + [["if", ex.cond(rng.randint(1, 2)), [["aug", "acc", "+", c(1.0)]], [], []]]
         else:
-            loop = draws + [["aug", "acc", "+", ex.live_expr(rng.randint(1, 3), v("u0"))]]
+            loop = draws + [["aug", "acc", "+", using_all(rng, ex.live_expr(rng.randint(1, 3), v("u0")), dleaves)]]
         body.append(["for", "k", c(0, "int32"), c(samples, "int32"), loop])
         body.append(["store", "y", [v("i")], bin_("*", v("acc"), c(1.0 / samples))])
     elif kind < 0.75:  # jitter: data or draws through an expression tree
         draws = [["let", f"u{k}", _draw(rng)] for k in range(rng.randint(1, 3))]
         body += draws
         ex = FloatExprs(rng, [v(f"u{k}") for k in range(len(draws))] + dleaves)
-        body.append(["store", "y", [v("i")], with_literal(rng, ex.live_expr(rng.randint(2, 3), v("u0")), -2, 2)])
+        e = using_all(rng, ex.live_expr(rng.randint(2, 3), v("u0")), dleaves)
+        body.append(["store", "y", [v("i")], with_literal(rng, e, -2, 2)])
     else:  # random mask / dropout with probability p
         body.append(["let", "u", ["randf", "state"]])
         p = float_literal(rng, 0.25, 0.75)
         ex = FloatExprs(rng, dleaves + [v("u")])
-        keep = ex.live_expr(rng.randint(0, 2), dleaves[0] if dleaves else v("u"))
+        keep = using_all(rng, ex.live_expr(rng.randint(1, 3), dleaves[0] if dleaves else v("u")), dleaves)
         body.append(["store", "y", [v("i")], ["where", cmp("<", v("u"), p), keep, float_literal(rng, -1, 1)]])
         if rng.random() < 0.5:
             args.append(ArgSpec("kept", "array", "int32", (1,), role="out"))

@@ -36,9 +36,9 @@ def build(rng, name, seed):
         base = scal.live_expr(rng.randint(1, 2), ld("x", v("i")))
     body = [["let", "r", ["cast", "float32", base]]]
     scal.leaves.append(v("r"))
-    if use_steps:  # an integer field bounds a loop: clamp it into [0, 4]
-        bound = ["call", "min", [["call", "max", [["fld", "p", "steps"], c(0, "int32")]], c(4, "int32")]]
-        body.append(["for", "k", c(0, "int32"), bound, [["set", "r", ["call", "clamp", [scal.expr(2), c(-4.0), c(4.0)]]]]])
+    if use_steps:  # an integer field bounds a loop: at most 4 steps, a guard in a loop Warp unrolls
+        step = ["set", "r", ["call", "clamp", [scal.expr(2), c(-4.0), c(4.0)]]]
+        body.append(["for", "k", c(0, "int32"), c(4, "int32"), [["if", cmp("<", v("k"), ["fld", "p", "steps"]), [step], [], []]]])
     if rng.random() < 0.5:
         body.append(["if", cmp(">", v("r"), rng.choice(fl)), [["set", "r", scal.expr(2)]], [], []])
     body.append(["store", "y", [v("i")], scal.live_expr(rng.randint(0, 2), v("r"))])

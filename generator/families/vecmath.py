@@ -1,5 +1,6 @@
-"""Vector math over vec2/vec3/vec4 arrays: constructors, dot, cross, length, normalize,
-component-wise products and component access, storing vectors and scalars."""
+"""Vector math over vec2/vec3/vec4 arrays: constructors (wp.vec3, or by its float32 name
+wp.vec3f; vec2f likewise), dot, cross, length, normalize, component-wise products and component
+access, Python's len(v) of a vector, storing vectors and scalars."""
 
 from generator.grammar import VEC_LEN, FloatExprs, VecExprs, ld, v
 from generator.spec import ArgSpec, KernelSpec
@@ -30,6 +31,19 @@ def build(rng, name, seed):
         body.append(["store", "out", [v("i")], e])
     if not outs or rng.random() < 0.5:
         outs.append(ArgSpec("s", "array", "float32", (n,), role="out"))
-        e = ve.scalar(rng.randint(1, 3))
-        body.append(["store", "s", [v("i")], ["bin", "+", e, ["comp", v("p"), [rng.randrange(VEC_LEN[vt])]]]])
+        e = ["bin", "+", ve.scalar(rng.randint(1, 3)), ["comp", v("p"), [rng.randrange(VEC_LEN[vt])]]]
+        if rng.random() < 0.2:  # divided by the vector's length as Python counts it: len(p), a constant
+            e = ["bin", "/", e, ["cast", "float", ["call", "len", [v("p")]]]]
+        body.append(["store", "s", [v("i")], e])
+    if vt in ("vec2", "vec3") and rng.random() < 0.3:  # the constructors by their float32 names
+        body = _renamed(body, vt, vt + "f")
     return KernelSpec(NAME, seed, name, (n,), tuple(args + outs), body)
+
+
+def _renamed(tree, old: str, new: str):
+    """`tree` with every ["vec", old, ...] constructor written ["vec", new, ...] (an alias)."""
+    if not isinstance(tree, list):
+        return tree
+    if len(tree) == 3 and tree[0] == "vec" and tree[1] == old:
+        return ["vec", new, _renamed(tree[2], old, new)]
+    return [_renamed(x, old, new) for x in tree]

@@ -1,0 +1,109 @@
+"""`./bazelw run //harvest -- --out DIR [--workers W] [--limit N] [--quiet]`: harvest the
+kernels of the installed warp-lang wheel into DIR (harvest/run.py says what it writes)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+
+from harvest import run
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints its usage too)
+        print(f"error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _count(flag: str):
+    def parse(value: str) -> int:
+        try:
+            n = int(value)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"{flag} {value!r}: expected a whole number >= 1")
+        return n
+    return parse
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = _Parser(prog="harvest", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="the directory to write harvest.jsonl and manifest.json into")
+    p.add_argument("--workers", type=_count("--workers"), default=1, help="worker processes (default 1)")
+    p.add_argument("--limit", type=_count("--limit"), default=None,
+                   help="harvest only the first N kernels found, in (path, lines) order")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+class Progress:
+    """The progress bar on stderr (nothing with --quiet): kernels lowered of those extracted."""
+
+    def __init__(self, quiet: bool):
+        self.quiet, self.total, self.done_n, self.t0 = quiet, 0, 0, time.time()
+
+    def start(self, total: int) -> None:
+        self.total, self.t0 = total, time.time()
+        self.advance(0)
+
+    def advance(self, n: int) -> None:
+        self.done_n += n
+        if self.quiet:
+            return
+        frac = self.done_n / self.total if self.total else 1.0
+        rate = self.done_n / max(time.time() - self.t0, 1e-9)
+        sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {self.done_n}/{self.total} kernels  {rate:6.1f} kernels/s")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if not self.quiet:
+            sys.stderr.write("\n")
+
+
+def summary(m: dict, out: str) -> list[str]:
+    """The closing summary: records written, what was found and extracted per folder, skips and
+    CPU compile failures by reason."""
+    c = m["counts"]
+    lines = [f"wrote {c['records']} records to {os.path.join(out, run.RECORDS)} (+ {run.MANIFEST}) from warp-lang "
+             f"{m['warp_lang']} ({m['license']}) in {m['_seconds']} s",
+             f"found {c['found']} kernels: {c['standalone']} standalone, {c['verbatim']} verbatim, {c['skipped']} skipped"
+             + (": " + ", ".join(f"{k} {v}" for k, v in m["skipped_by_reason"].items()) if c["skipped"] else "")]
+    lines += [f"  {d:<10} {x['found']:>5} found {x['records']:>5} records {x['cpu_compiled']:>5} compiled (cpu) "
+              f"{x['cuda_text']:>5} with CUDA text" for d, x in m["by_directory"].items()]
+    lines.append(f"compiled on the CPU: {c['cpu_compiled']} of {c['records']}; CUDA text: {c['cuda_text']}"
+                 + ("; failures: " + ", ".join(f"{k} {v}" for k, v in m["failures_by_reason"].items())
+                    if m["failures_by_reason"] else ""))
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    out = caller_path(args.out)
+    try:
+        os.makedirs(out, exist_ok=True)
+        if not os.access(out, os.W_OK):
+            raise PermissionError(f"{out} is not writable")
+    except OSError as e:
+        print(f"error: --out {args.out}: cannot write there ({e.strerror or e})", file=sys.stderr)
+        return 2
+    try:
+        with sigterm_raises():
+            m = run.harvest(out, args.workers, args.limit, Progress(args.quiet))
+    except Terminated:
+        print("error: terminated (SIGTERM); nothing was written", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was written", file=sys.stderr)
+        return 130
+    for line in summary(m, args.out):
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

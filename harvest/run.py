@@ -1,0 +1,207 @@
+"""One harvest: discover the wheel's kernels, cut each a standalone source, lower them in worker
+processes, and write the records and the manifest.
+
+DIR/harvest.jsonl holds one record per harvested kernel (one per declared overload of a generic
+one), sorted by (path, lines, overload); DIR/manifest.json counts every kernel found: extracted
+(standalone or verbatim) or skipped with its reason, and each record's CPU compile and CUDA text.
+Both are a function of the installed wheel, --limit and --workers (`lower_all` says why the
+worker count matters).
+DIR/run.json (this invocation's seconds and workers) is not part of them.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import hashlib
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+
+from runtime.process import atomic_write, use_run_dir
+from schemas.dataset_format import canonical_json, pretty_json
+
+from extractor.warp_adapter import top_level_items
+from harvest import discover as disc
+from harvest.lower import Job, lower, plan_batches
+from harvest.standalone import extract_all
+
+RECORDS = "harvest.jsonl"
+MANIFEST = "manifest.json"
+RUN_INFO = "run.json"
+ORIGIN = "real"
+
+
+def job_key(kernel: disc.Kernel) -> str:
+    return f"{kernel.file.path}:{kernel.lines[0]}-{kernel.lines[1]}"
+
+
+def _init_worker(run_dir: str) -> None:
+    """The worker's temporary files under the run's directory; its stderr (LLVM's diagnostics of
+    the wheel's kernels that do not compile, printed by native code) into a log file there: the
+    reasons are in the records."""
+    use_run_dir(run_dir)
+    log = os.open(os.path.join(run_dir, f"worker-{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 2)
+    os.close(log)
+
+
+def _lower_share(batches: list[list[Job]], progress_queue) -> dict:
+    """One worker's share of the batches, lowered in order in a fresh process (Warp's state
+    across batches, helpers of the wheel's own modules built once per process, shapes the order
+    of the generated code: the same share in the same order gives the same bytes)."""
+    results: dict = {}
+    for jobs in batches:
+        workdir = tempfile.mkdtemp(prefix="batch-")
+        try:
+            results.update(lower(jobs, workdir))
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        progress_queue.put(len(jobs))
+    return results
+
+
+def lower_all(jobs: list[Job], workers: int, on_done) -> dict:
+    """Every job's results: batch i goes to worker i % workers, each worker a fresh spawned
+    process that lowers its share in order, so the bytes are a function of the jobs and
+    `workers`; `on_done(n)` after each batch of n jobs."""
+    results: dict = {}
+    batches = plan_batches(jobs)
+    run_dir = tempfile.mkdtemp(prefix="harvest-run-")
+    ctx = multiprocessing.get_context("spawn")
+    # Warp keeps some of what it builds in sets of strings, whose order follows Python's per-process
+    # string hashing: the workers hash alike (read at their start, from the environment)
+    os.environ["PYTHONHASHSEED"] = "0"
+    try:
+        with ctx.Manager() as manager, concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=ctx, initializer=_init_worker, initargs=(run_dir,), max_tasks_per_child=1) as pool:
+            queue = manager.Queue()
+            futures = [pool.submit(_lower_share, batches[i::workers], queue) for i in range(workers)]
+            try:
+                while not all(f.done() for f in futures) or not queue.empty():
+                    try:
+                        on_done(queue.get(timeout=0.5))
+                    except Exception:  # noqa: BLE001 - queue.Empty, through the manager's proxy
+                        continue
+                for f in futures:
+                    results.update(f.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return results
+
+
+def _results_of(key: str, results: dict) -> list[tuple[str | None, dict]]:
+    """(overload signature or None, result) of one job, overloads in signature order."""
+    if key in results:
+        return [(None, results[key])]
+    found = sorted((k.split("#", 1)[1], v) for k, v in results.items() if k.startswith(key + "#"))
+    return found or [(None, {"error": {"status": "failed", "reason": "lost:no_result", "message": ""}})]
+
+
+# a helper from one of the wheel's own modules (not copied into the standalone source) leaves this
+# comment in the generated code, its path inside the wheel (harvest/lower.py `_cut`)
+WHEEL_HELPER = "// warp/"
+
+
+def canonical_ir(ir: dict | None) -> tuple[dict | None, str]:
+    """(ir, order). Warp emits the helpers a kernel reaches in the wheel's own modules in an
+    order that changes from run to run (measured: 36 of 2,485 records of the full harvest); the
+    items of those texts are sorted, each still verbatim, and the record says `sorted`. Every
+    other text keeps Warp's module order (`module`)."""
+    if not ir or WHEEL_HELPER not in canonical_json(ir):
+        return ir, "module"
+    return {t: {part: "\n\n".join(sorted(top_level_items(text))) if text else text for part, text in parts.items()}
+            for t, parts in ir.items()}, "sorted"
+
+
+def _record(kernel: disc.Kernel, extraction, overload, result: dict, wheel: dict) -> dict:
+    error = result.get("error")
+    cpu = error or result["cpu"]
+    cuda = error or result["cuda"]
+    ir, order = canonical_ir(result.get("ir"))
+    return {
+        "name": kernel.name,
+        "origin": ORIGIN,
+        "source": extraction.source,
+        "overload": overload,
+        "provenance": {"path": kernel.file.path, "lines": list(kernel.lines), "sha256": kernel.file.sha256,
+                       "warp_lang": wheel["warp_lang"], "license": wheel["license"],
+                       "extraction": extraction.to_json()},
+        "ir": ir,
+        "ir_order": order,
+        "compile": {"cpu": cpu, "cuda": cuda},
+    }
+
+
+def _code(reason: str) -> str:
+    return reason.split(":", 1)[0]
+
+
+def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: int) -> dict:
+    """The counts: every kernel found is extracted or skipped with its reason; every record's
+    CPU compile and CUDA text, and failures by reason; per folder of the wheel."""
+    by_dir = {d: collections.Counter() for d in disc.DIRECTORIES}
+    skipped, skipped_detail, failures = collections.Counter(), collections.Counter(), collections.Counter()
+    skipped_list = []
+    for k, e in zip(kernels, extractions):
+        c = by_dir[k.directory]
+        c["found"] += 1
+        if e.source is None:
+            c["skipped"] += 1
+            skipped[_code(e.reason)] += 1
+            skipped_detail[e.reason] += 1
+            skipped_list.append({"path": k.file.path, "lines": list(k.lines), "name": k.name, "reason": e.reason})
+        else:
+            c[e.kind] += 1
+    for r in records:
+        c = by_dir[r["provenance"]["path"].split("/")[1]]
+        c["records"] += 1
+        cpu = r["compile"]["cpu"]
+        c["cpu_compiled"] += cpu["status"] == "passed"
+        c["cuda_text"] += bool(r["ir"] and r["ir"].get("cuda", {}).get("forward"))
+        if cpu["status"] == "failed":
+            failures[cpu["reason"]] += 1
+    total = collections.Counter()
+    for c in by_dir.values():
+        total.update(c)
+    keys = ("found", "standalone", "verbatim", "skipped", "records", "cpu_compiled", "cuda_text")
+    return {
+        "origin": ORIGIN, "warp_lang": wheel["warp_lang"], "license": wheel["license"], "limit": limit,
+        "found_in_wheel": found_in_wheel,
+        "counts": {k: total[k] for k in keys},
+        "by_directory": {d: {k: c[k] for k in keys} for d, c in by_dir.items()},
+        "skipped_by_reason": dict(sorted(skipped.items())),
+        "skipped_by_detail": dict(sorted(skipped_detail.items())),
+        "failures_by_reason": dict(sorted(failures.items())),
+        "skipped_kernels": skipped_list,
+    }
+
+
+def harvest(out: str, workers: int, limit: int | None, progress) -> dict:
+    """Harvest into `out`; returns the manifest (with "_seconds" added, not written)."""
+    t0 = time.time()
+    wheel = {"warp_lang": disc.wheel_version(), "license": disc.wheel_license()}
+    found, _ = disc.discover()
+    kernels = found[:limit] if limit else found
+    extractions = extract_all(kernels)
+    jobs = [Job(job_key(k), k.name, e.source) for k, e in zip(kernels, extractions) if e.source]
+    progress.start(len(jobs))
+    results = lower_all(jobs, workers, progress.advance) if jobs else {}
+    progress.done()
+    records = []
+    for k, e in zip(kernels, extractions):
+        if e.source is not None:
+            records += [_record(k, e, ov, res, wheel) for ov, res in _results_of(job_key(k), results)]
+    lines = "".join(canonical_json(r) + "\n" for r in records).encode()
+    m = manifest(kernels, extractions, records, wheel, limit, len(found))
+    m["harvest_sha256"] = hashlib.sha256(lines).hexdigest()
+    atomic_write(os.path.join(out, RECORDS), lines)
+    atomic_write(os.path.join(out, MANIFEST), pretty_json(m).encode())
+    seconds = round(time.time() - t0, 1)
+    atomic_write(os.path.join(out, RUN_INFO), pretty_json({"seconds": seconds, "workers": workers}).encode())
+    return {**m, "_seconds": seconds}
