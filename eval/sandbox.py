@@ -9,7 +9,8 @@ or a container image. Each child gets:
   all of them die with it: `--die-with-parent`, and the parent kills the whole group);
 - a read-only view of the file system (`--ro-bind / /`), a fresh minimal /dev and /proc, and one
   writable directory, /tmp, an empty tmpfs of TMP_BYTES that vanishes with it (Warp's kernel
-  cache and the prediction's file live there); no capabilities (`--cap-drop ALL`), uid 65534
+  cache and the prediction's file live there; a checkout under /tmp is bound back read-only,
+  `code_roots`); no capabilities (`--cap-drop ALL`), uid 65534
   inside, an empty environment but for what the child needs, a new session (no terminal);
 - the rlimits of validator/sandbox.py, set in the parent before exec and inherited: address
   space (RLIMIT_AS), CPU time (RLIMIT_CPU, soft = hard, so nothing can raise it), open files
@@ -62,6 +63,19 @@ def _python_path() -> str:
     return os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
 
 
+def code_roots() -> list[str]:
+    """The directories under /tmp that hold the child's code (a checkout in /tmp: Bazel's runfiles
+    link into it), bound read-only back over the sandbox's empty /tmp so the child can import it;
+    the outermost of each, in order."""
+    paths = {os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)}
+    paths.add(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))  # the repository's root
+    roots: list[str] = []
+    for p in sorted(p for p in paths if p.startswith("/tmp/")):
+        if not any(p.startswith(r + "/") for r in roots):
+            roots.append(p)
+    return roots
+
+
 def command(inner: list[str]) -> list[str]:
     """The bwrap command line that runs `inner` sandboxed."""
     env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "TMPDIR": "/tmp", "WARP_IR_RUN_DIR": "/tmp/run",
@@ -69,6 +83,8 @@ def command(inner: list[str]) -> list[str]:
     argv = [bwrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
             "--size", str(TMP_BYTES), "--tmpfs", "/tmp", "--unshare-all", "--die-with-parent",
             "--new-session", "--cap-drop", "ALL", "--uid", "65534", "--gid", "65534", "--clearenv"]
+    for root in code_roots():
+        argv += ["--ro-bind", root, root]
     for k, v in env.items():
         argv += ["--setenv", k, v]
     return argv + ["--chdir", "/tmp", "--", *inner]
