@@ -209,11 +209,15 @@ def test_prompts_are_deterministic_and_errors_are_one_line(dist, rows, capsys):
     assert set(first) == {"id", "task", "kernel_name", "source", "inputs"} and len(data.splitlines()) == len(rows)
     capsys.readouterr()
     bad_preds = testing.write_predictions(os.path.join(TMP, "bad.jsonl"), [{"id": "nope", "task": "outputs", "prediction": ""}])
+    fifo = os.path.join(TMP, "fifo.jsonl")  # a predictions "file" that would block a plain open()
+    if not os.path.exists(fifo):
+        os.mkfifo(fifo)
     for code, argv in ((tasks_main.main, [dist, "--task", "nope", "--out", a]),
                        (tasks_main.main, [dist, "--task", "outputs", "--split", "dev", "--out", a]),
                        (tasks_main.main, [os.path.join(TMP, "missing"), "--task", "outputs", "--out", a]),
                        (eval_main.main, [dist, bad_preds]),
-                       (eval_main.main, [dist, os.path.join(TMP, "none.jsonl")])):
+                       (eval_main.main, [dist, os.path.join(TMP, "none.jsonl")]),
+                       (eval_main.main, [dist, fifo])):
         assert code(argv) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1, err

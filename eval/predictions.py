@@ -5,27 +5,29 @@ with both or neither answer field, an answer that is not a string, an empty samp
 
 from __future__ import annotations
 
-import json
+import os
 
 from eval.cli import Refused
 from eval.tasks import TASKS
 from runtime.process import caller_path
-from schemas.files import decode_json, quote
+from schemas.files import FileRefused, decode_json, lines, open_regular, quote
 
 MAX_LINE_BYTES = 64 << 20
 
 
 def read(path: str, ids: set[str]) -> dict[tuple[str, str], list[str]]:
     """{(task, id): [answer, ...]} of the file at `path` (as the user named it); ids must be in `ids`."""
+    if not os.path.lexists(caller_path(path)):
+        raise Refused(f"{quote(path)}: no such file")
     try:
-        f = open(caller_path(path), "rb")
-    except OSError as e:
-        raise Refused(f"{quote(path)}: cannot read ({e.strerror})") from None
+        f = open_regular(caller_path(path), path)  # a regular file: no link, FIFO or directory
+    except FileRefused as e:
+        raise Refused(str(e)) from None
     out: dict = {}
     with f:
-        for n, raw in enumerate(f, 1):
+        for n, (raw, whole) in enumerate(lines(f, MAX_LINE_BYTES), 1):
             where = f"{quote(path)}: line {n}"
-            if len(raw) > MAX_LINE_BYTES:
+            if not whole:  # read no further than the limit: a huge line is never held whole
                 raise Refused(f"{where}: longer than {MAX_LINE_BYTES} bytes")
             if not raw.strip():
                 continue

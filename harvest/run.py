@@ -21,7 +21,7 @@ import tempfile
 import time
 
 from runtime.process import atomic_write, use_run_dir
-from schemas.dataset_format import canonical_json, pretty_json
+from schemas.dataset_format import RUN_INFO, RUN_MANIFEST, canonical_json, pretty_json
 
 from extractor.warp_adapter import top_level_items
 from harvest import discover as disc
@@ -29,8 +29,7 @@ from harvest.lower import Job, lower, plan_batches
 from harvest.standalone import extract_all
 
 RECORDS = "harvest.jsonl"
-MANIFEST = "manifest.json"
-RUN_INFO = "run.json"
+MANIFEST = RUN_MANIFEST  # the file names of a run directory, one place (schemas.dataset_format)
 ORIGIN = "real"
 
 
