@@ -122,7 +122,7 @@ def time_pages(site: str, meta: dict, repeat: int) -> dict:
             "pair": f"pair.html#row={meta['rows'] // 2}"}
     d = browser()
     try:
-        out = {}
+        out = {"browser": f"{d.capabilities.get('browserName')} {d.capabilities.get('browserVersion')}"}
         for name, rel in urls.items():
             times = [first_render_ms(d, f"file://{os.path.abspath(site)}/{rel}") for _ in range(repeat)]
             out[f"{name}_ms"] = round(statistics.median(times), 1)
@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(dist, args.rows, args.repeat, tmp)
     for k, r in results.items():
         print(f"{k:8s} {r['rows']:>8} rows  site {r['site_mb']:>8} MB  built in {r['build_seconds']:>7} s  "
-              f"first list page {r['list_ms']} ms  filtered list {r['list_filtered_ms']} ms  pair page {r['pair_ms']} ms")
+              f"first list page {r['list_ms']} ms  filtered list {r['list_filtered_ms']} ms  pair page {r['pair_ms']} ms  "
+              f"({r['browser']})")
     if args.json:
         with open(caller_path(args.json), "w") as f:
             json.dump(results, f, indent=1, sort_keys=True)

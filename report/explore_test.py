@@ -352,6 +352,49 @@ def test_record_text_is_shown_as_text_and_never_runs(forged, browser):
     d.save_screenshot(os.path.join(SHOTS, "forged_pair.png"))
 
 
+def test_overview_links_open_the_pairs_behind_each_count(site, dist, browser):
+    """A family's link opens the list of that config and family; a check count's link opens the
+    list of exactly that many pairs."""
+    d, m = browser, testing.read_manifest(dist)
+    open_page(d, site, "index.html")
+    d.find_element("link text", "stencil").click()
+    wait(lambda: d.execute_script("return document.body.dataset.ready !== undefined"))
+    n = m["counts"]["configs"]["cuda"]["families"]["stencil"]["total"]
+    assert d.find_element("id", "count").text == f"{n} matching pairs"
+    open_page(d, site, "index.html")
+    row = next(tr for tr in d.find_elements("css selector", "table.checks tbody tr")
+               if tr.find_element("tag name", "td").text == "execute_backward_cpu")
+    link = row.find_elements("css selector", "td a")[-1]
+    want = link.text
+    link.click()
+    wait(lambda: d.execute_script("return document.body.dataset.ready !== undefined"))
+    assert d.find_element("id", "count").text == f"{want} matching pairs"
+
+
+def _requests(d, site, page, hash_):
+    """The paths (inside the site) a fresh load of `page#hash_` requested."""
+    d.get_log("performance")
+    open_page(d, site, page, hash_)
+    urls = [m["params"]["request"]["url"] for m in map(lambda e: json.loads(e["message"])["message"],
+                                                      d.get_log("performance"))
+            if m["method"] == "Network.requestWillBeSent"]
+    assert all(u.startswith(f"file://{site}/") for u in urls), urls
+    return sorted(u[len(f"file://{site}/"):].split("#")[0] for u in urls)
+
+
+def test_a_page_loads_only_the_chunks_it_shows(site, browser):
+    """The first list page loads one chunk of rows and no facet; a filtered one the facet files
+    of its filters; a pair page one chunk of pairs: nothing grows with the release."""
+    d = browser
+    assets = ["assets/boot.js", "assets/code.css", "assets/explore.css", "assets/explore.js", "data/meta.js"]
+    data = [u for u in _requests(d, site, "list.html", "") if u.startswith("data/") and u != "data/meta.js"]
+    assert data == ["data/rows/000000.js"]
+    data = [u for u in _requests(d, site, "list.html", "family=arith&split=train") if u.startswith("data/f")]
+    assert len(data) == 2
+    got = _requests(d, site, "pair.html", "row=30")
+    assert got == sorted(["pair.html", *assets, "data/pairs/000001.js"]), got
+
+
 def test_every_page_forbids_third_party_requests_and_makes_none(site, browser):
     d = browser
     for page in ("index.html", "list.html", "pair.html"):
