@@ -47,9 +47,11 @@ PROGRAMS = {
     "//report:explore": ("report/explore", "report/explore_main.py"),
     "//bench:bench": ("bench/bench", "bench/bench_main.py"),
     "//bench:explore": ("bench/explore", "bench/explore_bench.py"),
+    "//bench:eval": ("bench/eval", "bench/eval_bench.py"),
     "//docs:families": ("docs/families", "docs/families.py"),
     "//eval:eval": ("eval/eval", "eval/main.py"),
     "//eval:tasks": ("eval/tasks", "eval/tasks_main.py"),
+    "//eval:baseline": ("eval/baseline", "eval/baseline.py"),
     "//harvest:harvest": ("harvest/harvest", "harvest/harvest_main.py"),
 }
 ALIASES = {"//generator:cpu": "//pipeline:cpu", "//generator:cuda": "//pipeline:cuda"}

@@ -21,6 +21,7 @@ import numpy as np
 
 PLACEHOLDER = "kernel"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+TOKEN = _TOKEN  # the token proxy, for the retrieval baseline (eval/baseline.py)
 _FENCE = re.compile(r"\A\s*```[^\n`]*\n(.*?)\n?```\s*\Z", re.S)
 
 

@@ -2,7 +2,10 @@
 forged copies of it, opened in Debian's headless Chromium driven by Selenium through Debian's
 chromedriver (both installed by ./bazelw). What the pages show is compared with the release's
 Parquet rows read here with pyarrow, not with the explorer's own data files. Screenshots go to
-the test's outputs (bazel-testlogs/report/explore_test/test.outputs/outputs.zip)."""
+the test's outputs (bazel-testlogs/report/explore_test/test.outputs/outputs.zip).
+
+Over 400 lines: one browser session and one small release serve every check here; split into
+files, each would start Chromium and build the release again."""
 
 import json
 import os
