@@ -60,7 +60,6 @@ class _Repeating:
 
 def scaled_site(dist: str, rows: int, out: str) -> dict:
     """The explorer of `dist` with its rows repeated to `rows` rows (see the module's note)."""
-    from generator.coverage import builtin_names, wheel_root
     from report import explore_pass, explore_site
     from report import facts as facts_mod
     from report.release_reader import open_shard
@@ -68,7 +67,7 @@ def scaled_site(dist: str, rows: int, out: str) -> dict:
     m, light, measured = facts_mod.load_release(dist, dist)
     facts = facts_mod.build(m, light, measured, 0, 1, dist, dist)["facts"]
     archs = sorted(set(m["toolchain"]["ptx_archs"]))
-    p = explore_pass.Pass(out, m, archs, builtin_names(wheel_root()))
+    p = explore_pass.Pass(out, m, archs)
     p.hl = _Repeating(p.hl)
     originals = []
     for f in sorted((f for f in m["files"] if f["path"].endswith(".parquet")), key=lambda f: f["config"]):

@@ -39,8 +39,6 @@ EXIT_INTERRUPTED = 128 + 2
 
 def build(dist: str, shown: str, out: str) -> dict:
     """Writes the explorer of the release `dist` to `out`; its meta (rows, facets, ...)."""
-    from generator.coverage import builtin_names, wheel_root
-
     m, rows, measured = facts_mod.load_release(dist, shown)
     facts = facts_mod.build(m, rows, measured, 0, 1, dist, shown)["facts"]
     parent = os.path.dirname(os.path.abspath(out))
@@ -53,7 +51,7 @@ def build(dist: str, shown: str, out: str) -> dict:
         os.makedirs(os.path.join(tmp, "plots"))
         figs = plots.draw_all(facts, rows, measured, os.path.join(tmp, "plots"))
         del rows, measured
-        meta = explore_pass.run_pass(dist, shown, m, tmp, builtin_names(wheel_root()))
+        meta = explore_pass.run_pass(dist, shown, m, tmp)
         explore_site.write_assets(tmp)
         explore_site.write_pages(tmp, m, meta, facts, figs)
         publish(tmp, out, ".explore-old-")

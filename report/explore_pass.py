@@ -10,6 +10,7 @@ import array
 import collections
 
 from report import explore_data as ed
+from report.coverage import called
 from report.release_reader import ReleaseError, open_shard
 from schemas.files import quote
 
@@ -20,8 +21,8 @@ LABELS = {"source": "Python", "ir_cpp_forward": "C++ forward", "ir_cpp_backward"
 class Pass:
     """State of the pass: facet postings, search keys, the chunk being filled, the counts."""
 
-    def __init__(self, out: str, m: dict, archs: list[str], builtins: frozenset[str], progress=None):
-        self.out, self.m, self.builtins, self.progress = out, m, builtins, progress
+    def __init__(self, out: str, m: dict, archs: list[str], progress=None):
+        self.out, self.m, self.progress = out, m, progress
         self.text_columns = list(ed.TEXT_COLUMNS) + [f"ptx_{a}" for a in archs]
         self.hl = ed.Highlighter()
         self.facets: dict[tuple[str, str], array.array] = collections.defaultdict(lambda: array.array("q"))
@@ -66,16 +67,10 @@ class Pass:
             self._flush_pairs()
 
     def _builtins(self, source) -> list[str]:
-        from generator.coverage import call_sites
-
-        if not isinstance(source, str):
-            return []
-        try:
-            _, sites = call_sites(source, self.builtins)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
+        got = called(source)  # report/coverage.py: read with ast, never run
+        if got is None:
             self.unparsed += 1
-            return []
-        return sorted(sites)
+        return list(got or ())
 
     def _pair(self, r: dict, config: str, rel: str, index: int, checks, why: str, used: list[str]) -> dict:
         code = []
@@ -158,11 +153,11 @@ def write_search(out: str, keys: list[tuple[str, int]]) -> list[str]:
     return sorted(buckets)
 
 
-def run_pass(dist: str, shown: str, m: dict, out: str, builtins: frozenset[str], progress=None) -> dict:
+def run_pass(dist: str, shown: str, m: dict, out: str, progress=None) -> dict:
     """Reads every listed Parquet file of the release `dist` (configs sorted, the manifest's file
     order within each) into the data files under `out`; the meta of `Pass.finish`."""
     archs = sorted(set(m["toolchain"]["ptx_archs"]))
-    p = Pass(out, m, archs, builtins, progress)
+    p = Pass(out, m, archs, progress)
     columns = ["id", "family", "target", "seed", "kernel_name", "skeleton_hash", "split", "dim",
                *p.text_columns, *ed.JSON_COLUMNS]
     listed = [f for f in m["files"] if f["path"].endswith(".parquet")]

@@ -89,6 +89,12 @@ def overview(m: dict, meta: dict, facts: dict, plots: dict) -> str:
         by.setdefault(name, {})[status] = n
     rows = [[e(name)] + [_status_link(name, s, by[name].get(s, 0)) for s in STATUSES] for name in sorted(by)]
     parts.append(_table(["check", *STATUSES], rows, "checks"))
+    cov = facts.get("coverage")
+    if cov:
+        parts.append(f"<h2>Language coverage</h2><p>The pairs call {e(cov['builtins'])} distinct Warp builtins "
+                     f"(the list filters by each); they cover {e(cov['call_site_pct'])}% of the "
+                     f"{e(cov['real_call_sites'])} call sites of the installed warp-lang wheel's own kernels "
+                     f"(//report's Language coverage section lists the builtins missing).</p>")
     parts.append(_rejects(facts))
     if meta.get("unparsed_sources"):
         parts.append(f"<p>{meta['unparsed_sources']} sources could not be parsed for their builtins.</p>")

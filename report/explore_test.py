@@ -144,9 +144,13 @@ def test_overview_counts_and_checks_equal_the_release(site, dist, browser):
         name = cells[0]
         for status, n in zip(("passed", "failed", "inconclusive", "not_run"), cells[1:]):
             assert int(n) == sum(json.loads(r["checks"]).get(name, {}).get("status") == status for r in rows.values())
+    cov = next(p.text for p in d.find_elements("css selector", "p") if "distinct Warp builtins" in p.text)
+    builtins = int(re.search(r"call (\d+) distinct", cov).group(1))
     assert len(d.find_elements("css selector", "figure img")) >= 4
     for img in d.find_elements("css selector", "figure img"):  # every plot loaded
         assert d.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
+    open_page(d, site, "list.html")  # the list filters by each builtin the overview counts
+    assert len(d.find_elements("css selector", "#f-builtin option")) - 1 == builtins > 5
 
 
 def test_the_list_filters_pages_and_searches(site, dist, browser):

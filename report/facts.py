@@ -16,6 +16,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 
+from report import coverage
 from report.measures import TOKEN_PROXY, ir_fields, next_pow2, pct, pct_f, percentile, summary, tasks
 from report.open_values import (NAME_CHARS, TABLE_ROWS, TOP, VALUE_CHARS, as_bool, as_count, as_dict, as_number, cut,
                                 dig, nested, scalar, top_counts)
@@ -52,6 +53,7 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
              "validation": _validation(r), "dedup": _dedup(r), "near_duplicates": _near_duplicates(r),
              "diversity": _diversity(r), "gradient": _gradient(r), "lengths": _lengths(r),
              "ptx_by_family": _ptx_by_family(r), "training": _training(r), "throughput": _throughput(r),
+             "coverage": coverage.facts(r.rows, r.configs),
              "samples": pick_samples(rows, r.configs, r.archs, samples, excerpt_lines, dist, shown),
              "skipped": {"values": r.skipped[:TOP], "more": max(0, len(r.skipped) - TOP)}}
     return {"facts": facts, "sources": _sources(f"ptx_{r.archs[0]}")}
@@ -75,6 +77,8 @@ def _sources(ptx: str) -> dict[str, str]:
         "training": ("Parquet shards: token proxy of the task's fields summed per record; context = the "
                      "smallest power of two at or above p99; fits_pct = share of records within it"),
         "throughput": "manifest.json: inputs[].run (the generator's run.json; null where not recorded)",
+        "coverage": ("Parquet shards: the Warp builtins each source calls (read with ast); the installed "
+                     "warp-lang wheel's examples, tests and library read the same way (generator/coverage.py)"),
         "samples": ("Parquet shards: the first record by id of each chosen family; excerpts are the first lines "
                     "verbatim, at most limits.excerpt_bytes bytes"),
         "skipped": "manifest.json: values of an unexpected type, left out of the figures",

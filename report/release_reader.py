@@ -17,6 +17,7 @@ import os
 import sys
 
 import schemas
+from report.coverage import called
 from report.measures import lines, measured_fields, tokens
 from report.open_values import as_count
 from runtime.process import Terminated
@@ -112,12 +113,15 @@ def _read_row_group(table, rel: str, n: int, where: str, fields: list[str], rows
     for i, row in enumerate(light):
         rows[config].append(light_row(row, rel, n + i, where))
     per = sizes[config]
+    first = len(rows[config]) - len(light)
     for field in fields:
         chars, nlines, ntokens = per[field]
         for i, text in enumerate(table.column(field).to_pylist()):
             if not isinstance(text, str):
                 raise ReleaseError(f"{where}: row {n + i} (id {quote(light[i]['id'], 80)}): "
                                    f"{field} is null")
+            if field == "source":  # the builtins it calls, read with ast (report/coverage.py)
+                rows[config][first + i]["builtins"] = called(text)
             chars.append(len(text))
             nlines.append(lines(text))
             ntokens.append(tokens(text))

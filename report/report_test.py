@@ -145,6 +145,46 @@ def test_key_facts_equal_the_manifest_and_the_shards(dist):
     assert f"GPU execution ran: {'yes' if m['validation']['gpu_executed'] else 'no'}." in md
 
 
+def test_coverage_is_the_builtins_the_sources_call_against_the_wheel(dist):
+    """The report's builtins per config are the wheel's builtin names the shards' sources call in
+    their kernel and func bodies (found here by a plain walk of every call, `wp.name(...)` or
+    `name(...)`), and their share of the wheel's call sites is recomputed from the wheel's
+    usage as generator/coverage.py reads it."""
+    import ast
+
+    from generator import coverage as gc
+
+    def calls(source):
+        out = set()
+        for fn in ast.walk(ast.parse(source)):
+            if isinstance(fn, ast.FunctionDef) and fn.decorator_list:
+                for node in (x for stmt in fn.body for x in ast.walk(stmt)):
+                    f = getattr(node, "func", None)
+                    if isinstance(f, ast.Name):
+                        out.add(f.id)
+                    elif isinstance(f, ast.Attribute) and getattr(f.value, "id", None) == "wp":
+                        out.add(f.attr)
+        return out
+
+    _, built, rows = _load(dist)
+    c = built["facts"]["coverage"]
+    names = gc.builtin_names(gc.wheel_root())
+    every = set()
+    for config, rs in rows.items():
+        got = {n for r in rs for n in calls(r["source"]) if n in names}
+        assert c["configs"][config] == len(got) > 5, config
+        every |= got
+    assert c["builtins"] == len(every) and c["unparsed_sources"] == 0
+    wheel = gc.wheel_usage(gc.wheel_root(), names)
+    total = sum(wheel.sites.values())
+    assert c["real_call_sites"] == total > 10000 and c["real_builtins"] == len(wheel.sites)
+    assert c["call_site_pct"] == round(100 * sum(n for b, n in wheel.sites.items() if b in every) / total, 1)
+    top = sorted(((n, b) for b, n in wheel.sites.items() if b not in every), key=lambda x: (-x[0], x[1]))
+    assert c["missing"] == [[b, n] for n, b in top[:10]]
+    md = _read(os.path.join(dist, "report", "report.md"))
+    assert "## Language coverage" in md and f"cover {c['call_site_pct']}% of those call sites" in md
+
+
 def test_samples_are_verbatim_from_the_shards(dist):
     _, built, rows = _load(dist)
     by_id = {(c, r["id"]): r for c, rs in rows.items() for r in rs}

@@ -33,7 +33,7 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
     return (_title(F) + _summary(F) + _what_the_data_is(F) + _how_pairs_are_produced(F)
             + _validation(F) + _gradient(F) + _generation(F) + _removals(F, figs)
             + _families(F, figs) + _sizes(F, figs) + _ptx_by_family(F, figs) + _diversity(F, figs)
-            + _throughput(F) + _samples(F) + _training(F) + _limits(F))
+            + _coverage(F) + _throughput(F) + _samples(F) + _training(F) + _limits(F))
 
 
 def _title(F: dict) -> list[tuple]:
@@ -244,6 +244,21 @@ def _diversity(F: dict, figs: dict) -> list[tuple]:
               f"{near['clusters']} clusters covering {_v(near['records_in_clusters'])} records "
               f"({_v(near['records_in_clusters_pct'])}% of the release); largest cluster "
               f"{_v(near['largest_cluster'])}. Near-duplicates are reported, not removed.")]
+
+
+def _coverage(F: dict) -> list[tuple]:
+    c = F["coverage"]
+    per = _list([f"{u(k)} {n}" for k, n in c["configs"].items()])
+    missing = _list([f"{u(name)} ({n})" for name, n in c["missing"]])
+    more = f" and {c['missing_more']} more" if c["missing_more"] else ""
+    return [("h", 2, "Language coverage"),
+            ("p", f"The release's kernels call {c['builtins']} distinct Warp builtins (per config: {per}). "
+                  f"The installed warp-lang wheel's own kernels and functions ({c['real_functions']}, in its "
+                  f"examples, tests and library, read with ast and never imported) call {c['real_builtins']} "
+                  f"builtins at {c['real_call_sites']} call sites; the builtins this release calls cover "
+                  f"{_v(c['call_site_pct'])}% of those call sites. The most-called builtins it does not call "
+                  f"(call sites in the wheel): {missing}{more}. Sources that did not parse: "
+                  f"{c['unparsed_sources']}.")]
 
 
 def _throughput(F: dict) -> list[tuple]:
