@@ -25,6 +25,16 @@ def test_each_task_is_timed_and_its_reference_answers_are_right(tmp_path, capsys
     assert "answers/s/worker" in capsys.readouterr().out
 
 
+def test_trivial_answers_score_nothing(tmp_path):
+    """A kernel that returns nothing and zeros in the outputs' shapes: judged, and 0% correct."""
+    out = tmp_path / "trivial.json"
+    assert eval_bench.main(["--kernels", "8", "--tasks", "cpp_to_python,outputs", "--answers", "trivial",
+                            "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["cpp_to_python"]["correct"] == 0.0 and r["outputs"]["correct"] == 0.0
+    assert r["cpp_to_python"]["answers_kind"] == "trivial"
+
+
 def test_bad_flags_are_one_line_errors(capsys):
     """An unknown task or a zero size is one error line, exit 2."""
     assert eval_bench.main(["--tasks", "nope"]) == 2
