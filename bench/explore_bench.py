@@ -67,7 +67,7 @@ def scaled_site(dist: str, rows: int, out: str) -> dict:
     m, light, measured = facts_mod.load_release(dist, dist)
     facts = facts_mod.build(m, light, measured, 0, 1, dist, dist)["facts"]
     archs = sorted(set(m["toolchain"]["ptx_archs"]))
-    p = explore_pass.Pass(out, m, archs)
+    p = explore_pass.Pass(out, m, archs, {r["at"]: r["builtins"] for rs in light.values() for r in rs})
     p.hl = _Repeating(p.hl)
     originals = []
     for f in sorted((f for f in m["files"] if f["path"].endswith(".parquet")), key=lambda f: f["config"]):
@@ -83,17 +83,6 @@ def scaled_site(dist: str, rows: int, out: str) -> dict:
     explore_site.write_assets(out)
     explore_site.write_pages(out, m, meta, facts, {})
     return meta
-
-
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        opts.add_argument(a)
-    return webdriver.Chrome(options=opts, service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"))
 
 
 def first_render_ms(d, url: str) -> float:
@@ -119,7 +108,9 @@ def time_pages(site: str, meta: dict, repeat: int) -> dict:
     builtin = max(meta["facets"].get("builtin", [["", 0, 0]]), key=lambda x: x[2])[0]
     urls = {"list": "list.html", "list_filtered": f"list.html#family={quote(fam)}&builtin={quote(builtin)}",
             "pair": f"pair.html#row={meta['rows'] // 2}"}
-    d = browser()
+    from report.explore_browser import headless_chromium
+
+    d = headless_chromium()
     try:
         out = {"browser": f"{d.capabilities.get('browserName')} {d.capabilities.get('browserVersion')}"}
         for name, rel in urls.items():

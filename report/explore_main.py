@@ -21,9 +21,7 @@ is empty or a previous explorer (it holds data/meta.js).
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 import time
 
 from report import explore_pass, explore_site
@@ -32,7 +30,7 @@ from report import plots
 from report.facts import ReleaseError
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas.files import quote
-from tools.release_format import OneLineParser, publish
+from tools.release_format import OneLineParser, built_beside
 
 EXIT_INTERRUPTED = 128 + 2
 
@@ -41,23 +39,14 @@ def build(dist: str, shown: str, out: str) -> dict:
     """Writes the explorer of the release `dist` to `out`; its meta (rows, facets, ...)."""
     m, rows, measured = facts_mod.load_release(dist, shown)
     facts = facts_mod.build(m, rows, measured, 0, 1, dist, shown)["facts"]
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".explore-", dir=parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+    with built_beside(out, ".explore-") as tmp:
         os.makedirs(os.path.join(tmp, "plots"))
         figs = plots.draw_all(facts, rows, measured, os.path.join(tmp, "plots"))
+        called_at = {r["at"]: r["builtins"] for rs in rows.values() for r in rs}
         del rows, measured
-        meta = explore_pass.run_pass(dist, shown, m, tmp)
+        meta = explore_pass.run_pass(dist, shown, m, tmp, called_at)
         explore_site.write_assets(tmp)
         explore_site.write_pages(tmp, m, meta, facts, figs)
-        publish(tmp, out, ".explore-old-")
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return meta
 
 

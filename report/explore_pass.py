@@ -10,8 +10,7 @@ import array
 import collections
 
 from report import explore_data as ed
-from report.coverage import called
-from report.release_reader import ReleaseError, open_shard
+from report.release_reader import arrow_schema, light_row, open_shard
 from schemas.files import quote
 
 LABELS = {"source": "Python", "ir_cpp_forward": "C++ forward", "ir_cpp_backward": "C++ backward",
@@ -21,8 +20,10 @@ LABELS = {"source": "Python", "ir_cpp_forward": "C++ forward", "ir_cpp_backward"
 class Pass:
     """State of the pass: facet postings, search keys, the chunk being filled, the counts."""
 
-    def __init__(self, out: str, m: dict, archs: list[str], progress=None):
-        self.out, self.m, self.progress = out, m, progress
+    def __init__(self, out: str, m: dict, archs: list[str], called_at: dict):
+        # called_at: (file, row) -> the builtins its source calls, as `load_release` read them
+        # (report/coverage.py), None where it did not parse: each source is parsed once
+        self.out, self.m, self.called_at = out, m, called_at
         self.text_columns = list(ed.TEXT_COLUMNS) + [f"ptx_{a}" for a in archs]
         self.hl = ed.Highlighter()
         self.facets: dict[tuple[str, str], array.array] = collections.defaultdict(lambda: array.array("q"))
@@ -53,7 +54,7 @@ class Pass:
             self.facets[(kind, v)].append(n)
         for name, status, _ in ed.checks(checks):
             self.facets[("check", f"{name}: {status}")].append(n)
-        used = self._builtins(r["source"])
+        used = self._builtins(rel, index)
         for b in used:
             self.facets[("builtin", b)].append(n)
         for key in {r["id"].lower(), r["kernel_name"].lower()}:
@@ -66,8 +67,8 @@ class Pass:
         if len(self.pairs) == ed.PAIRS_PER_CHUNK:
             self._flush_pairs()
 
-    def _builtins(self, source) -> list[str]:
-        got = called(source)  # report/coverage.py: read with ast, never run
+    def _builtins(self, rel: str, index: int) -> list[str]:
+        got = self.called_at.get((rel, index))
         if got is None:
             self.unparsed += 1
         return list(got or ())
@@ -153,40 +154,25 @@ def write_search(out: str, keys: list[tuple[str, int]]) -> list[str]:
     return sorted(buckets)
 
 
-def run_pass(dist: str, shown: str, m: dict, out: str, progress=None) -> dict:
+def run_pass(dist: str, shown: str, m: dict, out: str, called_at: dict) -> dict:
     """Reads every listed Parquet file of the release `dist` (configs sorted, the manifest's file
-    order within each) into the data files under `out`; the meta of `Pass.finish`."""
+    order within each) into the data files under `out`; the meta of `Pass.finish`. `called_at`:
+    see `Pass`."""
     archs = sorted(set(m["toolchain"]["ptx_archs"]))
-    p = Pass(out, m, archs, progress)
+    p = Pass(out, m, archs, called_at)
     columns = ["id", "family", "target", "seed", "kernel_name", "skeleton_hash", "split", "dim",
                *p.text_columns, *ed.JSON_COLUMNS]
     listed = [f for f in m["files"] if f["path"].endswith(".parquet")]
     for f in sorted(listed, key=lambda f: f["config"]):  # stable: the manifest's order within a config
         where = f"{quote(shown)}/{quote(f['path'])}"
         index = 0
-        with open_shard(dist, f["path"], shown, release_reader_schema(archs), f) as pf:
+        with open_shard(dist, f["path"], shown, arrow_schema(archs), f) as pf:
             for g in range(pf.num_row_groups):
                 table = pf.read_row_group(g, columns=columns, use_threads=False)
                 for r in table.to_pylist():
-                    _check_row(r, where, index)
+                    light_row(r, f["path"], index, where)  # the reader's rule for a row's small fields
                     p.row(r, f["config"], f["path"], index)
                     index += 1
-                    if progress is not None:
-                        progress(1)
                 del table
     return p.finish()
-
-
-def release_reader_schema(archs: list[str]):
-    from report.release_reader import arrow_schema
-
-    return arrow_schema(archs)
-
-
-def _check_row(r: dict, where: str, index: int) -> None:
-    for k in ("id", "family", "kernel_name", "split", "skeleton_hash"):
-        if not isinstance(r[k], str):
-            raise ReleaseError(f"{where}: row {index}: {k} is null")
-    if not isinstance(r["seed"], int):
-        raise ReleaseError(f"{where}: row {index}: seed is null")
 

@@ -6,16 +6,15 @@ site's own scripts, styles and images: no third-party request, no inline script,
 from __future__ import annotations
 
 import html
-import json
 import os
 import shutil
 
 from report import explore_data as ed
+from report.release_reader import STATUSES
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
        "base-uri 'none'; form-action 'none'")
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "explore_assets")
-STATUSES = ("passed", "failed", "inconclusive", "not_run")
 TOP_REASONS = 20
 
 
@@ -127,6 +126,3 @@ def _rejects(facts: dict) -> str:
         return head + "<p>none</p>"
     return head + _table(["reason", "kernels"], [[e(k), e(v)] for k, v in items], "rejects")
 
-
-def dumps(value) -> str:
-    return json.dumps(value, ensure_ascii=True)

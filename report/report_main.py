@@ -19,9 +19,7 @@ removed and DIR untouched.
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
 
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from report import document, plots
@@ -31,7 +29,7 @@ from report.facts import ReleaseError
 from report.sections import blocks
 from schemas.files import quote
 from schemas.dataset_format import pretty_json
-from tools.release_format import OneLineParser, publish
+from tools.release_format import OneLineParser, built_beside
 
 EXIT_INTERRUPTED = 128 + 2  # Ctrl-C (SIGINT)
 
@@ -39,13 +37,7 @@ EXIT_INTERRUPTED = 128 + 2  # Ctrl-C (SIGINT)
 def write(dist: str, shown: str, out: str, samples: int, excerpt_lines: int) -> dict:
     m, rows, measured = facts_mod.load_release(dist, shown)
     built = facts_mod.build(m, rows, measured, samples, excerpt_lines, dist, shown)
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".report-", dir=parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
+    with built_beside(out, ".report-") as tmp:
         figs = plots.draw_all(built["facts"], rows, measured, tmp)
         doc = blocks(built["facts"], figs)
         with open(os.path.join(tmp, "report.md"), "w", encoding="utf-8") as f:
@@ -54,10 +46,6 @@ def write(dist: str, shown: str, out: str, samples: int, excerpt_lines: int) -> 
             f.write(document.to_html(doc, f"Warp kernel -> IR pairs, release {u(m['version'])}", tmp))
         with open(os.path.join(tmp, "facts.json"), "w", encoding="utf-8") as f:
             f.write(pretty_json(built))
-        publish(tmp, out, ".report-old-")
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     return built
 
 

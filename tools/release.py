@@ -21,9 +21,7 @@ import json
 import os
 import re
 import shlex
-import shutil
 import sys
-import tempfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -271,19 +269,13 @@ def main(argv=None) -> int:
     if os.path.exists(out) and not (os.path.isdir(out) and (not os.listdir(out) or is_release(out))):
         print(f"error: --out {files.quote(args.out)} exists and is not a previous release; refusing to overwrite it", file=sys.stderr)
         return 2
-    parent = os.path.dirname(out)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".release-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp's 0700 would make the release private
     try:
-        with sigterm_raises():  # SIGTERM stops it as Ctrl-C does: the unfinished release removed, one line
+        # SIGTERM stops it as Ctrl-C does: the unfinished release removed, one line
+        with sigterm_raises(), fmt.built_beside(out, ".release-") as tmp:
             dirs = read_inputs([(caller_path(p), p) for p in args.inputs], args.near_dup_threshold)
             command = "./bazelw run //tools:release -- " + shlex.join(argv)
             m = build(dirs, tmp, args.version, args.fractions, args.near_dup_threshold, args.shard_rows, args.jsonl,
                       command)
-            fmt.publish(tmp, out, ".release-old-")
     except GateError as e:
         print(f"error: release refused: {files.quote(str(e), 600)}", file=sys.stderr)
         return 1
@@ -291,9 +283,6 @@ def main(argv=None) -> int:
         how = "terminated (SIGTERM)" if isinstance(e, Terminated) else "interrupted"
         print(f"error: {how}; nothing written to {files.quote(args.out)}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else 130
-    finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
     c = m["counts"]
     per = "; ".join(f"{k}: " + ", ".join(f"{s} {n}" for s, n in v["splits"].items()) for k, v in c["configs"].items())
     print(f"release {args.version} -> {files.quote(args.out)}: {c['records_in']} records in, {c['records_out']} out "

@@ -7,6 +7,7 @@ the pair record, so verify can re-apply the pair schema), the file names, and th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import shutil
@@ -121,6 +122,25 @@ def publish(tmp: str, out: str, old_prefix: str) -> None:
         shutil.rmtree(old)
     else:
         os.rename(tmp, out)
+
+
+@contextlib.contextmanager
+def built_beside(out: str, prefix: str):
+    """A fresh directory beside `out` to build into, with the permissions a new directory gets
+    (not mkdtemp's 0700); `publish`ed onto `out` when the block ends normally (a previous one
+    swapped out through a `<prefix>old-` directory), removed whatever else happens."""
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        yield tmp
+        publish(tmp, out, f"{prefix}old-")
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp)
 
 
 class OneLineParser(argparse.ArgumentParser):
