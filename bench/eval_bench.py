@@ -6,10 +6,11 @@ rows are scored; or takes DIST), writes each task's reference answers for the sp
 predictions file, and times `eval.main.score` on each task alone with WORKERS sandboxed children
 (fresh-input seed 1). The reference answers are the realistic case for a judge that runs them:
 each Python answer is compiled by Warp and executed on every stored and fresh input set in a
-bubblewrap sandbox; an `outputs` answer is compared with the oracle; C++ and CUDA answers get the
-text measures only (their functional judge is not built yet). Reports answers, seconds, answers
-per second per worker, and the correct rate (the reference answers must score 100% where judged).
-`--answers trivial` scores trivial answers instead (they must score 0%).
+bubblewrap sandbox; a C++ answer is compiled in place of Warp's generated function and executed
+the same way (a backward held to Warp's own gradients); a CUDA answer is compiled by NVRTC; an
+`outputs` answer is compared with the oracle. Reports answers, seconds, answers per second per
+worker, the judged share and the correct rate of the judged (the reference answers must score
+100%). `--answers trivial` scores trivial answers instead (they must score 0%).
 """
 
 from __future__ import annotations
@@ -56,16 +57,23 @@ def _returns_nothing(source: str, kernel_name: str) -> str:
     return ast.unparse(tree) + "\n"
 
 
+def _hollow(text: str) -> str:
+    """Generated C++/CUDA with its kernel function's body (the last function's) emptied."""
+    at = text.rindex("\n{\n")
+    return text[:at + 3] + "}\n"
+
+
 def answer(task, row: dict, kind: str) -> str:
     """The `kind` answer of `row` for `task`: its reference, or the trivial answer of the task's
-    kind (a kernel that returns nothing; zeros in the outputs' shapes; an empty C++/CUDA text)."""
+    kind (a kernel that returns nothing; zeros in the outputs' shapes; the C++/CUDA kernel
+    function with an empty body)."""
     if kind == "reference":
         return task.reference(row)
     if task.kind == "python":
         return _returns_nothing(task.reference(row), row["kernel_name"])
     if task.kind == "outputs":
         return json.dumps(_zeros(json.loads(task.reference(row))))
-    return ""
+    return _hollow(task.reference(row))
 
 
 def time_task(dist: str, task: str, split: str, workers: int, tmp: str, kind: str = "reference") -> dict:
@@ -86,7 +94,7 @@ def time_task(dist: str, task: str, split: str, workers: int, tmp: str, kind: st
     scores = report["tasks"][task]["all"]
     return {"answers": len(rows), "seconds": round(seconds, 2), "workers": workers,
             "answers_per_s_per_worker": round(len(rows) / seconds / workers, 3),
-            "correct": scores.get("correct"), "kind": TASKS[task].kind, "answers_kind": kind,
+            "judged": scores.get("judged"), "correct": scores.get("correct"), "kind": TASKS[task].kind, "answers_kind": kind,
             "exact_match": scores.get("exact_match"), "edit_similarity": scores.get("edit_similarity")}
 
 

@@ -1,5 +1,6 @@
 """//eval and //eval:tasks on a small real release (16 CPU kernels, most in the test split): the
-reference answers score 100% correct on the Python and outputs tasks; trivial answers (empty, a
+reference answers score 100% correct on every task the sandbox can execute (the CUDA ones
+compile); C++ with renamed locals scores correct and hollow C++ wrong; trivial answers (empty, a
 kernel that returns nothing, zeros, a copy of an input) score 0%; a semantically equal but
 textually different kernel scores correct; a kernel that hard-codes the outputs of every stored
 input set is caught by the fresh ones; pass@k against its closed form; edit distance against a
@@ -10,6 +11,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 
@@ -39,23 +41,73 @@ def _lines(task, answers):
     return [{"id": rid, "task": task, "prediction": a} for rid, a in answers.items()]
 
 
-def test_reference_answers_score_100_percent_on_python_and_outputs(dist, rows):
-    """Every test row's own source (for both directions) and stored outputs are judged correct;
-    the C++/CUDA tasks say not_run with the reason and still get their text measures."""
+CODE = {"python_to_cpp": "ir_cpp_forward", "python_to_cpp_backward": "ir_cpp_backward",
+        "python_to_cuda": "ir_cuda_forward", "python_to_cuda_backward": "ir_cuda_backward"}
+
+
+def test_reference_answers_score_100_percent_on_every_task(dist, rows):
+    """Every test row's own source (for both directions), stored outputs and generated C++ are
+    judged correct (the C++ forward run against the oracle, the backward against Warp's own
+    gradients); the CUDA answers compile and say why they are not executed."""
+    from eval import judge
+
     lines = (_lines("cpp_to_python", {r["id"]: r["source"] for r in rows})
              + _lines("cuda_to_python", {r["id"]: r["source"] for r in rows})
-             + _lines("outputs", {r["id"]: r["outputs"] for r in rows})
-             + _lines("python_to_cuda_backward", {r["id"]: r["ir_cuda_backward"] for r in rows}))
+             + _lines("outputs", {r["id"]: r["outputs"] for r in rows}))
+    for task, column in CODE.items():
+        lines += _lines(task, {r["id"]: r[column] for r in rows})
     report = testing.score(dist, lines, TMP)
-    for t in ("cpp_to_python", "cuda_to_python", "outputs"):
+    for t in ("cpp_to_python", "cuda_to_python", "outputs", "python_to_cpp", "python_to_cpp_backward"):
         g = report["tasks"][t]["all"]
         assert g["n"] == len(rows) and g["correct"] == 1.0 and g["pass_at_1"] == 1.0 and g["exact_match"] == 1.0, g
-    assert report["tasks"]["cpp_to_python"]["all"]["compiled"] == 1.0
+        unjudged = {s["reason"] for v in testing.verdicts(report, t).values() for s in v if s["correct"] is None}
+        assert g["judged"] > 0.5 and unjudged <= {judge.NO_GRADIENT}, (g, unjudged)  # a kernel without float arrays
+    for t in ("cpp_to_python", "cuda_to_python", "python_to_cpp", "python_to_cpp_backward", "python_to_cuda"):
+        assert report["tasks"][t]["all"]["compiled"] == 1.0
     assert len(report["tasks"]["outputs"]["families"]) >= 3
-    cpp = report["tasks"]["python_to_cuda_backward"]["all"]
-    assert cpp["correct"] == "not_run" and cpp["edit_similarity"] == 1.0
-    assert {s["reason"] for s in testing.verdicts(report, "python_to_cuda_backward")["%s" % rows[0]["id"]]} == {
-        "functional C++/CUDA scoring not built yet"}
+    for t in ("python_to_cuda", "python_to_cuda_backward"):
+        g = report["tasks"][t]["all"]
+        assert g["compiled"] == 1.0 and g["judged"] == 0.0 and g["correct"] == "not_run" and g["exact_match"] == 1.0, g
+        assert {s["reason"] for v in testing.verdicts(report, t).values() for s in v} == {judge.NOT_EXECUTED}
+
+
+def _kernel_function(text: str) -> tuple[str, str]:
+    """(everything before the kernel function's body, the body), the kernel function being the
+    answer's last top-level item."""
+    at = text.rindex("\n{\n")  # the body of the last function begins its own line
+    return text[:at + 3], text[at + 3:]
+
+
+def _renamed(text: str) -> str:
+    """Every `var_` local of Warp's code renamed and a comment added: the same code, other text."""
+    return "// rewritten\n" + re.sub(r"\bvar_(\w+)", r"renamed_\1_v", text)
+
+
+def test_equal_cpp_scores_correct_and_trivial_cpp_scores_wrong(dist, rows):
+    """C++ forward and backward with every local renamed: correct, not an exact match. Empty
+    answers, and the kernel function with an empty body (a forward that writes nothing, a
+    backward that gives no gradient): wrong, each with its reason. CUDA renamed: compiles; CUDA
+    that does not: not compiled."""
+    picked = rows[:4]
+    lines = []
+    for task, column in CODE.items():
+        for r in picked:
+            head, _ = _kernel_function(r[column])
+            lines.append({"id": r["id"], "task": task, "predictions": [_renamed(r[column]), "", head + "}\n",
+                                                                        head + "    undeclared_name;\n}\n"]})
+    report = testing.score(dist, lines, TMP)
+    for task in CODE:
+        for r in picked:
+            equal, empty, hollow, broken = testing.verdicts(report, task)[r["id"]]
+            assert equal["exact_match"] is False and equal["compiled"] is True, (task, equal)
+            assert empty["parsed"] is False and empty["reason"] == "parse: empty answer", (task, empty)
+            assert broken["compiled"] is False and "undeclared_name" in broken["reason"], (task, broken)
+            if task.startswith("python_to_cpp"):
+                assert equal["correct"] is True, (task, equal)
+                assert hollow["compiled"] is True and hollow["correct"] is False and hollow["reason"], (task, hollow)
+                assert empty["correct"] is False and broken["correct"] is False
+            else:
+                assert equal["correct"] is None and hollow["compiled"] is True, (task, equal, hollow)
 
 
 def _signature(source: str, name: str) -> str:

@@ -1,4 +1,6 @@
-"""Hostile predictions: 14 Python answers of different kinds (file deletion, writing outside the
+"""Hostile predictions: 8 C++ answers (system(), writing and deleting outside the sandbox, a
+socket, forked processes that would outlive it, a memory bomb, an endless loop, inline assembly),
+compiled into Warp's module and run; 14 Python answers of different kinds (file deletion, writing outside the
 sandbox, network, fork bomb, memory bomb, os/subprocess imports, dunder and attribute escapes,
 code in defaults, annotations and struct fields), each of which would leave a marker file outside
 the sandbox if it ran unsandboxed; two that pass the allowlist and misbehave in Warp (an endless
@@ -78,7 +80,87 @@ def test_hostile_predictions_fail_each_with_a_reason_and_leave_no_marker(dist, r
     for kind, v in zip(list(_payloads(name, sig)) + ["endless_loop", "out_of_bounds"], hostile):
         assert v["correct"] is False and v["reason"], (kind, v)
     assert hostile[-2]["reason"].startswith("sandbox: no result within"), hostile[-2]
-    assert sorted(os.listdir(MARKS)) == ["keep"]
+    assert "keep" in os.listdir(MARKS) and set(os.listdir(MARKS)) <= {"keep", "keep2", "keep_cpp"}
+
+
+def _cpp_payloads(keep: str) -> dict[str, tuple[str, str]]:
+    """{kind: (top-level C++ declarations, statements run by every thread of the forward)}; each
+    would leave a marker outside the sandbox (or delete `keep`) if it ran unsandboxed. Warp's
+    CPU JIT resolves libc's symbols, so these calls do run (system() does, outside a sandbox)."""
+    m = lambda k: '"' + os.path.join(MARKS, k) + '"'  # noqa: E731
+    libc = ('extern "C" int system(const char*);\nextern "C" void* fopen(const char*, const char*);\n'
+            'extern "C" int unlink(const char*);\nextern "C" int fork();\nextern "C" unsigned sleep(unsigned);\n'
+            'extern "C" int socket(int, int, int);\nextern "C" int connect(int, const void*, unsigned);\n'
+            'extern "C" void* malloc(unsigned long);\nextern "C" void* memset(void*, int, unsigned long);\n')
+    return {
+        "system": (libc, f'    system("touch " {m("cpp_system")});\n'),
+        "write_outside": (libc, f'    fopen({m("cpp_write")}, "w");\n'),
+        "delete": (libc, f'    unlink("{keep}");\n'),
+        "network": (libc, '    { unsigned char a[16] = {2, 0, 0, 80, 1, 1, 1, 1}; int s = socket(2, 1, 0);\n'
+                          f'      if (s >= 0 && connect(s, a, 16) == 0) system("touch " {m("cpp_net")}); }}\n'),
+        "fork": (libc, '    for (int k = 0; k < 32; ++k) if (fork() == 0) { sleep(2); '
+                       f'fopen({m("cpp_fork")}, "w"); system("touch " {m("cpp_fork2")}); for (;;) sleep(1); }}\n'),
+        # the volatile store keeps the compiler from removing the loop
+        "memory_bomb": (libc, '    { char* volatile last = 0; for (;;) { char* p = (char*)malloc(1ul << 30); '
+                              'memset(p, 1, 1ul << 30); last = p; } }\n'),
+        "endless_loop": ("", "    for (volatile int k = 0; ; k = k + 1) {}\n"),
+        "inline_asm": ("", f'    {{ long r; const char* p = {m("cpp_asm")}; asm volatile("syscall" : "=a"(r) : "a"(2L), '
+                           '"D"(p), "S"(0x41L), "d"(0644L) : "rcx", "r11", "memory"); }\n'),
+    }
+
+
+def _with_payload(reference: str, decls: str, statements: str) -> str:
+    """The reference forward with `statements` first in the kernel function, `decls` before it."""
+    at = reference.index("{\n", reference.index("_cpu_kernel_forward(")) + 2
+    return decls + "\n" + reference[:at] + statements + reference[at:]
+
+
+def test_hostile_cpp_predictions_fail_each_with_a_reason_and_leave_no_marker(dist, row):
+    """Through //eval: the screen refuses the answers that call the C library or use assembly
+    (naming the word), the endless loop (which passes it) dies on the wall clock; each is one
+    failed verdict, and the reference answer beside them scores correct."""
+    os.makedirs(MARKS, exist_ok=True)
+    payloads = _cpp_payloads(os.path.join(MARKS, "keep_cpp"))
+    answers = [_with_payload(row["ir_cpp_forward"], *p) for p in payloads.values()] + [row["ir_cpp_forward"]]
+    report = testing.score(dist, [{"id": row["id"], "task": "python_to_cpp", "predictions": answers}], TMP,
+                           "--timeout-s", "20")
+    *hostile, reference = testing.verdicts(report, "python_to_cpp")[row["id"]]
+    assert reference["correct"] is True, reference
+    reasons = {}
+    for kind, v in zip(payloads, hostile):
+        assert v["correct"] is False and v["reason"], (kind, v)
+        reasons[kind] = v["reason"]
+    assert reasons["endless_loop"].startswith("sandbox:") and "no result" in reasons["endless_loop"], reasons
+    assert reasons["inline_asm"].startswith("refused: calls or declares 'asm'"), reasons
+    assert all(r.startswith("refused: ") for k, r in reasons.items() if k != "endless_loop"), reasons
+
+
+def test_cpp_payloads_that_skip_the_screen_stay_in_the_sandbox(dist, row):
+    """The same payloads handed straight to the sandboxed child (no screen): Warp's JIT resolves
+    libc, so system(), fopen(), unlink(), socket() and fork() really run, in the sandbox. No marker
+    appears (not even from forked processes given time to outlive it), the kept file is intact,
+    the memory bomb and the endless loop cost only their own child."""
+    from eval import judge
+    from eval.rows import read_split
+
+    os.makedirs(MARKS, exist_ok=True)
+    keep = os.path.join(MARKS, "keep_cpp")
+    open(keep, "w").close()
+    exp = judge.expected(read_split(dist, "test")[0]["spec"], row["id"], 11)
+    limits = sandbox.Limits(wall_s=20, cpu_s=20)
+    outcome = {}
+    for kind, (decls, statements) in _cpp_payloads(keep).items():
+        result, why = judge._run_code(exp, "cpp", "forward", _with_payload(row["ir_cpp_forward"], decls, statements),
+                                      limits)
+        outcome[kind] = result["stage"] if result else why
+    assert outcome["system"] == "ran", outcome  # it ran, and the command it started could not write
+    # the wall clock or the CPU-time limit, whichever ends it first
+    assert outcome["endless_loop"].startswith("sandbox:") and "no result" in outcome["endless_loop"], outcome
+    assert outcome["memory_bomb"].startswith("sandbox: the child gave no result"), outcome
+    assert outcome["inline_asm"] != "ran", outcome  # Warp's LLVM has no assembler: the compile aborts
+    time.sleep(2.5)  # a forked process that outlived its sandbox would have written by now
+    assert os.path.exists(keep)
+    assert not [f for f in os.listdir(MARKS) if f.startswith("cpp_")], os.listdir(MARKS)
 
 
 def _raw(code: str, limits=sandbox.Limits(wall_s=20, cpu_s=20)):
@@ -110,7 +192,7 @@ def test_the_sandbox_holds_raw_code_that_skips_the_allowlist():
     got, _ = _raw("import os\nopen('/tmp/mine', 'w').write('x'); r = sorted(os.listdir('/tmp'))\n" + ok)
     # its own /tmp: what it wrote, and the code it runs where that lives under /tmp (a checkout there)
     assert got == str(sorted({"mine"} | {r.split("/")[2] for r in sandbox.code_roots()})).encode(), got
-    assert sorted(os.listdir(MARKS)) == ["keep", "keep2"] or sorted(os.listdir(MARKS)) == ["keep2"]
+    assert {"keep2"} <= set(os.listdir(MARKS)) <= {"keep", "keep2", "keep_cpp"}
 
 
 def test_processes_started_in_the_sandbox_die_with_it():

@@ -1,6 +1,6 @@
-"""One answer's verdict: text measures for every task, and whether it is right where this
-version can tell (Python kernels: compiled and executed in the sandbox; outputs: compared with
-the oracle). What is compared:
+"""One answer's verdict: text measures for every task, and whether it is right (Python kernels
+and C++ functions: compiled and executed in the sandbox; outputs: compared with the oracle; CUDA
+functions: compiled by NVRTC, not executed, as the sandbox has no GPU). What is compared:
 
 - the oracle (`generator.oracle.run_oracle`) on the spec of the row's (family, seed), never the
   row's stored outputs;
@@ -9,6 +9,15 @@ the oracle). What is compared:
   answer cannot know them), at the spec's launch size, and set 0 at the second launch size;
 - array inputs must come back unchanged, outputs must match within `validator.tolerance` and be
   live (not one constant where the oracle varies; not the same for every input set).
+
+A C++ or CUDA answer is put in place of the kernel's generated forward (or backward) in the
+module source Warp compiles for the spec (`eval.child.judge_code`). A forward is held to the
+runs above. A backward is held to Warp's own backward: on every stored and fresh input set, with
+a cotangent drawn from the scoring seed on the float outputs, the float inputs' gradients must
+equal those Warp's generated backward gives (within `validator.tolerance`'s tolerance of the
+dtype; a NaN or infinity where Warp's has the same). Warp's backward itself is what the
+validator checks against the oracle's finite differences; a kernel with no float input or output
+array has no gradient to compare (`correct` null, the reason says so).
 
 The verdict is decided here, in the parent: the sandboxed child only reports the arrays.
 """
@@ -19,25 +28,31 @@ import ast
 import dataclasses
 import json
 import sys
+import threading
 
 import numpy as np
 
 from eval import sandbox
 from eval.tasks import Task
+from eval.child import grad_arrays
+from eval.cpp_screen import screen
 from eval.text import edit_similarity, exact_match, unfence
+from extractor.cut import top_level_items
 from generator.inputs import INPUT_SETS, NP_DTYPES, make_inputs, second_launch
 from generator.liveness import dead_output
 from generator.oracle import run_oracle
 from generator.races import first_race
-from generator.spec import VEC_SHAPES, derive_seed
+from generator.spec import VEC_SHAPES, derive_seed, scalar_dtype
 from schemas.files import decode_json
 from validator.safety import check_safety
-from validator.tolerance import compare
+from validator.tolerance import TOLERANCES, compare
 
 FRESH_SETS = 2
 FRESH_TRIES = 20  # fresh variants tried to find FRESH_SETS whose oracle is defined and race-free
 MAX_ANSWER_CHARS = 1 << 20
-NOT_BUILT = "functional C++/CUDA scoring not built yet"
+NOT_EXECUTED = ("compiled by NVRTC; not executed: CUDA answers are compiled only "
+                "(the sandbox has no GPU)")
+NO_GRADIENT = "not judged: no float input or output array, so no gradient to compare"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,13 +69,18 @@ class Verdict:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class Expected:
-    """A row's runs and the oracle's arrays for each: [(variant, dim, inputs, oracle outputs)]."""
+    """A row's runs and the oracle's arrays for each: [(variant, dim, inputs, oracle outputs)];
+    the seed of its backward cotangents; Warp's own gradients, once a backward answer asked
+    (`reference_gradients`)."""
     spec: object
     runs: list
     variants: list
     second: bool
+    cotangent_seed: int = 0
+    gradients: dict = dataclasses.field(default_factory=dict)
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
 
 
 def expected(spec, row_id: str, scoring_seed: int) -> Expected:
@@ -84,16 +104,18 @@ def expected(spec, row_id: str, scoring_seed: int) -> Expected:
     for v, dim in plan:
         inputs = make_inputs(spec, v)
         runs.append((v, dim, inputs, run_oracle(dataclasses.replace(spec, dim=dim), inputs)))
-    return Expected(spec, runs, variants, small is not None)
+    cotangent_seed = derive_seed("eval-cotangent", scoring_seed, row_id) % (1 << 62)
+    return Expected(spec, runs, variants, small is not None, cotangent_seed)
 
 
 def judge(task: Task, row: dict, answer: str, exp: Expected | None, limits: sandbox.Limits) -> Verdict:
     text = dict(exact_match=exact_match(answer, task.reference(row), row["kernel_name"]),
                 edit_similarity=round(edit_similarity(answer, task.reference(row), row["kernel_name"]), 6))
-    if task.kind in ("cpp", "cuda"):
-        return Verdict(None, None, None, NOT_BUILT, **text)
     if len(answer) > MAX_ANSWER_CHARS:
-        return Verdict(False, False, False, f"parse: answer longer than {MAX_ANSWER_CHARS} characters", **text)
+        return Verdict(False, False, None if task.kind == "cuda" else False,
+                       f"parse: answer longer than {MAX_ANSWER_CHARS} characters", **text)
+    if task.kind in ("cpp", "cuda"):
+        return dataclasses.replace(_judge_code(task, unfence(answer), exp, limits), **text)
     if task.kind == "outputs":
         return dataclasses.replace(_judge_outputs(unfence(answer), exp), **text)
     return dataclasses.replace(_judge_python(unfence(answer), exp, limits), **text)
@@ -206,3 +228,93 @@ def _tensor(run, a):
         return arr
     except (KeyError, TypeError, ValueError, OverflowError):
         return f"array {a.name}: missing or malformed in the child's result"
+
+
+def _judge_code(task: Task, answer: str, exp: Expected, limits: sandbox.Limits) -> Verdict:
+    """A C++ or CUDA function: parsed (its braces balance and it splits into top-level items),
+    screened (`eval.cpp_screen`), compiled in place of Warp's, executed (C++) and held to the oracle or to Warp's gradients."""
+    try:
+        if not top_level_items(answer):
+            return Verdict(False, False, None if task.kind == "cuda" else False, "parse: empty answer")
+    except RuntimeError:
+        return Verdict(False, False, None if task.kind == "cuda" else False, "parse: the braces do not balance")
+    refused = screen(answer)
+    if refused:
+        return Verdict(True, False, None if task.kind == "cuda" else False, f"refused: {refused}")
+    part = "backward" if task.name.endswith("_backward") else "forward"
+    result, why = _run_code(exp, task.kind, part, answer, limits)
+    if result is None:
+        return Verdict(True, False, None if task.kind == "cuda" else False, why)
+    if result["stage"] == "compile":
+        return Verdict(True, False, None if task.kind == "cuda" else False, f"compile: {result.get('error', '')}")
+    if task.kind == "cuda":
+        return Verdict(True, True, None, NOT_EXECUTED) if result["stage"] == "compiled" else \
+            Verdict(True, False, None, "sandbox: the child's result does not match the job")
+    if result["stage"] != "ran":
+        return Verdict(True, True, False, f"{result['stage']}: {result.get('error', '')}")
+    if part == "forward":
+        reason = _compare_runs(exp, result.get("runs"))
+        return Verdict(True, True, reason is None, reason or "matches the oracle on every input set")
+    ins, outs = grad_arrays(exp.spec)
+    if not ins or not outs:
+        return Verdict(True, True, None, NO_GRADIENT)
+    reference, why = reference_gradients(exp, limits)
+    if reference is None:
+        return Verdict(True, True, None, f"not judged: Warp's own backward gave no gradients ({why})")
+    reason = _compare_gradients(exp, ins, result.get("runs"), reference)
+    return Verdict(True, True, reason is None, reason or "gradients equal Warp's own on every input set")
+
+
+def _run_code(exp: Expected, target: str, part: str, answer: str | None, limits: sandbox.Limits,
+              ) -> tuple[dict | None, str]:
+    spec = exp.spec
+    job = {"target": target, "part": part, "answer": answer, "family": spec.family, "seed": spec.seed,
+           "variants": exp.variants, "second": exp.second, "cotangent_seed": exp.cotangent_seed}
+    raw, why = sandbox.run([sys.executable, "-m", "eval.child"], json.dumps(job).encode(), limits)
+    if raw is None:
+        return None, why
+    try:
+        result = json.loads(raw)
+        if not isinstance(result, dict) or not isinstance(result.get("stage"), str):
+            raise ValueError
+    except ValueError:
+        return None, "sandbox: the child's result does not parse"
+    return result, ""
+
+
+def reference_gradients(exp: Expected, limits: sandbox.Limits) -> tuple[list | None, str]:
+    """The gradients Warp's own backward gives on the row's input sets (computed once per row, in
+    a sandboxed child of its own, so no answer's code shares its process)."""
+    with exp.lock:
+        if "runs" not in exp.gradients:
+            result, why = _run_code(exp, "cpp", "backward", None, limits)
+            ok = result is not None and result["stage"] == "ran"
+            exp.gradients.update(runs=result["runs"] if ok else None,
+                                 why=why or (f"{result['stage']}: {result.get('error', '')}" if not ok else ""))
+        return exp.gradients["runs"], exp.gradients["why"]
+
+
+def _compare_gradients(exp: Expected, ins: list, runs, reference: list) -> str | None:
+    """None when every input set's gradients equal Warp's (same NaN/infinity places, the rest
+    within the dtype's tolerance)."""
+    if not isinstance(runs, list) or len(runs) != len(reference):
+        return "sandbox: the child's result does not match the job"
+    for k, (run, ref) in enumerate(zip(runs, reference)):
+        where = _set_name(k, exp.variants[k], exp.spec.dim)
+        for a in ins:
+            got = _tensor({"arrays": run.get("grads") if isinstance(run, dict) else None}, a)
+            want = _tensor({"arrays": ref["grads"]}, a)
+            if isinstance(got, str):
+                return f"{where}: gradient of {got}"
+            g, w = got.astype(np.float64), want.astype(np.float64)
+            same_special = np.isfinite(g) == np.isfinite(w)
+            specials = ~np.isfinite(w)
+            if not same_special.all() or not np.array_equal(g[specials], w[specials], equal_nan=True):
+                return f"{where}: gradient of {a.name}: NaN or infinity where Warp's has none, or the reverse"
+            rtol, atol = TOLERANCES[scalar_dtype(a.dtype)]
+            bad = ~np.isclose(g[~specials], w[~specials], rtol=rtol, atol=atol)
+            if bad.any():
+                i = int(np.argmax(bad))
+                return (f"{where}: gradient of {a.name}: {g[~specials][i]!r} where Warp's backward gives "
+                        f"{w[~specials][i]!r}")
+    return None

@@ -65,7 +65,7 @@ def score(dist: str, preds_path: str, split: str, seed: int, workers: int, k: in
         if k is not None and k > least:
             raise Refused(f"--k {k} is more than the {least} samples of a {t} line")
         ks[t] = k or least
-    need = {r["id"] for r in rows} if any(TASKS[t].kind in ("python", "outputs") for t in tasks) else set()
+    need = {r["id"] for r in rows} if tasks else set()
     expected = {rid: judge_mod.expected(by_id[rid]["spec"], rid, seed) for rid in sorted(need)}
     jobs = [(t, r["id"], j, a) for t in tasks for r in rows for j, a in enumerate(answers.get((t, r["id"]), []))]
     with concurrent.futures.ThreadPoolExecutor(workers) as pool:
@@ -78,9 +78,7 @@ def score(dist: str, preds_path: str, split: str, seed: int, workers: int, k: in
 
 
 def _missing(task) -> dict:
-    judged = task.kind not in ("cpp", "cuda")
-    flag = False if judged else None
-    return judge_mod.Verdict(flag, flag if task.kind != "outputs" else None, flag,
+    return judge_mod.Verdict(False, None if task.kind == "outputs" else False, None if task.kind == "cuda" else False,
                              "missing: no prediction for this prompt").to_json()
 
 

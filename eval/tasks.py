@@ -9,7 +9,8 @@ reference answer is.
   ({array name: list of values, or the record's {"data", "dtype", "shape"} form}).
 
 `kind` says how an answer is judged (`eval.judge`): "python" is compiled by Warp and executed,
-"outputs" is compared with the oracle, "cpp" and "cuda" get text metrics only in this version.
+"outputs" is compared with the oracle, "cpp" is compiled in place of Warp's generated function and
+executed, "cuda" is compiled in place of it by NVRTC (not executed: the sandbox has no GPU).
 """
 
 from __future__ import annotations

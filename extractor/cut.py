@@ -116,7 +116,35 @@ class _Word:
 
 def _cut_kernel(items: list[tuple[str, str]], names: tuple, device: str,
                 index: dict[str, list[int]] | None = None) -> dict[str, str]:
-    """One kernel's forward and backward text, cut from the compiled module's items.
+    """One kernel's forward and backward text, cut from the compiled module's items
+    (`_part_items`), each part's items joined by a blank line."""
+    fwd, bwd = _part_items(items, names, device, index)
+    return {"forward": "\n\n".join(items[k][0] for k in fwd), "backward": "\n\n".join(items[k][0] for k in bwd)}
+
+
+def splice(source: str, names: tuple, device: str, part: str, text: str) -> str:
+    """The module source with one kernel's `part` ("forward" or "backward", as `_cut_kernel`
+    cuts it) taken out and `text` put where its last item (the kernel function) was, after every
+    item that part may use (a backward's helper adjoints come before the argument struct): how a
+    predicted function is put in place of the one Warp generated (eval/judge.py). Raises when
+    the part has no item."""
+    items = [(i, _header(i)) for i in top_level_items(source)]
+    drop = _part_items(items, names, device, _word_index(items), (part,))[0 if part == "forward" else 1]
+    if not drop:
+        raise RuntimeError(f"no {device} {part} item of {names[0]} in the module source")
+    out, dropped = [], set(drop)
+    for k, (item, _) in enumerate(items):
+        if k not in dropped:
+            out.append(item)
+        elif k == drop[-1]:
+            out.append(text.strip("\n"))
+    return "\n\n".join(out) + "\n"
+
+
+def _part_items(items: list[tuple[str, str]], names: tuple, device: str,
+                index: dict[str, list[int]] | None = None,
+                need: tuple[str, ...] = ("forward", "backward")) -> tuple[list[int], list[int]]:
+    """The positions of one kernel's forward items and of its backward items in the module's items.
 
     forward: its @wp.struct types (with the helpers Warp emits beside them), its @wp.func
     helpers' forward functions, its argument struct (CPU) and its forward kernel function;
@@ -124,7 +152,8 @@ def _cut_kernel(items: list[tuple[str, str]], names: tuple, device: str,
     `index` (`_word_index(items)`): only the items whose header holds one of the kernel's names
     as a whole word are tried, the only ones a pattern (a name between word boundaries) can
     match; without it, every item. `names`: the kernel's (mangled name, helpers' C++ names,
-    structs' native names), as `warp_adapter._kernel_names` reads them from Warp's objects."""
+    structs' native names), as `warp_adapter._kernel_names` reads them from Warp's objects.
+    Raises when a part in `need` lacks an item one of its names calls for."""
     name, helpers, structs = names
     words = [*structs, *helpers, *("adj_" + h for h in helpers), f"wp_args_{name}",
              f"{name}_{device}_kernel_forward", f"{name}_{device}_kernel_backward"]
@@ -142,18 +171,18 @@ def _cut_kernel(items: list[tuple[str, str]], names: tuple, device: str,
         backward_pats.append(_words(rf"{re.escape(name)}_{device}_kernel_backward\s*\("))
     fwd, bwd, fwd_heads, bwd_heads = [], [], [], []
     for k in candidates:
-        item, head = items[k]
+        head = items[k][1]
         if any(p.search(head) for p in backward_pats):
-            bwd.append(item)
+            bwd.append(k)
             bwd_heads.append(head)
         elif any(p.search(head) for p in forward_pats):
-            fwd.append(item)
+            fwd.append(k)
             fwd_heads.append(head)
     for what, pats, heads in (("forward", forward_pats, fwd_heads), ("backward", backward_pats, bwd_heads)):
-        for p in pats:
+        for p in pats if what in need else ():
             if not any(p.search(h) for h in heads) and "wp_args_" not in p.pattern:
                 raise RuntimeError(f"{name}: no {device} {what} item matching {p.pattern} in the compiled source")
-    return {"forward": "\n\n".join(fwd), "backward": "\n\n".join(bwd)}
+    return fwd, bwd
 
 
 def clean(text: str, prefix: str) -> str:

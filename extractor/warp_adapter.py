@@ -38,7 +38,7 @@ from warp._src import context as _context
 
 from extractor.cuda_errors import CudaContextLost, is_sticky_cuda_error, raise_if_context_lost  # noqa: F401 (re-exported)
 from extractor.cut import (  # noqa: F401 (re-exported; the test reaches the private ones here)
-    _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, top_level_items)
+    _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, splice, top_level_items)
 from extractor.ptx import _normalize_ptx, _ptx_functions, _ptx_of  # noqa: F401 (re-exported)
 
 INTERNAL_SYMBOLS = (
@@ -466,6 +466,59 @@ def compile_cpu(module) -> Compiled:
         module.load("cpu", block_dim=CPU_BLOCK_DIM)
     source, compiler = _one_compile(calls, "cpu")
     return Compiled("cpu", source, _resolved(module, CPU_BLOCK_DIM), compiler)
+
+
+@contextlib.contextmanager
+def _splicing(kernel, part: str, text: str, into: list):
+    """While open, every source Warp hands its CPU or CUDA compiler has `kernel`'s `part` replaced
+    by `text` (`extractor.cut.splice`) before the compiler reads it; `into` gets the spliced
+    texts. Warp writes the module source to its cache directory and then calls the compiler
+    with the path: the file is rewritten between the two (the kernel's names are read then, once
+    Warp has hashed the module)."""
+    real_cpu, real_cuda = _build.build_cpu, _build.build_cuda
+
+    def rewrite(path, backend):
+        with open(path, encoding="utf-8") as f:
+            spliced = splice(f.read(), _kernel_names(kernel), backend, part, text)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(spliced)
+        into.append((backend, spliced))
+
+    def build_cpu(obj_path, cpp_path, **kw):
+        rewrite(cpp_path, "cpu")
+        return real_cpu(obj_path, cpp_path, **kw)
+
+    def build_cuda(cu_path, arch, output_path, **kw):
+        rewrite(cu_path, "cuda")
+        # no precompiled header: NVRTC writes an ~80 MB one, past a sandbox's file-size limit
+        # ("unable to obtain mapped memory"); parsing the headers afresh gives the same code
+        return real_cuda(cu_path, arch, output_path, **{**kw, "use_precompiled_headers": False})
+
+    _build.build_cpu, _build.build_cuda = build_cpu, build_cuda
+    try:
+        yield
+    finally:
+        _build.build_cpu, _build.build_cuda = real_cpu, real_cuda
+
+
+def compile_spliced(module, kernel, target: str, part: str, text: str, workdir: str) -> str:
+    """Compile `module` as the pipeline does (the CPU load of `compile_cpu`, or NVRTC to PTX for
+    DEFAULT_ARCHS[0] as in `compile_ptx`) with `kernel`'s `part` of the generated C++ ("cpp") or
+    CUDA ("cuda") source replaced by `text`; returns the source the compiler was given (raises
+    on a compile error). After a "cpp" compile the module is loaded, so the kernel launches with
+    the replaced code."""
+    init_warp()
+    spliced: list = []
+    with _splicing(kernel, part, text, spliced):
+        if target == "cpp":
+            module.load("cpu", block_dim=CPU_BLOCK_DIM)
+        else:
+            num = int(DEFAULT_ARCHS[0].removeprefix("sm_"))
+            wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=os.path.join(workdir, "aot"),
+                                  strip_hash=True)
+    if len(spliced) != 1:
+        raise RuntimeError(f"expected one {target} compile, Warp made {len(spliced)}")
+    return spliced[0][1]
 
 
 def codegen_sources(module, kernels: dict[str, object], archs=DEFAULT_ARCHS) -> tuple[Compiled, Compiled]:
