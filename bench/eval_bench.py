@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", default=",".join(TASKS), help="tasks, comma-separated (default all)")
     p.add_argument("--answers", choices=("reference", "trivial"), default="reference",
                    help="the answers scored: the references (default), or trivial ones (a kernel that "
-                        "returns nothing, zeros in the outputs' shapes, empty C++/CUDA)")
+                        "returns nothing, zeros in the outputs' shapes, a C++/CUDA kernel function with an empty body)")
     p.add_argument("--json", help="also write the results here (JSON)")
     args = p.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]

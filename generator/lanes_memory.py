@@ -100,12 +100,12 @@ class Memory:
         dst[flat] = full(v, m)[m]
 
     def atomic(self, op: str, name: str, flat, lanes, v, m) -> None:
-        """wp.atomic_add / atomic_min / atomic_max of the active lanes' values `v`."""
+        """wp.atomic_<op> of the active lanes' values `v` (`generator.spec.ATOMIC_OPS`)."""
         dst = self.flat[name]
         if isinstance(v, tuple) or (isinstance(v, np.ndarray) and v.shape[1:] != dst.shape[1:]) or \
                 (dst.ndim > 1 and not isinstance(v, np.ndarray)):
             raise Unsure("an atomic of another element shape")
-        if dst.ndim > 1 and op != "add":
+        if dst.ndim > 1 and op not in ("add", "sub"):
             raise Unsure("an atomic min/max of vectors")
         v = full(v, m)[m]
         if is_bool(v):
@@ -117,14 +117,18 @@ class Memory:
             raise Unsure("an atomic on an element a plain access touched")
         if dst.dtype.kind == "f" and not np.isfinite(v).all():
             raise Unsure("a non-finite value in an atomic")
-        if op == "add":
+        if op in ("add", "sub"):
             if dst.dtype.kind == "f":
                 # the float sum's bits depend on its order: the threads' contributions must
                 # arrive in thread order, as they do one thread after another
                 if (lanes < tr.last[flat]).any():
                     raise Unsure("float atomic_add contributions out of thread order")
                 tr.last[flat] = lanes
-            np.add.at(dst, flat, v)
+            (np.add if op == "add" else np.subtract).at(dst, flat, v)
+        elif op in ("and", "or", "xor"):
+            if dst.dtype.kind == "f" or v.dtype.kind == "f":
+                raise Unsure("a bitwise atomic of floats")
+            {"and": np.bitwise_and, "or": np.bitwise_or, "xor": np.bitwise_xor}[op].at(dst, flat, v.astype(dst.dtype))
         elif dst.dtype.kind == "f" and ((v == 0).any() or (dst[flat] == 0).any()):
             # Python's min(cur, v) keeps cur unless v < cur: of 0.0 and -0.0 the first stays,
             # where NumPy's minimum may take either; one lane after another, as the threads do

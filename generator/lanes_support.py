@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from generator import spec_walk
 from generator.lanes_builtins import LANE_BUILTINS
-from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTYPES, PY_CASTS, SMALL_INT_DTYPES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
+from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTYPES, PY_CASTS, SMALL_INT_DTYPES, VALUE_VEC_TYPES,
+                            VEC_SHAPES, KernelSpec)
 
 _EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
               "fld", "randf", "vec", "comp", "mmul", "fnref"}
@@ -21,7 +22,7 @@ _VALUE_DTYPES = SCALAR_DTYPES | set(VEC_SHAPES)
 def _statement_ok(s) -> bool:
     match s:
         case ["atomic", op, *_]:
-            return op in ("add", "min", "max")
+            return op in ATOMIC_OPS
         case [tag, *_]:
             return tag in _STMT_TAGS
     return False

@@ -81,9 +81,14 @@ def branch_points(spec: KernelSpec) -> dict[int, int]:
 
 
 def atomic(arr, op: str, idx: tuple, v) -> None:
-    """wp.atomic_add / atomic_min / atomic_max of one thread on `arr[idx]`."""
+    """wp.atomic_<op> of one thread on `arr[idx]` (`generator.spec.ATOMIC_OPS`)."""
     if op == "add":
         arr[idx] += v
+    elif op == "sub":
+        arr[idx] -= v
+    elif op in ("and", "or", "xor"):
+        cur, x = int(arr[idx]), int(v)
+        arr[idx] = cur & x if op == "and" else cur | x if op == "or" else cur ^ x
     elif op == "min":
         arr[idx] = min(arr[idx], v)
     elif op == "max":

@@ -10,6 +10,7 @@ Over 400 lines: the cases of the widened builtins are one table of small specs, 
 helpers (`_same`, `_spec`) every case runs through."""
 
 import collections
+import dataclasses
 
 import sys
 
@@ -86,6 +87,49 @@ def test_every_family_s_kernels_get_the_same_bits_on_both_paths():
     assert len(tried) >= 10, sorted(tried)
     for family, n in tried.items():
         assert sure[family] >= 0.9 * n, f"{family}: the lanes were sure for {sure[family]} of {n} runs"
+
+
+def _all_statements(stmts):
+    for s in stmts:
+        yield s
+        if s[0] == "if":
+            yield from _all_statements(s[2])
+            for _, body in s[3]:
+                yield from _all_statements(body)
+            yield from _all_statements(s[4])
+
+
+def test_atomic_sub_and_the_bitwise_atomics_match_numpy_on_both_paths():
+    """The atomics family's atomic_sub gives the exact negation of atomic_add of the same terms,
+    and its or / xor / and masks equal NumPy's reduction of the bin's thread indices (from 0, or
+    from all ones for and), for kernels whose atomics are unconditional; both oracle paths agree."""
+    seen = collections.Counter()
+    for seed in range(1200):
+        spec = build_spec("atomics", seed)
+        atomics = [s for s in _all_statements(spec.body) if s[0] == "atomic"]
+        if any(s[0] == "if" for s in spec.body) or not {s[1] for s in atomics} - {"add"}:
+            continue
+        inputs = make_inputs(spec, 0)
+        _same(spec, inputs)
+        outs = oracle.run_oracle(spec, inputs)
+        key = np.asarray(inputs["key"])
+        for s in atomics:
+            op, name, idx = s[1], s[2], s[3]
+            if len(idx) != 1:
+                continue
+            if op in ("or", "xor", "and"):
+                fn = {"or": np.bitwise_or, "xor": np.bitwise_xor, "and": np.bitwise_and}[op]
+                start = -1 if op == "and" else 0
+                want = [fn.reduce(np.flatnonzero(key == b).astype(np.int64), initial=start)
+                        for b in range(outs[name].shape[0])]
+                assert outs[name].astype(np.int64).tolist() == want, (spec.name, op)
+                seen[op] += 1
+            elif op == "sub":
+                added = dataclasses.replace(spec, body=list(
+                    ["atomic", "add", *st[2:]] if st is s else st for st in spec.body))
+                assert np.array_equal(oracle.run_oracle(added, inputs)[name], -outs[name]), spec.name
+                seen[op] += 1
+    assert all(seen[op] >= 3 for op in ("sub", "or", "xor")) and seen["and"] >= 1, seen
 
 
 def test_input_sets_evaluated_together_give_each_set_s_own_bits():

@@ -41,7 +41,7 @@ Statements:
   ["set", name, expr]            re-assignment
   ["aug", name, op, expr]        name op= expr  (op in + - *)
   ["store", array, [index...], expr]
-  ["atomic", op, array, [index...], expr]       wp.atomic_add / atomic_min / atomic_max
+  ["atomic", op, array, [index...], expr]       wp.atomic_<op>, op in ATOMIC_OPS
   ["if", cond, [then...], [[cond, [body...]]...], [else...]]
   ["for", var, start, stop, [body...]]          for var in range(start, stop)
   ["while", cond, [body...]]                    the grammar makes every while terminate
@@ -67,6 +67,10 @@ SPEC_VERSION = schemas.SPEC_VERSION
 
 
 FLOAT_DTYPES = ("float16", "float32", "float64")
+# the wp.atomic_<op>s the grammar writes (as statements): add and sub of any value, min and max,
+# and the bitwise and, or and xor of integers (which Warp defines for integer arrays only)
+ATOMIC_OPS = ("add", "sub", "min", "max", "and", "or", "xor")
+BITWISE_ATOMICS = ("and", "or", "xor")
 INT_DTYPES = ("int32", "int64", "uint32")
 # float32 vector types: name -> shape of one element
 VEC_SHAPES = {"vec2": (2,), "vec3": (3,), "vec4": (4,), "mat22": (2, 2), "mat33": (3, 3), "mat44": (4, 4), "quat": (4,)}

@@ -1,4 +1,5 @@
-"""Atomics on the CPU: scatter-adds into data-dependent bins (histograms), integer counters,
+"""Atomics on the CPU: scatter-adds (or subtractions) into data-dependent bins (histograms),
+integer counters, the bits of each bin's thread indices (atomic or / xor, and into an all-ones mask),
 and atomic min/max, sometimes under a condition or into 2-D bins."""
 
 from generator.grammar import FloatExprs, c, ld, v
@@ -27,10 +28,19 @@ def build(rng, name, seed):
     stmts = []
     hist = ArgSpec("hist", "array", "float32", shape, role="out")
     args.append(hist)
-    stmts.append(["atomic", "add", "hist", idx, ex.live_expr(rng.randint(0, 2), v("val"))])
+    # atomic_sub into a zeroed bin accumulates the negated sum (the same order of terms)
+    stmts.append(["atomic", rng.choices(("add", "sub"), weights=(70, 30))[0], "hist", idx,
+                  ex.live_expr(rng.randint(0, 2), v("val"))])
     if rng.random() < 0.6:
         args.append(ArgSpec("count", "array", "int32", shape, role="out"))
         stmts.append(["atomic", "add", "count", idx, c(1, "int32")])
+    if rng.random() < 0.3:
+        # the bits of the bin's thread indices: or, xor and and are exact and commutative, so the
+        # mask does not depend on the threads' order; and starts from an all-ones mask (in place)
+        op = rng.choices(("or", "xor", "and"), weights=(45, 45, 10))[0]
+        args.append(ArgSpec("mask", "array", "int32", shape, role="inout", low=-1, high=-1) if op == "and"
+                    else ArgSpec("mask", "array", "int32", shape, role="out"))
+        stmts.append(["atomic", op, "mask", idx, v("i")])
     # min/max bins are in-place arrays, which the gradient check leaves alone: most kernels have none
     for op in rng.sample(["min", "max"], rng.choices((0, 1, 2), weights=(88, 9, 3))[0]):
         # min/max bins start at the input range's bound, not 0, so they record real data
