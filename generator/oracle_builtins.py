@@ -143,6 +143,9 @@ BUILTINS = {
     "tile_scan_exclusive": lambda t: np.cumsum(t) - t,
     "tile_matmul": _tile_matmul,
     "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
+    "tile_ones": lambda shape, dtype=None: np.ones(shape),
+    "tile_full": lambda shape, value, dtype=None: np.full(shape, float(value)),
+    "tile_arange": lambda *args, dtype=None: np.arange(*args).astype(np.float64),
     "float32": float,
     "tile_transpose": lambda t: np.array(t.T),
     # scalar and matrix builders

@@ -132,6 +132,46 @@ def test_atomic_sub_and_the_bitwise_atomics_match_numpy_on_both_paths():
     assert all(seen[op] >= 3 for op in ("sub", "or", "xor")) and seen["and"] >= 1, seen
 
 
+def test_constant_tiles_are_numpy_s_and_always_beside_an_input_s_tile():
+    """tile_reduce's tile_ones / tile_full / tile_arange: the oracle gives NumPy's ones, full and
+    arange, and every constant tile is the right operand of a + or - whose left operand holds a
+    loaded tile (so the mapped tile stays live)."""
+    from generator.oracle_builtins import BUILTINS
+
+    assert BUILTINS["tile_ones"]((4,)).tolist() == [1.0] * 4
+    assert BUILTINS["tile_full"]((3,), 0.5).tolist() == [0.5] * 3
+    assert BUILTINS["tile_arange"](5).tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    consts = {"tile_ones", "tile_full", "tile_arange"}
+
+    def names(e):
+        """The builtin and variable names in an expression (the node tags that carry a name)."""
+        if not isinstance(e, list) or not e:
+            return set()
+        own = {e[1]} if e[0] in ("kwcall", "call", "fnref", "v") and isinstance(e[1], str) else set()
+        return own | {n for x in e[1:] if isinstance(x, list) for n in names(x)}
+
+    def count(e):
+        if not isinstance(e, list) or not e:
+            return 0
+        return (e[0] == "kwcall" and e[1] in consts) + sum(count(x) for x in e[1:])
+
+    seen, total = collections.Counter(), 0
+    for seed in range(200):
+        spec = build_spec("tile_reduce", seed)
+        total += count(spec.body)
+        todo = [s[2] for s in spec.body if s[0] == "let"]
+        while todo:
+            e = todo.pop()
+            if not isinstance(e, list) or not e:
+                continue
+            if e[0] == "bin" and names(e[3]) & consts and not {n for n in names(e[3]) if n.startswith("t_")}:
+                assert e[1] in "+-", e
+                assert any(n.startswith("t_") for n in names(e[2])), e  # the left side holds a loaded tile
+                seen.update(names(e[3]) & consts)
+            todo += [x for x in e if isinstance(x, list)]
+    assert all(seen[k] >= 5 for k in consts) and sum(seen.values()) == total, (seen, total)
+
+
 def test_input_sets_evaluated_together_give_each_set_s_own_bits():
     # the liveness check evaluates input sets 0 and 1 in one lanes run (`run_oracle_sets`): each
     # set's outputs must be the bits of its own run, and the stacked run must be what runs

@@ -1,5 +1,6 @@
 """Tile load/store pipelines with tile reductions: each block loads a tile, maps it through
-builtins and arithmetic, stores the mapped tile and folds tile_sum/max/min into the output."""
+builtins and arithmetic (sometimes with a constant tile: tile_ones scaled, tile_full of a literal,
+or tile_arange scaled), stores the mapped tile and folds tile_sum/max/min into the output."""
 
 from generator.grammar import c, float_literal, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -14,26 +15,41 @@ def tile_load(arr, size, offset):
     return ["kwcall", "tile_load", [["arr", arr]], [["shape", ["tuple", [c(size, "int32")]]], ["offset", ["tuple", [offset]]]]]
 
 
-def tile_expr(rng, leaves, depth):
+def const_tile(rng, size):
+    """A tile of the launch's tile size that no input feeds: ones times a literal, a literal
+    everywhere, or 0, 1, ..., size - 1 scaled into [0, 2)."""
+    shape, f32 = ["shape", ["tuple", [c(size, "int32")]]], ["dtype", ["fnref", "float32"]]
+    r = rng.random()
+    if r < 0.4:
+        return ["bin", "*", ["kwcall", "tile_ones", [], [shape, f32]], float_literal(rng, -2, 2)]
+    if r < 0.7:
+        return ["kwcall", "tile_full", [], [shape, ["value", float_literal(rng, -2, 2)], f32]]
+    return ["bin", "*", ["kwcall", "tile_arange", [c(size, "int32")], [f32]], c(2.0 / size, "float32")]
+
+
+def tile_expr(rng, leaves, depth, size=None):
     if depth <= 0 or rng.random() < 0.2:
         leaf = rng.choice(leaves)
         return ["bin", "*", leaf, float_literal(rng, -2, 2)] if rng.random() < 0.3 else leaf
     r = rng.random()
     if r < 0.35:
-        return ["kwcall", "tile_map", [["fnref", rng.choice(MAPS)], tile_expr(rng, leaves, depth - 1)], []]
+        return ["kwcall", "tile_map", [["fnref", rng.choice(MAPS)], tile_expr(rng, leaves, depth - 1, size)], []]
     if r < 0.7:
-        a, b = tile_expr(rng, leaves, depth - 1), tile_expr(rng, leaves, depth - 1)
+        a = tile_expr(rng, leaves, depth - 1, size)
+        # a constant tile only ever beside an input's: the expression stays live
+        b = const_tile(rng, size) if size and rng.random() < 0.25 else tile_expr(rng, leaves, depth - 1, size)
         if a == b:  # t - t is a zero tile: scale one side instead
             b = ["bin", "*", b, float_literal(rng, 0.25, 2)]
         return ["bin", rng.choice("+-"), a, b]
-    return ["bin", "*", tile_expr(rng, leaves, depth - 1), float_literal(rng, -2, 2)]
+    return ["bin", "*", tile_expr(rng, leaves, depth - 1, size), float_literal(rng, -2, 2)]
 
 
-def tile_op(rng, leaves, depth):
+def tile_op(rng, leaves, depth, size=None):
     """A tile expression whose root is an operation (a map or a binary), never a bare leaf."""
     if rng.random() < 0.4:
-        return ["kwcall", "tile_map", [["fnref", rng.choice(MAPS)], tile_expr(rng, leaves, depth - 1)], []]
-    a, b = tile_expr(rng, leaves, depth - 1), tile_expr(rng, leaves, depth - 1)
+        return ["kwcall", "tile_map", [["fnref", rng.choice(MAPS)], tile_expr(rng, leaves, depth - 1, size)], []]
+    a = tile_expr(rng, leaves, depth - 1, size)
+    b = const_tile(rng, size) if size and rng.random() < 0.25 else tile_expr(rng, leaves, depth - 1, size)
     if a == b:
         b = ["bin", "*", b, float_literal(rng, 0.25, 2)]
     return ["bin", rng.choice("+-"), a, b]
@@ -49,7 +65,7 @@ def build(rng, name, seed):
     for a in ins:
         body.append(["let", f"t_{a.name}", tile_load(a.name, size, off)])
     leaves = [v(f"t_{a.name}") for a in ins]
-    e = tile_op(rng, leaves, rng.randint(2, 4))
+    e = tile_op(rng, leaves, rng.randint(2, 4), size)
     body.append(["let", "u", with_literal(rng, e)])
     args = list(ins)
     if rng.random() < 0.6:  # the mapped tile goes back to memory
