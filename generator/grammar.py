@@ -210,8 +210,11 @@ class VecExprs:
             if a == b:
                 b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
             return call("cross", a, b)
-        if r < 0.9:
+        if r < 0.85:
             return call("cw_mul", self.vec(vt, depth - 1), self.vec(vt, depth - 1))
+        if r < 0.9:  # componentwise division by a vector whose components are |x| + 1 >= 1
+            safe = ["vec", vt, [bin_("+", call("abs", self.scalar(depth - 2)), c(1.0)) for _ in range(n)]]
+            return call("cw_div", self.vec(vt, depth - 1), safe)
         return ["vec", vt, [self.scalar(depth - 1) for _ in range(n)]]
 
     def scalar(self, depth: int):

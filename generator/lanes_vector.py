@@ -53,10 +53,11 @@ _ON_VECTORS = {
     "length_sq": lambda a: linalg.dot(a, a),
     "normalize": _normalize,
     "cw_mul": lambda a, b: a * b,
+    "cw_div": lambda a, b: a / b,
     "cross": lambda a, b: np.cross(_vec("cross", a, 3), b),
     "outer": lambda a, b: a[:, :, None] * b[:, None, :],
 }
-_OF_TWO_VECTORS = {"dot", "cw_mul", "cross", "outer"}
+_OF_TWO_VECTORS = {"dot", "cw_mul", "cw_div", "cross", "outer"}
 
 
 def _vector_operands(name: str, args: list) -> tuple:

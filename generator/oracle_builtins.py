@@ -120,6 +120,7 @@ BUILTINS = {
     "length_sq": lambda a: float(linalg.dot(a, a)),
     "normalize": _normalize,
     "cw_mul": lambda a, b: a * b,
+    "cw_div": lambda a, b: a / b,
     "transpose": lambda m: np.array(m.T),
     "determinant": lambda m: float(linalg.det(m)),
     "outer": np.outer,

@@ -449,6 +449,8 @@ _WIDENED = [
                                                                      ["vec", "quatf", [_c(0.0), _c(0.0), _c(0.0), _c(1.0)]]]],
                                                       ["vec", "vec3", [X, _c(1.0), _c(2.0)]]]], [0]],
      "float32", lambda x, k: x),
+    ("cw_div", ["comp", ["call", "cw_div", [["vec", "vec3", [X, _c(3.0), X]], ["vec", "vec3", [_c(2.0), _c(4.0), _c(8.0)]]]], [2]],
+     "float32", lambda x, k: x / 8.0),
 ]
 
 
