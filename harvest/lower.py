@@ -21,6 +21,7 @@ import ast
 import dataclasses
 import os
 import re
+import types
 
 from extractor import warp_adapter
 from extractor.warp_adapter import _Word, _header, clean, top_level_items  # the cut's parts, re-exported there
@@ -188,6 +189,26 @@ def _targets(kernels: dict) -> dict:
     return out
 
 
+_CONFIG: dict = {}
+
+
+def _reset_config() -> None:
+    """Warp's global settings (`wp.config`) back to what they were before this process imported any
+    of the wheel's sources: examples and tests set them when imported (`enable_backward = False`,
+    `mode = "debug"`, `verify_fp`, `kernel_cache_dir`, ...), and without this a setting left by
+    one batch would shape every later batch of the same worker, so the records would depend on
+    how the batches were shared among the workers (measured: 8 of 280 records of `--limit 400`
+    lost their backward with one worker and not with two)."""
+    import warp as wp
+
+    warp_adapter.init_warp()  # the settings it makes (the kernel cache, the log level) are part of the snapshot
+    if not _CONFIG:
+        _CONFIG.update({k: v for k, v in vars(wp.config).items()
+                        if not k.startswith("_") and not isinstance(v, (types.ModuleType, types.FunctionType, type))})
+    for k, v in _CONFIG.items():
+        setattr(wp.config, k, v)
+
+
 def _halves(jobs: list[Job], workdir: str, out: dict) -> None:
     mid = len(jobs) // 2
     lower(jobs[:mid], workdir, out)
@@ -198,6 +219,7 @@ def lower(jobs: list[Job], workdir: str, out: dict | None = None) -> dict:
     """{result key: {"ir": ..., "cpu": verdict, "cuda": verdict}} or {"error": verdict} for each
     job (a generic kernel gives one result per overload it declares)."""
     out = {} if out is None else out
+    _reset_config()
     mod_name, module, kernels, bdir = _import_all(jobs, workdir, out)
     alive = [kernels[j.key][0] for j in jobs if j.key in kernels]
     targets = _targets(kernels)

@@ -4,8 +4,8 @@ processes, and write the records and the manifest.
 DIR/harvest.jsonl holds one record per harvested kernel (one per declared overload of a generic
 one), sorted by (path, lines, overload); DIR/manifest.json counts every kernel found: extracted
 (standalone or verbatim) or skipped with its reason, and each record's CPU compile and CUDA text.
-Both are a function of the installed wheel, --limit and --workers (`lower_all` says why the
-worker count matters).
+Both are a function of the installed wheel and --limit, the same whatever --workers
+(`lower_all` says how; `harvest/harvest_test.py` compares one worker and two at --limit 400).
 DIR/run.json (this invocation's seconds and workers) is not part of them.
 """
 
@@ -64,8 +64,10 @@ def _lower_share(batches: list[list[Job]], progress_queue) -> dict:
 
 def lower_all(jobs: list[Job], workers: int, on_done) -> dict:
     """Every job's results: batch i goes to worker i % workers, each worker a fresh spawned
-    process that lowers its share in order, so the bytes are a function of the jobs and
-    `workers`; `on_done(n)` after each batch of n jobs."""
+    process that lowers its share in order. A batch's bytes do not depend on what its worker
+    lowered before: helper names are pinned per batch (`lower._pin_helper_names`), Warp's global
+    settings are put back before each batch (`lower._reset_config`), and the workers hash
+    strings alike; `on_done(n)` after each batch of n jobs."""
     results: dict = {}
     batches = plan_batches(jobs)
     run_dir = tempfile.mkdtemp(prefix="harvest-run-")
