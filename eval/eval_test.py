@@ -211,6 +211,22 @@ def test_an_answer_right_on_the_stored_inputs_only_is_caught_by_fresh_inputs(dis
     assert v["compiled"] is True and v["correct"] is False and v["reason"].startswith("fresh input set"), v
 
 
+def test_cpp_right_on_the_stored_inputs_only_is_caught_by_fresh_inputs(dist, rows):
+    """Warp's own C++ forward, made to return at once unless the first input value is that of a
+    stored input set: right on every stored set, wrong on a fresh one."""
+    from generator.inputs import INPUT_SETS, make_inputs
+
+    r, x, _ = _simple(rows)[0]
+    firsts = sorted({float(make_inputs(r["spec"], k)[x.name][0]) for k in range(INPUT_SETS)})
+    known = " || ".join(f"first == {v!r}f" for v in firsts)
+    guard = (f"    {{ const wp::float32 first = wp::load(wp::address(_wp_args->{x.name}, 0));\n"
+             f"      if (!({known})) return; }}\n")
+    head, body = _kernel_function(r["ir_cpp_forward"])
+    report = testing.score(dist, [{"id": r["id"], "task": "python_to_cpp", "prediction": head + guard + body}], TMP)
+    (v,) = testing.verdicts(report, "python_to_cpp")[r["id"]]
+    assert v["compiled"] is True and v["correct"] is False and v["reason"].startswith("fresh input set"), v
+
+
 def test_pass_at_k_is_the_closed_form_and_samples_are_scored_each(dist, rows):
     """pass_at_k equals 1 - C(n-c, k)/C(n, k) over a grid; one right answer of three samples gives
     pass@1 1/3 and pass@3 1; --k 2 gives 2/3."""
