@@ -197,6 +197,4 @@ def save(results: dict, path: str) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main(sys.argv[1:]))

@@ -19,7 +19,6 @@ import pytest
 
 from eval import main as eval_main
 from eval import tasks_main, testing
-from eval.tasks import TASKS
 from eval.text import edit_similarity, exact_match, levenshtein, pass_at_k, unfence
 
 TMP = os.environ.get("TEST_TMPDIR") or tempfile.mkdtemp(prefix="eval-test-")

@@ -16,7 +16,6 @@ exit 2.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import sys
 import time
