@@ -16,8 +16,10 @@ runs above. A backward is held to Warp's own backward: on every stored and fresh
 a cotangent drawn from the scoring seed on the float outputs, the float inputs' gradients must
 equal those Warp's generated backward gives (within `validator.tolerance`'s tolerance of the
 dtype; a NaN or infinity where Warp's has the same). Warp's backward itself is what the
-validator checks against the oracle's finite differences; a kernel with no float input or output
-array has no gradient to compare (`correct` null, the reason says so).
+validator checks against the oracle's finite differences. Not judged (`correct` null, the reason
+says so): a kernel with no float input or output array (no gradient to compare), and one whose
+gradients Warp's backward gives as zero everywhere on every input set (an empty backward would
+match it, so the row cannot tell a right answer from a trivial one).
 
 The verdict is decided here, in the parent: the sandboxed child only reports the arrays.
 """
@@ -53,6 +55,8 @@ MAX_ANSWER_CHARS = 1 << 20
 NOT_EXECUTED = ("compiled by NVRTC; not executed: CUDA answers are compiled only "
                 "(the sandbox has no GPU)")
 NO_GRADIENT = "not judged: no float input or output array, so no gradient to compare"
+ZERO_GRADIENT = ("not judged: Warp's own backward gives zero gradients on every input set, so an empty "
+                 "backward would match it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -261,6 +265,8 @@ def _judge_code(task: Task, answer: str, exp: Expected, limits: sandbox.Limits) 
     reference, why = reference_gradients(exp, limits)
     if reference is None:
         return Verdict(True, True, None, f"not judged: Warp's own backward gave no gradients ({why})")
+    if _all_zero(reference, ins):
+        return Verdict(True, True, None, ZERO_GRADIENT)
     reason = _compare_gradients(exp, ins, result.get("runs"), reference)
     return Verdict(True, True, reason is None, reason or "gradients equal Warp's own on every input set")
 
@@ -292,6 +298,14 @@ def reference_gradients(exp: Expected, limits: sandbox.Limits) -> tuple[list | N
             exp.gradients.update(runs=result["runs"] if ok else None,
                                  why=why or (f"{result['stage']}: {result.get('error', '')}" if not ok else ""))
         return exp.gradients["runs"], exp.gradients["why"]
+
+
+def _all_zero(reference: list, ins: list) -> bool:
+    """Whether Warp's own gradients are exactly zero everywhere, on every input set."""
+    try:
+        return all(not np.any(np.asarray(run["grads"][a.name]["data"], dtype=np.float64)) for run in reference for a in ins)
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _compare_gradients(exp: Expected, ins: list, runs, reference: list) -> str | None:
