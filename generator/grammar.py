@@ -212,8 +212,10 @@ class VecExprs:
             return call("cross", a, b)
         if r < 0.85:
             return call("cw_mul", self.vec(vt, depth - 1), self.vec(vt, depth - 1))
-        if r < 0.9:  # componentwise division by a vector whose components are |x| + 1 >= 1
-            safe = ["vec", vt, [bin_("+", call("abs", self.scalar(depth - 2)), c(1.0)) for _ in range(n)]]
+        if r < 0.9:  # componentwise division by a vector whose components are |x| + 1, |y| + 1.5, ... >= 1
+            # (distinct offsets: a divisor of equal components would only scale the vector, and a
+            # cross product with the undivided vector would then be zero up to rounding)
+            safe = ["vec", vt, [bin_("+", call("abs", self.scalar(depth - 2)), c(1.0 + 0.5 * k)) for k in range(n)]]
             return call("cw_div", self.vec(vt, depth - 1), safe)
         return ["vec", vt, [self.scalar(depth - 1) for _ in range(n)]]
 
