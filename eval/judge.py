@@ -237,20 +237,21 @@ def _tensor(run, a):
 def _judge_code(task: Task, answer: str, exp: Expected, limits: sandbox.Limits) -> Verdict:
     """A C++ or CUDA function: parsed (its braces balance and it splits into top-level items),
     screened (`eval.cpp_screen`), compiled in place of Warp's, executed (C++) and held to the oracle or to Warp's gradients."""
+    wrong = None if task.kind == "cuda" else False  # a CUDA answer is never judged right or wrong
     try:
         if not top_level_items(answer):
-            return Verdict(False, False, None if task.kind == "cuda" else False, "parse: empty answer")
+            return Verdict(False, False, wrong, "parse: empty answer")
     except RuntimeError:
-        return Verdict(False, False, None if task.kind == "cuda" else False, "parse: the braces do not balance")
+        return Verdict(False, False, wrong, "parse: the braces do not balance")
     refused = screen(answer)
     if refused:
-        return Verdict(True, False, None if task.kind == "cuda" else False, f"refused: {refused}")
+        return Verdict(True, False, wrong, f"refused: {refused}")
     part = "backward" if task.name.endswith("_backward") else "forward"
     result, why = _run_code(exp, task.kind, part, answer, limits)
     if result is None:
-        return Verdict(True, False, None if task.kind == "cuda" else False, why)
+        return Verdict(True, False, wrong, why)
     if result["stage"] == "compile":
-        return Verdict(True, False, None if task.kind == "cuda" else False, f"compile: {result.get('error', '')}")
+        return Verdict(True, False, wrong, f"compile: {result.get('error', '')}")
     if task.kind == "cuda":
         return Verdict(True, True, None, NOT_EXECUTED) if result["stage"] == "compiled" else \
             Verdict(True, False, None, "sandbox: the child's result does not match the job")

@@ -254,28 +254,38 @@ def declared_nondifferentiable(kernels: dict[str, object], compiled: Compiled) -
 
 
 @contextlib.contextmanager
-def _capture_compiles(into: list):
-    """Record every call Warp makes to its CPU (LLVM) and CUDA (NVRTC) compilers: the source
-    file's text at the moment of the call and the call's arguments."""
+def _compiler_calls(before):
+    """While open, every call Warp makes to its CPU (LLVM) or CUDA (NVRTC) compiler first goes
+    through `before(backend, source path, keyword arguments)`, which returns the keyword
+    arguments the compiler gets (it may read or rewrite the source file)."""
     real_cpu, real_cuda = _build.build_cpu, _build.build_cuda
 
-    def _read(path) -> str:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-
     def build_cpu(obj_path, cpp_path, **kw):
-        into.append(("cpu", _read(cpp_path), kw))
-        return real_cpu(obj_path, cpp_path, **kw)
+        return real_cpu(obj_path, cpp_path, **before("cpu", cpp_path, kw))
 
     def build_cuda(cu_path, arch, output_path, **kw):
-        into.append(("cuda", _read(cu_path), {"arch": arch, **kw}))
-        return real_cuda(cu_path, arch, output_path, **kw)
+        call = before("cuda", cu_path, {"arch": arch, **kw})  # the arch is part of what a call records
+        return real_cuda(cu_path, arch, output_path, **{k: v for k, v in call.items() if k != "arch"})
 
     _build.build_cpu, _build.build_cuda = build_cpu, build_cuda
     try:
         yield
     finally:
         _build.build_cpu, _build.build_cuda = real_cpu, real_cuda
+
+
+def _read(path) -> str:
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def _capture_compiles(into: list):
+    """Record every call Warp makes to its compilers: the source file's text at the moment of the
+    call and the call's arguments."""
+    def before(backend, path, kw):
+        into.append((backend, _read(path), kw))
+        return kw
+    return _compiler_calls(before)
 
 
 # the compiler-call arguments that shape the produced code (paths and include dirs are not)
@@ -468,37 +478,21 @@ def compile_cpu(module) -> Compiled:
     return Compiled("cpu", source, _resolved(module, CPU_BLOCK_DIM), compiler)
 
 
-@contextlib.contextmanager
 def _splicing(kernel, part: str, text: str, into: list):
     """While open, every source Warp hands its CPU or CUDA compiler has `kernel`'s `part` replaced
     by `text` (`extractor.cut.splice`) before the compiler reads it; `into` gets the spliced
     texts. Warp writes the module source to its cache directory and then calls the compiler
     with the path: the file is rewritten between the two (the kernel's names are read then, once
     Warp has hashed the module)."""
-    real_cpu, real_cuda = _build.build_cpu, _build.build_cuda
-
-    def rewrite(path, backend):
-        with open(path, encoding="utf-8") as f:
-            spliced = splice(f.read(), _kernel_names(kernel), backend, part, text)
+    def before(backend, path, kw):
+        spliced = splice(_read(path), _kernel_names(kernel), backend, part, text)
         with open(path, "w", encoding="utf-8") as f:
             f.write(spliced)
         into.append((backend, spliced))
-
-    def build_cpu(obj_path, cpp_path, **kw):
-        rewrite(cpp_path, "cpu")
-        return real_cpu(obj_path, cpp_path, **kw)
-
-    def build_cuda(cu_path, arch, output_path, **kw):
-        rewrite(cu_path, "cuda")
-        # no precompiled header: NVRTC writes an ~80 MB one, past a sandbox's file-size limit
-        # ("unable to obtain mapped memory"); parsing the headers afresh gives the same code
-        return real_cuda(cu_path, arch, output_path, **{**kw, "use_precompiled_headers": False})
-
-    _build.build_cpu, _build.build_cuda = build_cpu, build_cuda
-    try:
-        yield
-    finally:
-        _build.build_cpu, _build.build_cuda = real_cpu, real_cuda
+        # no precompiled header for CUDA: NVRTC writes an ~80 MB one, past a sandbox's file-size
+        # limit ("unable to obtain mapped memory"); parsing the headers afresh gives the same code
+        return {**kw, "use_precompiled_headers": False} if backend == "cuda" else kw
+    return _compiler_calls(before)
 
 
 def compile_spliced(module, kernel, target: str, part: str, text: str, workdir: str) -> str:
