@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 
+import schemas
 from runtime.process import atomic_write, use_run_dir
 from schemas.dataset_format import RUN_INFO, RUN_MANIFEST, canonical_json, pretty_json
 
@@ -126,6 +127,7 @@ def _record(kernel: disc.Kernel, extraction, overload, result: dict, wheel: dict
     cuda = error or result["cuda"]
     ir, order = canonical_ir(result.get("ir"))
     return {
+        "schema_version": schemas.REAL_SCHEMA_VERSION,
         "name": kernel.name,
         "origin": ORIGIN,
         "source": extraction.source,
@@ -172,7 +174,7 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
         total.update(c)
     keys = ("found", "standalone", "verbatim", "skipped", "records", "cpu_compiled", "cuda_text")
     return {
-        "origin": ORIGIN, "warp_lang": wheel["warp_lang"], "license": wheel["license"], "limit": limit,
+        "origin": ORIGIN, "record_schema_version": schemas.REAL_SCHEMA_VERSION, "warp_lang": wheel["warp_lang"], "license": wheel["license"], "limit": limit,
         "found_in_wheel": found_in_wheel,
         "counts": {k: total[k] for k in keys},
         "by_directory": {d: {k: c[k] for k in keys} for d, c in by_dir.items()},
@@ -183,9 +185,9 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
     }
 
 
-def harvest(out: str, workers: int, limit: int | None, progress) -> dict:
-    """Harvest into `out`; returns the manifest (with "_seconds" added, not written)."""
-    t0 = time.time()
+def harvest_records(workers: int, limit: int | None, progress) -> tuple[list[dict], dict, bytes]:
+    """(records, manifest, the bytes of harvest.jsonl) of a harvest of the installed wheel's first
+    `limit` kernels (all when None); what `harvest` writes and what //validator re-derives."""
     wheel = {"warp_lang": disc.wheel_version(), "license": disc.wheel_license()}
     found, _ = disc.discover()
     kernels = found[:limit] if limit else found
@@ -194,13 +196,30 @@ def harvest(out: str, workers: int, limit: int | None, progress) -> dict:
     progress.start(len(jobs))
     results = lower_all(jobs, workers, progress.advance) if jobs else {}
     progress.done()
+    records = records_of(kernels, extractions, results, wheel)
+    lines = records_bytes(records)
+    m = manifest(kernels, extractions, records, wheel, limit, len(found))
+    m["harvest_sha256"] = hashlib.sha256(lines).hexdigest()
+    return records, m, lines
+
+
+def records_of(kernels, extractions, results: dict, wheel: dict) -> list[dict]:
+    """The records of the extracted kernels whose jobs have results, in (path, lines, overload) order."""
     records = []
     for k, e in zip(kernels, extractions):
         if e.source is not None:
             records += [_record(k, e, ov, res, wheel) for ov, res in _results_of(job_key(k), results)]
-    lines = "".join(canonical_json(r) + "\n" for r in records).encode()
-    m = manifest(kernels, extractions, records, wheel, limit, len(found))
-    m["harvest_sha256"] = hashlib.sha256(lines).hexdigest()
+    return records
+
+
+def records_bytes(records: list[dict]) -> bytes:
+    return "".join(canonical_json(r) + "\n" for r in records).encode()
+
+
+def harvest(out: str, workers: int, limit: int | None, progress) -> dict:
+    """Harvest into `out`; returns the manifest (with "_seconds" added, not written)."""
+    t0 = time.time()
+    _, m, lines = harvest_records(workers, limit, progress)
     atomic_write(os.path.join(out, RECORDS), lines)
     atomic_write(os.path.join(out, MANIFEST), pretty_json(m).encode())
     seconds = round(time.time() - t0, 1)

@@ -10,12 +10,14 @@ SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 PAIR_SCHEMA_VERSION = "2.2.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
 RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
 RELEASE_MANIFEST_VERSION = "1.1.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
+REAL_SCHEMA_VERSION = "1.0.0"  # a real record, one line of //harvest's harvest.jsonl (real.schema.json)
 SPEC_VERSION = 1  # a KernelSpec's JSON, the `spec` of a record (its spec_version)
 
 VERSIONS = {
     "pair": PAIR_SCHEMA_VERSION,
     "run_manifest": RUN_MANIFEST_VERSION,
     "release_manifest": RELEASE_MANIFEST_VERSION,
+    "real": REAL_SCHEMA_VERSION,
     "spec": SPEC_VERSION,
 }
 
@@ -48,6 +50,11 @@ RELEASE_NOTES = {
         "1.0.0": "columns, toolchain, inputs (each with its run's run.json since //report), counts per config, "
                  "split and family, splits, dedup, the near-duplicate audit, validation, and every file "
                  "with its sha256 and size",
+    },
+    "real": {
+        "1.0.0": "a kernel of the warp-lang wheel: its standalone source, its provenance (path inside the wheel, "
+                 "lines, sha256 of the file, warp-lang version, licence, what the extraction added), the C++ and "
+                 "CUDA cut from what Warp generated, and the compile verdicts; re-harvested by //validator",
     },
     "spec": {
         1: "the KernelSpec JSON the source is rendered from (family, seed, name, dim, tid_names, args, "

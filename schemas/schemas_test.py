@@ -22,7 +22,7 @@ CPU = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 
 # schema file name -> the version constant of its artifact
 VERSIONS = {"pair": schemas.PAIR_SCHEMA_VERSION, "manifest": schemas.RELEASE_MANIFEST_VERSION,
-            "run_manifest": schemas.RUN_MANIFEST_VERSION}
+            "run_manifest": schemas.RUN_MANIFEST_VERSION, "real": schemas.REAL_SCHEMA_VERSION}
 
 
 @pytest.mark.parametrize("name", sorted(VERSIONS))

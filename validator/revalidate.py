@@ -27,7 +27,7 @@ from runtime.process import EXIT_TERMINATED, Terminated, caller_dir, sigterm_rai
 from generator.spec import KernelSpec
 from schemas import files
 from schemas.dataset_format import RunManifestError, pretty_json, read_run_manifest
-from validator import checks, sandbox, summary
+from validator import checks, real, sandbox, summary
 # one record judged against a fresh check, split out; re-exported (gradients_test uses _judge_one)
 from validator.judge import ToolchainMismatch, _judge_one, check_toolchain  # noqa: F401 (re-exported)
 # Ray and the record sources, split out; re-exported for every caller (pipeline.executors, tests)
@@ -79,6 +79,10 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     lists failures in file order whatever `workers` is. executor "ray": each batch is a Ray task
     running it in a sandbox on a Ray node (`connect_ray(ray_address)`; workers None: the cluster's
     CPUs), CPU only, with the same report."""
+    if (harvested := real.harvest_manifest(directory)) is not None:
+        if executor == "ray":
+            raise RayUnavailable("a harvest (origin real) is re-validated by harvesting again here; use --executor local")
+        return real.revalidate_real(directory, harvested, workers or 1, quiet)
     release = _release_manifest(directory)
     if release is None:
         # a run's manifest, where there is one, meets its schema; it lists the shards judged
@@ -287,7 +291,8 @@ def _address_space() -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="bazel run //validator --", description="Re-validate a dataset directory.")
     p.add_argument("dir", help="a run directory holding shard-*.jsonl (as written by //generator:cpu or :cuda), "
-                               "or a release (as written by //tools:release, e.g. downloaded)")
+                               "a release (as written by //tools:release, e.g. downloaded), or a harvest of real "
+                               "kernels (as written by //harvest: re-harvested from the installed wheel)")
     p.add_argument("--report", help="where to write the JSON report (default DIR/validation_report.json for a run, "
                                     "DIR.validation_report.json beside a release)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -340,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
     report["workers"] = workers
     report["executor"] = args.executor
     # a run's report goes into it; a release's beside it (a file added to a release fails //tools:verify)
-    default = (os.path.join(directory, "validation_report.json") if report["kind"] == "run"
+    default = (os.path.join(directory, "validation_report.json") if report["kind"] in ("run", real.KIND)
                else os.path.normpath(directory) + ".validation_report.json")
     out = os.path.join(base, args.report) if args.report else default
     # written to a new file renamed into place: a link planted at the report's path is replaced,
