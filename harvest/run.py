@@ -31,7 +31,7 @@ from harvest.standalone import extract_all
 
 RECORDS = "harvest.jsonl"
 MANIFEST = RUN_MANIFEST  # the file names of a run directory, one place (schemas.dataset_format)
-ORIGIN = "real"
+ORIGIN = schemas.ORIGIN_REAL
 
 
 def job_key(kernel: disc.Kernel) -> str:

@@ -47,6 +47,7 @@ def reason_code(reason: str) -> str:
 def build_record(spec, source: str, target: str, result: checks.KernelResult) -> dict:
     record = {
         "schema_version": schemas.PAIR_SCHEMA_VERSION,
+        "origin": schemas.ORIGIN_SYNTHETIC,
         "id": records.record_id(source, spec.name),
         "family": spec.family,
         "target": target,

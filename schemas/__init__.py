@@ -7,9 +7,11 @@ import os
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # One constant per artifact. A JSON Schema's $id ends with its artifact's version.
-PAIR_SCHEMA_VERSION = "2.2.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
+PAIR_SCHEMA_VERSION = "2.3.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
 RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
 RELEASE_MANIFEST_VERSION = "1.1.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
+# a record's origin: a generated kernel (pair.schema.json) or one of the warp-lang wheel (real.schema.json)
+ORIGIN_SYNTHETIC, ORIGIN_REAL = "synthetic", "real"
 REAL_SCHEMA_VERSION = "1.0.0"  # a real record, one line of //harvest's harvest.jsonl (real.schema.json)
 SPEC_VERSION = 1  # a KernelSpec's JSON, the `spec` of a record (its spec_version)
 
@@ -24,6 +26,8 @@ VERSIONS = {
 # artifact -> version -> one line: what that version is (newest first)
 RELEASE_NOTES = {
     "pair": {
+        "2.3.0": "adds origin, synthetic for every generated record (real kernels are records of real.schema.json, "
+                 "origin real), and the release's origin column; 2.2.0 records lack it and are refused",
         "2.2.0": "adds coverage.launch_dims: every grid kernel is also executed at a second launch size (input "
                  "set 0 on d // 2 + 1 threads per dimension) and matched with the oracle; 2.1.0 records lack "
                  "it and are refused",

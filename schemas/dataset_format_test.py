@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+import schemas
 from schemas import dataset_format as fmt
 
 
@@ -56,9 +57,9 @@ def test_canonical_json_is_the_generator_encoding():
 
 def _minimal_run_manifest():
     """A run that kept nothing: the smallest manifest the generator writes."""
-    return {"manifest_version": "1.0.0", "record_schema_version": "2.2.0",
+    return {"manifest_version": "1.0.0", "record_schema_version": schemas.PAIR_SCHEMA_VERSION,
             "generator": {"target": "cpu", "count": 1, "seed": 0, "families": ["arith"], "chunk_size": 50,
-                          "archs": ["sm_90"], "validate": True, "record_schema_version": "2.2.0", "devices": ["cpu"]},
+                          "archs": ["sm_90"], "validate": True, "record_schema_version": schemas.PAIR_SCHEMA_VERSION, "devices": ["cpu"]},
             "toolchain": None,
             "counts": {"attempted": 1, "passed": 0, "rejected": 1, "duplicate_ids": 0,
                        "by_family": {"arith": {"attempted": 1, "passed": 0, "rejected": 1}}},

@@ -19,7 +19,7 @@ def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
     """The pair record a row was made from (the toolchain is the release's, one for all)."""
     archs = sorted(k[len("ptx_"):] for k in row if k.startswith("ptx_"))
     return {
-        "schema_version": schema_version, "id": row["id"], "family": row["family"], "target": row["target"],
+        "schema_version": schema_version, "origin": row["origin"], "id": row["id"], "family": row["family"], "target": row["target"],
         "seed": row["seed"], "kernel_name": row["kernel_name"], "source": row["source"],
         "spec": json.loads(row["spec"]), "args": json.loads(row["args"]), "dim": list(row["dim"]),
         "ir": {"cpp": {"forward": row["ir_cpp_forward"], "backward": row["ir_cpp_backward"]},

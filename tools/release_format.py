@@ -27,6 +27,7 @@ ROW_GROUP_ROWS = 100  # a few MB per row group: well under the Hugging Face view
 # (name, type, description); ptx_<arch> columns are added per PTX arch of the toolchain
 BASE_COLUMNS = [
     ("id", pa.string(), "sha256 prefix of the source with the kernel's name normalized"),
+    ("origin", pa.string(), "synthetic: a kernel the generator drew (real kernels of the warp-lang wheel: //harvest)"),
     ("family", pa.string(), "generator family (the kernel's pattern)"),
     ("target", pa.string(), "generator target: cpu or cuda (the config)"),
     ("seed", pa.int64(), "seed that reproduces the spec (< 2^63)"),
@@ -90,7 +91,7 @@ def split_of(skel_hash: str, fractions=DEFAULT_FRACTIONS) -> str:
 
 def to_row(r: dict, split: str, skel_hash: str, ptx_archs: list[str]) -> dict:
     row = {
-        "id": r["id"], "family": r["family"], "target": r["target"], "seed": r["seed"],
+        "id": r["id"], "origin": r["origin"], "family": r["family"], "target": r["target"], "seed": r["seed"],
         "kernel_name": r["kernel_name"], "source": r["source"],
         "ir_cpp_forward": r["ir"]["cpp"]["forward"], "ir_cpp_backward": r["ir"]["cpp"]["backward"],
         "ir_cuda_forward": r["ir"]["cuda"]["forward"], "ir_cuda_backward": r["ir"]["cuda"]["backward"],

@@ -12,7 +12,7 @@ from validator.injection import Injection, delete_at, dump, element_set, get_at,
 from validator.outcomes import check_names
 
 
-_TOP = ["schema_version", "id", "family", "target", "seed", "kernel_name", "source", "spec", "args", "dim",
+_TOP = ["schema_version", "origin", "id", "family", "target", "seed", "kernel_name", "source", "spec", "args", "dim",
         "ir", "io", "checks", "toolchain"]
 # the checks whose verdicts the schema requires, less the gradient checks (the audit predates them)
 _CHECKS = list(check_names(lambda c: not c.gradient))

@@ -113,7 +113,8 @@ def _real_records() -> tuple:
         spec = build_spec(family, seed)
         source, small = render_source(spec), second_launch(spec)
         out.append({
-            "schema_version": schemas.PAIR_SCHEMA_VERSION, "id": records.record_id(source, spec.name),
+            "schema_version": schemas.PAIR_SCHEMA_VERSION, "origin": schemas.ORIGIN_SYNTHETIC,
+            "id": records.record_id(source, spec.name),
             "family": family, "target": "cpu", "seed": seed, "kernel_name": spec.name, "source": source,
             "spec": spec.to_json(), "args": [records.arg_json(a) for a in spec.args], "dim": list(spec.dim),
             "ir": {"cpp": fb, "cuda": fb, "ptx": {"sm_90": {"forward": ".entry f() {}"}}},
