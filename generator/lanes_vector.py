@@ -82,6 +82,42 @@ def _transform_point(m, t, x):
     return _rotate(_vec("transform_point", t[1], 4), _vec("transform_point", x, 3)) + t[0]
 
 
+def _transform_of(name: str, t) -> tuple:
+    if not (isinstance(t, tuple) and len(t) == 2):
+        raise Unsure(f"{name} of a non-transform")
+    return _vec(name, t[0], 3), _vec(name, t[1], 4)
+
+
+def _conjugate(q):
+    return np.concatenate([-q[:, :3], q[:, 3:]], axis=1)
+
+
+def _transform_vector(m, t, x):
+    return _rotate(_transform_of("transform_vector", t)[1], _vec("transform_vector", x, 3))
+
+
+def _transform_inverse(m, t):
+    p, q = _transform_of("transform_inverse", t)
+    q_inv = _conjugate(q)
+    return -_rotate(q_inv, p), q_inv
+
+
+def _transform_multiply(m, a, b):
+    (ap, aq), (bp, bq) = _transform_of("transform_multiply", a), _transform_of("transform_multiply", b)
+    return _rotate(aq, bp) + ap, _quat_mul(m, aq, bq)
+
+
+def _transform_part(k: int):
+    def part(m, t):
+        return np.array(_transform_of("transform_get_" + ("translation", "rotation")[k], t)[k], dtype=np.float64)
+    return part
+
+
+def _transform_identity(m, dtype=None):
+    n = m.shape[0]
+    return np.zeros((n, 3)), np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (n, 1))
+
+
 def _transpose(m, a):
     if elem(a) != 2:
         raise Unsure("transpose of a non-matrix")
@@ -119,6 +155,20 @@ def _quat_mul(m, a, b):
                           axis=1)
 
 
+def _quat_inverse(m, q):
+    return _conjugate(_vec("quat_inverse", q, 4).astype(np.float64))
+
+
+def _quat_to_matrix(m, q):
+    q = _vec("quat_to_matrix", q, 4)
+    n = q.shape[0]
+    return np.stack([_rotate(q, np.tile(e, (n, 1))) for e in np.eye(3)], axis=2)
+
+
+def _quat_identity(m, dtype=None):
+    return np.tile(np.array([0.0, 0.0, 0.0, 1.0]), (m.shape[0], 1))
+
+
 def _trace(m, a):
     if elem(a) != 2 or a.shape[1] != a.shape[2]:
         raise Unsure("trace of a non-square matrix")
@@ -153,7 +203,10 @@ def _from_vectors(name: str, axis: int):
     return build
 
 
-_ON_TRANSFORMS = {"transform": _transform, "transform_point": _transform_point}
+_ON_TRANSFORMS = {"transform": _transform, "transform_point": _transform_point,
+                  "transform_vector": _transform_vector, "transform_inverse": _transform_inverse,
+                  "transform_multiply": _transform_multiply, "transform_get_translation": _transform_part(0),
+                  "transform_get_rotation": _transform_part(1), "transform_identity": _transform_identity}
 _ON_MATRICES_AND_QUATERNIONS = {
     "transpose": _transpose,
     "determinant": _determinant,
@@ -161,6 +214,9 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "quat_rotate": _quat_rotate,
     "quat_rotate_inv": _quat_rotate_inv,
     "mul": _quat_mul,
+    "quat_inverse": _quat_inverse,
+    "quat_to_matrix": _quat_to_matrix,
+    "quat_identity": _quat_identity,
     "len": _len,
     "trace": _trace,
     "ddot": _ddot,

@@ -39,6 +39,25 @@ def _quat_mul(a, b):
     return np.concatenate([aw * bv + bw * av + np.cross(av, bv), [aw * bw - float(linalg.dot(av, bv))]])
 
 
+def _quat_inverse(q):
+    # Warp's quat_inverse (native/quat.h) is the conjugate: (-x, -y, -z, w), no division by |q|^2
+    return np.concatenate([-np.asarray(q[:3], dtype=np.float64), [float(q[3])]])
+
+
+def _quat_to_matrix(q):
+    # native/quat.h: the columns are the rotated unit axes
+    return np.stack([_quat_rotate(q, e) for e in np.eye(3)], axis=1)
+
+
+def _transform_inverse(t):
+    q_inv = _quat_inverse(t[1])
+    return -_quat_rotate(q_inv, t[0]), q_inv
+
+
+def _transform_multiply(a, b):
+    return _quat_rotate(a[1], b[0]) + a[0], _quat_mul(a[1], b[1])
+
+
 def _tile_load(arr, shape, offset):
     sl = tuple(slice(o, o + s) for o, s in zip(offset, shape))
     return np.array(arr[sl], dtype=np.float64)
@@ -130,6 +149,15 @@ BUILTINS = {
     "mul": _quat_mul,
     "transform": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "transform_point": lambda t, x: _quat_rotate(t[1], x) + t[0],
+    "transform_vector": lambda t, x: _quat_rotate(t[1], x),
+    "transform_inverse": _transform_inverse,
+    "transform_multiply": _transform_multiply,
+    "transform_get_translation": lambda t: np.array(t[0], dtype=np.float64),
+    "transform_get_rotation": lambda t: np.array(t[1], dtype=np.float64),
+    "transform_identity": lambda dtype=None: (np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0])),
+    "quat_identity": lambda dtype=None: np.array([0.0, 0.0, 0.0, 1.0]),
+    "quat_inverse": _quat_inverse,
+    "quat_to_matrix": _quat_to_matrix,
     # RNG (exact reproduction of Warp's)
     "rand_init": rand_init,
     # tiles: one NumPy array per tile, the body evaluated once per tile index

@@ -539,5 +539,43 @@ def test_the_spec_walk_tells_statements_from_expressions_and_counts_branch_point
     assert oracle.branch_points(spec) == {id(branch): 3, id(where): 2}
 
 
+def test_quaternion_and_transform_builtins_keep_their_identities_on_both_paths():
+    """quat_to_matrix(q) @ x is quat_rotate(q, x); quat_inverse is the conjugate and undoes the
+    rotation; a transform's inverse undoes it and their product is the identity; transform_vector
+    plus the translation is transform_point; the lanes give the threads' bits."""
+    from generator import lanes_vector
+    from generator.oracle_builtins import BUILTINS as B
+
+    rng = np.random.default_rng(5)
+    n = 16
+    axis = rng.normal(size=(n, 3))
+    q = np.concatenate([axis / np.linalg.norm(axis, axis=1)[:, None] * np.sin(0.4), np.full((n, 1), np.cos(0.4))], 1)
+    p, x = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    m = np.ones(n, dtype=bool)
+    lane_tf = lanes_vector.vector_call("transform", [p, q], m)
+    lanes = {
+        "quat_to_matrix": lanes_vector.vector_call("quat_to_matrix", [q], m),
+        "quat_inverse": lanes_vector.vector_call("quat_inverse", [q], m),
+        "transform_inverse": lanes_vector.vector_call("transform_inverse", [lane_tf], m),
+        "transform_vector": lanes_vector.vector_call("transform_vector", [lane_tf, x], m),
+    }
+    for i in range(n):
+        tf = B["transform"](p[i], q[i])
+        mat = B["quat_to_matrix"](q[i])
+        assert np.allclose(mat @ x[i], B["quat_rotate"](q[i], x[i]), atol=1e-12)
+        assert np.allclose(B["quat_rotate"](B["quat_inverse"](q[i]), B["quat_rotate"](q[i], x[i])), x[i], atol=1e-12)
+        inv = B["transform_inverse"](tf)
+        assert np.allclose(B["transform_point"](inv, B["transform_point"](tf, x[i])), x[i], atol=1e-12)
+        both = B["transform_multiply"](tf, inv)
+        assert np.allclose(both[0], 0.0, atol=1e-12) and np.allclose(both[1], [0.0, 0.0, 0.0, 1.0], atol=1e-12)
+        assert np.allclose(B["transform_vector"](tf, x[i]) + B["transform_get_translation"](tf),
+                           B["transform_point"](tf, x[i]), atol=1e-12)
+        assert np.array_equal(B["transform_get_rotation"](B["transform_multiply"](B["transform_identity"](), tf)), q[i])
+        assert lanes["quat_to_matrix"][i].tobytes() == mat.tobytes()
+        assert lanes["quat_inverse"][i].tobytes() == B["quat_inverse"](q[i]).tobytes()
+        assert all(lanes["transform_inverse"][k][i].tobytes() == inv[k].tobytes() for k in (0, 1))
+        assert lanes["transform_vector"][i].tobytes() == B["transform_vector"](tf, x[i]).tobytes()
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -2,7 +2,8 @@
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
 (wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33
 constructors) and wp.identity, rotations from axis-angle or constructed (wp.quat / wp.quatf)
-quaternions, and rigid transforms."""
+quaternions (rotating directly, inversely, by the inverse, or as a matrix), and rigid transforms
+(applied to points and vectors, inverted, multiplied, taken apart)."""
 
 from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, mentions, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -78,6 +79,35 @@ def _matrix(rng, mt, vt, scal, ve):
     return mexpr
 
 
+def _transformed(rng, op, scal, pt):
+    """`r`: the point moved by the rigid transform (t[i], q), by way of `op`: transform_point;
+    transform_vector plus the transform's translation; transform_point of its inverse; or of its
+    product with a second transform (a literal translation with the identity rotation, an
+    axis-angle one, or the identity transform), applied whole or by its rotation and translation."""
+    tf = call("transform", ld("t", v("i")), v("q"))
+    if op == "transform_point":
+        return [["let", "r", call("transform_point", tf, pt)]]
+    body = [["let", "tf", tf]]
+    if op == "transform_vector":
+        return body + [["let", "r", bin_("+", call("transform_vector", v("tf"), pt), call("transform_get_translation", v("tf")))]]
+    if op == "transform_inverse":
+        return body + [["let", "r", call("transform_point", call("transform_inverse", v("tf")), pt)]]
+    r = rng.random()
+    if r < 0.4:
+        other = call("transform", ["vec", "vec3", [scal.lit(-2, 2) for _ in range(3)]], call("quat_identity"))
+    elif r < 0.8:
+        other = call("transform", ["vec", "vec3", [scal.lit(-2, 2) for _ in range(3)]],
+                     call("quat_from_axis_angle", ["vec", "vec3", [c(1.0), c(0.0), c(0.0)]], scal.lit(-3, 3)))
+    else:
+        other = call("transform_identity")
+    pair = (v("tf"), other) if rng.random() < 0.5 else (other, v("tf"))
+    body.append(["let", "tm", call("transform_multiply", *pair)])
+    if rng.random() < 0.5:
+        return body + [["let", "r", call("transform_point", v("tm"), pt)]]
+    return body + [["let", "r", bin_("+", call("quat_rotate", call("transform_get_rotation", v("tm")), pt),
+                                     call("transform_get_translation", v("tm")))]]
+
+
 def _rotations(rng, name, seed, n):
     """A point rotated by an axis-angle quaternion (times a second one), directly, inversely or
     as a rigid transform."""
@@ -97,12 +127,16 @@ def _rotations(rng, name, seed, n):
         q2 = ["vec", rng.choice(("quat", "quatf")),
               [scal.lit(-1, 1) for _ in range(3)] + [scal.expr(1) if rng.random() < 0.5 else scal.lit(0.5, 1)]]
         body.append(["set", "q", call("mul", q2, v("q")) if rng.random() < 0.5 else call("mul", v("q"), q2)])
-    op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point"))
+    op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point", "quat_to_matrix", "quat_inverse",
+                     "transform_vector", "transform_inverse", "transform_multiply"))
     pt = with_literal(rng, ve.vec("vec3", rng.randint(0, 2)))
-    if op == "transform_point":
-        t = ArgSpec("t", "array", "vec3", (n,))
-        args.append(t)
-        body.append(["let", "r", call("transform_point", call("transform", ld("t", v("i")), v("q")), pt)])
+    if op.startswith("transform"):
+        args.append(ArgSpec("t", "array", "vec3", (n,)))
+        body += _transformed(rng, op, scal, pt)
+    elif op == "quat_to_matrix":  # the rotation as a matrix: its columns are the rotated axes
+        body.append(["let", "r", ["mmul", call("quat_to_matrix", v("q")), pt]])
+    elif op == "quat_inverse":  # Warp's inverse is the conjugate (q is a unit quaternion here)
+        body.append(["let", "r", call("quat_rotate", call("quat_inverse", v("q")), pt)])
     else:
         body.append(["let", "r", call(op, v("q"), pt)])
     ve.vleaves["vec3"].append(v("r"))
