@@ -141,6 +141,21 @@ def splice(source: str, names: tuple, device: str, part: str, text: str) -> str:
     return "\n\n".join(out) + "\n"
 
 
+_ENTRY = re.compile(r"\b(\w+?)_(cpu|cuda)_kernel_(forward|backward)\s*\(")
+_ARGS_STRUCT = re.compile(r"\bstruct\s+wp_args_(\w+)")
+
+
+def other_kernel(head: str, name: str, device: str) -> bool:
+    """Whether an item's header is another kernel's kernel function or argument struct: a struct
+    both kernels use is named in it (a CUDA kernel takes its struct arguments by value, a CPU
+    argument struct holds them), and it belongs to that kernel, not to this one."""
+    entry = _ENTRY.search(head)
+    if entry and entry.group(2) == device and entry.group(1) != name:
+        return True
+    args = _ARGS_STRUCT.search(head)
+    return bool(args and args.group(1) != name)
+
+
 def _part_items(items: list[tuple[str, str]], names: tuple, device: str,
                 index: dict[str, list[int]] | None = None,
                 need: tuple[str, ...] = ("forward", "backward")) -> tuple[list[int], list[int]]:
@@ -172,6 +187,8 @@ def _part_items(items: list[tuple[str, str]], names: tuple, device: str,
     fwd, bwd, fwd_heads, bwd_heads = [], [], [], []
     for k in candidates:
         head = items[k][1]
+        if other_kernel(head, name, device):
+            continue
         if any(p.search(head) for p in backward_pats):
             bwd.append(k)
             bwd_heads.append(head)

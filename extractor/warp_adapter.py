@@ -38,7 +38,7 @@ from warp._src import context as _context
 
 from extractor.cuda_errors import CudaContextLost, is_sticky_cuda_error, raise_if_context_lost  # noqa: F401 (re-exported)
 from extractor.cut import (  # noqa: F401 (re-exported; the test reaches the private ones here)
-    _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, splice, top_level_items)
+    _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, other_kernel, splice, top_level_items)
 from extractor.ptx import _normalize_ptx, _ptx_functions, _ptx_of  # noqa: F401 (re-exported)
 
 INTERNAL_SYMBOLS = (
@@ -422,7 +422,8 @@ def cut_ir(kernels: dict[str, object], cpp: Compiled, cu: Compiled, workdir: str
     return out
 
 
-def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_ARCHS) -> tuple[dict[str, dict], Compiled]:
+def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_ARCHS,
+                strip_hash: bool | None = True) -> tuple[dict[str, dict], Compiled]:
     """NVRTC-compile the whole module to PTX per arch (no GPU needed); cut out each kernel.
 
     Returns ({kernel name: {arch: {"forward": ptx}}}, the CUDA source NVRTC compiled); raises
@@ -430,7 +431,8 @@ def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_
     included, goes through NVRTC (so the backward CUDA is proven to compile), but only the
     forward entry is kept: NVVM's backward PTX of tile kernels is not reproducible (it varies
     run to run for tile_matmul and with the batch for tile reductions), and a record holds only
-    what a re-validation can reproduce byte for byte.
+    what a re-validation can reproduce byte for byte. `strip_hash` None keeps the module's own
+    option (a generic kernel's overloads need their hashes to stay apart).
     """
     init_warp()
     out: dict[str, dict] = {name: {} for name in kernels}
@@ -441,7 +443,7 @@ def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_
         calls: list = []
         notes: list = []
         with _capture_compiles(calls), _capture_codegen_notes(notes):
-            wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=True)
+            wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=strip_hash)
         source, compiler = _one_compile(calls, "cuda")
         if compiled is None:
             options = _resolved(module, module.options["block_dim"]) | {"grid_stride": _grid_stride(kernels)}

@@ -66,18 +66,22 @@ class Progress:
 
 
 def summary(m: dict, out: str) -> list[str]:
-    """The closing summary: records written, what was found and extracted per folder, skips and
-    CPU compile failures by reason."""
+    """The closing summary: records written, what was found and extracted per folder, skips, and
+    the CPU and CUDA compiles with their failures by reason."""
     c = m["counts"]
     lines = [f"wrote {c['records']} records to {os.path.join(out, run.RECORDS)} (+ {run.MANIFEST}) from warp-lang "
              f"{m['warp_lang']} ({m['license']}) in {m['_seconds']} s",
              f"found {c['found']} kernels: {c['standalone']} standalone, {c['verbatim']} verbatim, {c['skipped']} skipped"
              + (": " + ", ".join(f"{k} {v}" for k, v in m["skipped_by_reason"].items()) if c["skipped"] else "")]
     lines += [f"  {d:<10} {x['found']:>5} found {x['records']:>5} records {x['cpu_compiled']:>5} compiled (cpu) "
-              f"{x['cuda_text']:>5} with CUDA text" for d, x in m["by_directory"].items()]
-    lines.append(f"compiled on the CPU: {c['cpu_compiled']} of {c['records']}; CUDA text: {c['cuda_text']}"
+              f"{x['cuda_compiled']:>5} (cuda) {x['both_compiled']:>5} (both)" for d, x in m["by_directory"].items()]
+    lines.append(f"compiled on the CPU (LLVM): {c['cpu_compiled']} of {c['records']}"
                  + ("; failures: " + ", ".join(f"{k} {v}" for k, v in m["failures_by_reason"].items())
                     if m["failures_by_reason"] else ""))
+    lines.append(f"compiled for CUDA (NVRTC, PTX): {c['cuda_compiled']} of {c['records']}"
+                 + ("; failures: " + ", ".join(f"{k} {v}" for k, v in m["cuda_failures_by_reason"].items())
+                    if m["cuda_failures_by_reason"] else ""))
+    lines.append(f"compiled on both: {c['both_compiled']} of {c['records']}")
     return lines
 
 

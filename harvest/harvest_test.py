@@ -18,7 +18,7 @@ import pytest
 
 from harvest import discover as disc
 from harvest import run
-from harvest.lower import Job, lower
+from harvest.lower import Job, lower, plan_batches
 from harvest.standalone import STANDALONE, VERBATIM, extract, extract_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
@@ -123,6 +123,32 @@ def test_standalone_sources_compile_with_warp_on_their_own(found):
         assert f"{job.name}_cpu_kernel_forward" in r["ir"]["cpp"]["forward"]
         assert f"{job.name}_cuda_kernel_forward" in r["ir"]["cuda"]["forward"]
     assert "sample_0(" in out[jobs[1].key]["ir"]["cpp"]["forward"]
+
+
+def test_kernels_sharing_structs_in_one_batch_are_cut_as_when_alone(found):
+    """Two kernels of warp/tests/test_codegen_instancing.py take the same structs: in one batch,
+    the other's CUDA kernel function (its parameters name the structs) and CPU argument struct
+    are not part of a kernel's cut (the full harvest stored them until the cut left other kernels'
+    items out; the re-harvest in //validator caught it); each record equals its kernel's alone,
+    PTX included."""
+    kernels, _ = found
+    path = "warp/tests/test_codegen_instancing.py"
+    pair = [k for k in kernels if k.file.path == path and k.name in ("name_clash_structs_args_kernel",
+                                                                      "name_clash_structs_ctor_kernel")]
+    assert len(pair) == 2
+    jobs = [Job(run.job_key(k), k.name, e.source) for k, e in zip(pair, extract_all(pair))]
+    assert len(plan_batches(jobs)) == 1  # one batch
+    with tempfile.TemporaryDirectory() as tmp:
+        together = lower(jobs, tmp)
+        alone = {}
+        for job in jobs:
+            lower([job], tmp, alone)
+    for job, other in zip(jobs, reversed(jobs)):
+        ir = together[job.key]["ir"]
+        assert together[job.key]["cpu"] == together[job.key]["cuda"] == {"status": "passed"}
+        assert ir == alone[job.key]["ir"] and ir["ptx"]["sm_90"]["forward"]
+        assert f"{other.name}_cuda_kernel_forward" not in ir["cuda"]["forward"]
+        assert f"wp_args_{other.name}" not in ir["cpp"]["forward"]
 
 
 def test_a_setting_a_source_changes_on_import_does_not_reach_the_next_batch(monkeypatch):

@@ -11,8 +11,10 @@ cheap), one whose CPU compile fails is compiled kernel by kernel, until each fai
 kernel's, counted with its reason.
 
 The stored code comes from extractor/warp_adapter: `ir.cpp` cut from the source LLVM compiled
-(`compile_cpu`), `ir.cuda` from the CUDA source of the same codegen call a PTX compile makes
-(`codegen_sources`; NVRTC is not run in this slice).
+(`compile_cpu`), `ir.cuda` from the CUDA source NVRTC compiled (`compile_ptx`; the same codegen
+call's source, `codegen_sources`, where NVRTC fails) and `ir.ptx` the forward kernel's entry of
+NVRTC's PTX (per arch, as for synthetic pairs). A batch whose NVRTC compile fails is compiled
+kernel by kernel too.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import re
 import types
 
 from extractor import warp_adapter
-from extractor.warp_adapter import _Word, _header, clean, top_level_items  # the cut's parts, re-exported there
+from extractor.warp_adapter import _Word, _header, clean, other_kernel, top_level_items  # the cut's, re-exported
 
 from harvest.discover import KERNEL_DECORATORS, dotted, warp_root
 
@@ -245,10 +247,21 @@ def lower(jobs: list[Job], workdir: str, out: dict | None = None) -> dict:
                 lower([job], workdir, out)
             return out
         cpp, cpu = cpp_gen, _failure("cpu_compile", e, bdir, mod_name)
-    cuda = {"status": "not_run", "reason": "nvrtc_not_in_this_slice"}
+    try:
+        ptx, cu_nvrtc = warp_adapter.compile_ptx(module, targets, bdir, strip_hash=None)
+        cu, cuda = cu_nvrtc, {"status": "passed"}
+    except Exception as e:  # noqa: BLE001
+        if len(alive) > 1:  # one by one, as for the CPU compile
+            _unload(module, mod_name)
+            for job in alive:
+                lower([job], workdir, out)
+            return out
+        ptx, cuda = None, _failure("cuda_compile", e, bdir, mod_name)
     try:
         ir = _cut(targets, cpp, cu, bdir)
         for key in targets:
+            if ptx is not None:
+                ir[key]["ptx"] = ptx[key]
             out[key] = {"ir": ir[key], "cpu": cpu, "cuda": cuda}
     except Exception as e:  # noqa: BLE001
         if len(alive) > 1:
@@ -300,7 +313,7 @@ def cut_forward_only(kernels: dict, cpp, cu, workdir: str) -> dict:
             pats += [_Word(f"wp_args_{name}", "struct"), entry]
             adjoints = [_Word("adj_" + h, "call") for h in helpers]
             fwd = [i for i, head in items if any(p.search(head) for p in pats)
-                   and not any(p.search(head) for p in adjoints)]
+                   and not any(p.search(head) for p in adjoints) and not other_kernel(head, name, compiled.backend)]
             if not any(entry.search(head) for _, head in items):
                 raise RuntimeError(f"{name}: no {compiled.backend} forward kernel in the compiled source")
             out[key][target] = {"forward": clean("\n\n".join(fwd), prefix), "backward": None}

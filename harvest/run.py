@@ -117,7 +117,8 @@ def canonical_ir(ir: dict | None) -> tuple[dict | None, str]:
     other text keeps Warp's module order (`module`)."""
     if not ir or WHEEL_HELPER not in canonical_json(ir):
         return ir, "module"
-    return {t: {part: "\n\n".join(sorted(top_level_items(text))) if text else text for part, text in parts.items()}
+    return {t: parts if t == "ptx" else
+            {part: "\n\n".join(sorted(top_level_items(text))) if text else text for part, text in parts.items()}
             for t, parts in ir.items()}, "sorted"
 
 
@@ -147,9 +148,11 @@ def _code(reason: str) -> str:
 
 def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: int) -> dict:
     """The counts: every kernel found is extracted or skipped with its reason; every record's
-    CPU compile and CUDA text, and failures by reason; per folder of the wheel."""
+    CPU (LLVM) and CUDA (NVRTC, PTX) compiles, both, its CUDA text, and the failures of each by
+    reason; per folder of the wheel."""
     by_dir = {d: collections.Counter() for d in disc.DIRECTORIES}
     skipped, skipped_detail, failures = collections.Counter(), collections.Counter(), collections.Counter()
+    cuda_failures = collections.Counter()
     skipped_list = []
     for k, e in zip(kernels, extractions):
         c = by_dir[k.directory]
@@ -164,23 +167,30 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
     for r in records:
         c = by_dir[r["provenance"]["path"].split("/")[1]]
         c["records"] += 1
-        cpu = r["compile"]["cpu"]
+        cpu, cuda = r["compile"]["cpu"], r["compile"]["cuda"]
         c["cpu_compiled"] += cpu["status"] == "passed"
+        c["cuda_compiled"] += cuda["status"] == "passed"
+        c["both_compiled"] += cpu["status"] == cuda["status"] == "passed"
         c["cuda_text"] += bool(r["ir"] and r["ir"].get("cuda", {}).get("forward"))
         if cpu["status"] == "failed":
             failures[cpu["reason"]] += 1
+        if cuda["status"] == "failed":
+            cuda_failures[cuda["reason"]] += 1
     total = collections.Counter()
     for c in by_dir.values():
         total.update(c)
-    keys = ("found", "standalone", "verbatim", "skipped", "records", "cpu_compiled", "cuda_text")
+    keys = ("found", "standalone", "verbatim", "skipped", "records", "cpu_compiled", "cuda_compiled", "both_compiled",
+            "cuda_text")
     return {
-        "origin": ORIGIN, "record_schema_version": schemas.REAL_SCHEMA_VERSION, "warp_lang": wheel["warp_lang"], "license": wheel["license"], "limit": limit,
+        "origin": ORIGIN, "record_schema_version": schemas.REAL_SCHEMA_VERSION, "warp_lang": wheel["warp_lang"],
+        "license": wheel["license"], "limit": limit,
         "found_in_wheel": found_in_wheel,
         "counts": {k: total[k] for k in keys},
         "by_directory": {d: {k: c[k] for k in keys} for d, c in by_dir.items()},
         "skipped_by_reason": dict(sorted(skipped.items())),
         "skipped_by_detail": dict(sorted(skipped_detail.items())),
         "failures_by_reason": dict(sorted(failures.items())),
+        "cuda_failures_by_reason": dict(sorted(cuda_failures.items())),
         "skipped_kernels": skipped_list,
     }
 
