@@ -23,10 +23,28 @@ def _ptx_functions(text: str) -> dict[str, str]:
     return out
 
 
+_INTERNAL = re.compile(r"(_ZN|_ZZN)(\d+)_INTERNAL_")
+
+
+def _internal_names(text: str) -> str:
+    """A function of internal linkage (a non-inlined helper) has a mangled name whose first
+    component, `_INTERNAL_<hash>_<length>_<module file>_cu_<hash>`, names the batch module's file
+    (which holds the worker's pid): that component becomes `_INTERNAL`, length prefix and all
+    (also in a function's local statics, `_ZZN...`)."""
+    out, pos = [], 0
+    for m in _INTERNAL.finditer(text):
+        if m.start() < pos:
+            continue
+        out.append(text[pos:m.start()] + m.group(1) + "9_INTERNAL")
+        pos = m.start() + len(m.group(1)) + len(m.group(2)) + int(m.group(2))
+    return "".join(out) + text[pos:]
+
+
 def _normalize_ptx(text: str) -> str:
     # NVVM numbers branch labels and local depots by the function's position in the module,
     # and call sequences (`// callseq 4, 0`) module-wide; renumber them so a kernel's PTX is
-    # the same alone as in any batch.
+    # the same alone as in any batch. Internal helpers' names lose the module file's name.
+    text = _internal_names(text)
     text = re.sub(r"\$L__BB\d+_", "$L__BB0_", text)
     text = re.sub(r"__local_depot\d+", "__local_depot0", text)
     order: dict[str, int] = {}
