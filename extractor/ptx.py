@@ -44,9 +44,18 @@ def _normalize_ptx(text: str) -> str:
     # NVVM numbers branch labels and local depots by the function's position in the module,
     # and call sequences (`// callseq 4, 0`) module-wide; renumber them so a kernel's PTX is
     # the same alone as in any batch. Internal helpers' names lose the module file's name.
+    # (Strings are defined outside the functions cut, so only their uses are renamed.)
     text = _internal_names(text)
+    # NVVM moves a module-level .shared variable into the one function that uses it ("demoted"):
+    # whether it is demoted depends on the module's other functions, so the declaration goes
+    # (NVVM leaves an empty line where it is not demoted, as it leaves after them when it is)
+    text = re.sub(r"(\n\t// demoted variable\n\t\.shared [^\n]*;)+", "\n", text)
     text = re.sub(r"\$L__BB\d+_", "$L__BB0_", text)
     text = re.sub(r"__local_depot\d+", "__local_depot0", text)
+    # string constants (`$str`, `$str$1`, ...) are numbered module-wide, in the order NVVM meets
+    # them: renumbered in the order the kernel's PTX names them
+    strings: dict[str, int] = {}
+    text = re.sub(r"\$str(?:\$\d+)?(?![\w$])", lambda m: f"$str${strings.setdefault(m.group(0), len(strings))}", text)
     order: dict[str, int] = {}
     return re.sub(r"// callseq (\d+)", lambda m: f"// callseq {order.setdefault(m.group(1), len(order))}", text)
 

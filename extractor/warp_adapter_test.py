@@ -203,6 +203,20 @@ def test_internal_helper_names_in_ptx_lose_the_module_file_s_name():
     assert "_ZZN9_INTERNAL9reverse_0EN2wp7array_tIiEEiiE1s" in warp_adapter._normalize_ptx(a)
 
 
+
+def test_string_constants_and_demoted_shared_variables_do_not_depend_on_the_module():
+    """NVVM numbers string constants module-wide in the order it meets them, and moves a shared
+    variable into the one function using it only when no other function of the module does (a
+    harvested kernel alone against its batch): the kernel's PTX reads the same either way."""
+    alone = ("\t.reg .b64 \t%rd<3>;\n\t// demoted variable\n\t.shared .align 4 .b8 "
+             "_ZZN2wp21tile_shared_storage_t13get_smem_baseEvE9smem_base[1024];\n\n\tmov.u64 \t%rd1, $str;\n"
+             "\tmov.u64 \t%rd2, $str$1;\n\tmov.u64 \t%rd3, $str;\n}\n")
+    batch = ("\t.reg .b64 \t%rd<3>;\n\n\n\tmov.u64 \t%rd1, $str$7;\n\tmov.u64 \t%rd2, $str$8;\n"
+             "\tmov.u64 \t%rd3, $str$7;\n}\n")
+    assert warp_adapter._normalize_ptx(alone) == warp_adapter._normalize_ptx(batch)
+    assert "$str$0;" in warp_adapter._normalize_ptx(batch) and "$str$1;" in warp_adapter._normalize_ptx(batch)
+
+
 def test_ptx_is_per_kernel_and_per_arch():
     spec = build_spec("loop", 3)
     ptx = _ptx([spec], ("sm_80", "sm_90"))[spec.name]
