@@ -166,6 +166,11 @@ def test_the_driver_killed_mid_run_then_rerun_gives_the_uninterrupted_bytes(clus
     assert len(ids) == NV_COUNT == len(set(ids))
 
 
+def _ray_crashed(err: bytes) -> bool:
+    """Ray's core worker aborted the driver (its own bug), not our SIGTERM handling."""
+    return b"discovered a bug in Ray" in err or b"_raylet.so" in err
+
+
 def test_sigterm_of_a_ray_run_s_driver_is_a_clean_stop_then_the_rerun_resumes(cluster, reference_nv):
     """`kill PID` of a driver with its own Ray instance: exit 143 and one error line, as for a
     local run (ray.init puts in a SIGTERM handler that ended the process at once with status 1
@@ -175,15 +180,17 @@ def test_sigterm_of_a_ray_run_s_driver_is_a_clean_stop_then_the_rerun_resumes(cl
     Ray 2.60's core worker itself sometimes aborts the driver on the way down (exit 1, "task_manager.cc
     ... An unexpected system state has occurred. You have likely discovered a bug in Ray"): seen in
     5 of 15 runs of this test on a loaded 2-core machine (2026-12-05; 0 of 4 runs of the commit
-    before, whose driver and executor code is the same). That crash, and only it, gets one more
-    try; any other outcome fails at once."""
-    for attempt in (1, 2):
+    before, whose driver and executor code is the same). That crash, and only it, gets up to two
+    more tries, known by its message or by Ray's native stack trace on stderr (`_raylet.so`
+    frames: seen once more on 2026-12-05 with a trace and no message, a fresh-clone CI run beside
+    a harvest); any other outcome fails at once."""
+    for attempt in (1, 2, 3):
         out = _tmp("ray_driver_term")
         proc = _cli(out, "--workers", "1")
         wait_for_chunks(proc, out, 1)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=120)
-        if not (attempt == 1 and proc.returncode == 1 and b"discovered a bug in Ray" in err):
+        if not (attempt < 3 and proc.returncode == 1 and _ray_crashed(err)):
             break
     assert proc.returncode == 143, err[-2000:]
     lines = [ln for ln in err.decode().splitlines() if ln.startswith("error:")]
