@@ -49,6 +49,11 @@ def wheel_license() -> str:
     return found.strip()
 
 
+def wheel() -> dict:
+    """The running wheel as records name it: {"warp_lang": version, "license": licence}."""
+    return {"warp_lang": wheel_version(), "license": wheel_license()}
+
+
 def dotted(node: ast.AST) -> str:
     """`wp.kernel` for the expression wp.kernel, or wp.kernel(...); "" for anything else."""
     if isinstance(node, ast.Call):

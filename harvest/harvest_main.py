@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 
@@ -41,30 +40,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-class Progress:
-    """The progress bar on stderr (nothing with --quiet): kernels lowered of those extracted."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.total, self.done_n, self.t0 = quiet, 0, 0, time.time()
-
-    def start(self, total: int) -> None:
-        self.total, self.t0 = total, time.time()
-        self.advance(0)
-
-    def advance(self, n: int) -> None:
-        self.done_n += n
-        if self.quiet:
-            return
-        frac = self.done_n / self.total if self.total else 1.0
-        rate = self.done_n / max(time.time() - self.t0, 1e-9)
-        sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {self.done_n}/{self.total} kernels  {rate:6.1f} kernels/s")
-        sys.stderr.flush()
-
-    def done(self) -> None:
-        if not self.quiet:
-            sys.stderr.write("\n")
-
-
 def summary(m: dict, out: str) -> list[str]:
     """The closing summary: records written, what was found and extracted per folder, skips, and
     the CPU and CUDA compiles with their failures by reason."""
@@ -97,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with sigterm_raises():
-            m = run.harvest(out, args.workers, args.limit, Progress(args.quiet))
+            m = run.harvest(out, args.workers, args.limit, run.Progress(args.quiet))
     except Terminated:
         print("error: terminated (SIGTERM); nothing was written", file=sys.stderr)
         return EXIT_TERMINATED

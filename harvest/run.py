@@ -17,6 +17,7 @@ import hashlib
 import multiprocessing
 import os
 import shutil
+import sys
 import tempfile
 import time
 
@@ -32,6 +33,31 @@ from harvest.standalone import extract_all
 RECORDS = "harvest.jsonl"
 MANIFEST = RUN_MANIFEST  # the file names of a run directory, one place (schemas.dataset_format)
 ORIGIN = schemas.ORIGIN_REAL
+
+
+class Progress:
+    """The progress bar on stderr (nothing when quiet): kernels lowered of those extracted, for
+    //harvest and for //validator's re-harvest (`label` says which)."""
+
+    def __init__(self, quiet: bool, label: str = "kernels"):
+        self.quiet, self.label, self.total, self.done_n, self.t0 = quiet, label, 0, 0, time.time()
+
+    def start(self, total: int) -> None:
+        self.total, self.t0 = total, time.time()
+        self.advance(0)
+
+    def advance(self, n: int) -> None:
+        self.done_n += n
+        if self.quiet:
+            return
+        frac = self.done_n / self.total if self.total else 1.0
+        rate = self.done_n / max(time.time() - self.t0, 1e-9)
+        sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {self.done_n}/{self.total} {self.label}  {rate:6.1f} kernels/s")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if not self.quiet:
+            sys.stderr.write("\n")
 
 
 def job_key(kernel: disc.Kernel) -> str:
@@ -198,7 +224,7 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
 def harvest_records(workers: int, limit: int | None, progress) -> tuple[list[dict], dict, bytes]:
     """(records, manifest, the bytes of harvest.jsonl) of a harvest of the installed wheel's first
     `limit` kernels (all when None); what `harvest` writes and what //validator re-derives."""
-    wheel = {"warp_lang": disc.wheel_version(), "license": disc.wheel_license()}
+    wheel = disc.wheel()
     found, _ = disc.discover()
     kernels = found[:limit] if limit else found
     extractions = extract_all(kernels)

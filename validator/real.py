@@ -28,8 +28,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-import sys
-import time
 
 import schemas
 from schemas import files
@@ -69,28 +67,6 @@ def harvest_manifest(directory: str) -> dict | None:
     except files.FileRefused:
         return None  # not a harvest's: the run and release readers say what is wrong with it
     return m if isinstance(m, dict) and m.get("origin") == harvest_run.ORIGIN else None
-
-
-class _Progress:
-    """kernels re-lowered / kernels to lower, on stderr (off when quiet)."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.total, self.done_n, self.t0 = quiet, 0, 0, time.time()
-
-    def start(self, total: int) -> None:
-        self.total, self.t0 = total, time.time()
-        self.advance(0)
-
-    def advance(self, n: int) -> None:
-        self.done_n += n
-        if not self.quiet:
-            bar = "#" * int(30 * self.done_n / max(self.total, 1))
-            sys.stderr.write(f"\r[{bar:<30}] {self.done_n}/{self.total} kernels re-harvested")
-            sys.stderr.flush()
-
-    def done(self) -> None:
-        if not self.quiet:
-            sys.stderr.write("\n")
 
 
 def _key(rec: dict) -> tuple:
@@ -176,10 +152,10 @@ class Reharvest:
     found: int  # kernels in the whole wheel (the manifest's found_in_wheel)
 
 
-def reharvest(stored: list[tuple[str, dict]], limit: int | None, workers: int, progress) -> Reharvest:
+def reharvest(stored: list[tuple[str, dict]], limit: int | None, workers: int, progress, wheel: dict) -> Reharvest:
     """The kernels at the stored records' (path, lines) found, cut and lowered again from the
-    installed wheel's text (nothing of the records is used but where they point)."""
-    wheel = {"warp_lang": disc.wheel_version(), "license": disc.wheel_license()}
+    installed wheel's text (nothing of the records is used but where they point); `wheel`:
+    `discover.wheel()`."""
     found, _ = disc.discover()
     kernels = found[:limit] if limit else found
     extractions = extract_all(kernels)
@@ -246,8 +222,9 @@ def revalidate_real(directory: str, m: dict, workers: int, quiet: bool = True) -
     """The report of re-validating the harvest in `directory` (its manifest `m`)."""
     limit = _limit(m)
     stored, failures, digest = read_stored(directory)
-    check_provenance(stored, {"warp_lang": disc.wheel_version(), "license": disc.wheel_license()})
-    again = reharvest(stored, limit, workers, _Progress(quiet))
+    wheel = disc.wheel()
+    check_provenance(stored, wheel)
+    again = reharvest(stored, limit, workers, harvest_run.Progress(quiet, "kernels re-harvested"), wheel)
     failures += judge(stored, again)
     if not failures:
         failures += check_files(m, again, limit, digest)

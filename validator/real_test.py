@@ -37,7 +37,7 @@ def harvest_dir():
     out = os.path.join(TMP, "harvest")
     shutil.rmtree(out, ignore_errors=True)
     os.makedirs(out)
-    harvest_run.harvest(out, 2, LIMIT, real._Progress(True))
+    harvest_run.harvest(out, 2, LIMIT, harvest_run.Progress(True))
     return out
 
 
