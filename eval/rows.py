@@ -15,6 +15,7 @@ from eval.tasks import COLUMNS, SPLITS
 from generator.families import build_spec
 from generator.render import render_source
 from report.release_reader import ReleaseError, load_release, open_shard
+from schemas.dataset_format import REAL_CONFIG
 from schemas.files import quote
 
 
@@ -30,7 +31,7 @@ def read_split(dist: str, split: str) -> list[dict]:
         manifest, light, _ = load_release(dist, dist)
         rows = []
         for f in manifest["files"]:
-            if not f["path"].endswith(".parquet") or f["split"] != split or f["config"] == "adjoint_mismatch":
+            if not f["path"].endswith(".parquet") or f["split"] != split or f["config"] in ("adjoint_mismatch", REAL_CONFIG):
                 continue
             with open_shard(dist, f["path"], dist, None, f) as pf:
                 for k in range(pf.num_row_groups):

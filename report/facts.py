@@ -16,12 +16,13 @@ from __future__ import annotations
 import collections
 import dataclasses
 
-from report import coverage
+from report import coverage, real_section
 from report.measures import TOKEN_PROXY, ir_fields, next_pow2, pct, pct_f, percentile, summary, tasks
 from report.open_values import (NAME_CHARS, TABLE_ROWS, TOP, VALUE_CHARS, as_bool, as_count, as_dict, as_number, cut,
                                 dig, nested, scalar, top_counts)
 from report.release_reader import ReleaseError, load_release
 from report.samples import EXCERPT_BYTES, excerpt, pick_samples
+from schemas.dataset_format import REAL_CONFIG
 
 # what the report (load_release, build, ReleaseError) and its test take from here
 __all__ = ["EXCERPT_BYTES", "ReleaseError", "build", "excerpt", "load_release", "next_pow2", "percentile"]
@@ -45,7 +46,9 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
     (counts of an input, rejects by reason, run.json, notes, verdicts) is taken only where it has
     the expected type; anything else is left out and listed under `skipped`. Long lists keep
     their TOP largest entries and say how many more there are."""
-    r = _Release(m, rows, measured, sorted(set(m["toolchain"]["ptx_archs"])), sorted(m["counts"]["configs"]), [])
+    # the real config (kernels of the wheel, no oracle) has its own facts: report/real_section.py
+    configs = sorted(c for c in m["counts"]["configs"] if c != REAL_CONFIG)
+    r = _Release(m, rows, measured, sorted(set(m["toolchain"]["ptx_archs"])), configs, [])
     # in this order: the sections append to `skipped` as they go
     facts = {"limits": {"top": TOP, "table_rows": TABLE_ROWS, "excerpt_bytes": EXCERPT_BYTES,
                         "name_chars": NAME_CHARS, "value_chars": VALUE_CHARS},
@@ -53,7 +56,7 @@ def build(m: dict, rows: dict[str, list[dict]], measured: dict, samples: int, ex
              "validation": _validation(r), "dedup": _dedup(r), "near_duplicates": _near_duplicates(r),
              "diversity": _diversity(r), "gradient": _gradient(r), "lengths": _lengths(r),
              "ptx_by_family": _ptx_by_family(r), "training": _training(r), "throughput": _throughput(r),
-             "coverage": coverage.facts(r.rows, r.configs),
+             "coverage": coverage.facts(r.rows, r.configs), "real": real_section.facts(m, rows, configs, r.skipped),
              "samples": pick_samples(rows, r.configs, r.archs, samples, excerpt_lines, dist, shown),
              "skipped": {"values": r.skipped[:TOP], "more": max(0, len(r.skipped) - TOP)}}
     return {"facts": facts, "sources": _sources(f"ptx_{r.archs[0]}")}
@@ -79,6 +82,8 @@ def _sources(ptx: str) -> dict[str, str]:
         "throughput": "manifest.json: inputs[].run (the generator's run.json; null where not recorded)",
         "coverage": ("Parquet shards: the Warp builtins each source calls (read with ast); the installed "
                      "warp-lang wheel's examples, tests and library read the same way (generator/coverage.py)"),
+        "real": ("manifest.json: real (the harvests, what was left out); the real config's Parquet shards: "
+                 "wheel_dir, split, the builtins each source calls (read with ast)"),
         "samples": ("Parquet shards: the first record by id of each chosen family; excerpts are the first lines "
                     "verbatim, at most limits.excerpt_bytes bytes"),
         "skipped": "manifest.json: values of an unexpected type, left out of the figures",

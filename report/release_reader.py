@@ -22,10 +22,11 @@ from report.measures import lines, measured_fields, tokens
 from report.open_values import as_count
 from runtime.process import Terminated
 from schemas import files
-from schemas.dataset_format import RELEASE_KIND, RELEASE_MANIFEST, release_file_problems
+from schemas.dataset_format import REAL_CONFIG, RELEASE_KIND, RELEASE_MANIFEST, release_file_problems
 from schemas.files import quote
 
 LIGHT_COLUMNS = ("id", "family", "kernel_name", "seed", "split", "skeleton_hash", "checks", "coverage")
+REAL_LIGHT_COLUMNS = ("id", "wheel_dir", "kernel_name", "split", "source")  # of the real config's rows
 STATUSES = ("passed", "failed", "inconclusive", "not_run")
 SPLIT_NAMES = ("train", "validation", "test")
 UNITS = ("chars", "lines", "tokens")
@@ -94,14 +95,36 @@ def _read_shards(dist: str, raw: str, shown: str, m: dict, fields: list[str]) ->
             continue
         where = f"{shown}/{quote(f['path'])}"
         n = 0
-        with open_shard(dist, f["path"], raw, want_schema, f) as pf:
+        real = f["config"] == REAL_CONFIG
+        if real and not m.get("real"):
+            raise ReleaseError(f"{where}: a {REAL_CONFIG} file in a release whose manifest.json has no real section")
+        with open_shard(dist, f["path"], raw, real_schema(m["real"]["ptx_archs"]) if real else want_schema, f) as pf:
             for k in range(pf.num_row_groups):
-                table = pf.read_row_group(k, columns=list(LIGHT_COLUMNS) + fields, use_threads=False)
-                n += _read_row_group(table, f["path"], n, where, fields, rows, sizes, f["config"])
+                if real:
+                    table = pf.read_row_group(k, columns=list(REAL_LIGHT_COLUMNS), use_threads=False)
+                    n += _read_real_group(table, f["path"], n, where, rows[REAL_CONFIG])
+                else:
+                    table = pf.read_row_group(k, columns=list(LIGHT_COLUMNS) + fields, use_threads=False)
+                    n += _read_row_group(table, f["path"], n, where, fields, rows, sizes, f["config"])
                 del table
         if n != f["rows"]:
             raise ReleaseError(f"{where}: {n} rows, manifest.json says {f['rows']}")
     return rows, sizes
+
+
+def _read_real_group(table, rel: str, n: int, where: str, out: list[dict]) -> int:
+    """Appends the light rows of one row group of the real config (its folder of the wheel as its
+    `family`, the builtins its source calls) to `out`; its number of rows."""
+    for i, row in enumerate(table.to_pylist()):
+        for k in REAL_LIGHT_COLUMNS:
+            if not isinstance(row[k], str):
+                raise ReleaseError(f"{where}: row {n + i} (id {quote(row['id'], 80)}): {k} is null")
+        if row["split"] not in SPLIT_NAMES:
+            raise ReleaseError(f"{where}: row {n + i} (id {quote(row['id'], 80)}): split is not one of "
+                               f"{', '.join(SPLIT_NAMES)}")
+        out.append({"id": row["id"], "family": sys.intern(row["wheel_dir"]), "kernel_name": row["kernel_name"],
+                    "split": sys.intern(row["split"]), "builtins": called(row["source"]), "at": (sys.intern(rel), n + i)})
+    return table.num_rows
 
 
 def _read_row_group(table, rel: str, n: int, where: str, fields: list[str], rows: dict, sizes: dict,
@@ -135,6 +158,8 @@ def _sort_rows(rows: dict, sizes: dict, fields: list[str]) -> dict:
     for config in rows:
         order = sorted(range(len(rows[config])), key=lambda k: (rows[config][k]["id"], rows[config][k]["kernel_name"]))
         rows[config] = [rows[config][k] for k in order]
+        if config == REAL_CONFIG:  # counted by folder and builtins, not measured
+            continue
         measured[config] = {field: {unit: [sizes[config][field][u][k] for k in order]
                                     for u, unit in enumerate(UNITS)} for field in fields}
         del sizes[config]
@@ -152,6 +177,13 @@ def _check_counts(m: dict, rows: dict, shown: str) -> None:
     for config in rows:
         if config not in m["counts"]["configs"]:
             raise ReleaseError(f"{shown}: shards of config {config} that manifest.json does not count")
+
+
+def real_schema(archs: list[str]):
+    """The real config's Arrow schema, as //tools:release writes it."""
+    from tools.release_real import arrow_schema as schema_of
+
+    return schema_of(archs)
 
 
 def arrow_schema(archs: list[str]):

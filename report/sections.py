@@ -4,7 +4,7 @@ Text from the release reaches the blocks only as inert text (report/document.py 
 
 from __future__ import annotations
 
-from report import plots
+from report import plots, real_section
 from report.document import u, uc
 from tools.release_format import SPLITS
 
@@ -33,7 +33,7 @@ def blocks(F: dict, figs: dict) -> list[tuple]:
     return (_title(F) + _summary(F) + _what_the_data_is(F) + _how_pairs_are_produced(F)
             + _validation(F) + _gradient(F) + _generation(F) + _removals(F, figs)
             + _families(F, figs) + _sizes(F, figs) + _ptx_by_family(F, figs) + _diversity(F, figs)
-            + _coverage(F) + _throughput(F) + _samples(F) + _training(F) + _limits(F))
+            + _coverage(F) + real_section.section(F) + _throughput(F) + _samples(F) + _training(F) + _limits(F))
 
 
 def _title(F: dict) -> list[tuple]:

@@ -9,7 +9,7 @@ SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 # One constant per artifact. A JSON Schema's $id ends with its artifact's version.
 PAIR_SCHEMA_VERSION = "2.3.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
 RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
-RELEASE_MANIFEST_VERSION = "1.1.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
+RELEASE_MANIFEST_VERSION = "1.2.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
 # a record's origin: a generated kernel (pair.schema.json) or one of the warp-lang wheel (real.schema.json)
 ORIGIN_SYNTHETIC, ORIGIN_REAL = "synthetic", "real"
 REAL_SCHEMA_VERSION = "1.0.0"  # a real record, one line of //harvest's harvest.jsonl (real.schema.json)
@@ -49,6 +49,9 @@ RELEASE_NOTES = {
                  "gradient_by_family and adjoint_mismatch came with pair schema 2.1.0 under the same version",
     },
     "release_manifest": {
+        "1.2.0": "admits the real config (kernels of the warp-lang wheel, //harvest) with its own columns, and a "
+                 "`real` section: its record schema, columns, PTX archs and, per harvest, what it held and what was "
+                 "left out with the reason",
         "1.1.0": "admits the adjoint_mismatch config (the inputs' findings: pairs whose Warp adjoint disagreed "
                  "with the oracle's gradient, each with its reproducer) beside cpu and cuda",
         "1.0.0": "columns, toolchain, inputs (each with its run's run.json since //report), counts per config, "

@@ -110,8 +110,9 @@ def run_files(directory: str, manifest: dict | None) -> list[tuple[str, bool]]:
 
 
 # a release's files, each matched in full: its path names its config and split
-RELEASE_DATA = re.compile(r"data/(cpu|cuda|adjoint_mismatch)/(train|validation|test)-([0-9]{5})-of-([0-9]{5})\.parquet")
-RELEASE_JSONL = re.compile(r"jsonl/(cpu|cuda|adjoint_mismatch)/(train|validation|test)\.jsonl")
+REAL_CONFIG = "real"  # a release's config of real kernels (a harvest of the warp-lang wheel, //harvest)
+RELEASE_DATA = re.compile(r"data/(cpu|cuda|adjoint_mismatch|real)/(train|validation|test)-([0-9]{5})-of-([0-9]{5})\.parquet")
+RELEASE_JSONL = re.compile(r"jsonl/(cpu|cuda|adjoint_mismatch|real)/(train|validation|test)\.jsonl")
 RELEASE_CARD = "README.md"
 RELEASE_FILE = re.compile(f"{RELEASE_DATA.pattern}|{RELEASE_JSONL.pattern}|{re.escape(RELEASE_CARD)}")
 RELEASE_REPORT_DIR = "report"  # //report's output inside a release: derived from it, not part of it

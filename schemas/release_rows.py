@@ -31,6 +31,20 @@ def to_record(row: dict, schema_version: str, toolchain: dict) -> dict:
     }
 
 
+def to_real_record(row: dict, schema_version: str) -> dict:
+    """The real record (schemas/real.schema.json, //harvest) a row of the real config was made
+    from: nothing is derived, every field is stored (the PTX per `ptx_<arch>` column)."""
+    archs = sorted(k[len("ptx_"):] for k in row if k.startswith("ptx_"))
+    return {
+        "schema_version": schema_version, "origin": row["origin"], "name": row["kernel_name"],
+        "overload": row["overload"], "source": row["source"], "provenance": json.loads(row["provenance"]),
+        "ir": {"cpp": {"forward": row["ir_cpp_forward"], "backward": row["ir_cpp_backward"]},
+               "cuda": {"forward": row["ir_cuda_forward"], "backward": row["ir_cuda_backward"]},
+               "ptx": {a: {"forward": row[f"ptx_{a}"]} for a in archs}},
+        "ir_order": row["ir_order"], "compile": json.loads(row["compile"]),
+    }
+
+
 def open_parquet(path: str, shown: str | None = None) -> pq.ParquetFile:
     """A Parquet file, by the file rule (a regular file, no link followed: files.FileRefused
     otherwise), opened first as `pq.read_table` opens one (so a damaged file raises the same

@@ -9,6 +9,7 @@ import shlex
 import schemas
 from schemas.files import fence, md
 from tools.release_format import SPLITS
+from schemas.dataset_format import REAL_CONFIG
 from validator.verdicts import FINDINGS_CONFIG
 
 LICENSE = "apache-2.0"  # the repository has no LICENSE file; Warp itself is Apache-2.0
@@ -34,7 +35,8 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
 def render(m: dict) -> str:
     lines = _yaml(m) + _intro(m) + _counts(m["counts"], m["splits"]["fractions"])
     lines += _dedup(m["dedup"], m["near_duplicates"]) + _validation(m["validation"])
-    lines += _schema(m["columns"], m["toolchain"]) + _runs(m["inputs"]) + _versions(m) + _reproduce(m)
+    lines += _schema(m["columns"], m["toolchain"]) + _runs(m["inputs"]) + _real(m.get("real"), m["counts"]["configs"])
+    lines += _versions(m) + _reproduce(m)
     return "\n".join(lines)
 
 
@@ -44,7 +46,9 @@ def _intro(m: dict) -> list[str]:
     lines = ["", f"# Warp kernel -> IR pairs, release {md(m['version'])}", "",
              "Randomly generated, well-defined NVIDIA Warp kernels (Python) paired with the code Warp "
              "generates for them: C++ for the CPU backend and CUDA C++ (forward and backward), and PTX "
-             "from NVRTC. Every pair was recompiled and executed against a NumPy oracle before release.",
+             "from NVRTC. Every " + ("synthetic " if m.get("real") else "") + "pair was recompiled and executed "
+             "against a NumPy oracle before release." + (f" The `{REAL_CONFIG}` config holds real kernels of the "
+                                                         "warp-lang wheel instead (below)." if m.get("real") else ""),
              "", "Load one config:", "", "```python", "import datasets",
              f"ds = datasets.load_dataset(\"parquet\", data_dir=\"data/{next((k for k in c['configs'] if k != FINDINGS_CONFIG), 'cpu')}\")",
              "```", ""]
@@ -81,7 +85,7 @@ def _dedup(dd: dict, near: dict) -> list[str]:
             f"({', '.join(f'{k}: {v}' for k, v in dd['removed'].items())}; per config: "
             f"{', '.join(f'{c} {sum(v.values())}' for c, v in dd['removed_by_config'].items()) or 'none'}); the source is compared with the "
             "kernel's name normalized, then the IR likewise. Of each duplicate group the record first by "
-            "(target, family, seed, id) is kept.", "",
+            f"(target, family, seed, id) is kept, a {REAL_CONFIG} record before any other.", "",
             f"Near-duplicate audit ({near['method']}), Jaccard >= {near['threshold']}: {near['pairs']} pairs "
             f"({near['within_split_pairs']} within a split, {near['cross_split_pairs']} across splits) in "
             f"{near['clusters']} clusters covering {near['records_in_clusters']} records; largest cluster "
@@ -137,6 +141,37 @@ def _runs(inputs: list[dict]) -> list[str]:
             for i in inputs]
     return ["## Generator runs", ""] + _table(
         ["input", "target", "seed", "families", "attempted", "rejected", "records", "pairs/s (workers)"], rows)
+
+
+def _real(real: dict | None, configs: dict) -> list[str]:
+    """The section The real config (only when a harvest was an input): what a real pair is, what
+    was checked and what was not, its inputs and its columns."""
+    if not real:
+        return []
+    n = configs.get(REAL_CONFIG, {}).get("records", 0)
+    rows = [[i["path"], i["warp_lang"], i["license"], i["limit"] if i["limit"] is not None else "all", i["records"],
+             i["published"], ", ".join(f"{k} {v}" for k, v in i["left_out_by_reason"].items()) or "none"]
+            for i in real["inputs"]]
+    lines = ["", f"## The {REAL_CONFIG} config", "",
+             f"{n} kernels that the warp-lang wheel itself defines (its examples, tests and library: the "
+             "`wheel_dir` column), harvested by `//harvest`, each with its provenance (the file inside the wheel, the "
+             "lines of the definition, the file's sha256, the wheel's version and licence) and the code Warp "
+             "generates for it, cut from what its compilers were given, as for the synthetic pairs. A row's "
+             "`source` is the kernel as the wheel writes it, made standalone (`provenance.extraction` says what was "
+             "added). Published: the kernels Warp lowered that compiled on both backends (LLVM and NVRTC); every "
+             "other record of the harvest is counted below by reason.", "",
+             "What a real pair proves: the text is the wheel's (`//tools:verify` re-cuts it from the installed wheel "
+             "at its provenance without importing it) and the code is what Warp generates for it (`//validator` "
+             "harvests and lowers it again and requires every field to be equal). What it does not: there is no "
+             "oracle for a real kernel, so nothing here was executed or checked for what it computes, and a real "
+             "pair has no spec, seed, inputs or outputs.", "",
+             f"Use it held out: a model trained on the synthetic configs, scored on `{REAL_CONFIG}`, shows how it "
+             "does on real Warp code. Its split follows the same skeleton rule, and the release's exact "
+             f"deduplication keeps a kernel's text in `{REAL_CONFIG}`, never in a synthetic config.", ""]
+    lines += _table(["harvest", "warp-lang", "license", "limit", "records", "published", "left out"], rows)
+    lines += ["", f"Columns of `{REAL_CONFIG}` (real record schema {md(real['record_schema_version'])}):", ""]
+    return lines + _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]]
+                                                            for x in real["columns"]])
 
 
 def _reproduce(m: dict) -> list[str]:

@@ -20,7 +20,7 @@ import numpy as np
 from datasketch import MinHash, MinHashLSH
 
 from generator.diversity import normalized_source
-from schemas.dataset_format import canonical_json
+from schemas.dataset_format import REAL_CONFIG, canonical_json
 
 NUM_PERM = 128
 MINHASH_SEED = 1
@@ -49,14 +49,15 @@ def _name(key: tuple) -> str:
 
 
 def exact_dedup(entries: list) -> tuple[list, dict]:
-    """(kept entries in sort order, {"removed": {reason: n}, "removed_by_config": {target: {reason: n}},
+    """(kept entries in sort order, the real config's first, {"removed": {reason: n}, "removed_by_config": {target: {reason: n}},
     "examples": {reason: [[dropped, kept]...]}}). An entry has `key` (its `sort_key`), `source_key`
     and `ir_key` (tools/release_inputs.py `Entry`)."""
     kept, by_source, by_ir = [], {}, {}
     removed = {"duplicate_source": 0, "duplicate_ir": 0}
     examples = {"duplicate_source": [], "duplicate_ir": []}
     by_config: dict[str, dict[str, int]] = {}
-    for e in sorted(entries, key=lambda e: e.key):
+    # the real config's records come first: a real kernel's text is kept there and never in a synthetic config
+    for e in sorted(entries, key=lambda e: (e.key[0] != REAL_CONFIG, e.key)):
         s = e.source_key
         if s in by_source:
             reason, first = "duplicate_source", by_source[s]

@@ -30,9 +30,9 @@ import schemas
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
 from schemas.files import sha256_file
-from tools import card, dedup
+from tools import card, dedup, release_real
 from tools import release_format as fmt
-from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, RELEASE_MANIFEST, canonical_json, pretty_json
+from schemas.dataset_format import REAL_CONFIG, RELEASE_CARD, RELEASE_KIND, RELEASE_MANIFEST, canonical_json, pretty_json
 from tools.release_inputs import GateError, read_back, read_inputs
 
 # a release's manifest has a run's file name; schemas/ has no constant of its own for it (yet)
@@ -70,15 +70,22 @@ def build(dirs, tmp: str, version: str, fractions, threshold: float, shard_rows:
     (tools/release_inputs.py) and reads each kept record back from its input only to write it,
     so memory holds the entries and one row group, whatever the number of records."""
     entries = [e for d in dirs for e in d.entries]
-    toolchain = dirs[0].manifest["toolchain"]
+    runs, harvests = _by_kind(dirs)
+    toolchain = runs[0].manifest["toolchain"]
     archs = sorted(toolchain["ptx_archs"])
+    real_archs = sorted({a for d in harvests for a in d.archs})
     kept, exact = dedup.exact_dedup(entries)
     splits = [fmt.split_of(e.skeleton, fractions) for e in kept]
     near = _near_duplicates(kept, splits, threshold)
     written: list[dict] = []
     counts = {"records_in": len(entries), "records_out": len(kept),
-              "configs": _write_configs(kept, splits, tmp, archs, shard_rows, jsonl, written)}
+              "configs": _write_configs(kept, splits, tmp, (archs, real_archs), shard_rows, jsonl, written)}
     manifest = _manifest(dirs, kept, version, command, archs, toolchain, counts, fractions, exact, near, shard_rows)
+    if harvests:
+        manifest["real"] = {"record_schema_version": release_real.SCHEMA_VERSION, "ptx_archs": real_archs,
+                            "columns": [{"name": n, "type": str(t), "description": d}
+                                        for n, t, d in release_real.columns(real_archs)],
+                            "inputs": [d.to_json() for d in harvests]}
     _write_card_and_manifest(tmp, manifest, written)
     return manifest
 
@@ -88,23 +95,31 @@ def _near_duplicates(kept: list, splits: list[str], threshold: float) -> dict:
     back only for a candidate pair."""
     def source_of(i: int) -> tuple[str, str]:
         r = read_back(kept[i])
-        return r["source"], r["kernel_name"]
+        return r["source"], r.get("kernel_name", r.get("name"))
 
     return dedup.near_duplicates([e.bands for e in kept], splits, [f"{e.key[0]}/{e.key[3]}" for e in kept],
                                  source_of, threshold)
 
 
-def _write_configs(kept: list, splits: list[str], tmp: str, archs: list[str], shard_rows: int, jsonl: bool,
-                   written: list[dict]) -> dict:
+def _by_kind(dirs: list) -> tuple[list, list]:
+    """(the generator runs, the harvests) among the inputs."""
+    harvests = [d for d in dirs if isinstance(d, release_real.RealInput)]
+    return [d for d in dirs if d not in harvests], harvests
+
+
+def _write_configs(kept: list, splits: list[str], tmp: str, archs: tuple[list[str], list[str]], shard_rows: int,
+                   jsonl: bool, written: list[dict]) -> dict:
     """Write every config's files into `tmp` (their entries appended to `written`) and return the
-    counts per config."""
+    counts per config. `archs`: the PTX archs of the synthetic configs and of the real one."""
     # rows per (config, split), each sorted by id
     groups: dict[tuple[str, str], list[int]] = collections.defaultdict(list)
     for i, e in enumerate(kept):
         groups[(e.key[0], splits[i])].append(i)
-    schema = fmt.arrow_schema(archs)
     out = {}
     for config in sorted({e.key[0] for e in kept}):
+        real = config == REAL_CONFIG
+        config_archs = archs[1] if real else archs[0]
+        schema = release_real.arrow_schema(config_archs) if real else fmt.arrow_schema(config_archs)
         c = {"records": 0, "splits": {}, "families": {}, "skeletons": {}}
         for split in fmt.SPLITS:
             idx = sorted(groups.get((config, split), []), key=lambda i: (kept[i].key[3], kept[i].key[4]))
@@ -114,7 +129,7 @@ def _write_configs(kept: list, splits: list[str], tmp: str, archs: list[str], sh
             for i in idx:
                 fam = c["families"].setdefault(kept[i].key[1], {s: 0 for s in fmt.SPLITS})
                 fam[split] += 1
-            written += _write_split(tmp, config, split, [kept[i] for i in idx], archs, schema, shard_rows, jsonl)
+            written += _write_split(tmp, config, split, [kept[i] for i in idx], config_archs, schema, shard_rows, jsonl)
         c["families"] = {f: dict(v, total=sum(v.values())) for f, v in sorted(c["families"].items())}
         out[config] = c
     return out
@@ -136,7 +151,7 @@ def _write_split(tmp: str, config: str, split: str, entries: list, archs: list[s
         for k, chunk in enumerate(chunks):
             rel = fmt.shard_name(config, split, k, len(chunks))
             os.makedirs(os.path.dirname(os.path.join(tmp, rel)), exist_ok=True)
-            write_parquet(_rows(chunk, split, archs, jl), schema, os.path.join(tmp, rel))
+            write_parquet(_rows(chunk, split, archs, jl, config == REAL_CONFIG), schema, os.path.join(tmp, rel))
             out.append({"path": rel, "config": config, "split": split, "rows": len(chunk)})
     if jsonl:
         out.append({"path": f"jsonl/{config}/{split}.jsonl", "config": config, "split": split, "rows": len(entries)})
@@ -178,7 +193,7 @@ def _manifest(dirs, kept: list, version: str, command: str, archs: list[str], to
         "inputs": [{"path": d.path, "target": d.manifest["generator"]["target"], "manifest_sha256": d.manifest_sha256,
                     "generator": d.manifest["generator"], "records": len(d.entries), "counts": d.manifest["counts"],
                     "rejects_by_reason": d.manifest.get("rejects_by_reason", {}), "run": d.run}
-                   for d in dirs],
+                   for d in _by_kind(dirs)[0]],
         "counts": counts,
         "splits": {"method": "sha256 of the AST skeleton (identifiers and literals abstracted) mapped to [0, 1)",
                    "fractions": dict(zip(fmt.SPLITS, fractions))},
@@ -207,14 +222,14 @@ def _write_card_and_manifest(tmp: str, manifest: dict, written: list[dict]) -> N
         f.write(pretty_json(manifest))
 
 
-def _rows(entries: list, split: str, archs: list[str], jl):
+def _rows(entries: list, split: str, archs: list[str], jl, real: bool = False):
     """The Parquet rows of the kept records `entries`, read back one at a time; each record is
-    also written to the JSONL file `jl` when there is one."""
+    also written to the JSONL file `jl` when there is one. `real`: the real config's rows."""
     for e in entries:
         r = read_back(e)
         if jl:
             jl.write(canonical_json(dict(r, split=split)) + "\n")
-        yield fmt.to_row(r, split, e.skeleton, archs)
+        yield release_real.to_row(r, split, e.skeleton, archs) if real else fmt.to_row(r, split, e.skeleton, archs)
 
 
 def is_release(path: str) -> bool:

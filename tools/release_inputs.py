@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import schemas
 from schemas import files
 from schemas.dataset_format import RUN_INFO, RUN_MANIFEST, canonical_json, decode_line, read_lines, run_files, run_manifest_violation
-from tools import dedup
+from tools import dedup, release_real
+from validator import real as real_check
 from tools import release_format as fmt
 from validator.verdicts import (FINDINGS_CONFIG, check_bounds, check_consistency, check_safety, check_schema, check_spec,
                                 check_spec_source, unpublishable)
@@ -314,9 +315,21 @@ def read_inputs(paths: list[tuple[str, str]], threshold: float) -> list[InputDir
             raise GateError(f"--in {shown}: the same directory as --in {seen[key]}")
         seen[key] = shown
     codes = Codes()
-    dirs = [read_input(real, shown, threshold, codes) for real, shown in paths]
-    first = dirs[0]
-    for d in dirs[1:]:
+    dirs = []
+    for real, shown in paths:
+        harvest = real_check.harvest_manifest(real) if os.path.isdir(real) else None
+        dirs.append(read_input(real, shown, threshold, codes) if harvest is None else
+                    release_real.read_real_input(real, shown, harvest, Entries(threshold, codes), GateError))
+    runs = [d for d in dirs if not isinstance(d, release_real.RealInput)]
+    if not runs:
+        raise GateError("no generator run among the --in directories: a harvest (the real config) is released "
+                        "beside at least one run, whose toolchain the release records")
+    first = runs[0]
+    for d in dirs:
+        if isinstance(d, release_real.RealInput) and d.wheel["warp_lang"] != first.manifest["toolchain"].get("warp_lang"):
+            raise GateError(f"--in {d.path}: harvested from warp-lang {d.wheel['warp_lang']}, --in {first.path} was "
+                            f"built with {files.quote(first.manifest['toolchain'].get('warp_lang'), 40)}")
+    for d in runs[1:]:
         if canonical_json(d.manifest["toolchain"]) != canonical_json(first.manifest["toolchain"]):
             raise GateError(f"toolchains differ between --in {first.path} and --in {d.path} "
                             f"({_toolchain_diff(first.manifest['toolchain'], d.manifest['toolchain'])})")

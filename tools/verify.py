@@ -24,9 +24,10 @@ import sys
 import schemas
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
 from schemas import files
-from schemas.dataset_format import RELEASE_CARD, RELEASE_KIND, RELEASE_MANIFEST, release_file_problems
-from tools import card
+from schemas.dataset_format import REAL_CONFIG, RELEASE_CARD, RELEASE_KIND, RELEASE_MANIFEST, release_file_problems
+from tools import card, release_real
 from tools import release_format as fmt
+from validator import real as real_check
 from validator.verdicts import FINDINGS_CONFIG, check_static, unpublishable
 
 
@@ -81,16 +82,20 @@ def _check_files(dist: str, m: dict, problems: list[str]) -> None:
         problems.append(f"{RELEASE_CARD}: not listed in manifest.json")
 
 
-def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: set, found: list[str]) -> None:
+def _check_row(row: dict, f: dict, m: dict, fractions: tuple, ids: set, seen: set, found: list[str],
+               wheel: tuple | None) -> None:
     """The checks of one row of the file `f`; its (target, id) joins `seen` (`ids`: those of the
-    files before)."""
+    files before). `wheel`: (WheelFiles, WheelCuts) of the installed wheel, for a real row."""
     rid = f"{f['path']}: record {files.quote(row['id'], 40)}"
     try:
-        _check_row_fields(row, f, m, fractions, found, rid)
+        if f["config"] == REAL_CONFIG:
+            _check_real_row(row, f, m, fractions, found, rid, wheel)
+        else:
+            _check_row_fields(row, f, m, fractions, found, rid)
     except (KeyError, TypeError, ValueError, AttributeError, SyntaxError, RecursionError, MemoryError) as e:
         # a null cell, a source that does not parse, a cell too deep or too large to parse
         found.append(f"{rid}: a row that cannot be checked ({type(e).__name__})")
-    key = (row["target"], row["id"])
+    key = (row.get("target", f["config"]), row["id"])
     if key in ids or key in seen:
         found.append(f"{rid}: id appears twice in the release")
     seen.add(key)
@@ -118,10 +123,40 @@ def _check_row_fields(row: dict, f: dict, m: dict, fractions: tuple, found: list
             found.append(f"{rid}: {why}")
 
 
+def _check_real_row(row: dict, f: dict, m: dict, fractions: tuple, found: list[str], rid: str, wheel: tuple) -> None:
+    """A row of the real config: the real record it rebuilds to meets schemas/real.schema.json, was
+    published by the release's rule, carries the id and folder its provenance gives, its
+    provenance resolves inside the installed wheel and its source is the wheel's text there as
+    //harvest cuts it (read with `ast`: the stored text is never imported)."""
+    if row["split"] != f["split"]:
+        found.append(f"{rid}: is {REAL_CONFIG}/{files.quote(row['split'], 40)} inside {f['config']}/{f['split']}")
+    if fmt.skeleton_hash(row["source"]) != row["skeleton_hash"] or \
+            fmt.split_of(row["skeleton_hash"], fractions) != row["split"]:
+        found.append(f"{rid}: skeleton hash or split does not follow from its source")
+    try:
+        record = release_real.to_real_record(row, m["real"]["record_schema_version"])
+    except (ValueError, RecursionError) as e:
+        found.append(f"{rid}: a JSON column does not parse ({type(e).__name__})")
+        return
+    problem = schemas.violation("real", record)
+    if problem is None and sorted(record["ir"]["ptx"]) != sorted(m["real"]["ptx_archs"]):
+        problem = "its PTX columns are not the real config's archs"
+    for check in (lambda: problem, lambda: wheel[0].problem(rid, record), lambda: release_real.source_problem(record, wheel[1]),
+                  lambda: release_real.left_out(record) and f"not publishable ({release_real.left_out(record)})",
+                  lambda: row["id"] != release_real.real_id(record) and "its id does not follow from its provenance",
+                  lambda: row["wheel_dir"] != release_real.wheel_dir(record) and "its wheel_dir is not its provenance's"):
+        if why := check():
+            found.append(why if why.startswith(rid) else f"{rid}: {why}")
+            return
+
+
 def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
     """Every Parquet shard, read one row group at a time: only ids and counts are kept."""
     archs = sorted(m["toolchain"]["ptx_archs"])
     want_cols = [(c["name"], c["type"]) for c in m["columns"]]
+    wheel = None
+    if m.get("real"):
+        wheel = (real_check.WheelFiles(real_check.disc.wheel()), real_check.WheelCuts())
     fractions = tuple(m["splits"]["fractions"][s] for s in fmt.SPLITS)
     counted = collections.Counter()
     families = collections.Counter()
@@ -129,7 +164,7 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
     for f in m["files"]:
         if not f["path"].endswith(".parquet"):
             continue
-        tally = _check_shard(dist, f, m, archs, want_cols, fractions, ids, problems)
+        tally = _check_shard(dist, f, m, archs, want_cols, fractions, ids, problems, wheel)
         if tally is None:
             continue
         seen, file_counted, file_families = tally
@@ -140,7 +175,8 @@ def _check_rows(dist: str, m: dict, problems: list[str]) -> None:
 
 
 def _check_shard(dist: str, f: dict, m: dict, archs: list[str], want_cols: list[tuple[str, str]], fractions: tuple,
-                 ids: set, problems: list[str]) -> tuple[set, collections.Counter, collections.Counter] | None:
+                 ids: set, problems: list[str], wheel: tuple | None = None
+                 ) -> tuple[set, collections.Counter, collections.Counter] | None:
     """The checks of the Parquet file `f` and of each of its rows (`ids`: those of the files
     before); returns its (target, id)s and its counts per (config, split) and per (config, family,
     split), or None when the file cannot be read to its end."""
@@ -160,7 +196,14 @@ def _check_shard(dist: str, f: dict, m: dict, archs: list[str], want_cols: list[
         return None
 
     cols = [(field.name, str(field.type)) for field in pf.schema_arrow]
-    if cols != want_cols or [n for n, _, _ in fmt.columns(archs)] != [n for n, _ in cols]:
+    real = f["config"] == REAL_CONFIG
+    if real and not m.get("real"):
+        problems.append(f"{where}: a {REAL_CONFIG} file in a release whose manifest.json has no real section")
+        return None
+    if real:
+        want_cols = [(c["name"], c["type"]) for c in m["real"]["columns"]]
+    names = [n for n, _, _ in (release_real.columns(m["real"]["ptx_archs"]) if real else fmt.columns(archs))]
+    if cols != want_cols or names != [n for n, _ in cols]:
         problems.append(f"{where}: columns differ from the manifest's")
         return None
     groups = fmt.row_groups(pf)
@@ -174,9 +217,9 @@ def _check_shard(dist: str, f: dict, m: dict, archs: list[str], want_cols: list[
             break
         n_rows += len(rows)
         for row in rows:
-            _check_row(row, f, m, fractions, ids, seen, found)
+            _check_row(row, f, m, fractions, ids, seen, found, wheel)
             file_counted[(f["config"], row["split"])] += 1  # the row's own config is checked above
-            file_families[(f["config"], row["family"], row["split"])] += 1
+            file_families[(f["config"], row["wheel_dir" if real else "family"], row["split"])] += 1
     if n_rows != f["rows"]:
         problems.append(f"{where}: {n_rows} rows, manifest.json says {f['rows']}")
     problems += found

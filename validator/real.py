@@ -104,27 +104,63 @@ def _failure(where: str, rec: dict | None, code: str, detail: str) -> dict:
     return {"where": where, "id": _where(rec) if rec else None, "code": code, "reason": f"{code}: {detail}"}
 
 
+class WheelFiles:
+    """The installed wheel as provenance resolves against it: its version and licence
+    (`discover.wheel()`), the files //harvest reads, and their sha256 (each read once)."""
+
+    def __init__(self, wheel: dict):
+        self.wheel = wheel
+        self.allowed = set(disc.wheel_files())
+        self.base = os.path.dirname(disc.warp_root())
+        self.digests: dict[str, str] = {}
+
+    def problem(self, where: str, rec: dict) -> str | None:
+        """Why the record's provenance does not resolve inside the installed wheel (one line), or None."""
+        p, wheel = rec["provenance"], self.wheel
+        if p["warp_lang"] != wheel["warp_lang"] or p["license"] != wheel["license"]:
+            return (f"{where}: provenance names warp-lang {files.quote(p['warp_lang'], 40)} ({files.quote(p['license'], 40)}); "
+                    f"the installed wheel is {wheel['warp_lang']} ({wheel['license']}): re-validate with that wheel")
+        if p["path"] not in self.allowed:
+            return (f"{where}: provenance path {files.quote(p['path'])} is not a harvested file of "
+                    f"the installed warp-lang {wheel['warp_lang']}")
+        if p["path"] not in self.digests:
+            with open(os.path.join(self.base, p["path"]), "rb") as f:
+                self.digests[p["path"]] = hashlib.sha256(f.read()).hexdigest()
+        if p["sha256"] != self.digests[p["path"]]:
+            return (f"{where}: provenance sha256 {files.quote(p['sha256'], 70)} is not that of the "
+                    f"installed {p['path']} ({self.digests[p['path']]})")
+        return None
+
+
 def check_provenance(stored: list[tuple[str, dict]], wheel: dict) -> None:
     """ProvenanceRefused (one line) at the first record whose provenance does not resolve inside
     the installed wheel; nothing else is read or run before this passes."""
-    allowed = set(disc.wheel_files())
-    base = os.path.dirname(disc.warp_root())
-    digests: dict[str, str] = {}
+    resolver = WheelFiles(wheel)
     for where, rec in stored:
-        p = rec["provenance"]
-        if p["warp_lang"] != wheel["warp_lang"] or p["license"] != wheel["license"]:
-            raise ProvenanceRefused(
-                f"{where}: provenance names warp-lang {files.quote(p['warp_lang'], 40)} ({files.quote(p['license'], 40)}); "
-                f"the installed wheel is {wheel['warp_lang']} ({wheel['license']}): re-validate with that wheel")
-        if p["path"] not in allowed:
-            raise ProvenanceRefused(f"{where}: provenance path {files.quote(p['path'])} is not a harvested file of "
-                                    f"the installed warp-lang {wheel['warp_lang']}")
-        if p["path"] not in digests:
-            with open(os.path.join(base, p["path"]), "rb") as f:
-                digests[p["path"]] = hashlib.sha256(f.read()).hexdigest()
-        if p["sha256"] != digests[p["path"]]:
-            raise ProvenanceRefused(f"{where}: provenance sha256 {files.quote(p['sha256'], 70)} is not that of the "
-                                    f"installed {p['path']} ({digests[p['path']]})")
+        if (why := resolver.problem(where, rec)) is not None:
+            raise ProvenanceRefused(why)
+
+
+class WheelCuts:
+    """The standalone sources //harvest cuts from the installed wheel, by the place a kernel is
+    defined (path, (first, last)): the wheel read with `ast` once, on first use, and each kernel
+    cut when first asked. Nothing is imported or lowered."""
+
+    def __init__(self):
+        self._at: dict | None = None
+        self._cache: dict = {}
+
+    def source_at(self, path: str, lines: tuple[int, int]) -> str | None | bool:
+        """The cut source of the kernel at (path, lines); None where //harvest cannot cut one;
+        False where the wheel defines no kernel there."""
+        if self._at is None:
+            found, _ = disc.discover()
+            self._at = {(k.file.path, k.lines): k for k in found}
+        key = (path, tuple(lines))
+        if key not in self._cache:
+            k = self._at.get(key)
+            self._cache[key] = False if k is None else extract_all([k])[0].source
+        return self._cache[key]
 
 
 def _limit(m: dict) -> int | None:
@@ -169,9 +205,10 @@ def reharvest(stored: list[tuple[str, dict]], limit: int | None, workers: int, p
     return Reharvest(kernels, extractions, {_key(r): r for r in mine}, wheel, len(found))
 
 
-def judge(stored: list[tuple[str, dict]], again: Reharvest) -> list[dict]:
-    """The failures of the stored records against the validator's records, then the kernels
-    the harvest yields that no stored record holds (`missing`)."""
+def judge(stored: list[tuple[str, dict]], again: Reharvest, complete: bool = True) -> list[dict]:
+    """The failures of the stored records against the validator's records, then (`complete`: a
+    harvest, not a release's deduplicated subset of one) the kernels the harvest yields that no
+    stored record holds (`missing`)."""
     failures, seen, mine = [], set(), again.mine
     for where, rec in stored:
         key = _key(rec)
@@ -186,6 +223,8 @@ def judge(stored: list[tuple[str, dict]], again: Reharvest) -> list[dict]:
         elif (field := _first_difference(rec, expected)) is not None:
             failures.append(_failure(where, rec, f"{field}_mismatch",
                                      f"the stored {field} is not what harvesting the installed wheel gives"))
+    if not complete:
+        return failures
     held = {(p, lines) for p, lines, _ in seen}
     for k, e in zip(again.kernels, again.extractions):
         if e.source is not None and (k.file.path, k.lines) not in held:

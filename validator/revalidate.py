@@ -4,9 +4,8 @@ A run's manifest.json, where the directory has one, must meet schemas/run_manife
 Usage: bazel run //validator -- DIR [--report PATH] [--device auto|cpu|cuda] [--executor local|ray]
    or, without Bazel (e.g. on a GPU machine): python -m validator DIR --device cuda
 
-With --executor ray each batch is a Ray task that runs it in a sandbox of its own on a Ray node
-(CPU only); the report is the same as a local re-validation's. `connect_ray` is also how the
-pipeline's RayExecutor joins or starts Ray (the pipeline is the room above this one).
+With --executor ray each batch is a Ray task run in a sandbox of its own on a Ray node (CPU only),
+with a local re-validation's report; `connect_ray` is also how the pipeline's RayExecutor joins Ray.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from runtime.process import EXIT_TERMINATED, Terminated, caller_dir, sigterm_rai
 from generator.spec import KernelSpec
 from schemas import files
 from schemas.dataset_format import RunManifestError, pretty_json, read_run_manifest
-from validator import checks, real, sandbox, summary
+from validator import checks, real, real_release, sandbox, summary
 # one record judged against a fresh check, split out; re-exported (gradients_test uses _judge_one)
 from validator.judge import ToolchainMismatch, _judge_one, check_toolchain  # noqa: F401 (re-exported)
 # Ray and the record sources, split out; re-exported for every caller (pipeline.executors, tests)
@@ -74,11 +73,11 @@ class _Progress:
 
 def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1, quiet: bool = True,
                executor: str = "local", ray_address: str | None = None) -> dict:
-    """Re-check every record of `directory`. Batches of BATCH records are compiled and executed
-    in `workers` sandboxes at once (each its own child process), fed in file order; the report
-    lists failures in file order whatever `workers` is. executor "ray": each batch is a Ray task
-    running it in a sandbox on a Ray node (`connect_ray(ray_address)`; workers None: the cluster's
-    CPUs), CPU only, with the same report."""
+    """Re-check every record of `directory`. Batches of BATCH records are compiled and executed in
+    `workers` sandboxes at once (each its own child process), fed in file order; the report lists
+    failures in file order whatever `workers` is. executor "ray": each batch a Ray task running it
+    in a sandbox on a Ray node (`connect_ray(ray_address)`; workers None: the cluster's CPUs), CPU
+    only, same report. A release's real rows first, by validator/real_release.py."""
     if (harvested := real.harvest_manifest(directory)) is not None:
         if executor == "ray":
             raise RayUnavailable("a harvest (origin real) is re-validated by harvesting again here; use --executor local")
@@ -86,16 +85,17 @@ def revalidate(directory: str, gpu: bool | None = None, workers: int | None = 1,
     release = _release_manifest(directory)
     if release is None:
         # a run's manifest, where there is one, meets its schema; it lists the shards judged
-        every, stored = _run_sources(directory, read_run_manifest(directory))
+        every, stored, real_part = *_run_sources(directory, read_run_manifest(directory)), None
     else:
         every, stored = _release_sources(directory, release)
+        real_part = real_release.revalidate_rows(directory, release, workers or 1, quiet)
     check_toolchain(directory, stored)
     if executor == "ray" and gpu:
         raise RayUnavailable("--executor ray executes on CPUs only (GPU execution on Ray is not supported); "
                              "use --device auto or cpu, or --executor local")
     run = Revalidation(every, gpu, executor, quiet)
     run.execute(workers, ray_address)
-    return run.report(directory, release)
+    return real_release.merge(run.report(directory, release), real_part)
 
 
 class Revalidation:

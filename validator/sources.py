@@ -11,7 +11,7 @@ import os
 
 import schemas
 from schemas import files
-from schemas.dataset_format import RELEASE_KIND, RUN_MANIFEST, read_records, release_file_problems, run_files
+from schemas.dataset_format import REAL_CONFIG, RELEASE_KIND, RUN_MANIFEST, read_records, release_file_problems, run_files
 from validator.verdicts import FINDINGS_CONFIG, ValidatorError
 
 
@@ -76,7 +76,7 @@ def _release_sources(directory: str, m: dict) -> tuple[list[tuple], dict]:
     every = []
     for f in m["files"]:
         rel = f["path"]
-        if not rel.endswith(".parquet"):
+        if not rel.endswith(".parquet") or f["config"] == REAL_CONFIG:  # real rows: validator/real_release.py
             continue
         every.append((rel, f["config"] == FINDINGS_CONFIG,
                       functools.partial(_parquet_records, os.path.join(directory, rel), rel, m["record_schema_version"],
