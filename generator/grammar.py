@@ -49,7 +49,9 @@ class FloatExprs:
     UNARY = ("sin", "cos", "tanh", "abs", "sqrt", "log", "exp", "neg")
     # the wider builtin set (arith family): each guarded into its safe domain below
     MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2",
-                    "sign", "round", "radians", "lerp")
+                    "sign", "round", "radians", "lerp", "tan", "degrees", "erf", "erfc", "cbrt", "frac", "rint",
+                    "copysign", "step", "nonzero", "smoothstep", "mod", "floordiv", "isfinite", "isnan", "isinf",
+                    "add", "sub", "div")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
     def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
@@ -87,6 +89,34 @@ class FloatExprs:
             return call("atan2", a, bin_("+", call("abs", self.leaf()), self.lit(0.5, 2.0)))
         if fn == "lerp":  # from a toward another leaf, a literal fraction of the way
             return call("lerp", a, self.leaf(), self.lit(0.0, 1.0))
+        return self.unary_more(fn, a)
+
+    def unary_more(self, fn, a):
+        """The rest of MATH: tan away from its poles, cbrt away from its infinite slope at 0,
+        fmod (wp.mod) and floor division by a positive literal (Warp's mod has no adjoint in its
+        divisor), step and nonzero (0 or 1) scaling a leaf, smoothstep between two literal edges,
+        a finiteness test guarding the value it tests, add / sub / div of a second operand."""
+        dt = self.dt
+        if fn == "tan":  # |a| <= 1.25 < pi / 2
+            return call("tan", call("clamp", a, c(-1.25, dt), c(1.25, dt)))
+        if fn == "cbrt":
+            return call("cbrt", bin_("+", call("abs", a), self.lit(0.5, 2.0)))
+        if fn in ("mod", "floordiv"):
+            return call(fn, a, self.lit(0.5, 3.0))
+        if fn == "copysign":  # the sign of an input or literal (exact on both sides of the check)
+            return call("copysign", a, self.leaf())
+        if fn in ("step", "nonzero"):
+            return bin_("*", call(fn, a), self.leaf())
+        if fn == "smoothstep":
+            return call("smoothstep", self.lit(-3.0, -0.5), self.lit(0.5, 3.0), a)
+        if fn == "isfinite":
+            return ["where", call("isfinite", a), a, self.lit()]
+        if fn in ("isnan", "isinf"):
+            return ["where", call(fn, a), self.lit(), a]
+        if fn in ("add", "sub"):
+            return call(fn, a, self.leaf())
+        if fn == "div":
+            return call("div", a, bin_("+", call("abs", self.leaf()), self.lit(1.0, 2.0)))
         return call(fn, a)
 
     def cond(self, depth: int):

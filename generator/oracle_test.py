@@ -451,6 +451,25 @@ _WIDENED = [
      "float32", lambda x, k: x),
     ("cw_div", ["comp", ["call", "cw_div", [["vec", "vec3", [X, _c(3.0), X]], ["vec", "vec3", [_c(2.0), _c(4.0), _c(8.0)]]]], [2]],
      "float32", lambda x, k: x / 8.0),
+    # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
+    ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
+    ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),
+    ("erf and erfc", ["bin", "+", ["call", "erf", [X]], ["call", "erfc", [X]]], "float32", lambda x, k: np.ones_like(x)),
+    ("cbrt", ["call", "cbrt", [X]], "float32", lambda x, k: np.cbrt(x)),
+    ("frac", ["call", "frac", [X]], "float32", lambda x, k: x - np.trunc(x)),
+    ("rint: half to even", ["call", "rint", [X]], "float32", lambda x, k: np.rint(x)),
+    ("copysign", ["call", "copysign", [_c(2.0), X]], "float32", lambda x, k: np.copysign(2.0, x)),
+    ("step: 1 below 0", ["call", "step", [X]], "float32", lambda x, k: (x < 0).astype(np.float64)),
+    ("nonzero", ["call", "nonzero", [X]], "float32", lambda x, k: (x != 0).astype(np.float64)),
+    ("smoothstep", ["call", "smoothstep", [_c(-1.0), _c(2.0), X]], "float32",
+     lambda x, k: np.clip((x + 1.0) / 3.0, 0, 1) ** 2 * (3.0 - 2.0 * np.clip((x + 1.0) / 3.0, 0, 1))),
+    ("mod: fmod", ["call", "mod", [X, _c(0.75)]], "float32", lambda x, k: np.fmod(x, 0.75)),
+    ("floordiv", ["call", "floordiv", [X, _c(0.75)]], "float32", lambda x, k: np.floor(x / 0.75)),
+    ("add, sub, div", ["call", "sub", [["call", "add", [X, _c(3.0)]], ["call", "div", [X, _c(4.0)]]]], "float32",
+     lambda x, k: x + 3.0 - x / 4.0),
+    ("isfinite, isnan, isinf", ["where", ["call", "isfinite", [X]],
+                                ["where", ["or", ["call", "isnan", [X]], ["call", "isinf", [X]]], _c(7.0), X], _c(9.0)],
+     "float32", lambda x, k: x),
 ]
 
 
