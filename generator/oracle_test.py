@@ -132,6 +132,31 @@ def test_atomic_sub_and_the_bitwise_atomics_match_numpy_on_both_paths():
     assert all(seen[op] >= 3 for op in ("sub", "or", "xor")) and seen["and"] >= 1, seen
 
 
+def test_atomic_exch_and_cas_flags_are_the_bins_of_the_flagging_threads_on_both_paths():
+    """The atomics family's flags: wp.atomic_exch(flag, b, k) and wp.atomic_cas(flag, b, 0, k) under
+    `val < t` / `val > t` leave k in exactly the bins of the threads whose value passes, 0
+    elsewhere, whatever the threads' order; both oracle paths agree, and the lanes are sure."""
+    seen = collections.Counter()
+    for seed in range(400):
+        spec = build_spec("atomics", seed)
+        flag = [s for s in spec.body if s[0] == "if" and s[2][0][0] == "atomic" and s[2][0][2] == "flag"]
+        if not flag or len(flag[0][2][0][3]) != 1:
+            continue
+        (_, (_, op, val, lit), ((_, kind, _, _, value),), _, _), = flag
+        k = value[1][1][1] if kind == "cas" else value[1]
+        inputs = make_inputs(spec, 0)
+        assert _same(spec, inputs), spec.name
+        outs = oracle.run_oracle(spec, inputs)
+        vals = np.array([oracle.Interpreter(spec, {a: np.array(x) for a, x in inputs.items()}, {}).expr(
+            spec.body[1][2], {"i": i, "b": int(inputs["key"][i])}) for i in range(spec.dim[0])])
+        passing = vals < lit[1] if op == "<" else vals > lit[1]
+        want = np.zeros_like(outs["flag"])
+        want[np.asarray(inputs["key"])[passing]] = k
+        assert np.array_equal(outs["flag"], want), spec.name
+        seen[kind] += 1
+    assert seen["exch"] >= 3 and seen["cas"] >= 3, seen
+
+
 def test_constant_tiles_are_numpy_s_and_always_beside_an_input_s_tile():
     """tile_reduce's tile_ones / tile_full / tile_arange: the oracle gives NumPy's ones, full and
     arange, and every constant tile is the right operand of a + or - whose left operand holds a
