@@ -247,7 +247,15 @@ class VecExprs:
             # cross product with the undivided vector would then be zero up to rounding)
             safe = ["vec", vt, [bin_("+", call("abs", self.scalar(depth - 2)), c(1.0 + 0.5 * k)) for k in range(n)]]
             return call("cw_div", self.vec(vt, depth - 1), safe)
-        return ["vec", vt, [self.scalar(depth - 1) for _ in range(n)]]
+        if r < 0.93 and vt == "vec3":  # one half of a spatial vector (6 components) of two vec3s
+            a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
+            return call(rng.choice(("spatial_top", "spatial_bottom")), call("spatial_vector", a, b))
+        comps = [self.scalar(depth - 1) for _ in range(n)]
+        if rng.random() < 0.3:  # wp.vector(x, y, z): the generic constructor (float32 components)
+            return call("vector", *comps)
+        if vt == "vec4" and rng.random() < 0.3:
+            return ["vec", "vec4f", comps]
+        return ["vec", vt, comps]
 
     def scalar(self, depth: int):
         rng = self.rng
@@ -264,6 +272,9 @@ class VecExprs:
         if r < 0.85:
             e = self.vec(vt, depth - 1)
             return ["comp", e, [rng.randrange(VEC_LEN[vt])]]
+        if r < 0.88 and vt == "vec3":  # the dot product of two spatial vectors: dot(a, c) + dot(b, d)
+            return call("spatial_dot", call("spatial_vector", self.vec(vt, depth - 1), self.vec(vt, depth - 1)),
+                        call("spatial_vector", self.vec(vt, depth - 1), self.vec(vt, depth - 1)))
         a, b = self.scalar(depth - 1), self.s.expr(depth - 1)
         if a == b:  # x - x teaches nothing
             b = self.s.lit()

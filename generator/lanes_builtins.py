@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from generator.lanes_values import Unsure, full, is_bool, is_int, scalar_lanes
+from generator.lanes_values import Unsure, cast, full, is_bool, is_int, scalar_lanes
 from generator.lanes_vector import VECTOR_BUILTINS, vector_call
 from generator.warp_rng import rand_init
 
@@ -234,6 +234,7 @@ _ELEMENTWISE = {
     "div": _div,
     "add": lambda m, a, b: a + b,
     "sub": lambda m, a, b: a - b,
+    "vector": lambda m, *xs: np.stack([full(cast("float32", x, m), m) for x in xs], axis=-1).astype(np.float64),
     "isfinite": _test(math.isfinite, np.isfinite),
     "isnan": _test(math.isnan, np.isnan),
     "isinf": _test(math.isinf, np.isinf),

@@ -228,6 +228,14 @@ BUILTINS = {
     "ddot": lambda a, b: float(linalg.ddot(a, b)),
     "matrix_from_rows": lambda *rows: np.stack(rows, axis=0),
     "matrix_from_cols": lambda *cols: np.stack(cols, axis=1),
+    # the generic vector constructor, spatial vectors (6 components: top, bottom), matrix inverse
+    "vector": lambda *xs: np.array([float(x) for x in xs], dtype=np.float64),
+    "spatial_vector": lambda *xs: (np.concatenate([np.asarray(x, dtype=np.float64) for x in xs]) if len(xs) == 2
+                                   else np.array([float(x) for x in xs], dtype=np.float64)),
+    "spatial_top": lambda s: np.array(s[:3], dtype=np.float64),
+    "spatial_bottom": lambda s: np.array(s[3:], dtype=np.float64),
+    "spatial_dot": lambda a, b: float(linalg.dot(a, b)),
+    "inverse": linalg.inverse,
     # more scalar math (Warp's native/builtin.h formulas)
     "tan": math.tan,
     "degrees": lambda x: x * (180.0 / math.pi),

@@ -438,6 +438,7 @@ X, K = ["ld", "x", [I]], ["ld", "k", [I]]
 _EYE3 = ["kwcall", "identity", [], [["n", _c(3, "int32")], ["dtype", ["fnref", "float32"]]]]
 _M_ROWS = ["call", "matrix_from_rows", [["vec", "vec2", [X, _c(1.0)]], ["vec", "vec2", [_c(2.0), _c(3.0)]]]]
 _M_COLS = ["call", "matrix_from_cols", [["vec", "vec2", [X, _c(1.0)]], ["vec", "vec2", [_c(2.0), _c(3.0)]]]]
+_SV = ["call", "spatial_vector", [["vec", "vec3", [_c(1.0), X, _c(2.0)]], ["vec", "vec3", [X, _c(1.0), _c(1.0)]]]]
 _WIDENED = [
     # (case, expression, output dtype, expected(x, k) in NumPy)
     ("uint8 wraps", ["cast", "int32", ["cast", "uint8", ["bin", "-", ["bin", "*", K, _c(37, "int32")], _c(500, "int32")]]],
@@ -476,6 +477,17 @@ _WIDENED = [
      "float32", lambda x, k: x),
     ("cw_div", ["comp", ["call", "cw_div", [["vec", "vec3", [X, _c(3.0), X]], ["vec", "vec3", [_c(2.0), _c(4.0), _c(8.0)]]]], [2]],
      "float32", lambda x, k: x / 8.0),
+    ("wp.vector", ["comp", ["call", "vector", [_c(1.0), X, _c(2.0)]], [1]], "float32", lambda x, k: x),
+    ("spatial_vector, _top, _bottom", ["comp", ["bin", "-", ["call", "spatial_bottom", [_SV]], ["call", "spatial_top", [_SV]]], [0]],
+     "float32", lambda x, k: x - 1.0),
+    ("spatial_dot", ["call", "spatial_dot", [_SV, _SV]], "float32", lambda x, k: 2.0 * x * x + 7.0),
+    ("inverse", ["comp", ["call", "inverse", [["vec", "mat22", [_c(4.0), X, _c(0.0), _c(2.0)]]]], [0, 1]], "float32",
+     lambda x, k: -x / 8.0),
+    ("mat44 / mat33f / vec4f", ["bin", "+", ["call", "determinant", [["vec", "mat44", [X] + [_c(0.0)] * 4 + [_c(1.0)] + [_c(0.0)] * 4
+                                                                     + [_c(2.0)] + [_c(0.0)] * 4 + [_c(1.0)]]]],
+                               ["bin", "+", ["call", "trace", [["vec", "mat33f", [X] + [_c(1.0)] * 8]]],
+                                ["comp", ["vec", "vec4f", [X, X, X, _c(3.0)]], [3]]]],
+     "float32", lambda x, k: 3.0 * x + 5.0),
     # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
     ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
     ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),
@@ -619,6 +631,19 @@ def test_quaternion_and_transform_builtins_keep_their_identities_on_both_paths()
         assert lanes["quat_inverse"][i].tobytes() == B["quat_inverse"](q[i]).tobytes()
         assert all(lanes["transform_inverse"][k][i].tobytes() == inv[k].tobytes() for k in (0, 1))
         assert lanes["transform_vector"][i].tobytes() == B["transform_vector"](tf, x[i]).tobytes()
+
+
+def test_the_inverse_is_numpy_s_and_one_thread_s_bits_in_a_stack():
+    """linalg.inverse (adjugate over determinant, no LAPACK) of diagonally dominant 2x2, 3x3 and
+    4x4 matrices (the matrix family's m + s I, s > n) is np.linalg.inv's to 1e-12, and a stack of
+    matrices gives each one's bits."""
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 4):
+        stack = rng.uniform(-1, 1, (8, n, n)) + (n + 1) * np.eye(n)
+        inv = oracle.linalg.inverse(stack)
+        assert np.allclose(inv, np.linalg.inv(stack), rtol=1e-12, atol=1e-12)
+        for k in range(8):
+            assert oracle.BUILTINS["inverse"](stack[k]).tobytes() == inv[k].tobytes()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
-(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33
-constructors) and wp.identity, rotations from axis-angle or constructed (wp.quat / wp.quatf)
+(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f
+/ wp.mat44 constructors) and wp.identity, inverses (wp.inverse) of diagonally dominant matrices,
+rotations from axis-angle or constructed (wp.quat / wp.quatf)
 quaternions (rotating directly, inversely, by the inverse, or as a matrix), and rigid transforms
 (applied to points and vectors, inverted, multiplied, taken apart)."""
 
@@ -72,10 +73,14 @@ def _matrix(rng, mt, vt, scal, ve):
             return bin_("+", mexpr, bin_("*", scal.lit(0.5, 2.0), eye))
         d = call("diag", ve.vec(vt, 1))
         return ["mmul", mexpr, d] if rng.random() < 0.5 else bin_("+", mexpr, d)
-    if r < 0.78 and size < 4:  # a wp.mat22 / wp.mat33 of scalars, row by row
-        ctor = "mat22f" if mt == "mat22" and rng.random() < 0.5 else mt  # wp.mat22f: mat22's float32 name
+    if r < 0.78:  # a wp.mat22 / wp.mat33 / wp.mat44 of scalars, row by row (wp.mat22f / mat33f: float32 names)
+        ctor = mt + "f" if mt != "mat44" and rng.random() < 0.5 else mt
         built = ["vec", ctor, [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]]
         return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_("+", mexpr, built)
+    if r < 0.88:  # the inverse of m[i] + s I, s > size: diagonally dominant (|m| <= 1), far from singular
+        eye = ["kwcall", "identity", [], [["n", c(size, "int32")], ["dtype", ["fnref", "float32"]]]]
+        inv = call("inverse", bin_("+", mexpr, bin_("*", scal.lit(size + 1, size + 3), eye)))
+        return ["mmul", mexpr, inv] if rng.random() < 0.5 else bin_("+", mexpr, inv)
     return mexpr
 
 
