@@ -227,7 +227,14 @@ def _inverse(m, a):
     return linalg.inverse(a)
 
 
-_ON_TRANSFORMS = {"transform": _transform, "transform_point": _transform_point,
+def _get_diag(m, a):
+    if elem(a) != 2 or a.shape[1] != a.shape[2]:
+        raise Unsure("get_diag of a non-square matrix")
+    return np.array(np.diagonal(a, axis1=1, axis2=2), dtype=np.float64)
+
+
+_ON_TRANSFORMS = {"transform": _transform, "transformation": _transform, "transformf": _transform,
+                  "transform_point": _transform_point,
                   "transform_vector": _transform_vector, "transform_inverse": _transform_inverse,
                   "transform_multiply": _transform_multiply, "transform_get_translation": _transform_part(0),
                   "transform_get_rotation": _transform_part(1), "transform_identity": _transform_identity}
@@ -252,6 +259,7 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "spatial_bottom": _spatial_half(1),
     "spatial_dot": _spatial_dot,
     "inverse": _inverse,
+    "get_diag": _get_diag,
 }
 VECTOR_BUILTINS = frozenset(_ON_TRANSFORMS) | frozenset(_ON_VECTORS) | frozenset(_ON_MATRICES_AND_QUATERNIONS)
 

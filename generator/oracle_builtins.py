@@ -236,6 +236,9 @@ BUILTINS = {
     "spatial_bottom": lambda s: np.array(s[3:], dtype=np.float64),
     "spatial_dot": lambda a, b: float(linalg.dot(a, b)),
     "inverse": linalg.inverse,
+    "get_diag": lambda m: np.array(np.diagonal(m), dtype=np.float64),
+    "transformation": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformf": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     # more scalar math (Warp's native/builtin.h formulas)
     "tan": math.tan,
     "degrees": lambda x: x * (180.0 / math.pi),

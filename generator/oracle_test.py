@@ -488,6 +488,12 @@ _WIDENED = [
                                ["bin", "+", ["call", "trace", [["vec", "mat33f", [X] + [_c(1.0)] * 8]]],
                                 ["comp", ["vec", "vec4f", [X, X, X, _c(3.0)]], [3]]]],
      "float32", lambda x, k: 3.0 * x + 5.0),
+    ("get_diag", ["call", "dot", [["call", "get_diag", [["vec", "mat22", [X, _c(5.0), _c(6.0), _c(2.0)]]]],
+                                  ["vec", "vec2", [_c(1.0), _c(3.0)]]]], "float32", lambda x, k: x + 6.0),
+    ("transformation / transformf", ["comp", ["call", "transform_point", [
+        ["call", "transform_multiply", [["call", "transformation", [["vec", "vec3", [X, _c(0.0), _c(0.0)]], ["call", "quat_identity", []]]],
+                                        ["call", "transformf", [["vec", "vec3", [_c(1.0), _c(0.0), _c(0.0)]], ["call", "quat_identity", []]]]]],
+        ["vec", "vec3", [_c(2.0), _c(0.0), _c(0.0)]]]], [0]], "float32", lambda x, k: x + 3.0),
     # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
     ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
     ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),
