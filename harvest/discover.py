@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -130,6 +131,32 @@ class Kernel:
 
     def sort_key(self) -> tuple:
         return self.file.path, self.lines
+
+    @property
+    def expected_to_raise(self) -> bool:
+        """Whether the wheel's own test names this kernel inside an `assertRaises` context (the
+        body of a `with self.assertRaises...:` or an argument of a `self.assertRaises...(...)`
+        call) in the innermost function around it, or in its module for a module-level kernel:
+        the wheel tests that using it raises (a codegen, compile or launch error on purpose)."""
+        functions = [s for s in self.scopes if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        return self.name in names_raised_on(functions[-1] if functions else self.file.tree)
+
+
+def _is_assert_raises(call: ast.AST) -> bool:
+    return isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr.startswith("assertRaises")
+
+
+@functools.lru_cache(maxsize=4096)
+def names_raised_on(scope: ast.AST) -> frozenset[str]:
+    """The names (and attribute names) used inside the `assertRaises` contexts of `scope`."""
+    parts = []
+    for n in ast.walk(scope):
+        if isinstance(n, ast.With) and any(_is_assert_raises(item.context_expr) for item in n.items):
+            parts += n.body
+        elif _is_assert_raises(n):
+            parts += n.args[1:] + [k.value for k in n.keywords]
+    return frozenset(x.id if isinstance(x, ast.Name) else x.attr for part in parts for x in ast.walk(part)
+                     if isinstance(x, (ast.Name, ast.Attribute)))
 
 
 def _module_level(tree: ast.Module, sf: SourceFile) -> None:

@@ -56,7 +56,12 @@ def summary(m: dict, out: str) -> list[str]:
     lines.append(f"compiled for CUDA (NVRTC, PTX): {c['cuda_compiled']} of {c['records']}"
                  + ("; failures: " + ", ".join(f"{k} {v}" for k, v in m["cuda_failures_by_reason"].items())
                     if m["cuda_failures_by_reason"] else ""))
-    lines.append(f"compiled on both: {c['both_compiled']} of {c['records']}")
+    rest = c["records"] - c["expected_to_raise"]
+    lines.append(f"compiled on both: {c['both_compiled']} of {c['records']}; of the {rest} kernels no test of the wheel "
+                 f"expects to raise, {c['both_compiled_not_expected_to_raise']}"
+                 + (f" ({100 * c['both_compiled_not_expected_to_raise'] / rest:.1f}%)" if rest else "")
+                 + f"; {c['expected_to_raise']} named inside an assertRaises, {c['expected_to_raise_not_compiled']} "
+                   f"of them not compiled")
     return lines
 
 

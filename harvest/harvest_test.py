@@ -192,6 +192,67 @@ def _harvest(out: str, *args: str) -> subprocess.CompletedProcess:
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
+RAISING = """import unittest
+import warp as wp
+
+
+@wp.kernel
+def module_bad(x: wp.array(dtype=float)):
+    x[0] = 1.0
+
+
+@wp.kernel
+def module_good(x: wp.array(dtype=float)):
+    x[0] = 2.0
+
+
+def test_module(test):
+    with test.assertRaises(RuntimeError):
+        wp.launch(module_bad, dim=1, inputs=[None])
+    wp.launch(module_good, dim=1, inputs=[None])
+
+
+class TestRaising(unittest.TestCase):
+    def test_with(self):
+        @wp.kernel
+        def bad(x: wp.array(dtype=float)):
+            x[0] = 1.0
+
+        @wp.kernel
+        def good(x: wp.array(dtype=float)):
+            x[0] = 2.0
+
+        wp.launch(good, dim=1, inputs=[None])
+        with self.assertRaisesRegex(TypeError, "bad"):
+            wp.launch(bad, dim=1, inputs=[None])
+
+    def test_call(self):
+        @wp.kernel
+        def by_call(x: wp.array(dtype=float)):
+            x[0] = 1.0
+
+        self.assertRaises(ValueError, wp.launch, by_call, dim=1)
+
+    def test_other(self):
+        @wp.kernel
+        def bad(x: wp.array(dtype=float)):  # the same name as test_with's, not raised on here
+            x[0] = 3.0
+
+        wp.launch(bad, dim=1, inputs=[None])
+"""
+
+
+def test_a_kernel_the_wheel_s_test_names_inside_assert_raises_is_expected_to_raise(tmp_path):
+    """The innermost function around a kernel (the module for a module-level one) decides: named
+    in a `with self.assertRaises...` body or as an argument of a `self.assertRaises(...)` call."""
+    (tmp_path / "warp" / "tests").mkdir(parents=True)
+    (tmp_path / "warp" / "tests" / "test_raising.py").write_text(RAISING)
+    kernels, _ = disc.discover(str(tmp_path / "warp"))
+    got = {(k.name, k.lines[0]): k.expected_to_raise for k in kernels}
+    assert got == {("module_bad", 5): True, ("module_good", 10): False, ("bad", 23): True, ("good", 27): False,
+                   ("by_call", 36): True, ("bad", 43): False}
+
+
 def test_two_runs_of_limit_30_write_the_same_bytes_and_account_for_every_kernel():
     """`--limit 30 --workers 2` twice: identical harvest.jsonl and manifest.json; every kernel is
     extracted or skipped, each extracted one has a record, each record a CPU verdict, and no
@@ -213,6 +274,8 @@ def test_two_runs_of_limit_30_write_the_same_bytes_and_account_for_every_kernel(
     records = [json.loads(line) for line in text.splitlines()]
     c = m["counts"]
     assert c["found"] == 30 and c["standalone"] + c["verbatim"] + c["skipped"] == 30
+    assert c["both_compiled_not_expected_to_raise"] + c["expected_to_raise"] - c["expected_to_raise_not_compiled"] \
+        == c["both_compiled"]
     assert sum(m["skipped_by_reason"].values()) == c["skipped"]
     keys = {(r["provenance"]["path"], tuple(r["provenance"]["lines"])) for r in records}
     assert len(keys) == c["standalone"] + c["verbatim"] and len(records) == c["records"]

@@ -190,13 +190,20 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
             skipped_list.append({"path": k.file.path, "lines": list(k.lines), "name": k.name, "reason": e.reason})
         else:
             c[e.kind] += 1
+    raising = {(k.file.path, k.lines) for k in kernels if k.expected_to_raise}
     for r in records:
         c = by_dir[r["provenance"]["path"].split("/")[1]]
         c["records"] += 1
         cpu, cuda = r["compile"]["cpu"], r["compile"]["cuda"]
         c["cpu_compiled"] += cpu["status"] == "passed"
         c["cuda_compiled"] += cuda["status"] == "passed"
-        c["both_compiled"] += cpu["status"] == cuda["status"] == "passed"
+        both = cpu["status"] == cuda["status"] == "passed"
+        c["both_compiled"] += both
+        # a kernel the wheel's own test expects to raise (named inside an assertRaises) is counted apart
+        expected = (r["provenance"]["path"], tuple(r["provenance"]["lines"])) in raising
+        c["expected_to_raise"] += expected
+        c["expected_to_raise_not_compiled"] += expected and not both
+        c["both_compiled_not_expected_to_raise"] += both and not expected
         c["cuda_text"] += bool(r["ir"] and r["ir"].get("cuda", {}).get("forward"))
         if cpu["status"] == "failed":
             failures[cpu["reason"]] += 1
@@ -206,7 +213,7 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
     for c in by_dir.values():
         total.update(c)
     keys = ("found", "standalone", "verbatim", "skipped", "records", "cpu_compiled", "cuda_compiled", "both_compiled",
-            "cuda_text")
+            "cuda_text", "expected_to_raise", "expected_to_raise_not_compiled", "both_compiled_not_expected_to_raise")
     return {
         "origin": ORIGIN, "record_schema_version": schemas.REAL_SCHEMA_VERSION, "warp_lang": wheel["warp_lang"],
         "license": wheel["license"], "limit": limit,

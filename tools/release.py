@@ -3,7 +3,8 @@
 Usage: ./bazelw run //tools:release -- --in DIR [DIR ...] --out DIST --version X.Y.Z
            [--split 90,5,5] [--near-dup-threshold 0.9] [--shard-rows 5000] [--jsonl]
 
-Stages: gate the inputs (tools/release_inputs.py), exact dedup, split by skeleton hash, the
+An input is a generator run or a harvest of the wheel's kernels (//harvest: the real config,
+tools/release_real.py), beside at least one run. Stages: gate the inputs (tools/release_inputs.py), exact dedup, split by skeleton hash, the
 near-duplicate audit (tools/dedup.py), then Parquet shards, JSONL if asked, README.md (the
 dataset card, tools/card.py) and manifest.json. Memory does not grow with the records: the gate
 keeps a small entry per record and the writers read each record back by its offset, one row

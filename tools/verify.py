@@ -11,7 +11,10 @@ allowlist, its spec's rendering and the fields derived from the spec, which incl
 verdicts), and carries the verdicts its config requires (no failed verdict in cpu and cuda; in
 adjoint_mismatch a gradient check failed as gradient_mismatch and nothing else); each row sits in the config and split its file names, with the
 split its source's skeleton hashes to; ids are unique; the counts per config, split and family
-equal the manifest's. Exit 1 with the first problem on one line (and how many more) on any
+equal the manifest's. A row of the real config (tools/release_real.py) is rebuilt into its real
+record and checked against schemas/real.schema.json, its provenance resolved inside the installed
+wheel, its source re-cut from the wheel's text at its lines (never imported), its id, folder and
+publishability. Exit 1 with the first problem on one line (and how many more) on any
 mismatch.
 """
 

@@ -6,8 +6,10 @@ a deduplicated subset of a harvest, so no kernel is `missing`:
 1. every row rebuilds into a record that meets schemas/real.schema.json (else it fails `schema`);
 2. every record's provenance resolves inside the installed wheel, or the release is refused with
    one line (ProvenanceRefused, exit 2) before anything runs, synthetic rows included;
-3. the kernels the records name are found, cut and lowered again from the installed wheel's text
-   and each record must equal the validator's own field by field (`source_mismatch`,
+3. the kernels of the harvest the rows come from (the first `limit` kernels of the wheel, as the
+   release manifest records it) are found, cut and lowered again from the installed wheel's text
+   in the batches //harvest made of them, and each record must equal the validator's own field
+   by field (`source_mismatch`,
    `ir_mismatch`, ...; `not_in_wheel`, `duplicate`). The stored text is never imported.
 """
 
@@ -63,7 +65,10 @@ def revalidate_rows(directory: str, m: dict, workers: int, quiet: bool = True) -
     stored, failures = read_rows(directory, m)
     wheel = disc.wheel()
     real.check_provenance(stored, wheel)
-    again = real.reharvest(stored, None, workers, harvest_run.Progress(quiet, "real kernels re-harvested"), wheel)
+    limits = {i["limit"] for i in m["real"]["inputs"]}
+    limit = limits.pop() if len(limits) == 1 else None  # the harvests' own batches: all of them, or their one limit
+    again = real.reharvest(stored, limit, workers, harvest_run.Progress(quiet, "real kernels re-harvested"), wheel,
+                           every=True)
     failures += real.judge(stored, again, complete=False)
     tally = CheckTally()
     for f in failures:
