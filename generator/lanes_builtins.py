@@ -205,6 +205,20 @@ def _test(fn, np_fn):
     return tested
 
 
+def _bit_count(m, x):
+    if not is_int(x):
+        raise Unsure("bit_count of a non-integer")
+    if not isinstance(x, np.ndarray):
+        return bin(x & 0xFFFFFFFF).count("1") if -(1 << 31) <= x < (1 << 32) else _bit_count_range()
+    if ((x[m] < -(1 << 31)) | (x[m] >= (1 << 32))).any():
+        _bit_count_range()
+    return np.bitwise_count(np.bitwise_and(x, 0xFFFFFFFF)).astype(np.int64)  # two's complement, 32 bits
+
+
+def _bit_count_range():
+    raise Unsure("bit_count of a value that is not an int32 / uint32")
+
+
 # the scalar builtins NumPy evaluates with Python's bits, each called as fn(m, *args)
 _ELEMENTWISE = {
     "sqrt": _sqrt,
@@ -235,6 +249,7 @@ _ELEMENTWISE = {
     "add": lambda m, a, b: a + b,
     "sub": lambda m, a, b: a - b,
     "vector": lambda m, *xs: np.stack([full(cast("float32", x, m), m) for x in xs], axis=-1).astype(np.float64),
+    "bit_count": _bit_count,
     "isfinite": _test(math.isfinite, np.isfinite),
     "isnan": _test(math.isnan, np.isnan),
     "isinf": _test(math.isinf, np.isinf),

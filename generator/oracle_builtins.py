@@ -137,6 +137,22 @@ def _div(a, b):
     return a / b
 
 
+def _quat_rpy(roll, pitch, yaw):
+    # Warp's quat_rpy (native/quat.h): half angles, products in its order, (x, y, z, w)
+    cy, sy = math.cos(yaw * 0.5), math.sin(yaw * 0.5)
+    cr, sr = math.cos(roll * 0.5), math.sin(roll * 0.5)
+    cp, sp = math.cos(pitch * 0.5), math.sin(pitch * 0.5)
+    return np.array([cy * sr * cp - sy * cr * sp, cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp,
+                     cy * cr * cp + sy * sr * sp], dtype=np.float64)
+
+
+def _bit_count(x):
+    # Warp's bit_count: the set bits of x's two's complement; the grammar counts int32 / uint32 values only
+    if not -(1 << 31) <= x < (1 << 32):
+        raise ValueError(f"bit_count of {x}, not an int32 / uint32 value")
+    return bin(x & 0xFFFFFFFF).count("1")
+
+
 def _identity(n, dtype=None):
     return np.eye(n, dtype=np.float64)
 
@@ -239,6 +255,13 @@ BUILTINS = {
     "get_diag": lambda m: np.array(np.diagonal(m), dtype=np.float64),
     "transformation": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "transformf": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformd": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "quat_rpy": _quat_rpy,
+    "quat_from_matrix": linalg.quat_from_matrix,
+    # the index of a vector's first smallest / largest component (integer vectors: exact ties)
+    "argmin": lambda a: int(np.argmin(a)),
+    "argmax": lambda a: int(np.argmax(a)),
+    "bit_count": _bit_count,
     # more scalar math (Warp's native/builtin.h formulas)
     "tan": math.tan,
     "degrees": lambda x: x * (180.0 / math.pi),

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from generator import oracle, oracle_lanes, spec_walk
+from generator import lanes_vector, oracle, oracle_lanes, spec_walk
 from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
 from generator.lanes_values import cast as lanes_cast
@@ -494,6 +494,23 @@ _WIDENED = [
         ["call", "transform_multiply", [["call", "transformation", [["vec", "vec3", [X, _c(0.0), _c(0.0)]], ["call", "quat_identity", []]]],
                                         ["call", "transformf", [["vec", "vec3", [_c(1.0), _c(0.0), _c(0.0)]], ["call", "quat_identity", []]]]]],
         ["vec", "vec3", [_c(2.0), _c(0.0), _c(0.0)]]]], [0]], "float32", lambda x, k: x + 3.0),
+    ("quat_rpy: a roll alone", ["bin", "+", ["comp", ["call", "quat_rpy", [X, _c(0.0), _c(0.0)]], [0]],
+                                ["comp", ["call", "quat_rpy", [X, _c(0.0), _c(0.0)]], [3]]],
+     "float32", lambda x, k: np.sin(x * 0.5) + np.cos(x * 0.5)),
+    ("transformd / quatd / vec3d", ["comp", ["call", "transform_point", [
+        ["call", "transformd", [["vec", "vec3d", [X, _c(0.0), _c(0.0)]], ["vec", "quatd", [_c(0.0), _c(0.0), _c(0.0), _c(2.0)]]]],
+        ["vec", "vec3d", [_c(1.0), _c(2.0), _c(3.0)]]]], [0]], "float32", lambda x, k: x + 7.0),
+    ("mat44d / vec4d", ["bin", "+", ["call", "determinant", [["vec", "mat44d", [X] + [_c(0.0)] * 4 + [_c(1.0)] + [_c(0.0)] * 4
+                                                                   + [_c(2.0)] + [_c(0.0)] * 4 + [_c(1.0)]]]],
+                        ["call", "length_sq", [["vec", "vec4d", [X, _c(1.0), _c(0.0), _c(2.0)]]]]],
+     "float32", lambda x, k: 2.0 * x + x * x + 5.0),
+    ("vec3ui, argmin, argmax: the first of tied components",
+     ["cast", "int32", ["bin", "+", ["bin", "*", ["call", "argmin", [["vec", "vec3ui", [K, _c(20, "int32"), _c(7, "int32")]]]],
+                                     _c(10, "int32")],
+                        ["call", "argmax", [["vec", "vec3ui", [K, _c(20, "int32"), _c(7, "int32")]]]]]],
+     "int32", lambda x, k: np.where(k <= 7, 0, 20) + np.where(k >= 20, 0, 1)),
+    ("bit_count: two's complement", ["call", "bit_count", [["bin", "-", K, _c(20, "int32")]]], "int32",
+     lambda x, k: np.bitwise_count((k - 20).astype(np.uint32))),
     # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
     ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
     ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),
@@ -651,6 +668,20 @@ def test_the_inverse_is_numpy_s_and_one_thread_s_bits_in_a_stack():
         for k in range(8):
             assert oracle.BUILTINS["inverse"](stack[k]).tobytes() == inv[k].tobytes()
 
+
+def test_quat_from_matrix_turns_a_rotation_matrix_back_into_its_quaternion_on_both_paths():
+    """Warp's quat_from_matrix (every branch: the trace's, each largest diagonal entry's) of a
+    unit quaternion's matrix is +-q to 1e-12, and the lanes give one thread's bits."""
+    rng = np.random.default_rng(5)
+    qs = rng.standard_normal((64, 4))
+    qs[:4] = [[0.0, 0.0, 0.0, 1.0], [1.0, 0.1, 0.0, 0.0], [0.1, 1.0, 0.0, 0.0], [0.0, 0.1, 1.0, 0.0]]
+    qs /= np.sqrt((qs * qs).sum(axis=1))[:, None]
+    mats = np.stack([oracle.BUILTINS["quat_to_matrix"](q) for q in qs])
+    lanes = lanes_vector.vector_call("quat_from_matrix", [mats], np.ones(64, dtype=bool))
+    for k, q in enumerate(qs):
+        got = oracle.BUILTINS["quat_from_matrix"](mats[k])
+        assert np.allclose(got * np.sign(got @ q), q, rtol=0.0, atol=1e-12), (q, got)
+        assert lanes[k].tobytes() == got.tobytes()
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -90,6 +90,8 @@ VALUE_VEC_TYPES = {
     "vec2i": ((2,), "int32"), "vec3i": ((3,), "int32"), "vec4i": ((4,), "int32"),
     "vec2f": ((2,), "float32"), "vec3f": ((3,), "float32"), "mat22f": ((2, 2), "float32"), "quatf": ((4,), "float32"),
     "vec4f": ((4,), "float32"), "mat33f": ((3, 3), "float32"),
+    "vec2ui": ((2,), "uint32"), "vec3ui": ((3,), "uint32"), "vec4ui": ((4,), "uint32"),
+    "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
 }
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
