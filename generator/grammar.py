@@ -51,7 +51,7 @@ class FloatExprs:
     MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2",
                     "sign", "round", "radians", "lerp", "tan", "degrees", "erf", "erfc", "cbrt", "frac", "rint",
                     "copysign", "step", "nonzero", "smoothstep", "mod", "floordiv", "isfinite", "isnan", "isinf",
-                    "add", "sub", "div")
+                    "add", "sub", "div", "erfinv", "erfcinv")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
     def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
@@ -95,7 +95,8 @@ class FloatExprs:
         """The rest of MATH: tan away from its poles, cbrt away from its infinite slope at 0,
         fmod (wp.mod) and floor division by a positive literal (Warp's mod has no adjoint in its
         divisor), step and nonzero (0 or 1) scaling a leaf, smoothstep between two literal edges,
-        a finiteness test guarding the value it tests, add / sub / div of a second operand."""
+        a finiteness test guarding the value it tests, add / sub / div of a second operand, erfinv /
+        erfcinv of a value clamped away from their poles."""
         dt = self.dt
         if fn == "tan":  # |a| <= 1.25 < pi / 2
             return call("tan", call("clamp", a, c(-1.25, dt), c(1.25, dt)))
@@ -117,6 +118,10 @@ class FloatExprs:
             return call(fn, a, self.leaf())
         if fn == "div":
             return call("div", a, bin_("+", call("abs", self.leaf()), self.lit(1.0, 2.0)))
+        if fn == "erfinv":  # away from its poles at -1 and 1
+            return call("erfinv", call("clamp", a, c(-0.875, dt), c(0.875, dt)))
+        if fn == "erfcinv":  # away from its poles at 0 and 2
+            return call("erfcinv", call("clamp", a, c(0.125, dt), c(1.875, dt)))
         return call(fn, a)
 
     def cond(self, depth: int):

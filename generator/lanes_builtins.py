@@ -14,6 +14,7 @@ import numpy as np
 
 from generator.lanes_values import Unsure, cast, full, is_bool, is_int, scalar_lanes
 from generator.lanes_vector import VECTOR_BUILTINS, vector_call
+from generator.oracle_builtins import erfcinv, erfinv
 from generator.warp_rng import rand_init
 
 # the builtins evaluated lane by lane through Python's math module (same bits, same exceptions)
@@ -22,6 +23,7 @@ _MATH = {
     "atan": math.atan, "atan2": math.atan2, "sinh": math.sinh, "cosh": math.cosh,
     "log2": math.log2, "log10": math.log10, "pow": math.pow, "acos": math.acos, "asin": math.asin,
     "tan": math.tan, "erf": math.erf, "erfc": math.erfc, "cbrt": math.cbrt,
+    "erfinv": erfinv, "erfcinv": erfcinv,  # the threads' own float64 functions (Newton's steps on math.erf)
 }
 
 

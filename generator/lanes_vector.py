@@ -286,6 +286,7 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "spatial_bottom": _spatial_half(1),
     "spatial_dot": _spatial_dot,
     "inverse": _inverse,
+    "inverse_approx": _inverse,
     "get_diag": _get_diag,
     "quat_rpy": _quat_rpy,
     "quat_from_matrix": _quat_from_matrix,

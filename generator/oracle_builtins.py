@@ -153,6 +153,26 @@ def _bit_count(x):
     return bin(x & 0xFFFFFFFF).count("1")
 
 
+def erfinv(y):
+    """erf's inverse in float64, for |y| < 1: Winitzki's approximation (about 2e-3 relative), then
+    Newton's steps on math.erf (each squares the error: the last two change at most an ulp)."""
+    if not -1.0 < y < 1.0:
+        raise ValueError(f"erfinv of {y}")
+    if y == 0.0:
+        return y
+    a, ln = 0.147, math.log1p(-y * y)
+    t = 2.0 / (math.pi * a) + 0.5 * ln
+    x = math.copysign(math.sqrt(math.sqrt(t * t - ln / a) - t), y)
+    for _ in range(4):
+        x -= (math.erf(x) - y) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+    return x
+
+
+def erfcinv(y):
+    """erfc's inverse, for 0 < y < 2: erfinv(1 - y)."""
+    return erfinv(1.0 - y)
+
+
 def _identity(n, dtype=None):
     return np.eye(n, dtype=np.float64)
 
@@ -262,6 +282,9 @@ BUILTINS = {
     "argmin": lambda a: int(np.argmin(a)),
     "argmax": lambda a: int(np.argmax(a)),
     "bit_count": _bit_count,
+    "erfinv": erfinv,
+    "erfcinv": erfcinv,
+    "inverse_approx": linalg.inverse,
     # more scalar math (Warp's native/builtin.h formulas)
     "tan": math.tan,
     "degrees": lambda x: x * (180.0 / math.pi),

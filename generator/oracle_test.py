@@ -511,6 +511,9 @@ _WIDENED = [
      "int32", lambda x, k: np.where(k <= 7, 0, 20) + np.where(k >= 20, 0, 1)),
     ("bit_count: two's complement", ["call", "bit_count", [["bin", "-", K, _c(20, "int32")]]], "int32",
      lambda x, k: np.bitwise_count((k - 20).astype(np.uint32))),
+    ("erfinv and erfcinv undo erf", ["bin", "+", ["call", "erfinv", [["call", "erf", [["bin", "*", X, _c(0.5)]]]]],
+                                     ["call", "erfcinv", [["call", "erfc", [["bin", "*", X, _c(0.25)]]]]]],
+     "float32", lambda x, k: 0.75 * x),
     # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
     ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
     ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),
