@@ -17,7 +17,7 @@ from generator.lanes_memory import Memory, written_arrays
 from generator.lanes_ops import arith, compare, modulo, negate
 from generator.lanes_values import Unsure, assign, cast, elem, full, is_bool, is_int, scalar_lanes, truth, where
 from generator.spec import FLOAT_DTYPES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
-from generator.warp_rng import rand_pcg, unit_float
+from generator.warp_rng import rand_int, rand_pcg, unit_float
 
 
 class Lanes:
@@ -76,6 +76,8 @@ class Lanes:
                 return self._and(a, b, env, m)
             case ["randf", state, *bounds]:
                 return self._randf(state, bounds, env, m)
+            case ["randi" | "randu" as kind, state, *bounds]:
+                return self._rand_int(kind, state, bounds, env, m)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, [self.expr(a, env, m) for a in comps], m)
             case ["tuple", items]:  # atomic_cas's (compare, value)
@@ -138,6 +140,15 @@ class Lanes:
         if not mb.any():
             return x
         return x | truth(self.expr(b, env, mb))
+
+    def _rand_int(self, kind, state_name, bounds, env, m):
+        state = env[state_name]
+        lo_hi = [self.expr(b, env, m) for b in bounds]
+        if not is_int(state) or not all(is_int(b) for b in lo_hi):
+            raise Unsure(f"{kind} of a state or bounds that are not integers")
+        new = rand_pcg(state)
+        assign(env, state_name, new, m, False)
+        return rand_int(kind, new, *lo_hi)
 
     def _randf(self, state_name, bounds, env, m):
         state = env[state_name]

@@ -22,6 +22,7 @@ from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
 from generator.lanes_values import cast as lanes_cast
 from generator.spec import ArgSpec, HelperSpec, KernelSpec
+from generator.warp_rng import rand_init, rand_pcg
 
 SEEDS = range(64)  # seeds 12, 13, 17, 38 and 55 once showed signed-zero and `or` bugs
 
@@ -685,6 +686,30 @@ def test_quat_from_matrix_turns_a_rotation_matrix_back_into_its_quaternion_on_bo
         got = oracle.BUILTINS["quat_from_matrix"](mats[k])
         assert np.allclose(got * np.sign(got @ q), q, rtol=0.0, atol=1e-12), (q, got)
         assert lanes[k].tobytes() == got.tobytes()
+
+def test_randi_and_randu_are_warp_s_uint32_arithmetic_on_both_paths():
+    """wp.randi(state) (the state's bits as an int32), wp.randi(state, lo, hi) with a negative lo and
+    wp.randu(state, lo, hi): rand_pcg's next state, then state % (hi - lo) + lo modulo 2**32, as
+    NumPy's uint32 arithmetic computes it here; the lanes agree with the threads bit for bit."""
+    seed = ["c", 1234, "int32"]
+    body = [["let", "state", ["call", "rand_init", [seed, I]]],
+            ["store", "a", [I], ["randi", "state"]],
+            ["store", "b", [I], ["randi", "state", _c(-5, "int32"), _c(3, "int32")]],
+            ["store", "u", [I], ["cast", "int32", ["randu", "state", _c(7, "uint32"), _c(11, "uint32")]]]]
+    spec = _spec(body, [_arr(n, 64, role="out", dtype="int32") for n in "abu"], dim=(64,))
+    assert oracle_lanes.supported(spec)
+    inputs = {n: np.zeros(64, dtype=np.int32) for n in "abu"}
+    assert _same(spec, inputs)
+    got = oracle.run_oracle(spec, inputs)
+    for i in range(64):
+        s = [rand_init(1234, i)]
+        for _ in range(3):
+            s.append(rand_pcg(s[-1]))
+        st = np.array(s[1:], dtype=np.uint32)
+        assert got["a"][i] == st[0].astype(np.int32)
+        assert got["b"][i] == (st[1:2] % np.uint32(8) + np.uint32(2**32 - 5)).astype(np.int32)[0]  # -5 as a uint32 (wraps)
+        assert got["u"][i] == int(st[2] % np.uint32(4) + np.uint32(7))
+    assert set(got["b"].tolist()) <= set(range(-5, 3)) and len(set(got["b"].tolist())) > 4
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -35,6 +35,8 @@ Expressions (first element is the tag):
                                  wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
   ["fld", arg, field]            a field of a @wp.struct argument: arg.field
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
+  ["randi" | "randu", state, [lo, hi]?]   wp.randi / wp.randu(state[, lo, hi]): an int32 / uint32
+                                 draw (the state itself, or state % (hi - lo) + lo), advancing it too
 
 Statements:
   ["let", name, expr]            first assignment (declares the local)
@@ -94,6 +96,8 @@ VALUE_VEC_TYPES = {
     "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
 }
+# the RNG draws, each an expression that advances its state variable: wp.randf, randi, randu
+RAND_DRAWS = ("randf", "randi", "randu")
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 

@@ -77,7 +77,7 @@ def expression_children(e: Node) -> list[Node]:
             return [cond, a, b]
         case ["kwcall", _, args, keywords]:
             return [*args, *(value for _, value in keywords)]
-        case ["randf", _, *bounds]:
+        case ["randf" | "randi" | "randu", _, *bounds]:
             return bounds
     return []  # tags this walk does not know
 
@@ -129,7 +129,7 @@ def referenced_names(*bodies: Body) -> set[str]:
     names = set()
     for node in nodes(*bodies):
         match node:
-            case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf", name, *_]:
+            case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf" | "randi" | "randu", name, *_]:
                 names.add(name)
             case ["store", name, _, _] | ["atomic", _, name, _, _]:
                 names.add(name)
