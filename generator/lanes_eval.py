@@ -237,8 +237,8 @@ class Lanes:
             case ["store", name, index, value]:
                 flat, lanes = self._locate(name, index, env, m)
                 self.memory.store(name, flat, lanes, self.expr(value, env, m), m)
-            case ["for", var, start, stop, body]:
-                return self._for(var, start, stop, body, env, m)
+            case ["for", var, start, stop, body, *order]:
+                return self._for(var, start, stop, body, env, m, order == ["reversed"])
             case ["continue"]:
                 return self._none()
             case ["while", cond, body]:
@@ -300,20 +300,23 @@ class Lanes:
             flow |= self._branch(s, len(elifs) + 1, orelse, env, rest)
         return flow
 
-    def _for(self, var, start, stop, body, env, m):
+    def _for(self, var, start, stop, body, env, m, backward=False):
         first, end = self.expr(start, env, m), self.expr(stop, env, m)
         if not (is_int(first) and is_int(end)):
             raise Unsure("a range of non-integers")
+        if backward:  # reversed(range(first, end)): end - 1 down to first
+            first, end = full(end, m) - 1, full(first, m) - 1
+        step = -1 if backward else 1
         v = full(first, m).astype(np.int64)
-        live = m & (v < end)
+        live = m & (v * step < end * step)
         outer = self.brk
         self.brk = self._none()
         try:
             while live.any():
                 assign(env, var, v, live, live.all())
                 self.block(body, env, live)
-                v = v + 1
-                live = live & ~self.brk & ~self.dead & (v < end)
+                v = v + step
+                live = live & ~self.brk & ~self.dead & (v * step < end * step)
         finally:
             self.brk = outer
         return m & ~self.dead

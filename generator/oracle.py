@@ -250,9 +250,9 @@ class Interpreter:
             case ["store", name, index, value]:
                 idx = tuple(self.expr(i, env) for i in index)
                 self.arrays[name][idx] = self.expr(value, env)
-            case ["for", var, start, stop, body]:
+            case ["for", var, start, stop, body, *order]:
                 first, end = self.expr(start, env), self.expr(stop, env)
-                for v in range(first, end):
+                for v in (reversed(range(first, end)) if order == ["reversed"] else range(first, end)):
                     env[var] = v
                     if not self.iteration(body, env):
                         break

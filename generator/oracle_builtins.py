@@ -6,6 +6,7 @@ array), by name. `generator.oracle.Interpreter` calls them; the safety check
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -245,6 +246,12 @@ BUILTINS = {
     "tile_min": lambda t: np.array([t.min()]),
     "tile_scan_inclusive": lambda t: np.cumsum(t),
     "tile_scan_exclusive": lambda t: np.cumsum(t) - t,
+    "tile_scan_max_inclusive": lambda t: np.maximum.accumulate(t),
+    "tile_scan_min_inclusive": lambda t: np.minimum.accumulate(t),
+    # wp.tile_reduce(wp.add / wp.min / wp.max, t): the tile folded by the builtin, in index order
+    "tile_reduce": lambda fn, t: np.array([functools.reduce(fn, t.ravel().tolist())]),
+    "tile_broadcast": lambda t, shape: np.array(np.broadcast_to(t, shape), dtype=np.float64),
+    "tile_extract": lambda t, *idx: float(t[idx]),
     "tile_matmul": _tile_matmul,
     "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
     "tile_ones": lambda shape, dtype=None: np.ones(shape),
@@ -308,7 +315,7 @@ BUILTINS = {
 }
 
 # builtins a kernel calls by Python's bare name, not as wp.NAME: len(v) of a vector; with the casts
-# float(x), int(x), bool(x) (["cast", ...], `generator.spec.PY_CASTS`) and range(...) of loops, the
+# float(x), int(x), bool(x) (["cast", ...], `generator.spec.PY_CASTS`) and range(...) / reversed(range(...)) of loops, the
 # only bare calls the safety wall admits (`validator.safety`)
 BARE_BUILTINS = {"len": len}
-BARE_CALLS = frozenset(BARE_BUILTINS) | frozenset({"range", "float", "int", "bool"})
+BARE_CALLS = frozenset(BARE_BUILTINS) | frozenset({"range", "reversed", "float", "int", "bool"})

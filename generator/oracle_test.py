@@ -20,6 +20,7 @@ import pytest
 from generator import lanes_vector, oracle, oracle_lanes, spec_walk
 from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
+from generator.render import render_source
 from generator.lanes_values import cast as lanes_cast
 from generator.spec import ArgSpec, HelperSpec, KernelSpec
 from generator.warp_rng import rand_init, rand_pcg
@@ -710,6 +711,42 @@ def test_randi_and_randu_are_warp_s_uint32_arithmetic_on_both_paths():
         assert got["b"][i] == (st[1:2] % np.uint32(8) + np.uint32(2**32 - 5)).astype(np.int32)[0]  # -5 as a uint32 (wraps)
         assert got["u"][i] == int(st[2] % np.uint32(4) + np.uint32(7))
     assert set(got["b"].tolist()) <= set(range(-5, 3)) and len(set(got["b"].tolist())) > 4
+
+def test_tile_reduce_broadcast_extract_and_the_extreme_scans_are_numpy_s():
+    """wp.tile_reduce by wp.add / min / max folds in index order; tile_broadcast, tile_extract and
+    the running max / min scans are NumPy's (tile kernels run on the threads one by one only)."""
+    B = oracle.BUILTINS
+    t = np.array([0.5, -1.25, 3.0, -0.0, 2.0, -4.5, 1.0, 0.25])
+    assert B["tile_reduce"](B["add"], t).tolist() == [float(np.cumsum(t)[-1])]
+    assert B["tile_reduce"](B["min"], t).tolist() == [-4.5] and B["tile_reduce"](B["max"], t).tolist() == [3.0]
+    assert B["tile_broadcast"](np.array([2.5]), (4,)).tolist() == [2.5] * 4
+    assert B["tile_extract"](t, 5) == -4.5
+    assert B["tile_scan_max_inclusive"](t).tolist() == [0.5, 0.5, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
+    assert B["tile_scan_min_inclusive"](t).tolist() == [0.5, -1.25, -1.25, -1.25, -1.25, -4.5, -4.5, -4.5]
+
+def test_a_reversed_range_counts_down_on_both_paths():
+    """for j in reversed(range(1, k[i])): stop - 1 down to start (none when k[i] <= 1), with a break
+    in some threads; the lanes agree with the threads bit for bit and with a countdown here."""
+    J = ["v", "j"]
+    loop = ["for", "j", _c(1, "int32"), K, [["set", "acc", ["bin", "+", ["bin", "*", ["v", "acc"], _c(3, "int32")], J]],
+                                            ["if", ["cmp", "==", J, _c(4, "int32")], [["break"]], [], []]], "reversed"]
+    spec = _spec([["let", "acc", _c(0, "int32")], loop, ["store", "y", [I], ["v", "acc"]]],
+                 [_arr("k", dtype="int32"), _arr("y", role="out", dtype="int32")])
+    assert "for j in reversed(range(1, k[i])):" in render_source(spec)
+    assert oracle_lanes.supported(spec)
+    k = np.array([0, 1, 2, 3, 5, 6, 8, 9], dtype=np.int32)
+    inputs = {"k": k, "y": np.zeros(8, dtype=np.int32)}
+    assert _same(spec, inputs)
+    want = []
+    for n in k.tolist():
+        acc, j = 0, n - 1
+        while j >= 1:
+            acc = acc * 3 + j
+            if j == 4:
+                break
+            j -= 1
+        want.append(acc)
+    assert oracle.run_oracle(spec, inputs)["y"].tolist() == want
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -115,7 +115,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
                 lines.append(f"{pad}else:")
                 lines += render_block(s[4], depth + 1)
         elif tag == "for":
-            lines.append(f"{pad}for {s[1]} in range({render_expr(s[2])}, {render_expr(s[3])}):")
+            rng_ = f"range({render_expr(s[2])}, {render_expr(s[3])})"
+            lines.append(f"{pad}for {s[1]} in {'reversed(' + rng_ + ')' if s[5:] == ['reversed'] else rng_}:")
             lines += render_block(s[4], depth + 1) or [pad + INDENT + "pass"]
         elif tag == "while":
             lines.append(f"{pad}while {render_expr(s[1])}:")

@@ -47,6 +47,7 @@ Statements:
                                  ["tuple", [compare, value]], wp.atomic_cas(array, index, compare, value))
   ["if", cond, [then...], [[cond, [body...]]...], [else...]]
   ["for", var, start, stop, [body...]]          for var in range(start, stop)
+  ["for", var, start, stop, [body...], "reversed"]   for var in reversed(range(start, stop)): stop - 1 down to start
   ["while", cond, [body...]]                    the grammar makes every while terminate
   ["break"] / ["continue"]
   ["ret", expr]                                 helpers only

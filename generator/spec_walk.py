@@ -50,7 +50,7 @@ def statement_children(s: Node) -> list[tuple[Node, bool]]:
         case ["if", cond, then, elifs, orelse]:
             middle = [part for c, body in elifs for part in (*_of([c]), *_in(body))]
             return [*_of([cond]), *_in(then), *middle, *_in(orelse)]
-        case ["for", _, start, stop, body]:
+        case ["for", _, start, stop, body, *_]:
             return [*_of([start, stop]), *_in(body)]
         case ["while", cond, body]:
             return [*_of([cond]), *_in(body)]
@@ -101,7 +101,7 @@ def statement_bodies(s: Node) -> list[Body]:
     match s:
         case ["if", _, then, elifs, orelse]:
             return [then, *(body for _, body in elifs), orelse]
-        case ["for", _, _, _, body] | ["while", _, body]:
+        case ["for", _, _, _, body, *_] | ["while", _, body]:
             return [body]
     return []
 
@@ -135,7 +135,7 @@ def referenced_names(*bodies: Body) -> set[str]:
                 names.add(name)
             case ["let" | "set", name, _] | ["aug", name, _, _]:
                 names.add(name)
-            case ["for", name, _, _, _]:
+            case ["for", name, _, _, _, *_]:
                 names.add(name)
     return names
 
