@@ -248,6 +248,7 @@ _ELEMENTWISE = {
     "mod": _mod,
     "floordiv": _floordiv,
     "div": _div,
+    "div_approx": _div,
     "add": lambda m, a, b: a + b,
     "sub": lambda m, a, b: a - b,
     "vector": lambda m, *xs: np.stack([full(cast("float32", x, m), m) for x in xs], axis=-1).astype(np.float64),

@@ -96,7 +96,7 @@ class Lanes:
                 x = truth(self.expr(a, env, m))
                 return ~x if isinstance(x, np.ndarray) else not x
             case ["kwcall", name, args, keywords]:
-                return self._kwcall(name, args, keywords)
+                return self._kwcall(name, args, keywords, env, m)
         raise Unsure(f"expression {e[0]!r}")
 
     def _where(self, e, cond, a, b, env, m):
@@ -181,9 +181,15 @@ class Lanes:
             raise Unsure("a component of a non-vector")
         return np.array(x[(slice(None),) + tuple(keys)])  # float64, or int64 of an integer vector
 
-    def _kwcall(self, name, args, keywords):
-        """wp.identity(n=N, dtype=wp.float32), the one keyword call the lanes evaluate."""
+    def _kwcall(self, name, args, keywords, env, m):
+        """wp.identity(n=N, dtype=wp.float32) and wp.matrix(*scalars, shape=(N, N), dtype=wp.float32),
+        the keyword calls the lanes evaluate."""
         kw = dict(keywords)
+        if name == "matrix" and set(kw) == {"shape", "dtype"} and kw["dtype"] == ["fnref", "float32"]:
+            shape = tuple(x[1] if x[0] == "c" else None for x in kw["shape"][1])
+            if shape not in ((2, 2), (3, 3), (4, 4)) or len(args) != shape[0] * shape[1]:
+                raise Unsure(f"wp.matrix of shape {shape}")
+            return self._vec(f"mat{shape[0]}{shape[1]}", [self.expr(a, env, m) for a in args], m)
         if name != "identity" or args or set(kw) != {"n", "dtype"} or kw["n"][0] != "c" or kw["dtype"][0] != "fnref":
             raise Unsure(f"keyword call {name!r}")
         n = int(kw["n"][1])

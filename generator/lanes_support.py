@@ -15,7 +15,7 @@ _STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "bre
               "ret_kernel"}
 SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)
 _CAST_DTYPES = SCALAR_DTYPES | set(SMALL_INT_DTYPES) | set(PY_CASTS) | set(CAST_FLOAT_DTYPES)
-KEYWORD_BUILTINS = frozenset({"identity"})  # the kwcalls the lanes evaluate (`Lanes._kwcall`)
+KEYWORD_BUILTINS = frozenset({"identity", "matrix"})  # the kwcalls the lanes evaluate (`Lanes._kwcall`)
 _VALUE_DTYPES = SCALAR_DTYPES | set(VEC_SHAPES)
 
 

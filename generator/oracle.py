@@ -161,8 +161,9 @@ class Interpreter:
                 return self._randf(state, bounds, env) if kind == "randf" else self._rand_int(kind, state, bounds, env)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, comps, env)
-            case ["neg", a]:
-                return -self.expr(a, env)
+            case ["neg", a]:  # Warp's scalar neg is 0 - x (native/builtin.h: -(+0.0) is +0.0), a vector's -x
+                x = self.expr(a, env)
+                return -x if isinstance(x, np.ndarray) else 0 - x
             case ["or", a, b]:
                 return bool(self.expr(a, env)) or bool(self.expr(b, env))
             case ["fld", name, field]:

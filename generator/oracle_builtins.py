@@ -292,6 +292,8 @@ BUILTINS = {
     "erfinv": erfinv,
     "erfcinv": erfcinv,
     "inverse_approx": linalg.inverse,
+    "matrix": lambda *xs, shape, dtype=None: np.array([float(x) for x in xs], dtype=np.float64).reshape(shape),
+    "div_approx": lambda a, b: a / b,  # exact on the CPU; a GPU's is within float32's tolerance
     # more scalar math (Warp's native/builtin.h formulas)
     "tan": math.tan,
     "degrees": lambda x: x * (180.0 / math.pi),

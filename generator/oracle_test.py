@@ -516,6 +516,12 @@ _WIDENED = [
     ("erfinv and erfcinv undo erf", ["bin", "+", ["call", "erfinv", [["call", "erf", [["bin", "*", X, _c(0.5)]]]]],
                                      ["call", "erfcinv", [["call", "erfc", [["bin", "*", X, _c(0.25)]]]]]],
      "float32", lambda x, k: 0.75 * x),
+    ("wp.matrix(..., shape=(2, 2))", ["call", "determinant", [["kwcall", "matrix", [X, _c(1.0), _c(2.0), _c(3.0)], [
+        ["shape", ["tuple", [_c(2, "int32"), _c(2, "int32")]]], ["dtype", ["fnref", "float32"]]]]]],
+     "float32", lambda x, k: 3.0 * x - 2.0),
+    ("div_approx", ["call", "div_approx", [X, _c(4.0)]], "float32", lambda x, k: x / 4.0),
+    ("neg is 0 - x: -(+0.0) is +0.0 (native/builtin.h), as copysign sees",
+     ["call", "copysign", [_c(2.0), ["neg", ["bin", "*", X, _c(0.0)]]]], "float32", lambda x, k: np.full_like(x, 2.0)),
     # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
     ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
     ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),

@@ -1,7 +1,7 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
 (wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f
-/ wp.mat44 constructors) and wp.identity, inverses (wp.inverse, inverse_approx) of diagonally dominant matrices,
+/ wp.mat44 constructors, the generic wp.matrix) and wp.identity, inverses (wp.inverse, inverse_approx) of diagonally dominant matrices,
 rotations from axis-angle, roll-pitch-yaw (wp.quat_rpy) or constructed (wp.quat / wp.quatf)
 quaternions (rotating directly, inversely, by the inverse, as a matrix, or by the quaternion of that
 matrix: wp.quat_from_matrix), a matrix's diagonal
@@ -77,7 +77,11 @@ def _matrix(rng, mt, vt, scal, ve):
         return ["mmul", mexpr, d] if rng.random() < 0.5 else bin_("+", mexpr, d)
     if r < 0.78:  # a wp.mat22 / wp.mat33 / wp.mat44 of scalars, row by row (wp.mat22f / mat33f: float32 names)
         ctor = mt + "f" if mt != "mat44" and rng.random() < 0.5 else mt
-        built = ["vec", ctor, [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]]
+        comps = [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]
+        built = ["vec", ctor, comps]
+        if rng.random() < 0.2:  # the generic wp.matrix(..., shape=(n, n), dtype=wp.float32)
+            built = ["kwcall", "matrix", comps, [["shape", ["tuple", [c(size, "int32"), c(size, "int32")]]],
+                                                 ["dtype", ["fnref", "float32"]]]]
         return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_("+", mexpr, built)
     if r < 0.88:  # the inverse of m[i] + s I, s > size: diagonally dominant (|m| <= 1), far from singular
         eye = ["kwcall", "identity", [], [["n", c(size, "int32")], ["dtype", ["fnref", "float32"]]]]
