@@ -43,6 +43,17 @@ def safe_div(a, b, dtype="float32"):
     return bin_("/", a, bin_("+", call("abs", b), c(1.0, dtype)))
 
 
+def _direction(e):
+    """The vector expression e without the negations, normalizations and scalings that keep its
+    direction: two vectors with one direction are parallel."""
+    while True:
+        match e:
+            case ["neg", x] | ["call", "normalize", [x]] | ["bin", "*", _, x]:
+                e = x
+            case _:
+                return e
+
+
 class FloatExprs:
     """Builds float32 expression trees over a set of leaves (loads, locals, tid casts)."""
 
@@ -243,7 +254,7 @@ class VecExprs:
             return call("normalize", self.vec(vt, depth - 1))
         if r < 0.8 and vt == "vec3":
             a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
-            if a == b:
+            if _direction(a) == _direction(b):  # parallel (cross(-p, normalize(p))): zero up to rounding
                 b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
             return call("cross", a, b)
         if r < 0.85:
