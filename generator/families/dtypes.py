@@ -41,7 +41,8 @@ def _float64_composite(rng, ex, body):
     size = shape[0] * (shape[1] if len(shape) == 2 else 1)
     body.append(["let", "d", ["vec", vt, [ex.expr(1) if rng.random() < 0.6 else ex.lit(-2, 2) for _ in range(size)]]])
     if vt == "quatd" and rng.random() < 0.5:  # Warp's rotation formula holds for any quaternion, not only unit ones
-        p, x = (["vec", "vec3d", [ex.expr(1) if rng.random() < 0.4 else ex.lit(-2, 2) for _ in range(3)]] for _ in range(2))
+        p, x = (["vec", "vec3d", [ex.expr(1) if rng.random() < 0.4 else ex.lit(-2, 2) for _ in range(3)]]
+                for _ in range(2))
         body.append(["let", "pd", call("transform_point", call("transformd", p, v("d")), x)])
         return ["comp", v("pd"), [rng.randrange(3)]]
     if rng.random() < 0.3:

@@ -1,10 +1,10 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
-(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f
-/ wp.mat44 constructors, the generic wp.matrix) and wp.identity, inverses (wp.inverse, inverse_approx) of diagonally dominant matrices,
-rotations from axis-angle, roll-pitch-yaw (wp.quat_rpy) or constructed (wp.quat / wp.quatf)
-quaternions (rotating directly, inversely, by the inverse, as a matrix, or by the quaternion of that
-matrix: wp.quat_from_matrix), a matrix's diagonal
+(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f /
+wp.mat44 constructors, the generic wp.matrix) and wp.identity, inverses (wp.inverse, inverse_approx)
+of diagonally dominant matrices, rotations from axis-angle, roll-pitch-yaw (wp.quat_rpy) or
+constructed (wp.quat / wp.quatf) quaternions (rotating directly, inversely, by the inverse, as a
+matrix, or by the quaternion of that matrix: wp.quat_from_matrix), a matrix's diagonal
 (wp.get_diag), and rigid transforms (wp.transform / transformation / transformf; applied to points
 and vectors, inverted, multiplied, taken apart)."""
 

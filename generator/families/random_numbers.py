@@ -1,6 +1,6 @@
 """Random numbers: per-thread RNG streams from wp.rand_init(seed, tid) drawn with wp.randf (and
-integers in a range: wp.randi, wp.randu), for Monte Carlo estimates, jittered data and random masks. The oracle reproduces Warp's PCG
-generator bit for bit."""
+integers in a range: wp.randi, wp.randu), for Monte Carlo estimates, jittered data and random masks.
+The oracle reproduces Warp's PCG generator bit for bit."""
 
 from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, using_all, v, with_literal
 from generator.spec import ArgSpec, KernelSpec

@@ -1,5 +1,5 @@
-"""Tile scans: inclusive and exclusive prefix sums (and running maxima / minima) of mapped tiles, combined scans, and the
-per-tile totals from a tile reduction, stored back as running sums."""
+"""Tile scans: inclusive and exclusive prefix sums (and running maxima / minima) of mapped tiles,
+combined scans, and the per-tile totals from a tile reduction, stored back as running sums."""
 
 from generator.families.tile_reduce import tile_expr, tile_load, tile_op
 from generator.grammar import c, v, with_literal
