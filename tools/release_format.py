@@ -53,13 +53,14 @@ TAIL_COLUMNS = [
 ]
 
 
-def columns(ptx_archs: list[str]) -> list[tuple[str, pa.DataType, str]]:
+def columns(ptx_archs: list[str], base: list = BASE_COLUMNS, tail: list = TAIL_COLUMNS) -> list[tuple[str, pa.DataType, str]]:
+    """A config's columns: `base`, a PTX column per arch, `tail` (the real config passes its own)."""
     ptx = [(f"ptx_{a}", pa.string(), f"PTX for {a} from NVRTC, forward kernel entry") for a in sorted(ptx_archs)]
-    return BASE_COLUMNS + ptx + TAIL_COLUMNS
+    return base + ptx + tail
 
 
-def arrow_schema(ptx_archs: list[str]) -> pa.Schema:
-    return pa.schema([(name, typ) for name, typ, _ in columns(ptx_archs)])
+def arrow_schema(ptx_archs: list[str], base: list = BASE_COLUMNS, tail: list = TAIL_COLUMNS) -> pa.Schema:
+    return pa.schema([(name, typ) for name, typ, _ in columns(ptx_archs, base, tail)])
 
 
 def lean_arrow_memory() -> None:

@@ -317,9 +317,9 @@ def read_inputs(paths: list[tuple[str, str]], threshold: float) -> list[InputDir
     codes = Codes()
     dirs = []
     for real, shown in paths:
-        harvest = real_check.harvest_manifest(real) if os.path.isdir(real) else None
-        dirs.append(read_input(real, shown, threshold, codes) if harvest is None else
-                    release_real.read_real_input(real, shown, harvest, Entries(threshold, codes), GateError))
+        harvest = os.path.isdir(real) and real_check.harvest_manifest(real) is not None
+        dirs.append(release_real.read_real_input(real, shown, Entries(threshold, codes), GateError) if harvest
+                    else read_input(real, shown, threshold, codes))
     runs = [d for d in dirs if not isinstance(d, release_real.RealInput)]
     if not runs:
         raise GateError("no generator run among the --in directories: a harvest (the real config) is released "

@@ -26,8 +26,9 @@ import pyarrow as pa
 
 import schemas
 from schemas import files
-from schemas.dataset_format import REAL_CONFIG, canonical_json, read_lines
+from schemas.dataset_format import REAL_CONFIG, canonical_json
 from schemas.release_rows import to_real_record  # noqa: F401 (re-exported for //tools:verify)
+from tools import release_format as fmt
 from validator import real as real_check
 
 SCHEMA_VERSION = schemas.REAL_SCHEMA_VERSION
@@ -54,12 +55,11 @@ TAIL = [
 
 
 def columns(ptx_archs: list[str]) -> list[tuple[str, pa.DataType, str]]:
-    ptx = [(f"ptx_{a}", pa.string(), f"PTX for {a} from NVRTC, forward kernel entry") for a in sorted(ptx_archs)]
-    return COLUMNS + ptx + TAIL
+    return fmt.columns(ptx_archs, COLUMNS, TAIL)
 
 
 def arrow_schema(ptx_archs: list[str]) -> pa.Schema:
-    return pa.schema([(name, typ) for name, typ, _ in columns(ptx_archs)])
+    return fmt.arrow_schema(ptx_archs, COLUMNS, TAIL)
 
 
 def real_id(rec: dict) -> str:
@@ -124,8 +124,6 @@ class RealInput:
     archs: list[str] = field(default_factory=list)
     records: int = 0
     left_out: collections.Counter = field(default_factory=collections.Counter)
-    run = None           # a harvest has no run.json
-
     wheel: dict = field(default_factory=dict)  # the installed wheel the provenance resolved in
 
     def to_json(self) -> dict:
@@ -136,15 +134,20 @@ class RealInput:
                 "published": len(self.entries), "left_out_by_reason": dict(sorted(self.left_out.items()))}
 
 
-def read_real_input(path: str, shown: str, m: dict, entries, gate_error) -> RealInput:
-    """The harvest at `path` (its manifest `m`), gated; its publishable records added to `entries`.
-    `gate_error`: the exception class a refusal raises (one line)."""
+def read_real_input(path: str, shown: str, entries, gate_error) -> RealInput:
+    """The harvest at `path`, gated; its publishable records added to `entries`. `gate_error`:
+    the exception class a refusal raises (one line). manifest.json and harvest.jsonl are each read
+    once: the manifest hashed is the one decoded, the line an entry points at the record gated."""
     shown = files.quote(shown)
+    lines: dict = {}
     try:
         raw = files.read_bytes(os.path.join(path, real_check.RUN_MANIFEST), real_check.RUN_MANIFEST)
-        stored, failures, digest = real_check.read_stored(path)
+        stored, failures, digest = real_check.read_stored(path, lines)
     except (files.FileRefused, real_check.HarvestRefused) as e:
         raise gate_error(f"--in {shown}: {e}") from None
+    m, why = files.decode_json(raw)
+    if why or not isinstance(m, dict) or m.get("origin") != real_check.harvest_run.ORIGIN:
+        raise gate_error(f"--in {shown}: manifest.json is not a harvest's ({why or 'origin is not real'})")
     if failures:
         raise gate_error(f"--in {shown}: {failures[0]['where']}: {files.quote(failures[0]['reason'], 300)}")
     if digest != m.get("harvest_sha256"):
@@ -159,17 +162,17 @@ def read_real_input(path: str, shown: str, m: dict, entries, gate_error) -> Real
             raise gate_error(why)
     cut = real_check.WheelCuts()
     d = RealInput(shown, m, hashlib.sha256(raw).hexdigest(), entries, records=len(stored), wheel=resolver.wheel)
-    _add_records(d, path, shown, stored, cut, gate_error)
+    _add_records(d, path, shown, stored, lines, cut, gate_error)
     if not d.entries:
         raise gate_error(f"--in {shown}: no record of the harvest is publishable "
                          f"({', '.join(f'{k} {n}' for k, n in sorted(d.left_out.items())) or 'it is empty'})")
     return d
 
 
-def _add_records(d: RealInput, path: str, shown: str, stored: list, cut: dict, gate_error) -> None:
-    """Each stored record's source checked against the wheel's cut, then published or counted."""
+def _add_records(d: RealInput, path: str, shown: str, stored: list, lines: dict, cut, gate_error) -> None:
+    """Each stored record's source checked against the wheel's cut, then published (its entry
+    points at its line, `lines`: where -> (offset, raw)) or counted."""
     records = os.path.join(path, real_check.harvest_run.RECORDS)
-    lines = {n: (offset, raw) for n, offset, raw, _, _ in read_lines(records)}
     for where, rec in stored:
         if (why := source_problem(rec, cut)) is not None:
             raise gate_error(f"{shown}/{where}: {why}")
@@ -181,5 +184,5 @@ def _add_records(d: RealInput, path: str, shown: str, stored: list, cut: dict, g
         if d.archs and archs != d.archs:
             raise gate_error(f"{shown}/{where}: PTX for {', '.join(archs)}, the harvest's other records for {', '.join(d.archs)}")
         d.archs = archs
-        offset, raw = lines[int(where.rsplit(":", 1)[1])]
+        offset, raw = lines[where]
         d.entries.add(entry_view(rec), raw, records, offset, REAL_CONFIG)

@@ -80,14 +80,15 @@ def _where(rec: dict) -> str:
     return f"{p['path']}:{p['lines'][0]}-{p['lines'][1]}{overload}"
 
 
-def read_stored(directory: str) -> tuple[list[tuple[str, dict]], list[dict], bytes]:
+def read_stored(directory: str, lines: dict | None = None) -> tuple[list[tuple[str, dict]], list[dict], bytes]:
     """(records that meet the schema as (where, record), failures of the others, the file's
-    bytes' sha256 as hex)."""
+    bytes' sha256 as hex). `lines`: filled with where -> (byte offset, raw line) of each good
+    record, from the same read."""
     path = os.path.join(directory, harvest_run.RECORDS)
     try:
         files.regular(path, harvest_run.RECORDS)
         good, failures, h = [], [], hashlib.sha256()
-        for n, _, raw, rec, why in read_lines(path):
+        for n, offset, raw, rec, why in read_lines(path):
             h.update(raw)
             where = f"{harvest_run.RECORDS}:{n}"
             problem = why or schemas.violation("real", rec)
@@ -95,6 +96,8 @@ def read_stored(directory: str) -> tuple[list[tuple[str, dict]], list[dict], byt
                 failures.append(_failure(where, None, "schema", problem if why is None else why))
             else:
                 good.append((where, rec))
+                if lines is not None:
+                    lines[where] = (offset, raw)
     except files.FileRefused as e:
         raise HarvestRefused(f"{files.quote(directory)}: {e}") from None
     return good, failures, h.hexdigest()
@@ -261,6 +264,18 @@ def check_files(m: dict, again: Reharvest, limit: int | None, digest: str) -> li
     return out
 
 
+def tally_of(stored: list, failures: list[dict]) -> tuple[int, int, CheckTally]:
+    """(records judged, records passed, the `reharvest` check's tally) of `stored` records (those
+    that met the schema) and the `failures` (schema ones included; a file-wide one names no record)."""
+    tally = CheckTally()
+    for f in failures:
+        tally.add(CHECK, "failed", f["code"])
+    failed_records = {f["where"] for f in failures} - {harvest_run.RECORDS, RUN_MANIFEST}
+    records = len(stored) + sum(1 for f in failures if f["code"] == "schema")
+    tally.add(CHECK, "passed", n=records - len(failed_records))
+    return records, records - len(failed_records), tally
+
+
 def revalidate_real(directory: str, m: dict, workers: int, quiet: bool = True) -> dict:
     """The report of re-validating the harvest in `directory` (its manifest `m`)."""
     limit = _limit(m)
@@ -271,16 +286,11 @@ def revalidate_real(directory: str, m: dict, workers: int, quiet: bool = True) -
     failures += judge(stored, again)
     if not failures:
         failures += check_files(m, again, limit, digest)
-    tally = CheckTally()
-    for f in failures:
-        tally.add(CHECK, "failed", f["code"])
-    failed_records = {f["where"] for f in failures} - {harvest_run.RECORDS, RUN_MANIFEST}
-    records = len(stored) + sum(1 for f in failures if f["code"] == "schema")
-    tally.add(CHECK, "passed", n=records - len(failed_records))
+    records, passed, tally = tally_of(stored, failures)
     reasons: dict[str, int] = {}
     for f in failures:
         reasons[f["code"]] = reasons.get(f["code"], 0) + 1
     return {"directory": os.path.abspath(directory), "kind": KIND, "records": records,
-            "passed": records - len(failed_records), "findings": {"records": 0, "failed": 0},
+            "passed": passed, "findings": {"records": 0, "failed": 0},
             "failed": len(failures), "failures_by_reason": dict(sorted(reasons.items())), "failures": failures,
             "execute_gpu": {}, "execute_gpu_notes": [], "checks": tally.to_json(), "toolchain": again.wheel}

@@ -70,11 +70,7 @@ def revalidate_rows(directory: str, m: dict, workers: int, quiet: bool = True) -
     again = real.reharvest(stored, limit, workers, harvest_run.Progress(quiet, "real kernels re-harvested"), wheel,
                            every=True)
     failures += real.judge(stored, again, complete=False)
-    tally = CheckTally()
-    for f in failures:
-        tally.add(real.CHECK, "failed", f["code"])
-    records = len(stored) + sum(1 for f in failures if f["code"] == "schema")
-    tally.add(real.CHECK, "passed", n=records - len({f["where"] for f in failures}))
+    records, _, tally = real.tally_of(stored, failures)
     return {"records": records, "failures": failures, "checks": tally.to_json()}
 
 
