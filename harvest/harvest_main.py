@@ -1,4 +1,4 @@
-"""`./bazelw run //harvest -- --out DIR [--workers W] [--limit N] [--quiet]`: harvest the
+"""`./bazelw run //harvest -- --out DIR [--workers W] [--limit N] [--under PATH] [--quiet]`: harvest the
 kernels of the installed warp-lang wheel into DIR (harvest/run.py says what it writes)."""
 
 from __future__ import annotations
@@ -30,12 +30,21 @@ def _count(flag: str):
     return parse
 
 
+def _under(value: str) -> str:
+    if not run.UNDER.match(value) or ".." in value.split("/"):
+        raise argparse.ArgumentTypeError(f"--under {value!r}: expected a path inside the wheel, such as warp/tests/")
+    return value
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = _Parser(prog="harvest", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="the directory to write harvest.jsonl and manifest.json into")
     p.add_argument("--workers", type=_count("--workers"), default=1, help="worker processes (default 1)")
     p.add_argument("--limit", type=_count("--limit"), default=None,
                    help="harvest only the first N kernels found, in (path, lines) order")
+    p.add_argument("--under", type=_under, default=None,
+                   help="harvest only the kernels of the wheel's files under this path (e.g. warp/tests/test_vec.py); "
+                        "--limit counts among them")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -77,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         with sigterm_raises():
-            m = run.harvest(out, args.workers, args.limit, run.Progress(args.quiet))
+            m = run.harvest(out, args.workers, args.limit, run.Progress(args.quiet), args.under)
     except Terminated:
         print("error: terminated (SIGTERM); nothing was written", file=sys.stderr)
         return EXIT_TERMINATED

@@ -82,7 +82,7 @@ def test_a_kernel_that_closes_over_a_local_is_counted_with_its_reason(found):
     (k,) = _find(kernels, "warp/tests/test_atomic.py", "kernel", (191, 193))
     e = extract(k)
     assert e.source is None and e.reason == "closure:dtype"
-    m = run.manifest([k], [e], [], {"warp_lang": "x", "license": "y"}, None, 1)
+    m = run.manifest([k], [e], [], {"warp_lang": "x", "license": "y"}, (None, None), 1, {})
     assert m["counts"]["skipped"] == 1 and m["skipped_by_reason"] == {"closure": 1}
     assert m["skipped_kernels"] == [{"path": k.file.path, "lines": [191, 193], "name": "kernel", "reason": "closure:dtype"}]
 
@@ -91,7 +91,7 @@ def test_every_kernel_found_is_extracted_or_skipped_with_a_reason(found):
     """Over the whole wheel: standalone + verbatim + skipped == found, per folder and in all."""
     kernels, _ = found
     extractions = extract_all(kernels)
-    m = run.manifest(kernels, extractions, [], {"warp_lang": "x", "license": "y"}, None, len(kernels))
+    m = run.manifest(kernels, extractions, [], {"warp_lang": "x", "license": "y"}, (None, None), len(kernels), {})
     for counts in [m["counts"], *m["by_directory"].values()]:
         assert counts["standalone"] + counts["verbatim"] + counts["skipped"] == counts["found"]
     assert sum(m["skipped_by_reason"].values()) == m["counts"]["skipped"] == len(m["skipped_kernels"])

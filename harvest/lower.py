@@ -25,7 +25,7 @@ import os
 import re
 import types
 
-from extractor import warp_adapter
+from extractor import launches, warp_adapter
 from extractor.warp_adapter import _Word, _header, clean, other_kernel, top_level_items  # the cut's, re-exported
 
 from harvest.discover import KERNEL_DECORATORS, dotted, warp_root
@@ -43,6 +43,7 @@ class Job:
     key: str
     name: str
     source: str
+    launch: dict | None = None  # the wheel's own run's launch of the kernel (harvest/launches.py)
 
 
 def _kernel_def(tree: ast.Module, name: str) -> ast.FunctionDef:
@@ -217,6 +218,29 @@ def _halves(jobs: list[Job], workdir: str, out: dict) -> None:
     lower(jobs[mid:], workdir, out)
 
 
+def replayed(kernel, launch: dict) -> dict:
+    """The `replay_cpu` verdict: `kernel` launched on the CPU with the recorded arguments leaves
+    every array argument as the wheel's own run left it (byte for byte)."""
+    try:
+        after = launches.replay(kernel, launch)
+    except Exception as e:  # noqa: BLE001 - a launch that does not fit, or Warp's error, is the reason
+        text = (str(e).strip().splitlines() or [""])[0]
+        return {"status": "failed", "reason": f"replay:{type(e).__name__}", "message": text[:MESSAGE_CHARS]}
+    differ = [a["name"] for a, got in zip(launch["args"], after)
+              if a["kind"] == "array" and got != (a["out"] if a["out"] is not None else a["in"])]
+    if differ:
+        return {"status": "failed", "reason": "outputs_differ",
+                "message": f"array arguments that differ from the recorded run: {', '.join(differ)}"[:MESSAGE_CHARS]}
+    return {"status": "passed"}
+
+
+def _replay_all(kernels: dict, targets: dict, out: dict) -> None:
+    """Each compiled concrete kernel with a recorded launch gets its `replay_cpu` verdict."""
+    for key, (job, _) in kernels.items():
+        if job.launch is not None and key in targets and key in out:
+            out[key]["replay_cpu"] = replayed(targets[key], job.launch)
+
+
 def lower(jobs: list[Job], workdir: str, out: dict | None = None) -> dict:
     """{result key: {"ir": ..., "cpu": verdict, "cuda": verdict}} or {"error": verdict} for each
     job (a generic kernel gives one result per overload it declares)."""
@@ -263,6 +287,8 @@ def lower(jobs: list[Job], workdir: str, out: dict | None = None) -> dict:
             if ptx is not None:
                 ir[key]["ptx"] = ptx[key]
             out[key] = {"ir": ir[key], "cpu": cpu, "cuda": cuda}
+        if cpu["status"] == "passed":
+            _replay_all(kernels, targets, out)
     except Exception as e:  # noqa: BLE001
         if len(alive) > 1:
             _unload(module, mod_name)

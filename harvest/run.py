@@ -16,6 +16,7 @@ import concurrent.futures
 import hashlib
 import multiprocessing
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from schemas.dataset_format import RUN_INFO, RUN_MANIFEST, canonical_json, prett
 
 from extractor.warp_adapter import top_level_items
 from harvest import discover as disc
+from harvest import launches
 from harvest.lower import Job, lower, plan_batches
 from harvest.standalone import extract_all
 
@@ -148,11 +150,23 @@ def canonical_ir(ir: dict | None) -> tuple[dict | None, str]:
             for t, parts in ir.items()}, "sorted"
 
 
-def _record(kernel: disc.Kernel, extraction, overload, result: dict, wheel: dict) -> dict:
+def _replay(entry: dict | None, overload, result: dict) -> tuple[dict | None, dict]:
+    """(the recorded launch or None, the `replay_cpu` verdict) of one record."""
+    if entry is None:
+        return None, {"status": "not_run", "reason": launches.NOT_LAUNCHED}
+    if entry["launch"] is None or overload is not None:
+        return None, {"status": "not_run", "reason": f"not_recordable:{entry['reason'] or 'generic'}"}
+    if "replay_cpu" in result:
+        return entry["launch"], result["replay_cpu"]
+    return entry["launch"], {"status": "not_run", "reason": "not_compiled_for_cpu"}
+
+
+def _record(kernel: disc.Kernel, extraction, overload, result: dict, wheel: dict, launch: dict | None) -> dict:
     error = result.get("error")
     cpu = error or result["cpu"]
     cuda = error or result["cuda"]
     ir, order = canonical_ir(result.get("ir"))
+    recorded, replay = _replay(launch, overload, result)
     return {
         "schema_version": schemas.REAL_SCHEMA_VERSION,
         "name": kernel.name,
@@ -165,6 +179,8 @@ def _record(kernel: disc.Kernel, extraction, overload, result: dict, wheel: dict
         "ir": ir,
         "ir_order": order,
         "compile": {"cpu": cpu, "cuda": cuda},
+        "launch": recorded,
+        "execute": {"replay_cpu": replay},
     }
 
 
@@ -172,10 +188,28 @@ def _code(reason: str) -> str:
     return reason.split(":", 1)[0]
 
 
-def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: int) -> dict:
+def _replays(records) -> dict:
+    """The records' `replay_cpu` verdicts: how many carry a recorded launch, how many replay it,
+    and why the others do not, by reason."""
+    not_run, failed = collections.Counter(), collections.Counter()
+    for r in records:
+        v = r["execute"]["replay_cpu"]
+        if v["status"] == "not_run":
+            not_run[v["reason"]] += 1
+        elif v["status"] == "failed":
+            failed[v["reason"]] += 1
+    return {"launch_recorded": sum(r["launch"] is not None for r in records),
+            "replay_cpu_passed": sum(r["execute"]["replay_cpu"]["status"] == "passed" for r in records),
+            "replay_cpu_failed_by_reason": dict(sorted(failed.items())),
+            "replay_cpu_not_run_by_reason": dict(sorted(not_run.items()))}
+
+
+def manifest(kernels, extractions, records, wheel: dict, selection: tuple, found_in_wheel: int, modules: dict) -> dict:
     """The counts: every kernel found is extracted or skipped with its reason; every record's
     CPU (LLVM) and CUDA (NVRTC, PTX) compiles, both, its CUDA text, and the failures of each by
-    reason; per folder of the wheel."""
+    reason; per folder of the wheel; the launches recorded from the wheel's test modules
+    (`modules`: harvest/launches.py's counts) and replayed. `selection`: (limit, under)."""
+    limit, under = selection
     by_dir = {d: collections.Counter() for d in disc.DIRECTORIES}
     skipped, skipped_detail, failures = collections.Counter(), collections.Counter(), collections.Counter()
     cuda_failures = collections.Counter()
@@ -216,7 +250,7 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
             "cuda_text", "expected_to_raise", "expected_to_raise_not_compiled", "both_compiled_not_expected_to_raise")
     return {
         "origin": ORIGIN, "record_schema_version": schemas.REAL_SCHEMA_VERSION, "warp_lang": wheel["warp_lang"],
-        "license": wheel["license"], "limit": limit,
+        "license": wheel["license"], "limit": limit, "under": under,
         "found_in_wheel": found_in_wheel,
         "counts": {k: total[k] for k in keys},
         "by_directory": {d: {k: c[k] for k in keys} for d, c in by_dir.items()},
@@ -225,44 +259,71 @@ def manifest(kernels, extractions, records, wheel: dict, limit, found_in_wheel: 
         "failures_by_reason": dict(sorted(failures.items())),
         "cuda_failures_by_reason": dict(sorted(cuda_failures.items())),
         "skipped_kernels": skipped_list,
+        "launches": {"test_modules": modules, **_replays(records)},
     }
 
 
-def harvest_records(workers: int, limit: int | None, progress) -> tuple[list[dict], dict, bytes]:
+UNDER = re.compile(r"^warp/[A-Za-z0-9_./-]{0,200}$")
+
+
+def select(found: list, limit: int | None, under: str | None) -> list:
+    """The kernels a harvest takes: those of the files under `under` (a path prefix inside the
+    wheel; all when None), the first `limit` of them (all when None), in (path, lines) order."""
+    if under is not None:
+        found = [k for k in found if k.file.path.startswith(under)]
+    return found[:limit] if limit else found
+
+
+def harvest_records(workers: int, limit: int | None, progress, under: str | None = None) -> tuple[list[dict], dict, bytes]:
     """(records, manifest, the bytes of harvest.jsonl) of a harvest of the installed wheel's first
-    `limit` kernels (all when None); what `harvest` writes and what //validator re-derives."""
+    `limit` kernels (all when None) under `under`; what `harvest` writes and what //validator
+    re-derives."""
     wheel = disc.wheel()
     found, _ = disc.discover()
-    kernels = found[:limit] if limit else found
+    kernels = select(found, limit, under)
     extractions = extract_all(kernels)
-    jobs = [Job(job_key(k), k.name, e.source) for k, e in zip(kernels, extractions) if e.source]
+    recorded, modules = launches.record_all({k.file.path for k in kernels}, workers)
+    jobs = jobs_of(kernels, extractions, recorded)
     progress.start(len(jobs))
     results = lower_all(jobs, workers, progress.advance) if jobs else {}
     progress.done()
-    records = records_of(kernels, extractions, results, wheel)
+    records = records_of(kernels, extractions, results, wheel, recorded)
     lines = records_bytes(records)
-    m = manifest(kernels, extractions, records, wheel, limit, len(found))
+    m = manifest(kernels, extractions, records, wheel, (limit, under), len(found), modules)
     m["harvest_sha256"] = hashlib.sha256(lines).hexdigest()
     return records, m, lines
 
 
-def records_of(kernels, extractions, results: dict, wheel: dict) -> list[dict]:
-    """The records of the extracted kernels whose jobs have results, in (path, lines, overload) order."""
+def launch_key(kernel: disc.Kernel) -> str:
+    """How harvest/launches.py names the kernel a launch ran: its file and first line."""
+    return f"{kernel.file.path}:{kernel.lines[0]}"
+
+
+def records_of(kernels, extractions, results: dict, wheel: dict, recorded: dict) -> list[dict]:
+    """The records of the extracted kernels whose jobs have results, in (path, lines, overload)
+    order; `recorded`: harvest/launches.py's launches."""
     records = []
     for k, e in zip(kernels, extractions):
         if e.source is not None:
-            records += [_record(k, e, ov, res, wheel) for ov, res in _results_of(job_key(k), results)]
+            entry = recorded.get(launch_key(k))
+            records += [_record(k, e, ov, res, wheel, entry) for ov, res in _results_of(job_key(k), results)]
     return records
+
+
+def jobs_of(kernels, extractions, recorded: dict) -> list[Job]:
+    """The lowering jobs of the extracted kernels, each with its recorded launch (if any)."""
+    return [Job(job_key(k), k.name, e.source, (recorded.get(launch_key(k)) or {}).get("launch"))
+            for k, e in zip(kernels, extractions) if e.source]
 
 
 def records_bytes(records: list[dict]) -> bytes:
     return "".join(canonical_json(r) + "\n" for r in records).encode()
 
 
-def harvest(out: str, workers: int, limit: int | None, progress) -> dict:
+def harvest(out: str, workers: int, limit: int | None, progress, under: str | None = None) -> dict:
     """Harvest into `out`; returns the manifest (with "_seconds" added, not written)."""
     t0 = time.time()
-    _, m, lines = harvest_records(workers, limit, progress)
+    _, m, lines = harvest_records(workers, limit, progress, under)
     atomic_write(os.path.join(out, RECORDS), lines)
     atomic_write(os.path.join(out, MANIFEST), pretty_json(m).encode())
     seconds = round(time.time() - t0, 1)

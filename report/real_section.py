@@ -33,7 +33,7 @@ def facts(m: dict, rows: dict[str, list[dict]], synthetic: list[str], skipped: l
     top, more, _ = top_counts(calls, TOP, skipped, "real builtins")
     not_synthetic, more_missing, _ = top_counts({b: n for b, n in calls.items() if b not in theirs}, TOP, skipped,
                                                 "real builtins missing")
-    inputs = [{"path": i["path"], "records": i["records"], "published": i["published"],
+    inputs = [{"path": i["path"], "records": i["records"], "published": i["published"], "replayed": i.get("replayed", 0),
                "left_out": top_counts(i["left_out_by_reason"], TOP, skipped, "left out")[0]} for i in real["inputs"]]
     return {"records": len(own), "by_dir": {d: dict(v, total=sum(v.values())) for d, v in sorted(by_dir.items())},
             "inputs": inputs, "builtins": len(calls), "top_builtins": top, "top_more": more,
@@ -53,13 +53,16 @@ def section(F: dict) -> list[tuple]:
     if not R:
         return []
     rows = [[u(d)] + [str(v[s]) for s in SPLITS] + [str(v["total"])] for d, v in R["by_dir"].items()]
-    inputs = "; ".join(f"{u(i['path'])}: {i['records']} records, {i['published']} publishable before deduplication, left out: "
-                       f"{_names(i['left_out'], 0)}" for i in R["inputs"])
+    inputs = "; ".join(f"{u(i['path'])}: {i['records']} records, {i['published']} publishable before deduplication "
+                       f"({i['replayed']} of them with a replayed launch), left out: {_names(i['left_out'], 0)}"
+                       for i in R["inputs"])
     return [("h", 2, "Real kernels"),
             ("p", f"The `{REAL_CONFIG}` config holds {R['records']} kernels the warp-lang wheel defines, with their "
-                  f"provenance (real record schema {u(R['record_schema_version'])}). They were not executed: there is "
-                  f"no oracle for a real kernel; `//tools:verify` re-cut their text from the installed wheel and "
-                  f"`//validator` lowers them again and requires equal code. Harvests: {inputs}."),
+                  f"provenance (real record schema {u(R['record_schema_version'])}). There is no oracle for a real "
+                  f"kernel: where the wheel's own tests launched one on the CPU, that launch is stored (its arguments "
+                  f"before and after) and the harvested kernel replays it byte for byte (`execute.replay_cpu`); "
+                  f"`//tools:verify` re-cut their text from the installed wheel and `//validator` records the "
+                  f"launches and lowers the kernels again and requires equal code and outputs. Harvests: {inputs}."),
             ("table", ["folder of the wheel"] + list(SPLITS) + ["total"], rows),
             ("p", f"They call {R['builtins']} distinct Warp builtins (kernels calling each, most first: "
                   f"{_names(R['top_builtins'], R['top_more'])}). {R['not_in_synthetic']} of them are called by no "

@@ -12,7 +12,7 @@ RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.
 RELEASE_MANIFEST_VERSION = "1.2.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
 # a record's origin: a generated kernel (pair.schema.json) or one of the warp-lang wheel (real.schema.json)
 ORIGIN_SYNTHETIC, ORIGIN_REAL = "synthetic", "real"
-REAL_SCHEMA_VERSION = "1.0.0"  # a real record, one line of //harvest's harvest.jsonl (real.schema.json)
+REAL_SCHEMA_VERSION = "1.1.0"  # a real record, one line of //harvest's harvest.jsonl (real.schema.json)
 SPEC_VERSION = 1  # a KernelSpec's JSON, the `spec` of a record (its spec_version)
 
 VERSIONS = {
@@ -59,6 +59,9 @@ RELEASE_NOTES = {
                  "with its sha256 and size",
     },
     "real": {
+        "1.1.0": "adds launch (the first CPU launch the wheel's own tests made of the kernel, its arguments before "
+                 "and after, as plain data) and execute.replay_cpu (the harvested kernel replays it byte for byte); "
+                 "1.0.0 records lack them and are refused",
         "1.0.0": "a kernel of the warp-lang wheel: its standalone source, its provenance (path inside the wheel, "
                  "lines, sha256 of the file, warp-lang version, licence, what the extraction added), the C++ and "
                  "CUDA cut from what Warp generated, and the compile verdicts; re-harvested by //validator",

@@ -42,6 +42,7 @@ def to_real_record(row: dict, schema_version: str) -> dict:
                "cuda": {"forward": row["ir_cuda_forward"], "backward": row["ir_cuda_backward"]},
                "ptx": {a: {"forward": row[f"ptx_{a}"]} for a in archs}},
         "ir_order": row["ir_order"], "compile": json.loads(row["compile"]),
+        "launch": json.loads(row["launch"]), "execute": json.loads(row["execute"]),
     }
 
 

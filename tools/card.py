@@ -150,7 +150,7 @@ def _real(real: dict | None, configs: dict) -> list[str]:
         return []
     n = configs.get(REAL_CONFIG, {}).get("records", 0)
     rows = [[i["path"], i["warp_lang"], i["license"], i["limit"] if i["limit"] is not None else "all", i["records"],
-             i["published"], ", ".join(f"{k} {v}" for k, v in i["left_out_by_reason"].items()) or "none"]
+             i["published"], i.get("replayed", 0), ", ".join(f"{k} {v}" for k, v in i["left_out_by_reason"].items()) or "none"]
             for i in real["inputs"]]
     lines = ["", f"## The {REAL_CONFIG} config", "",
              f"{n} kernels that the warp-lang wheel itself defines (its examples, tests and library: the "
@@ -162,13 +162,17 @@ def _real(real: dict | None, configs: dict) -> list[str]:
              "other record of the harvest is counted below by reason.", "",
              "What a real pair proves: the text is the wheel's (`//tools:verify` re-cuts it from the installed wheel "
              "at its provenance without importing it) and the code is what Warp generates for it (`//validator` "
-             "harvests and lowers it again and requires every field to be equal). What it does not: there is no "
-             "oracle for a real kernel, so nothing here was executed or checked for what it computes, and a real "
-             "pair has no spec, seed, inputs or outputs.", "",
+             "harvests and lowers it again and requires every field to be equal). Where the wheel's own tests "
+             "launched the kernel on the CPU, the row's `launch` holds that launch (dim, and every argument before "
+             "and after it ran, small ones only) and `execute` says whether the harvested kernel, launched again with "
+             "those arguments, left every array byte for byte as the wheel's run did (`replay_cpu`; //validator runs "
+             "the tests and the replays again). What it does not prove: there is no oracle for a real kernel, so "
+             "what it computes is checked only against the wheel's own run, and a kernel the tests never launched "
+             "(or launched with arguments that are not plain data) was not executed at all.", "",
              f"Use it held out: a model trained on the synthetic configs, scored on `{REAL_CONFIG}`, shows how it "
              "does on real Warp code. Its split follows the same skeleton rule, and the release's exact "
              f"deduplication keeps a kernel's text in `{REAL_CONFIG}`, never in a synthetic config.", ""]
-    lines += _table(["harvest", "warp-lang", "license", "limit", "records", "published", "left out"], rows)
+    lines += _table(["harvest", "warp-lang", "license", "limit", "records", "published", "replayed", "left out"], rows)
     lines += ["", f"Columns of `{REAL_CONFIG}` (real record schema {md(real['record_schema_version'])}):", ""]
     return lines + _table(["column", "type", "description"], [[x["name"], x["type"], x["description"]]
                                                             for x in real["columns"]])

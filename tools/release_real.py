@@ -11,7 +11,8 @@ with `ast`, nothing imported). The stored text is never imported or compiled her
 re-lowers a release's real rows from the wheel (validator/real_release.py).
 
 A record is published when Warp generated its code and both compilers took it (compile.cpu and
-compile.cuda passed); every other record is counted in the manifest by reason. The config's
+compile.cuda passed); every other record is counted in the manifest by reason, and the published
+ones whose recorded launch replayed (execute.replay_cpu passed) are counted as `replayed`. The config's
 rows have their own columns (`COLUMNS`): a real kernel has no spec, seed, inputs or oracle.
 """
 
@@ -49,6 +50,11 @@ TAIL = [
                                 "extraction (verbatim or standalone, with what was added) (JSON)"),
     ("ir_order", pa.string(), "module, or sorted: the wheel's own helpers Warp emitted in a varying order, sorted"),
     ("compile", pa.string(), "compile verdicts: cpu (LLVM) and cuda (NVRTC), both passed for every row (JSON)"),
+    ("launch", pa.string(), "the first CPU launch of the kernel by the wheel's own tests: dim, block_dim, each argument "
+                            "(arrays as base64 bytes before and after, dtype, shape; values as bytes) (JSON; null when "
+                            "none was recorded)"),
+    ("execute", pa.string(), "replay_cpu: the kernel launched again on the CPU with the recorded arguments left every "
+                             "array as the wheel's run did (passed), or why not (JSON)"),
     ("skeleton_hash", pa.string(), "sha256 prefix of the AST skeleton (identifiers and literals abstracted)"),
     ("split", pa.string(), "train, validation or test (from skeleton_hash)"),
 ]
@@ -80,7 +86,8 @@ def to_row(r: dict, split: str, skel_hash: str, ptx_archs: list[str]) -> dict:
     for a in sorted(ptx_archs):
         row[f"ptx_{a}"] = ir["ptx"][a]["forward"]
     row.update({"provenance": canonical_json(r["provenance"]), "ir_order": r["ir_order"],
-                "compile": canonical_json(r["compile"]), "skeleton_hash": skel_hash, "split": split})
+                "compile": canonical_json(r["compile"]), "launch": canonical_json(r["launch"]),
+                "execute": canonical_json(r["execute"]), "skeleton_hash": skel_hash, "split": split})
     return row
 
 
@@ -123,6 +130,7 @@ class RealInput:
     entries: object      # tools/release_inputs.py Entries, one per published record
     archs: list[str] = field(default_factory=list)
     records: int = 0
+    replayed: int = 0  # published records whose recorded launch replayed (execute.replay_cpu passed)
     left_out: collections.Counter = field(default_factory=collections.Counter)
     wheel: dict = field(default_factory=dict)  # the installed wheel the provenance resolved in
 
@@ -130,8 +138,9 @@ class RealInput:
         """What the release manifest says of this input: only what the gate checked or counted."""
         return {"path": self.path, "manifest_sha256": self.manifest_sha256,
                 "harvest_sha256": self.manifest["harvest_sha256"], "warp_lang": self.wheel["warp_lang"],
-                "license": self.wheel["license"], "limit": self.manifest.get("limit"), "records": self.records,
-                "published": len(self.entries), "left_out_by_reason": dict(sorted(self.left_out.items()))}
+                "license": self.wheel["license"], "limit": self.manifest.get("limit"), "under": self.manifest.get("under"),
+                "records": self.records,
+                "published": len(self.entries), "replayed": self.replayed, "left_out_by_reason": dict(sorted(self.left_out.items()))}
 
 
 def read_real_input(path: str, shown: str, entries, gate_error) -> RealInput:
@@ -153,9 +162,8 @@ def read_real_input(path: str, shown: str, entries, gate_error) -> RealInput:
     if digest != m.get("harvest_sha256"):
         raise gate_error(f"--in {shown}: harvest.jsonl's sha256 is not the manifest's harvest_sha256 "
                          f"(edited after //harvest wrote it)")
-    limit = m.get("limit")
-    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise gate_error(f"--in {shown}: manifest.json limit {files.quote(limit, 40)} is not null or a whole number >= 1")
+    if (why := real_check.selection_problem(m)) is not None:
+        raise gate_error(f"--in {shown}: manifest.json {why}")
     resolver = real_check.WheelFiles(real_check.disc.wheel())
     for where, rec in stored:
         if (why := resolver.problem(f"{shown}/{where}", rec)) is not None:
@@ -184,5 +192,6 @@ def _add_records(d: RealInput, path: str, shown: str, stored: list, lines: dict,
         if d.archs and archs != d.archs:
             raise gate_error(f"{shown}/{where}: PTX for {', '.join(archs)}, the harvest's other records for {', '.join(d.archs)}")
         d.archs = archs
+        d.replayed += rec["execute"]["replay_cpu"]["status"] == "passed"
         offset, raw = lines[where]
         d.entries.add(entry_view(rec), raw, records, offset, REAL_CONFIG)

@@ -35,7 +35,7 @@ from schemas.dataset_format import RUN_MANIFEST, canonical_json, read_lines
 
 from harvest import discover as disc
 from harvest import run as harvest_run
-from harvest.lower import Job
+from harvest import launches
 from harvest.standalone import extract_all
 from validator.reason_groups import CheckTally
 from validator.verdicts import ValidatorError
@@ -43,7 +43,8 @@ from validator.verdicts import ValidatorError
 KIND = "real"
 CHECK = "reharvest"  # the one check of a real record: equal to the validator's own harvest of it
 # fields compared in this order; the first that differs names the failure
-FIELDS = ("schema_version", "origin", "name", "overload", "provenance", "source", "ir", "ir_order", "compile")
+FIELDS = ("schema_version", "origin", "name", "overload", "provenance", "source", "ir", "ir_order", "compile",
+          "launch", "execute")
 
 
 class ProvenanceRefused(ValidatorError):
@@ -166,11 +167,22 @@ class WheelCuts:
         return self._cache[key]
 
 
-def _limit(m: dict) -> int | None:
-    limit = m.get("limit")
+def selection_problem(m: dict) -> str | None:
+    """Why a harvest manifest's (limit, under) cannot say which kernels it harvested, or None."""
+    limit, under = m.get("limit"), m.get("under")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise HarvestRefused(f"{RUN_MANIFEST}: limit {files.quote(limit, 40)} is not null or a whole number >= 1")
-    return limit
+        return f"limit {files.quote(limit, 40)} is not null or a whole number >= 1"
+    if under is not None and (not isinstance(under, str) or not harvest_run.UNDER.match(under)
+                              or ".." in under.split("/")):
+        return f"under {files.quote(under, 60)} is not null or a path inside the wheel"
+    return None
+
+
+def _selection(m: dict) -> tuple[int | None, str | None]:
+    """(limit, under): which of the wheel's kernels the harvest took (harvest/run.py `select`)."""
+    if (why := selection_problem(m)) is not None:
+        raise HarvestRefused(f"{RUN_MANIFEST}: {why}")
+    return m.get("limit"), m.get("under")
 
 
 def _first_difference(stored: dict, expected: dict) -> str | None:
@@ -189,27 +201,31 @@ class Reharvest:
     mine: dict  # (path, lines, overload) -> the validator's record, for the kernels the records name
     wheel: dict  # the running warp-lang's version and licence
     found: int  # kernels in the whole wheel (the manifest's found_in_wheel)
+    modules: dict  # the test modules run to record launches (harvest/launches.py's counts)
 
 
-def reharvest(stored: list[tuple[str, dict]], limit: int | None, workers: int, progress, wheel: dict,
+def reharvest(stored: list[tuple[str, dict]], selection: tuple, workers: int, progress, wheel: dict,
               every: bool = False) -> Reharvest:
     """The kernels at the stored records' (path, lines) found, cut and lowered again from the
     installed wheel's text (nothing of the records is used but where they point); `wheel`:
     `discover.wheel()`. `every`: all the first `limit` kernels are lowered, in the batches
     //harvest made of them, not only those the records name (a release holds a subset of a
-    harvest: measured, 45 of 2,067 kernels' code differed when lowered in the subset's batches)."""
+    harvest: measured, 45 of 2,067 kernels' code differed when lowered in the subset's batches).
+    `selection`: the harvest's (limit, under)."""
     found, _ = disc.discover()
-    kernels = found[:limit] if limit else found
+    kernels = harvest_run.select(found, *selection)
     extractions = extract_all(kernels)
     named = {(rec["provenance"]["path"], tuple(rec["provenance"]["lines"])) for _, rec in stored}
     pick = [(k, e) for k, e in zip(kernels, extractions)
             if e.source is not None and (every or (k.file.path, k.lines) in named)]
-    jobs = [Job(harvest_run.job_key(k), k.name, e.source) for k, e in pick]
+    # the launches recorded again from the wheel's own tests, as //harvest records them
+    recorded, modules = launches.record_all({k.file.path for k in kernels}, workers)
+    jobs = harvest_run.jobs_of([k for k, _ in pick], [e for _, e in pick], recorded)
     progress.start(len(jobs))
     results = harvest_run.lower_all(jobs, workers, progress.advance) if jobs else {}
     progress.done()
-    mine = harvest_run.records_of([k for k, _ in pick], [e for _, e in pick], results, wheel)
-    return Reharvest(kernels, extractions, {_key(r): r for r in mine}, wheel, len(found))
+    mine = harvest_run.records_of([k for k, _ in pick], [e for _, e in pick], results, wheel, recorded)
+    return Reharvest(kernels, extractions, {_key(r): r for r in mine}, wheel, len(found), modules)
 
 
 def judge(stored: list[tuple[str, dict]], again: Reharvest, complete: bool = True) -> list[dict]:
@@ -244,12 +260,13 @@ def judge(stored: list[tuple[str, dict]], again: Reharvest, complete: bool = Tru
     return failures
 
 
-def check_files(m: dict, again: Reharvest, limit: int | None, digest: str) -> list[dict]:
+def check_files(m: dict, again: Reharvest, selection: tuple, digest: str) -> list[dict]:
     """harvest.jsonl byte for byte the harvest's (its records in order, canonically encoded) and
     the manifest the one //harvest derives from the validator's records; run once every record
     passed and none is missing."""
     records = [again.mine[k] for k in sorted(again.mine)]
-    expected = harvest_run.manifest(again.kernels, again.extractions, records, again.wheel, limit, again.found)
+    expected = harvest_run.manifest(again.kernels, again.extractions, records, again.wheel, selection, again.found,
+                                    again.modules)
     expected["harvest_sha256"] = hashlib.sha256(harvest_run.records_bytes(records)).hexdigest()
     out = []
     if digest != expected["harvest_sha256"]:
@@ -278,14 +295,14 @@ def tally_of(stored: list, failures: list[dict]) -> tuple[int, int, CheckTally]:
 
 def revalidate_real(directory: str, m: dict, workers: int, quiet: bool = True) -> dict:
     """The report of re-validating the harvest in `directory` (its manifest `m`)."""
-    limit = _limit(m)
+    selection = _selection(m)
     stored, failures, digest = read_stored(directory)
     wheel = disc.wheel()
     check_provenance(stored, wheel)
-    again = reharvest(stored, limit, workers, harvest_run.Progress(quiet, "kernels re-harvested"), wheel)
+    again = reharvest(stored, selection, workers, harvest_run.Progress(quiet, "kernels re-harvested"), wheel)
     failures += judge(stored, again)
     if not failures:
-        failures += check_files(m, again, limit, digest)
+        failures += check_files(m, again, selection, digest)
     records, passed, tally = tally_of(stored, failures)
     reasons: dict[str, int] = {}
     for f in failures:

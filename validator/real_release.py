@@ -65,9 +65,10 @@ def revalidate_rows(directory: str, m: dict, workers: int, quiet: bool = True) -
     stored, failures = read_rows(directory, m)
     wheel = disc.wheel()
     real.check_provenance(stored, wheel)
-    limits = {i["limit"] for i in m["real"]["inputs"]}
-    limit = limits.pop() if len(limits) == 1 else None  # the harvests' own batches: all of them, or their one limit
-    again = real.reharvest(stored, limit, workers, harvest_run.Progress(quiet, "real kernels re-harvested"), wheel,
+    picks = {(i["limit"], i.get("under")) for i in m["real"]["inputs"]}
+    # the harvests' own batches: their one selection, or the whole wheel
+    selection = picks.pop() if len(picks) == 1 else (None, None)
+    again = real.reharvest(stored, selection, workers, harvest_run.Progress(quiet, "real kernels re-harvested"), wheel,
                            every=True)
     failures += real.judge(stored, again, complete=False)
     records, _, tally = real.tally_of(stored, failures)

@@ -13,6 +13,7 @@ anything is lowered.
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -130,6 +131,47 @@ def test_forged_records_fail_by_field_and_none_is_imported(harvest_dir, capsys):
     original = _records(harvest_dir)[e]
     assert "missing" in by_id[where(original)]
     assert not os.path.exists(_marker(d))
+
+
+@pytest.fixture(scope="module")
+def launched_dir():
+    """A harvest of warp/tests/test_ref.py: most of its kernels carry a launch its tests made."""
+    out = os.path.join(TMP, "launched")
+    shutil.rmtree(out, ignore_errors=True)
+    os.makedirs(out)
+    harvest_run.harvest(out, 2, None, harvest_run.Progress(True), "warp/tests/test_ref.py")
+    return out
+
+
+def test_forged_launches_fail_the_reharvest(launched_dir, capsys):
+    """Coherent forgeries of the recorded launches (the manifest's sha256 rewritten): an output
+    byte changed with replay_cpu still passed, a launch dropped (replay_cpu not_launched), another
+    kernel's launch given to a kernel the tests never launched, a failed replay turned to passed:
+    each fails `launch_mismatch` or `execute_mismatch`, the validator having recorded the
+    launches again from the wheel's own test module; the untouched records pass."""
+    d = _copy(launched_dir, "forged_launches")
+    recs = _records(d)
+    launched = [i for i, r in enumerate(recs) if r["launch"] is not None]
+    quiet = [i for i, r in enumerate(recs) if r["launch"] is None and r["compile"]["cpu"]["status"] == "passed"]
+    assert len(launched) >= 25 and quiet
+    a, b, c = launched[:3]
+    arg = next(x for x in recs[a]["launch"]["args"] if x["kind"] == "array")
+    raw = bytearray(base64.b64decode(arg["out"] or arg["in"]))
+    raw[-1] ^= 0x40
+    arg["out"] = base64.b64encode(bytes(raw)).decode()
+    recs[b]["launch"] = None
+    recs[b]["execute"]["replay_cpu"] = {"status": "not_run", "reason": "not_launched"}
+    recs[quiet[0]]["launch"] = copy.deepcopy(recs[c]["launch"])
+    recs[quiet[0]]["execute"]["replay_cpu"] = {"status": "passed"}
+    recs[c]["execute"]["replay_cpu"] = {"status": "failed", "reason": "outputs_differ", "message": "forged"}
+    _write(d, recs, manifest_too=True)
+    rc, report, _ = _validate(d, capsys)
+    assert rc == 1
+    codes = {f["id"]: f["code"] for f in report["failures"]}
+    where = real._where
+    assert codes == {where(recs[a]): "launch_mismatch", where(recs[b]): "launch_mismatch",
+                     where(recs[quiet[0]]): "launch_mismatch", where(recs[c]): "execute_mismatch"}
+    assert report["passed"] == len(recs) - 4
 
 
 def test_a_record_hidden_with_a_coherent_manifest_is_missing(harvest_dir, capsys):

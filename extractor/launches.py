@@ -1,0 +1,217 @@
+"""Warp launches on the CPU, recorded while the wheel's own code runs and replayed on a kernel.
+
+`recording(on_launch)` hooks Warp's launch (the public `wp.launch` and the one `wp.launch_tiled`
+and the library call inside Warp): each forward CPU launch of a concrete kernel is handed to
+`on_launch(kernel, launch, reason)` with either `launch`, the arguments before and after it ran
+(`encode`), or the `reason` it cannot be recorded. `replay(kernel, launch)` builds the recorded
+arguments again, launches the kernel on the CPU and returns what each array argument holds
+afterwards, for a caller to compare with what the recording saw.
+
+What a launch holds is small by construction (`CAP_BYTES` of array data, `CAP_THREADS`
+threads); it is plain data, never code: array arguments as their raw bytes (base64), their dtype
+and shape, value arguments as the bytes of the parameter's type. Struct, object-id (`uint64`),
+indexed, fabric and generic arguments, arrays that overlap, and launches over the caps are not
+recorded, each with its reason. Only this room imports `warp._src`.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import inspect
+import math
+
+import numpy as np
+
+import warp as wp
+from warp._src import context as _context
+from warp._src import types as _types
+
+CAP_BYTES = 16 * 1024  # all array arguments of one launch, before it runs (a release row stays small)
+CAP_THREADS = 1 << 16
+
+
+class NotRecordable(Exception):
+    """A launch whose arguments cannot be stored as plain data; the message is the reason code."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text.encode("ascii"), validate=True)
+
+
+def _np_dtype(scalar) -> np.dtype:
+    return np.dtype(np.bool_) if scalar is _types.bool else np.dtype(wp.dtype_to_numpy(scalar))
+
+
+def _value_type(t) -> bool:
+    return t in _types.scalar_types or t is _types.bool or _types.type_is_vector(t) or _types.type_is_matrix(t)
+
+
+def _scalar_of(t):
+    return t if t in _types.scalar_types or t is _types.bool else _types.type_scalar_type(t)
+
+
+def _array_bytes(a) -> bytes:
+    return a.numpy().tobytes() if a.size else b""
+
+
+def _encode_value(t, value) -> str:
+    if t is _types.uint64:
+        raise NotRecordable("uint64_value")  # an object's id (a mesh, a volume, ...), not data
+    if isinstance(value, _types.array) or _types.type_is_struct(type(value)):
+        raise NotRecordable("value_type")
+    raw = getattr(value, "value", value)
+    try:
+        flat = np.asarray(raw, dtype=_np_dtype(_scalar_of(t))).reshape(-1)
+    except (TypeError, ValueError) as e:
+        raise NotRecordable("value_type") from e
+    if flat.size != _types.type_length(t):
+        raise NotRecordable("value_shape")
+    return _b64(flat.tobytes())
+
+
+def _encode_array(t, value) -> dict:
+    if value is None:
+        return {"kind": "null"}
+    if type(value) is not _types.array or not value.device.is_cpu or not value.is_contiguous:
+        raise NotRecordable("array_kind")
+    if not _value_type(value.dtype) or not _types.types_equal(value.dtype, t.dtype) or value.ndim != t.ndim:
+        raise NotRecordable("array_dtype")
+    return {"kind": "array", "dtype": _types.type_repr(value.dtype), "shape": list(value.shape),
+            "in": _b64(_array_bytes(value))}
+
+
+def encode(kernel, bound: dict) -> tuple[dict, list]:
+    """(the launch before it runs, the array arguments in order, to read again after it ran);
+    raises NotRecordable."""
+    if kernel.is_generic:
+        raise NotRecordable("generic")
+    params = kernel.adj.args
+    values = list(bound.get("inputs") or []) + list(bound.get("outputs") or [])
+    if len(values) != len(params):
+        raise NotRecordable("argument_count")
+    dim = [bound["dim"]] if isinstance(bound["dim"], int) else [int(d) for d in bound["dim"]]
+    if math.prod(dim) > CAP_THREADS:
+        raise NotRecordable("over_thread_cap")
+    args, arrays, spans, total = [], [], [], 0
+    for p, v in zip(params, values):
+        if _types.is_array(p.type):
+            a = _encode_array(p.type, v)
+            if a["kind"] == "array":
+                arrays.append(v)
+                total += v.capacity
+                spans.append((v.ptr, v.ptr + v.capacity))
+        elif _value_type(p.type):
+            a = {"kind": "value", "bytes": _encode_value(p.type, v)}
+        else:
+            raise NotRecordable("struct_argument" if _types.type_is_struct(p.type) else "argument_type")
+        args.append({"name": p.label, **a})
+    if total > CAP_BYTES:
+        raise NotRecordable("over_byte_cap")
+    spans.sort()
+    if any(b[0] < a[1] for a, b in zip(spans, spans[1:]) if a[0] is not None and b[0] is not None):
+        raise NotRecordable("aliased_arrays")
+    block_dim = bound.get("block_dim")
+    return {"dim": dim, "block_dim": None if block_dim is None else int(block_dim), "args": args}, arrays
+
+
+def _bound(kernel, *args, **kwargs) -> dict:
+    b = inspect.signature(_ORIGINAL).bind(kernel, *args, **kwargs)
+    b.apply_defaults()
+    return dict(b.arguments)
+
+
+_ORIGINAL = _context.launch
+
+
+def _is_forward_cpu(bound: dict) -> bool:
+    if bound["adjoint"] or bound["record_cmd"] or bound["stream"] is not None:
+        return False
+    return _context.runtime.get_device(bound["device"]).is_cpu
+
+
+@contextlib.contextmanager
+def recording(on_launch):
+    """While open, each forward CPU launch calls `on_launch(kernel, launch or None, reason or
+    None)` after it ran; the launch itself runs as it would without the hook."""
+
+    def hooked(kernel, *args, **kwargs):
+        try:
+            bound = _bound(kernel, *args, **kwargs)
+            wanted = _is_forward_cpu(bound)
+        except Exception:  # noqa: BLE001 - Warp's own launch says what is wrong with the call
+            wanted = False
+        if not wanted:
+            return _ORIGINAL(kernel, *args, **kwargs)
+        try:
+            launch, arrays = encode(kernel, bound)
+            reason = None
+        except NotRecordable as e:
+            launch, arrays, reason = None, [], str(e)
+        result = _ORIGINAL(kernel, *args, **kwargs)
+        if launch is not None:
+            wp.synchronize_device("cpu")
+            after = iter(_b64(_array_bytes(a)) for a in arrays)
+            for arg in launch["args"]:
+                if arg["kind"] == "array":
+                    out = next(after)
+                    arg["out"] = None if out == arg["in"] else out
+        on_launch(kernel, launch, reason)
+        return result
+
+    saved = (wp.launch, _context.launch)
+    wp.launch = _context.launch = hooked
+    try:
+        yield
+    finally:
+        wp.launch, _context.launch = saved
+
+
+def _decode_value(t, text: str):
+    flat = np.frombuffer(_unb64(text), dtype=_np_dtype(_scalar_of(t)))
+    if flat.size != _types.type_length(t):
+        raise ValueError("a value argument's bytes do not fit its parameter's type")
+    if t in _types.scalar_types or t is _types.bool:
+        return t(flat[0].item()) if t is not _types.bool else bool(flat[0])
+    return t(*[x.item() for x in flat])
+
+
+def _decode_array(t, arg: dict):
+    np_dtype = _np_dtype(_scalar_of(t.dtype))
+    inner = () if t.dtype in _types.scalar_types or t.dtype is _types.bool else tuple(
+        [_types.type_length(t.dtype)] if _types.type_is_vector(t.dtype) else t.dtype._shape_)
+    shape = tuple(int(s) for s in arg["shape"])
+    data = np.frombuffer(_unb64(arg["in"]), dtype=np_dtype)
+    if len(shape) != t.ndim or data.size != math.prod(shape + inner) or _types.type_repr(t.dtype) != arg["dtype"]:
+        raise ValueError(f"array argument {arg['name']!r} does not fit its parameter")
+    return wp.array(data.reshape(shape + inner).copy(), dtype=t.dtype, shape=shape, device="cpu")
+
+
+def replay(kernel, launch: dict) -> list[str | None]:
+    """Launch `kernel` on the CPU with the recorded arguments; returns, per argument in order, the
+    base64 of an array argument's bytes after the launch (None for a value or a null array).
+    Raises ValueError where the launch does not fit the kernel's parameters or the caps."""
+    params = kernel.adj.args
+    if [p.label for p in params] != [a["name"] for a in launch["args"]]:
+        raise ValueError("the recorded arguments are not the kernel's parameters")
+    if math.prod(launch["dim"]) > CAP_THREADS or len(launch["dim"]) > 4:
+        raise ValueError("the recorded launch is over the thread cap")
+    if sum(len(a.get("in") or "") * 3 // 4 for a in launch["args"]) > CAP_BYTES + 16 * len(launch["args"]):
+        raise ValueError("the recorded arrays are over the byte cap")
+    values = []
+    for p, a in zip(params, launch["args"]):
+        if a["kind"] == "null" and _types.is_array(p.type):
+            values.append(None)
+        elif a["kind"] == "array" and _types.is_array(p.type):
+            values.append(_decode_array(p.type, a))
+        elif a["kind"] == "value" and _value_type(p.type):
+            values.append(_decode_value(p.type, a["bytes"]))
+        else:
+            raise ValueError(f"argument {a['name']!r} is not of its parameter's kind")
+    _ORIGINAL(kernel, dim=tuple(launch["dim"]), inputs=values, device="cpu", block_dim=launch["block_dim"])
+    wp.synchronize_device("cpu")
+    return [_b64(_array_bytes(v)) if isinstance(v, _types.array) else None for v in values]

@@ -1,0 +1,162 @@
+"""Real launches (harvest/launches.py, extractor/launches.py): the wheel's own test module
+`warp/tests/test_ref.py` run with Warp's launch hooked records its kernels' first CPU launches,
+the same twice; a harvest of that file replays them on its standalone kernels byte for byte; a
+launch with one output byte changed, or arguments that do not fit the kernel, fails the replay
+with its reason; what cannot be stored as plain data (a struct, an object id, aliased arrays,
+arrays over the cap) is counted with its reason, never stored."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import os
+import sys
+import tempfile
+
+import pytest
+
+from extractor import launches as hook
+from extractor import warp_adapter
+from harvest import launches, run
+from harvest.lower import Job, lower
+
+UNDER = "warp/tests/test_ref.py"
+TMP = os.environ.get("TEST_TMPDIR") or tempfile.gettempdir()
+
+
+@pytest.fixture(scope="module")
+def harvest_dir():
+    out = os.path.join(TMP, "launches_harvest")
+    os.makedirs(out, exist_ok=True)
+    run.harvest(out, 2, None, run.Progress(True), UNDER)
+    return out
+
+
+def _records(d: str) -> list[dict]:
+    with open(os.path.join(d, run.RECORDS)) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_a_harvest_replays_the_launches_the_wheel_s_own_test_made(harvest_dir):
+    """Most of test_ref.py's kernels carry a launch its tests made; every one replays; the
+    manifest counts them, and every record without a launch says why."""
+    records = _records(harvest_dir)
+    with open(os.path.join(harvest_dir, run.MANIFEST)) as f:
+        m = json.load(f)
+    with_launch = [r for r in records if r["launch"] is not None]
+    assert len(with_launch) >= 25 and m["launches"]["launch_recorded"] == len(with_launch)
+    assert all(r["execute"]["replay_cpu"]["status"] == "passed" for r in with_launch)
+    assert m["launches"]["replay_cpu_passed"] == len(with_launch)
+    assert m["launches"]["test_modules"] == {"run": 1, "ran_to_end": 1, "failed_by_reason": {}}
+    assert sum(m["launches"]["replay_cpu_not_run_by_reason"].values()) == len(records) - len(with_launch)
+    # a launch that changed something: test_ref.py's kernel_increment_local adds one to result[0]
+    (inc,) = [r for r in records if r["name"] == "kernel_increment_local"]
+    (arg,) = inc["launch"]["args"]
+    assert arg["kind"] == "array" and arg["dtype"] == "int32" and arg["shape"] == [1]
+    before, after = (int.from_bytes(base64.b64decode(arg[k]), "little", signed=True) for k in ("in", "out"))
+    assert after == before + 1
+    assert any(r["execute"]["replay_cpu"]["reason"] == launches.NOT_LAUNCHED
+               for r in records if r["launch"] is None)
+
+
+def test_recording_again_gives_the_same_launches(harvest_dir):
+    """The test module recorded again, with another worker count: the same launches."""
+    records = _records(harvest_dir)
+    again, counts = launches.record_all([UNDER], 1)
+    assert counts["ran_to_end"] == 1
+    for r in records:
+        key = f"{r['provenance']['path']}:{r['provenance']['lines'][0]}"
+        if r["launch"] is not None:
+            assert again[key]["launch"] == r["launch"], key
+
+
+def _lower_with(rec: dict, launch: dict) -> dict:
+    job = Job(f"{rec['provenance']['path']}:x", rec["name"], rec["source"], launch)
+    with tempfile.TemporaryDirectory() as d:
+        out = lower([job], d)
+    return out[job.key]["replay_cpu"]
+
+
+def test_a_forged_launch_fails_its_replay_with_its_reason(harvest_dir):
+    """Through //harvest's lowering: the recorded launch replays; one output byte changed fails
+    `outputs_differ`; an argument renamed or a shape that does not fit the bytes fails `replay:`."""
+    rec = next(r for r in _records(harvest_dir) if r["name"] == "kernel_increment_local")
+    assert _lower_with(rec, rec["launch"]) == {"status": "passed"}
+    forged = copy.deepcopy(rec["launch"])
+    raw = bytearray(base64.b64decode(forged["args"][0]["out"]))
+    raw[0] ^= 1
+    forged["args"][0]["out"] = base64.b64encode(bytes(raw)).decode()
+    v = _lower_with(rec, forged)
+    assert v["status"] == "failed" and v["reason"] == "outputs_differ" and "result" in v["message"]
+    renamed = copy.deepcopy(rec["launch"])
+    renamed["args"][0]["name"] = "other"
+    assert _lower_with(rec, renamed)["reason"] == "replay:ValueError"
+    misfit = copy.deepcopy(rec["launch"])
+    misfit["args"][0]["shape"] = [2]
+    assert _lower_with(rec, misfit)["reason"] == "replay:ValueError"
+    huge = copy.deepcopy(rec["launch"])
+    huge["dim"] = [hook.CAP_THREADS + 1]
+    assert _lower_with(rec, huge)["reason"] == "replay:ValueError"
+
+
+KERNELS = '''
+import warp as wp
+
+@wp.struct
+class S:
+    a: float
+
+@wp.kernel
+def with_struct(s: S, x: wp.array(dtype=float)):
+    x[0] = s.a
+
+@wp.kernel
+def with_id(m: wp.uint64, x: wp.array(dtype=float)):
+    x[0] = float(m)
+
+@wp.kernel
+def noop(x: wp.array(dtype=float)):
+    pass
+
+@wp.kernel
+def add(x: wp.array(dtype=float), y: wp.array(dtype=float), v: wp.vec3):
+    i = wp.tid()
+    y[i] = x[i] + v[1]
+'''
+
+
+def test_what_cannot_be_stored_as_data_is_counted_with_its_reason(tmp_path):
+    """A struct argument, a uint64 (an object's id), one array passed twice, arrays over the byte
+    cap and a launch over the thread cap: each recorded as its reason, with no launch; a plain
+    launch is recorded with its vec3 value and its output."""
+    import warp as wp
+
+    path = tmp_path / "kernels_for_hook.py"
+    path.write_text(KERNELS)
+    mod = warp_adapter.import_source(KERNELS, str(path), "kernels_for_hook")
+    seen = []
+    x = wp.zeros(4, dtype=float, device="cpu")
+    y = wp.zeros(4, dtype=float, device="cpu")
+    big = wp.zeros(hook.CAP_BYTES // 4 + 1, dtype=float, device="cpu")
+    with hook.recording(lambda k, launch, reason: seen.append((k.key, launch, reason))):
+        s = mod.S()
+        s.a = 2.0
+        wp.launch(mod.with_struct, dim=1, inputs=[s, x], device="cpu")
+        wp.launch(mod.with_id, dim=1, inputs=[7, x], device="cpu")
+        wp.launch(mod.add, dim=4, inputs=[x, x, wp.vec3(1.0, 2.0, 3.0)], device="cpu")
+        wp.launch(mod.add, dim=1, inputs=[big, y, wp.vec3(0.0)], device="cpu")
+        wp.launch(mod.noop, dim=hook.CAP_THREADS + 1, inputs=[x], device="cpu")
+        wp.launch(mod.add, dim=4, inputs=[x, y, wp.vec3(1.0, 2.0, 3.0)], device="cpu")
+    reasons = [(k, r) for k, launch, r in seen if launch is None]
+    assert reasons == [("with_struct", "struct_argument"), ("with_id", "uint64_value"), ("add", "aliased_arrays"),
+                       ("add", "over_byte_cap"), ("noop", "over_thread_cap")]
+    (_, launch, _), = [s for s in seen if s[1] is not None]
+    assert launch["dim"] == [4] and [a["kind"] for a in launch["args"]] == ["array", "array", "value"]
+    assert launch["args"][0]["out"] is None  # x is only read
+    assert list(base64.b64decode(launch["args"][1]["out"])) == list(bytes(y.numpy().tobytes()))
+    assert hook.replay(mod.add, launch)[1] == launch["args"][1]["out"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
