@@ -222,13 +222,15 @@ def _capture_codegen_notes(into: list):
         _codegen.log_debug = real
 
 
-_MISSING = re.compile(r"void\s+adj_(\w+)\s*\([^)]*\)\s*\{\s*//\s*MISSINGADJOINT")
+# `{ // MISSINGADJOINT` or, inside a macro's lines (each ending in a backslash), `{ \ /* MISSINGADJOINT`
+# (Warp 1.19's frac, rint, floordiv, step, nonzero, floor, ... are declared that way)
+_MISSING = re.compile(r"void\s+adj_(\w+)\s*\([^)]*\)\s*(?:\\\s*)?\{\s*(?:\\\s*)?(?://|/\*)\s*MISSINGADJOINT")
 
 
 @functools.lru_cache(maxsize=None)
 def missing_adjoints() -> dict[str, str]:
     """The builtins whose adjoint the installed Warp leaves unimplemented, read from its native
-    headers (an empty body marked `// MISSINGADJOINT`): {name: header file}."""
+    headers (an empty body marked `// MISSINGADJOINT` or `/* MISSINGADJOINT */`): {name: header file}."""
     native = os.path.join(os.path.dirname(wp.__file__), "native")
     found = {}
     for path in sorted(glob.glob(os.path.join(native, "*.h"))):

@@ -49,7 +49,9 @@ class FloatExprs:
     UNARY = ("sin", "cos", "tanh", "abs", "sqrt", "log", "exp", "neg")
     # the wider builtin set (arith family): each guarded into its safe domain below
     MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2",
-                    "sign", "round", "radians", "lerp")
+                    "sign", "round", "radians", "lerp", "tan", "degrees", "erf", "erfc", "cbrt", "frac", "rint",
+                    "copysign", "step", "nonzero", "smoothstep", "mod", "floordiv", "isfinite", "isnan", "isinf",
+                    "add", "sub", "div")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
     def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
@@ -87,6 +89,34 @@ class FloatExprs:
             return call("atan2", a, bin_("+", call("abs", self.leaf()), self.lit(0.5, 2.0)))
         if fn == "lerp":  # from a toward another leaf, a literal fraction of the way
             return call("lerp", a, self.leaf(), self.lit(0.0, 1.0))
+        return self.unary_more(fn, a)
+
+    def unary_more(self, fn, a):
+        """The rest of MATH: tan away from its poles, cbrt away from its infinite slope at 0,
+        fmod (wp.mod) and floor division by a positive literal (Warp's mod has no adjoint in its
+        divisor), step and nonzero (0 or 1) scaling a leaf, smoothstep between two literal edges,
+        a finiteness test guarding the value it tests, add / sub / div of a second operand."""
+        dt = self.dt
+        if fn == "tan":  # |a| <= 1.25 < pi / 2
+            return call("tan", call("clamp", a, c(-1.25, dt), c(1.25, dt)))
+        if fn == "cbrt":
+            return call("cbrt", bin_("+", call("abs", a), self.lit(0.5, 2.0)))
+        if fn in ("mod", "floordiv"):
+            return call(fn, a, self.lit(0.5, 3.0))
+        if fn == "copysign":  # the sign of an input or literal (exact on both sides of the check)
+            return call("copysign", a, self.leaf())
+        if fn in ("step", "nonzero"):
+            return bin_("*", call(fn, a), self.leaf())
+        if fn == "smoothstep":
+            return call("smoothstep", self.lit(-3.0, -0.5), self.lit(0.5, 3.0), a)
+        if fn == "isfinite":
+            return ["where", call("isfinite", a), a, self.lit()]
+        if fn in ("isnan", "isinf"):
+            return ["where", call(fn, a), self.lit(), a]
+        if fn in ("add", "sub"):
+            return call(fn, a, self.leaf())
+        if fn == "div":
+            return call("div", a, bin_("+", call("abs", self.leaf()), self.lit(1.0, 2.0)))
         return call(fn, a)
 
     def cond(self, depth: int):
@@ -217,7 +247,15 @@ class VecExprs:
             # cross product with the undivided vector would then be zero up to rounding)
             safe = ["vec", vt, [bin_("+", call("abs", self.scalar(depth - 2)), c(1.0 + 0.5 * k)) for k in range(n)]]
             return call("cw_div", self.vec(vt, depth - 1), safe)
-        return ["vec", vt, [self.scalar(depth - 1) for _ in range(n)]]
+        if r < 0.93 and vt == "vec3":  # one half of a spatial vector (6 components) of two vec3s
+            a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
+            return call(rng.choice(("spatial_top", "spatial_bottom")), call("spatial_vector", a, b))
+        comps = [self.scalar(depth - 1) for _ in range(n)]
+        if rng.random() < 0.3:  # wp.vector(x, y, z): the generic constructor (float32 components)
+            return call("vector", *comps)
+        if vt == "vec4" and rng.random() < 0.3:
+            return ["vec", "vec4f", comps]
+        return ["vec", vt, comps]
 
     def scalar(self, depth: int):
         rng = self.rng
@@ -234,6 +272,9 @@ class VecExprs:
         if r < 0.85:
             e = self.vec(vt, depth - 1)
             return ["comp", e, [rng.randrange(VEC_LEN[vt])]]
+        if r < 0.88 and vt == "vec3":  # the dot product of two spatial vectors: dot(a, c) + dot(b, d)
+            return call("spatial_dot", call("spatial_vector", self.vec(vt, depth - 1), self.vec(vt, depth - 1)),
+                        call("spatial_vector", self.vec(vt, depth - 1), self.vec(vt, depth - 1)))
         a, b = self.scalar(depth - 1), self.s.expr(depth - 1)
         if a == b:  # x - x teaches nothing
             b = self.s.lit()

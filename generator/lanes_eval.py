@@ -78,6 +78,8 @@ class Lanes:
                 return self._randf(state, bounds, env, m)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, [self.expr(a, env, m) for a in comps], m)
+            case ["tuple", items]:  # atomic_cas's (compare, value)
+                return tuple(self.expr(a, env, m) for a in items)
             case ["neg", a]:
                 return negate(self.expr(a, env, m))
             case ["or", a, b]:

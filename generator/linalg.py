@@ -75,6 +75,21 @@ def det(m):
     raise ValueError(f"determinant of a {n}x{n} matrix")
 
 
+def inverse(m):
+    """The inverse of m[..., n, n] (n in 2, 3, 4): the adjugate (cofactors by `det` of the minors)
+    over the determinant, entry by entry in one order (the grammar inverts diagonally dominant
+    matrices only, far from singular)."""
+    n = m.shape[-1]
+    d = det(m)
+    out = np.empty(m.shape, dtype=np.float64)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(m, i, axis=-2), j, axis=-1)
+            cof = minor[..., 0, 0] if n == 2 else det(minor)
+            out[..., j, i] = (cof if (i + j) % 2 == 0 else -cof) / d
+    return out
+
+
 def ddot(a, b):
     """sum_ij a[..., i, j] * b[..., i, j], rows then columns in order (Warp's ddot, native/mat.h)."""
     rows, cols = a.shape[-2], a.shape[-1]

@@ -93,6 +93,11 @@ def atomic(arr, op: str, idx: tuple, v) -> None:
         arr[idx] = min(arr[idx], v)
     elif op == "max":
         arr[idx] = max(arr[idx], v)
+    elif op == "exch":
+        arr[idx] = v
+    elif op == "cas":  # v: (compare, value)
+        if arr[idx] == v[0]:
+            arr[idx] = v[1]
     else:
         raise ValueError(op)
 

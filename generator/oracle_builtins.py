@@ -98,6 +98,45 @@ def _round(x):
     return math.copysign(float(r + 1 if a - r >= 0.5 else r), x)
 
 
+def _rint(x):
+    # C's rint (round half to even, the sign of x kept: rint(-0.4) = -0.0); Python's round() is half to even
+    return math.copysign(float(round(x)), x)
+
+
+def _frac(x):
+    # Warp's frac (native/builtin.h): x - trunc(x), with C's trunc keeping the sign (frac(-0.0) = 0.0)
+    return x - math.copysign(float(math.trunc(x)), x)
+
+
+def _smoothstep(edge0, edge1, x):
+    # Warp's formula (native/builtin.h): t = clamp((x - edge0) / (edge1 - edge0), 0, 1), t * t * (3 - 2 t)
+    t = _clamp((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _mod(a, b):
+    # Warp's mod: C's truncated remainder (fmod on floats, % on integers), the sign of a
+    if isinstance(a, int) and isinstance(b, int):
+        r = abs(a) % abs(b)
+        return r if a >= 0 else -r
+    return math.fmod(a, b)
+
+
+def _floordiv(a, b):
+    # Warp's floordiv: floor(a / b) on floats, floor division on integers (Python's //)
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    return float(math.floor(a / b))
+
+
+def _div(a, b):
+    # Warp's div: a / b, truncated toward zero on integers (C)
+    if isinstance(a, int) and isinstance(b, int):
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+    return a / b
+
+
 def _identity(n, dtype=None):
     return np.eye(n, dtype=np.float64)
 
@@ -189,6 +228,37 @@ BUILTINS = {
     "ddot": lambda a, b: float(linalg.ddot(a, b)),
     "matrix_from_rows": lambda *rows: np.stack(rows, axis=0),
     "matrix_from_cols": lambda *cols: np.stack(cols, axis=1),
+    # the generic vector constructor, spatial vectors (6 components: top, bottom), matrix inverse
+    "vector": lambda *xs: np.array([float(x) for x in xs], dtype=np.float64),
+    "spatial_vector": lambda *xs: (np.concatenate([np.asarray(x, dtype=np.float64) for x in xs]) if len(xs) == 2
+                                   else np.array([float(x) for x in xs], dtype=np.float64)),
+    "spatial_top": lambda s: np.array(s[:3], dtype=np.float64),
+    "spatial_bottom": lambda s: np.array(s[3:], dtype=np.float64),
+    "spatial_dot": lambda a, b: float(linalg.dot(a, b)),
+    "inverse": linalg.inverse,
+    "get_diag": lambda m: np.array(np.diagonal(m), dtype=np.float64),
+    "transformation": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformf": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    # more scalar math (Warp's native/builtin.h formulas)
+    "tan": math.tan,
+    "degrees": lambda x: x * (180.0 / math.pi),
+    "erf": math.erf,
+    "erfc": math.erfc,
+    "cbrt": math.cbrt,
+    "frac": _frac,
+    "rint": _rint,
+    "copysign": math.copysign,
+    "step": lambda x: 1.0 if x < 0 else 0.0,  # Warp's step: 1 where x < 0 (not GLSL's)
+    "nonzero": lambda x: 0.0 if x == 0 else 1.0,
+    "smoothstep": _smoothstep,
+    "mod": _mod,
+    "floordiv": _floordiv,
+    "isfinite": math.isfinite,
+    "isnan": math.isnan,
+    "isinf": math.isinf,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "div": _div,
 }
 
 # builtins a kernel calls by Python's bare name, not as wp.NAME: len(v) of a vector; with the casts

@@ -132,6 +132,31 @@ def test_atomic_sub_and_the_bitwise_atomics_match_numpy_on_both_paths():
     assert all(seen[op] >= 3 for op in ("sub", "or", "xor")) and seen["and"] >= 1, seen
 
 
+def test_atomic_exch_and_cas_flags_are_the_bins_of_the_flagging_threads_on_both_paths():
+    """The atomics family's flags: wp.atomic_exch(flag, b, k) and wp.atomic_cas(flag, b, 0, k) under
+    `val < t` / `val > t` leave k in exactly the bins of the threads whose value passes, 0
+    elsewhere, whatever the threads' order; both oracle paths agree, and the lanes are sure."""
+    seen = collections.Counter()
+    for seed in range(400):
+        spec = build_spec("atomics", seed)
+        flag = [s for s in spec.body if s[0] == "if" and s[2][0][0] == "atomic" and s[2][0][2] == "flag"]
+        if not flag or len(flag[0][2][0][3]) != 1:
+            continue
+        (_, (_, op, val, lit), ((_, kind, _, _, value),), _, _), = flag
+        k = value[1][1][1] if kind == "cas" else value[1]
+        inputs = make_inputs(spec, 0)
+        assert _same(spec, inputs), spec.name
+        outs = oracle.run_oracle(spec, inputs)
+        vals = np.array([oracle.Interpreter(spec, {a: np.array(x) for a, x in inputs.items()}, {}).expr(
+            spec.body[1][2], {"i": i, "b": int(inputs["key"][i])}) for i in range(spec.dim[0])])
+        passing = vals < lit[1] if op == "<" else vals > lit[1]
+        want = np.zeros_like(outs["flag"])
+        want[np.asarray(inputs["key"])[passing]] = k
+        assert np.array_equal(outs["flag"], want), spec.name
+        seen[kind] += 1
+    assert seen["exch"] >= 3 and seen["cas"] >= 3, seen
+
+
 def test_constant_tiles_are_numpy_s_and_always_beside_an_input_s_tile():
     """tile_reduce's tile_ones / tile_full / tile_arange: the oracle gives NumPy's ones, full and
     arange, and every constant tile is the right operand of a + or - whose left operand holds a
@@ -413,6 +438,7 @@ X, K = ["ld", "x", [I]], ["ld", "k", [I]]
 _EYE3 = ["kwcall", "identity", [], [["n", _c(3, "int32")], ["dtype", ["fnref", "float32"]]]]
 _M_ROWS = ["call", "matrix_from_rows", [["vec", "vec2", [X, _c(1.0)]], ["vec", "vec2", [_c(2.0), _c(3.0)]]]]
 _M_COLS = ["call", "matrix_from_cols", [["vec", "vec2", [X, _c(1.0)]], ["vec", "vec2", [_c(2.0), _c(3.0)]]]]
+_SV = ["call", "spatial_vector", [["vec", "vec3", [_c(1.0), X, _c(2.0)]], ["vec", "vec3", [X, _c(1.0), _c(1.0)]]]]
 _WIDENED = [
     # (case, expression, output dtype, expected(x, k) in NumPy)
     ("uint8 wraps", ["cast", "int32", ["cast", "uint8", ["bin", "-", ["bin", "*", K, _c(37, "int32")], _c(500, "int32")]]],
@@ -451,6 +477,42 @@ _WIDENED = [
      "float32", lambda x, k: x),
     ("cw_div", ["comp", ["call", "cw_div", [["vec", "vec3", [X, _c(3.0), X]], ["vec", "vec3", [_c(2.0), _c(4.0), _c(8.0)]]]], [2]],
      "float32", lambda x, k: x / 8.0),
+    ("wp.vector", ["comp", ["call", "vector", [_c(1.0), X, _c(2.0)]], [1]], "float32", lambda x, k: x),
+    ("spatial_vector, _top, _bottom", ["comp", ["bin", "-", ["call", "spatial_bottom", [_SV]], ["call", "spatial_top", [_SV]]], [0]],
+     "float32", lambda x, k: x - 1.0),
+    ("spatial_dot", ["call", "spatial_dot", [_SV, _SV]], "float32", lambda x, k: 2.0 * x * x + 7.0),
+    ("inverse", ["comp", ["call", "inverse", [["vec", "mat22", [_c(4.0), X, _c(0.0), _c(2.0)]]]], [0, 1]], "float32",
+     lambda x, k: -x / 8.0),
+    ("mat44 / mat33f / vec4f", ["bin", "+", ["call", "determinant", [["vec", "mat44", [X] + [_c(0.0)] * 4 + [_c(1.0)] + [_c(0.0)] * 4
+                                                                     + [_c(2.0)] + [_c(0.0)] * 4 + [_c(1.0)]]]],
+                               ["bin", "+", ["call", "trace", [["vec", "mat33f", [X] + [_c(1.0)] * 8]]],
+                                ["comp", ["vec", "vec4f", [X, X, X, _c(3.0)]], [3]]]],
+     "float32", lambda x, k: 3.0 * x + 5.0),
+    ("get_diag", ["call", "dot", [["call", "get_diag", [["vec", "mat22", [X, _c(5.0), _c(6.0), _c(2.0)]]]],
+                                  ["vec", "vec2", [_c(1.0), _c(3.0)]]]], "float32", lambda x, k: x + 6.0),
+    ("transformation / transformf", ["comp", ["call", "transform_point", [
+        ["call", "transform_multiply", [["call", "transformation", [["vec", "vec3", [X, _c(0.0), _c(0.0)]], ["call", "quat_identity", []]]],
+                                        ["call", "transformf", [["vec", "vec3", [_c(1.0), _c(0.0), _c(0.0)]], ["call", "quat_identity", []]]]]],
+        ["vec", "vec3", [_c(2.0), _c(0.0), _c(0.0)]]]], [0]], "float32", lambda x, k: x + 3.0),
+    # more scalar math (Warp's native/builtin.h formulas), against NumPy / SciPy-free closed forms
+    ("tan", ["call", "tan", [X]], "float32", lambda x, k: np.tan(x)),
+    ("degrees", ["call", "degrees", [X]], "float32", lambda x, k: np.degrees(x)),
+    ("erf and erfc", ["bin", "+", ["call", "erf", [X]], ["call", "erfc", [X]]], "float32", lambda x, k: np.ones_like(x)),
+    ("cbrt", ["call", "cbrt", [X]], "float32", lambda x, k: np.cbrt(x)),
+    ("frac", ["call", "frac", [X]], "float32", lambda x, k: x - np.trunc(x)),
+    ("rint: half to even", ["call", "rint", [X]], "float32", lambda x, k: np.rint(x)),
+    ("copysign", ["call", "copysign", [_c(2.0), X]], "float32", lambda x, k: np.copysign(2.0, x)),
+    ("step: 1 below 0", ["call", "step", [X]], "float32", lambda x, k: (x < 0).astype(np.float64)),
+    ("nonzero", ["call", "nonzero", [X]], "float32", lambda x, k: (x != 0).astype(np.float64)),
+    ("smoothstep", ["call", "smoothstep", [_c(-1.0), _c(2.0), X]], "float32",
+     lambda x, k: np.clip((x + 1.0) / 3.0, 0, 1) ** 2 * (3.0 - 2.0 * np.clip((x + 1.0) / 3.0, 0, 1))),
+    ("mod: fmod", ["call", "mod", [X, _c(0.75)]], "float32", lambda x, k: np.fmod(x, 0.75)),
+    ("floordiv", ["call", "floordiv", [X, _c(0.75)]], "float32", lambda x, k: np.floor(x / 0.75)),
+    ("add, sub, div", ["call", "sub", [["call", "add", [X, _c(3.0)]], ["call", "div", [X, _c(4.0)]]]], "float32",
+     lambda x, k: x + 3.0 - x / 4.0),
+    ("isfinite, isnan, isinf", ["where", ["call", "isfinite", [X]],
+                                ["where", ["or", ["call", "isnan", [X]], ["call", "isinf", [X]]], _c(7.0), X], _c(9.0)],
+     "float32", lambda x, k: x),
 ]
 
 
@@ -575,6 +637,19 @@ def test_quaternion_and_transform_builtins_keep_their_identities_on_both_paths()
         assert lanes["quat_inverse"][i].tobytes() == B["quat_inverse"](q[i]).tobytes()
         assert all(lanes["transform_inverse"][k][i].tobytes() == inv[k].tobytes() for k in (0, 1))
         assert lanes["transform_vector"][i].tobytes() == B["transform_vector"](tf, x[i]).tobytes()
+
+
+def test_the_inverse_is_numpy_s_and_one_thread_s_bits_in_a_stack():
+    """linalg.inverse (adjugate over determinant, no LAPACK) of diagonally dominant 2x2, 3x3 and
+    4x4 matrices (the matrix family's m + s I, s > n) is np.linalg.inv's to 1e-12, and a stack of
+    matrices gives each one's bits."""
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 4):
+        stack = rng.uniform(-1, 1, (8, n, n)) + (n + 1) * np.eye(n)
+        inv = oracle.linalg.inverse(stack)
+        assert np.allclose(inv, np.linalg.inv(stack), rtol=1e-12, atol=1e-12)
+        for k in range(8):
+            assert oracle.BUILTINS["inverse"](stack[k]).tobytes() == inv[k].tobytes()
 
 
 if __name__ == "__main__":

@@ -103,7 +103,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
             lines.append(f"{pad}{s[1]}[{idx}] = {render_expr(s[3])}")
         elif tag == "atomic":
             idx = ", ".join(render_expr(i) for i in s[3])
-            lines.append(f"{pad}wp.atomic_{s[1]}({s[2]}, {idx}, {render_expr(s[4])})")
+            value = ", ".join(render_expr(x) for x in s[4][1]) if s[1] == "cas" else render_expr(s[4])
+            lines.append(f"{pad}wp.atomic_{s[1]}({s[2]}, {idx}, {value})")
         elif tag == "if":
             lines.append(f"{pad}if {render_expr(s[1])}:")
             lines += render_block(s[2], depth + 1) or [pad + INDENT + "pass"]

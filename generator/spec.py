@@ -41,7 +41,8 @@ Statements:
   ["set", name, expr]            re-assignment
   ["aug", name, op, expr]        name op= expr  (op in + - *)
   ["store", array, [index...], expr]
-  ["atomic", op, array, [index...], expr]       wp.atomic_<op>, op in ATOMIC_OPS
+  ["atomic", op, array, [index...], expr]       wp.atomic_<op>, op in ATOMIC_OPS (cas: expr is
+                                 ["tuple", [compare, value]], wp.atomic_cas(array, index, compare, value))
   ["if", cond, [then...], [[cond, [body...]]...], [else...]]
   ["for", var, start, stop, [body...]]          for var in range(start, stop)
   ["while", cond, [body...]]                    the grammar makes every while terminate
@@ -69,7 +70,7 @@ SPEC_VERSION = schemas.SPEC_VERSION
 FLOAT_DTYPES = ("float16", "float32", "float64")
 # the wp.atomic_<op>s the grammar writes (as statements): add and sub of any value, min and max,
 # and the bitwise and, or and xor of integers (which Warp defines for integer arrays only)
-ATOMIC_OPS = ("add", "sub", "min", "max", "and", "or", "xor")
+ATOMIC_OPS = ("add", "sub", "min", "max", "and", "or", "xor", "exch", "cas")
 BITWISE_ATOMICS = ("and", "or", "xor")
 INT_DTYPES = ("int32", "int64", "uint32")
 # float32 vector types: name -> shape of one element
@@ -88,6 +89,7 @@ CAST_FLOAT_DTYPES = ("bfloat16",)
 VALUE_VEC_TYPES = {
     "vec2i": ((2,), "int32"), "vec3i": ((3,), "int32"), "vec4i": ((4,), "int32"),
     "vec2f": ((2,), "float32"), "vec3f": ((3,), "float32"), "mat22f": ((2, 2), "float32"), "quatf": ((4,), "float32"),
+    "vec4f": ((4,), "float32"), "mat33f": ((3, 3), "float32"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
 }
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once

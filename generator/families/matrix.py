@@ -1,9 +1,11 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
-(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33
-constructors) and wp.identity, rotations from axis-angle or constructed (wp.quat / wp.quatf)
-quaternions (rotating directly, inversely, by the inverse, or as a matrix), and rigid transforms
-(applied to points and vectors, inverted, multiplied, taken apart)."""
+(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f
+/ wp.mat44 constructors) and wp.identity, inverses (wp.inverse) of diagonally dominant matrices,
+rotations from axis-angle or constructed (wp.quat / wp.quatf)
+quaternions (rotating directly, inversely, by the inverse, or as a matrix), a matrix's diagonal
+(wp.get_diag), and rigid transforms (wp.transform / transformation / transformf; applied to points
+and vectors, inverted, multiplied, taken apart)."""
 
 from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, mentions, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -41,8 +43,8 @@ def _matrices(rng, name, seed, n):
     if rng.random() < 0.6:
         outs.append(ArgSpec("det", "array", "float32", (n,), role="out"))
         r = rng.random()  # the determinant, the trace, or the double dot product with m[i]
-        e = call("determinant", v("a")) if r < 0.6 else call("trace", v("a")) if r < 0.8 else \
-            call("ddot", v("a"), ld("m", v("i")))
+        e = call("determinant", v("a")) if r < 0.55 else call("trace", v("a")) if r < 0.75 else \
+            call("ddot", v("a"), ld("m", v("i"))) if r < 0.9 else call("dot", call("get_diag", v("a")), ld("x", v("i")))
         if rng.random() < 0.5:
             e = bin_("+", e, ["comp", v("a"), [rng.randrange(2), rng.randrange(2)]])
         body.append(["store", "det", [v("i")], e])
@@ -72,10 +74,14 @@ def _matrix(rng, mt, vt, scal, ve):
             return bin_("+", mexpr, bin_("*", scal.lit(0.5, 2.0), eye))
         d = call("diag", ve.vec(vt, 1))
         return ["mmul", mexpr, d] if rng.random() < 0.5 else bin_("+", mexpr, d)
-    if r < 0.78 and size < 4:  # a wp.mat22 / wp.mat33 of scalars, row by row
-        ctor = "mat22f" if mt == "mat22" and rng.random() < 0.5 else mt  # wp.mat22f: mat22's float32 name
+    if r < 0.78:  # a wp.mat22 / wp.mat33 / wp.mat44 of scalars, row by row (wp.mat22f / mat33f: float32 names)
+        ctor = mt + "f" if mt != "mat44" and rng.random() < 0.5 else mt
         built = ["vec", ctor, [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]]
         return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_("+", mexpr, built)
+    if r < 0.88:  # the inverse of m[i] + s I, s > size: diagonally dominant (|m| <= 1), far from singular
+        eye = ["kwcall", "identity", [], [["n", c(size, "int32")], ["dtype", ["fnref", "float32"]]]]
+        inv = call("inverse", bin_("+", mexpr, bin_("*", scal.lit(size + 1, size + 3), eye)))
+        return ["mmul", mexpr, inv] if rng.random() < 0.5 else bin_("+", mexpr, inv)
     return mexpr
 
 
@@ -84,7 +90,8 @@ def _transformed(rng, op, scal, pt):
     transform_vector plus the transform's translation; transform_point of its inverse; or of its
     product with a second transform (a literal translation with the identity rotation, an
     axis-angle one, or the identity transform), applied whole or by its rotation and translation."""
-    tf = call("transform", ld("t", v("i")), v("q"))
+    # wp.transformation and wp.transformf: the same rigid transform under its other names
+    tf = call(rng.choice(("transform", "transform", "transformation", "transformf")), ld("t", v("i")), v("q"))
     if op == "transform_point":
         return [["let", "r", call("transform_point", tf, pt)]]
     body = [["let", "tf", tf]]
