@@ -43,6 +43,17 @@ def safe_div(a, b, dtype="float32"):
     return bin_("/", a, bin_("+", call("abs", b), c(1.0, dtype)))
 
 
+def _direction(e):
+    """The vector expression e without the negations, normalizations and scalings that keep its
+    direction: two vectors with one direction are parallel."""
+    while True:
+        match e:
+            case ["neg", x] | ["call", "normalize", [x]] | ["bin", "*", _, x]:
+                e = x
+            case _:
+                return e
+
+
 class FloatExprs:
     """Builds float32 expression trees over a set of leaves (loads, locals, tid casts)."""
 
@@ -51,7 +62,7 @@ class FloatExprs:
     MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2",
                     "sign", "round", "radians", "lerp", "tan", "degrees", "erf", "erfc", "cbrt", "frac", "rint",
                     "copysign", "step", "nonzero", "smoothstep", "mod", "floordiv", "isfinite", "isnan", "isinf",
-                    "add", "sub", "div")
+                    "add", "sub", "div", "erfinv", "erfcinv")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
     def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
@@ -95,7 +106,8 @@ class FloatExprs:
         """The rest of MATH: tan away from its poles, cbrt away from its infinite slope at 0,
         fmod (wp.mod) and floor division by a positive literal (Warp's mod has no adjoint in its
         divisor), step and nonzero (0 or 1) scaling a leaf, smoothstep between two literal edges,
-        a finiteness test guarding the value it tests, add / sub / div of a second operand."""
+        a finiteness test guarding the value it tests, add / sub / div of a second operand, erfinv /
+        erfcinv of a value clamped away from their poles."""
         dt = self.dt
         if fn == "tan":  # |a| <= 1.25 < pi / 2
             return call("tan", call("clamp", a, c(-1.25, dt), c(1.25, dt)))
@@ -115,8 +127,13 @@ class FloatExprs:
             return ["where", call(fn, a), self.lit(), a]
         if fn in ("add", "sub"):
             return call(fn, a, self.leaf())
-        if fn == "div":
-            return call("div", a, bin_("+", call("abs", self.leaf()), self.lit(1.0, 2.0)))
+        if fn == "div":  # float32 sometimes by wp.div_approx (a GPU's fast division, within float32's tolerance)
+            name = "div_approx" if dt == "float32" and self.rng.random() < 0.3 else "div"
+            return call(name, a, bin_("+", call("abs", self.leaf()), self.lit(1.0, 2.0)))
+        if fn == "erfinv":  # away from its poles at -1 and 1
+            return call("erfinv", call("clamp", a, c(-0.875, dt), c(0.875, dt)))
+        if fn == "erfcinv":  # away from its poles at 0 and 2
+            return call("erfcinv", call("clamp", a, c(0.125, dt), c(1.875, dt)))
         return call(fn, a)
 
     def cond(self, depth: int):
@@ -237,7 +254,7 @@ class VecExprs:
             return call("normalize", self.vec(vt, depth - 1))
         if r < 0.8 and vt == "vec3":
             a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
-            if a == b:
+            if _direction(a) == _direction(b):  # parallel (cross(-p, normalize(p))): zero up to rounding
                 b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
             return call("cross", a, b)
         if r < 0.85:

@@ -14,6 +14,7 @@ import numpy as np
 
 from generator.lanes_values import Unsure, cast, full, is_bool, is_int, scalar_lanes
 from generator.lanes_vector import VECTOR_BUILTINS, vector_call
+from generator.oracle_builtins import erfcinv, erfinv
 from generator.warp_rng import rand_init
 
 # the builtins evaluated lane by lane through Python's math module (same bits, same exceptions)
@@ -22,6 +23,7 @@ _MATH = {
     "atan": math.atan, "atan2": math.atan2, "sinh": math.sinh, "cosh": math.cosh,
     "log2": math.log2, "log10": math.log10, "pow": math.pow, "acos": math.acos, "asin": math.asin,
     "tan": math.tan, "erf": math.erf, "erfc": math.erfc, "cbrt": math.cbrt,
+    "erfinv": erfinv, "erfcinv": erfcinv,  # the threads' own float64 functions (Newton's steps on math.erf)
 }
 
 
@@ -205,6 +207,20 @@ def _test(fn, np_fn):
     return tested
 
 
+def _bit_count(m, x):
+    if not is_int(x):
+        raise Unsure("bit_count of a non-integer")
+    if not isinstance(x, np.ndarray):
+        return bin(x & 0xFFFFFFFF).count("1") if -(1 << 31) <= x < (1 << 32) else _bit_count_range()
+    if ((x[m] < -(1 << 31)) | (x[m] >= (1 << 32))).any():
+        _bit_count_range()
+    return np.bitwise_count(np.bitwise_and(x, 0xFFFFFFFF)).astype(np.int64)  # two's complement, 32 bits
+
+
+def _bit_count_range():
+    raise Unsure("bit_count of a value that is not an int32 / uint32")
+
+
 # the scalar builtins NumPy evaluates with Python's bits, each called as fn(m, *args)
 _ELEMENTWISE = {
     "sqrt": _sqrt,
@@ -232,9 +248,11 @@ _ELEMENTWISE = {
     "mod": _mod,
     "floordiv": _floordiv,
     "div": _div,
+    "div_approx": _div,
     "add": lambda m, a, b: a + b,
     "sub": lambda m, a, b: a - b,
     "vector": lambda m, *xs: np.stack([full(cast("float32", x, m), m) for x in xs], axis=-1).astype(np.float64),
+    "bit_count": _bit_count,
     "isfinite": _test(math.isfinite, np.isfinite),
     "isnan": _test(math.isnan, np.isnan),
     "isinf": _test(math.isinf, np.isinf),

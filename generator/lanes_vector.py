@@ -233,7 +233,34 @@ def _get_diag(m, a):
     return np.array(np.diagonal(a, axis1=1, axis2=2), dtype=np.float64)
 
 
+def _quat_rpy(m, roll, pitch, yaw):
+    if not all(scalar_lanes(a) and not isinstance(a, tuple) for a in (roll, pitch, yaw)):
+        raise Unsure("quat_rpy of a vector angle")
+    cy, sy = (full(_lanes_math(f, yaw * 0.5, m), m) for f in (math.cos, math.sin))
+    cr, sr = (full(_lanes_math(f, roll * 0.5, m), m) for f in (math.cos, math.sin))
+    cp, sp = (full(_lanes_math(f, pitch * 0.5, m), m) for f in (math.cos, math.sin))
+    return np.stack([cy * sr * cp - sy * cr * sp, cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp,
+                     cy * cr * cp + sy * sr * sp], axis=1)
+
+
+def _quat_from_matrix(m, a):
+    a = _vec("quat_from_matrix", a, 3, 3)
+    out = np.zeros((a.shape[0], 4))
+    for k in np.flatnonzero(m):  # lane by lane: the branches are the threads' own
+        out[k] = linalg.quat_from_matrix(a[k])
+    return out
+
+
+def _arg_extreme(name: str, fn):
+    def arg(m, a):
+        if elem(a) != 1:
+            raise Unsure(f"{name} of a non-vector")
+        return fn(a, axis=1).astype(np.int64)  # the first extreme component, as Warp's loop picks it
+    return arg
+
+
 _ON_TRANSFORMS = {"transform": _transform, "transformation": _transform, "transformf": _transform,
+                  "transformd": _transform,
                   "transform_point": _transform_point,
                   "transform_vector": _transform_vector, "transform_inverse": _transform_inverse,
                   "transform_multiply": _transform_multiply, "transform_get_translation": _transform_part(0),
@@ -259,7 +286,12 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "spatial_bottom": _spatial_half(1),
     "spatial_dot": _spatial_dot,
     "inverse": _inverse,
+    "inverse_approx": _inverse,
     "get_diag": _get_diag,
+    "quat_rpy": _quat_rpy,
+    "quat_from_matrix": _quat_from_matrix,
+    "argmin": _arg_extreme("argmin", np.argmin),
+    "argmax": _arg_extreme("argmax", np.argmax),
 }
 VECTOR_BUILTINS = frozenset(_ON_TRANSFORMS) | frozenset(_ON_VECTORS) | frozenset(_ON_MATRICES_AND_QUATERNIONS)
 

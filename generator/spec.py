@@ -35,6 +35,8 @@ Expressions (first element is the tag):
                                  wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
   ["fld", arg, field]            a field of a @wp.struct argument: arg.field
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
+  ["randi" | "randu", state, [lo, hi]?]   wp.randi / wp.randu(state[, lo, hi]): an int32 / uint32
+                                 draw (the state itself, or state % (hi - lo) + lo), advancing it too
 
 Statements:
   ["let", name, expr]            first assignment (declares the local)
@@ -45,6 +47,7 @@ Statements:
                                  ["tuple", [compare, value]], wp.atomic_cas(array, index, compare, value))
   ["if", cond, [then...], [[cond, [body...]]...], [else...]]
   ["for", var, start, stop, [body...]]          for var in range(start, stop)
+  ["for", var, start, stop, [body...], "reversed"]   for var in reversed(range(start, stop)): stop - 1 down to start
   ["while", cond, [body...]]                    the grammar makes every while terminate
   ["break"] / ["continue"]
   ["ret", expr]                                 helpers only
@@ -90,8 +93,12 @@ VALUE_VEC_TYPES = {
     "vec2i": ((2,), "int32"), "vec3i": ((3,), "int32"), "vec4i": ((4,), "int32"),
     "vec2f": ((2,), "float32"), "vec3f": ((3,), "float32"), "mat22f": ((2, 2), "float32"), "quatf": ((4,), "float32"),
     "vec4f": ((4,), "float32"), "mat33f": ((3, 3), "float32"),
+    "vec2ui": ((2,), "uint32"), "vec3ui": ((3,), "uint32"), "vec4ui": ((4,), "uint32"),
+    "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
 }
+# the RNG draws, each an expression that advances its state variable: wp.randf, randi, randu
+RAND_DRAWS = ("randf", "randi", "randu")
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 

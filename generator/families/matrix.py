@@ -1,9 +1,10 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
-(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f
-/ wp.mat44 constructors) and wp.identity, inverses (wp.inverse) of diagonally dominant matrices,
-rotations from axis-angle or constructed (wp.quat / wp.quatf)
-quaternions (rotating directly, inversely, by the inverse, or as a matrix), a matrix's diagonal
+(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f /
+wp.mat44 constructors, the generic wp.matrix) and wp.identity, inverses (wp.inverse, inverse_approx)
+of diagonally dominant matrices, rotations from axis-angle, roll-pitch-yaw (wp.quat_rpy) or
+constructed (wp.quat / wp.quatf) quaternions (rotating directly, inversely, by the inverse, as a
+matrix, or by the quaternion of that matrix: wp.quat_from_matrix), a matrix's diagonal
 (wp.get_diag), and rigid transforms (wp.transform / transformation / transformf; applied to points
 and vectors, inverted, multiplied, taken apart)."""
 
@@ -76,11 +77,17 @@ def _matrix(rng, mt, vt, scal, ve):
         return ["mmul", mexpr, d] if rng.random() < 0.5 else bin_("+", mexpr, d)
     if r < 0.78:  # a wp.mat22 / wp.mat33 / wp.mat44 of scalars, row by row (wp.mat22f / mat33f: float32 names)
         ctor = mt + "f" if mt != "mat44" and rng.random() < 0.5 else mt
-        built = ["vec", ctor, [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]]
+        comps = [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]
+        built = ["vec", ctor, comps]
+        if rng.random() < 0.2:  # the generic wp.matrix(..., shape=(n, n), dtype=wp.float32)
+            built = ["kwcall", "matrix", comps, [["shape", ["tuple", [c(size, "int32"), c(size, "int32")]]],
+                                                 ["dtype", ["fnref", "float32"]]]]
         return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_("+", mexpr, built)
     if r < 0.88:  # the inverse of m[i] + s I, s > size: diagonally dominant (|m| <= 1), far from singular
         eye = ["kwcall", "identity", [], [["n", c(size, "int32")], ["dtype", ["fnref", "float32"]]]]
-        inv = call("inverse", bin_("+", mexpr, bin_("*", scal.lit(size + 1, size + 3), eye)))
+        # wp.inverse_approx: the same inverse on the CPU, single precision on a GPU (within float32's tolerance)
+        inv = call(rng.choice(("inverse", "inverse", "inverse_approx")),
+                   bin_("+", mexpr, bin_("*", scal.lit(size + 1, size + 3), eye)))
         return ["mmul", mexpr, inv] if rng.random() < 0.5 else bin_("+", mexpr, inv)
     return mexpr
 
@@ -125,8 +132,9 @@ def _rotations(rng, name, seed, n):
     scal = FloatExprs(rng, [ld("angle", v("i"))])
     ve = VecExprs(rng, {"vec3": [ld("p", v("i"))]}, scal)
     # a unit axis that can never be zero: normalize(axis + (0, 0, 3)) with |axis| components <= 2
-    unit = call("normalize", bin_("+", ld("axis", v("i")), ["vec", "vec3", [c(0.0), c(0.0), c(3.0)]]))
-    body = [["let", "q", call("quat_from_axis_angle", unit, scal.live_expr(rng.randint(0, 2), ld("angle", v("i"))))]]
+    axis_ = call("normalize", bin_("+", ld("axis", v("i")), ["vec", "vec3", [c(0.0), c(0.0), c(3.0)]]))
+    body = [["let", "q", call("quat_from_axis_angle", axis_, scal.live_expr(rng.randint(0, 2), ld("angle", v("i"))))]]
+    unit = True  # q a unit quaternion: a rotation, whose matrix converts back (quat_from_matrix)
     if rng.random() < 0.3:
         q2 = call("quat_from_axis_angle", ["vec", "vec3", [c(0.0), c(1.0), c(0.0)]], scal.lit(-3, 3))
         body.append(["set", "q", call("mul", v("q"), q2)])
@@ -134,14 +142,22 @@ def _rotations(rng, name, seed, n):
         q2 = ["vec", rng.choice(("quat", "quatf")),
               [scal.lit(-1, 1) for _ in range(3)] + [scal.expr(1) if rng.random() < 0.5 else scal.lit(0.5, 1)]]
         body.append(["set", "q", call("mul", q2, v("q")) if rng.random() < 0.5 else call("mul", v("q"), q2)])
-    op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point", "quat_to_matrix", "quat_inverse",
-                     "transform_vector", "transform_inverse", "transform_multiply"))
+        unit = False
+    elif rng.random() < 0.25:  # times the rotation of a roll, a pitch and a yaw (wp.quat_rpy)
+        q2 = call("quat_rpy", *[scal.expr(1) if rng.random() < 0.3 else scal.lit(-3, 3) for _ in range(3)])
+        body.append(["set", "q", call("mul", q2, v("q")) if rng.random() < 0.5 else call("mul", v("q"), q2)])
+    ops = ("quat_rotate", "quat_rotate_inv", "transform_point", "quat_to_matrix", "quat_inverse",
+           "transform_vector", "transform_inverse", "transform_multiply")
+    op = rng.choice(ops + ("quat_from_matrix",) if unit else ops)
     pt = with_literal(rng, ve.vec("vec3", rng.randint(0, 2)))
     if op.startswith("transform"):
         args.append(ArgSpec("t", "array", "vec3", (n,)))
         body += _transformed(rng, op, scal, pt)
     elif op == "quat_to_matrix":  # the rotation as a matrix: its columns are the rotated axes
         body.append(["let", "r", ["mmul", call("quat_to_matrix", v("q")), pt]])
+    elif op == "quat_from_matrix":  # q's rotation matrix back to a quaternion (+-q: the same rotation)
+        qm = call("quat_from_matrix", call("quat_to_matrix", v("q")))
+        body.append(["let", "r", call("quat_rotate", qm, pt)])
     elif op == "quat_inverse":  # Warp's inverse is the conjugate (q is a unit quaternion here)
         body.append(["let", "r", call("quat_rotate", call("quat_inverse", v("q")), pt)])
     else:
