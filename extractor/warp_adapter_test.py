@@ -221,6 +221,19 @@ def test_only_a_kernel_that_shares_a_called_function_is_compiled_again_alone(mon
         assert _ptx([spec])[spec.name] == batch[spec.name]
 
 
+def test_the_second_compile_imports_only_a_text_load_batch_was_given():
+    """tools/untrusted_test checks that every load_batch call passes renderings of specs, but
+    this module's own: `_alone_ptx` re-imports, in a module of its own, the text an earlier
+    load_batch call was given, kept in `_batch_sources` (which only load_batch fills)."""
+    with open(warp_adapter.__file__, encoding="utf-8") as f:
+        adapter = f.read()
+    assert re.findall(r"\bload_batch\((?!sources: ).*", adapter) == ["load_batch({name: source}, sub)"]
+    assert re.findall(r"_batch_sources\[[^\]]*\] *=.*", adapter) == ["_batch_sources[mod_name] = dict(sources)"]
+    assert re.findall(r"\b_alone_ptx\((?!module, name: ).*", adapter) == [
+        "_alone_ptx(module, name, sources[name], workdir, archs, strip_hash)"]
+    assert "    sources = _batch_sources.get(module.name, {})\n" in adapter
+
+
 def _entry(kind: str, name: str, calls=()) -> str:
     body = "".join(f"\tcall.uni (retval0), {c}, (param0);\n" for c in calls)
     return f"{kind} {name}(\n)\n{{\n{body}\tret;\n}}\n"
