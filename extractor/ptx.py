@@ -2,7 +2,9 @@
 
 The module PTX is split into its functions (`_ptx_functions`); a kernel's PTX is its entry with
 every function it calls (`_ptx_of`), renumbered (`_normalize_ptx`) so it is the same whether the
-kernel was compiled alone or in any batch. Text only, with no Warp import: NVRTC is run, and
+kernel was compiled alone or in any batch. Renumbering cannot undo what NVVM does to a function
+several kernels call (it specializes the function for all its callers): `batch_dependent` names
+the kernels whose PTX a module of their own must give. Text only, with no Warp import: NVRTC is run, and
 its output read, by `extractor/warp_adapter.py` (`compile_ptx`).
 """
 
@@ -60,14 +62,41 @@ def _normalize_ptx(text: str) -> str:
     return re.sub(r"// callseq (\d+)", lambda m: f"// callseq {order.setdefault(m.group(1), len(order))}", text)
 
 
-def _ptx_of(funcs: dict[str, str], entry: str) -> str:
-    parts, seen, todo = [], set(), [entry]
+def _reached(funcs: dict[str, str], entry: str) -> list[str]:
+    """`entry` and every function of the module it calls, directly or not, in the order met."""
+    seen: dict[str, None] = {}
+    todo = [entry]
     while todo:
         name = todo.pop(0)
         if name in seen or name not in funcs:
             continue
-        seen.add(name)
-        parts.append(funcs[name])
+        seen[name] = None
         todo.extend(_PTX_CALL.findall(funcs[name]))
+    return list(seen)
+
+
+def _ptx_of(funcs: dict[str, str], entry: str) -> str:
     # callees first, entry last: the order a reader (and ptxas) expects
-    return _normalize_ptx("\n".join(reversed(parts)))
+    return _normalize_ptx("\n".join(funcs[name] for name in reversed(_reached(funcs, entry))))
+
+
+_ENTRY = re.compile(r"(?:\.visible |\.weak )*\.entry\b")
+
+
+def batch_dependent(funcs: dict[str, str], kernels: dict[str, str]) -> set[str]:
+    """The kernels (name -> mangled name) whose forward entry reaches a non-entry function that
+    an entry of another kernel of the module reaches too (an entry no kernel of `kernels` owns
+    counts as another). NVVM compiles such a function once for the whole module and specializes
+    it for all its callers (libdevice's `__internal_accurate_pow` loses a parameter every caller
+    passes the same constant for, measured), so its text, and the kernel's PTX, depends on what
+    else the module holds. A kernel's own backward entry is no other: it is in a module of the
+    kernel alone too."""
+    owner = {f"{m}_cuda_kernel_{part}": name for name, m in kernels.items() for part in ("forward", "backward")}
+    callers: dict[str, set] = {}
+    for entry, text in funcs.items():
+        if _ENTRY.match(text):
+            for f in _reached(funcs, entry)[1:]:
+                if not _ENTRY.match(funcs[f]):
+                    callers.setdefault(f, set()).add(owner.get(entry, entry))
+    return {name for name, m in kernels.items()
+            if any(callers.get(f, set()) - {name} for f in _reached(funcs, f"{m}_cuda_kernel_forward")[1:])}

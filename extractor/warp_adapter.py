@@ -39,7 +39,7 @@ from warp._src import context as _context
 from extractor.cuda_errors import CudaContextLost, is_sticky_cuda_error, raise_if_context_lost  # noqa: F401 (re-exported)
 from extractor.cut import (  # noqa: F401 (re-exported; the test reaches the private ones here)
     _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, other_kernel, splice, top_level_items)
-from extractor.ptx import _normalize_ptx, _ptx_functions, _ptx_of  # noqa: F401 (re-exported)
+from extractor.ptx import _normalize_ptx, _ptx_functions, _ptx_of, batch_dependent  # noqa: F401 (re-exported)
 
 INTERNAL_SYMBOLS = (
     ("warp._src.context", "runtime"),
@@ -222,13 +222,15 @@ def _capture_codegen_notes(into: list):
         _codegen.log_debug = real
 
 
-_MISSING = re.compile(r"void\s+adj_(\w+)\s*\([^)]*\)\s*\{\s*//\s*MISSINGADJOINT")
+# `{ // MISSINGADJOINT` or, inside a macro's lines (each ending in a backslash), `{ \ /* MISSINGADJOINT`
+# (Warp 1.19's frac, rint, floordiv, step, nonzero, floor, ... are declared that way)
+_MISSING = re.compile(r"void\s+adj_(\w+)\s*\([^)]*\)\s*(?:\\\s*)?\{\s*(?:\\\s*)?(?://|/\*)\s*MISSINGADJOINT")
 
 
 @functools.lru_cache(maxsize=None)
 def missing_adjoints() -> dict[str, str]:
     """The builtins whose adjoint the installed Warp leaves unimplemented, read from its native
-    headers (an empty body marked `// MISSINGADJOINT`): {name: header file}."""
+    headers (an empty body marked `// MISSINGADJOINT` or `/* MISSINGADJOINT */`): {name: header file}."""
     native = os.path.join(os.path.dirname(wp.__file__), "native")
     found = {}
     for path in sorted(glob.glob(os.path.join(native, "*.h"))):
@@ -328,6 +330,9 @@ def cuda_available() -> bool:
 
 
 _batch_counter = 0
+# each load_batch module's kernel sources, by module name (until `unload`): what compile_ptx
+# needs to compile one of its kernels in a module of its own
+_batch_sources: dict[str, dict[str, str]] = {}
 
 
 def import_source(source: str, path: str, module_name: str):
@@ -358,6 +363,7 @@ def load_batch(sources: dict[str, str], workdir: str) -> tuple[object, dict[str,
     # cuBLASDx LTO for tile_matmul costs ~14 s per kernel in NVRTC; Warp's built-in tile GEMM
     # is what the IR records instead (the fingerprint says so).
     module.options["enable_mathdx_gemm"] = False
+    _batch_sources[mod_name] = dict(sources)
     kernels = {}
     for name, src in sources.items():
         batch_src = src.replace("\n@wp.kernel\n", f'\n@wp.kernel(module="{mod_name}")\n', 1)
@@ -433,35 +439,66 @@ def compile_ptx(module, kernels: dict[str, object], workdir: str, archs=DEFAULT_
     run to run for tile_matmul and with the batch for tile reductions), and a record holds only
     what a re-validation can reproduce byte for byte. `strip_hash` None keeps the module's own
     option (a generic kernel's overloads need their hashes to stay apart).
+
+    A kernel whose PTX calls a function another kernel of the module calls too
+    (`ptx.batch_dependent`: NVVM specializes it for all its callers) gets its PTX from a module
+    holding it alone (`_alone_ptx`), so every kernel's PTX is the one it has alone, whatever its
+    batch. That takes the kernel's source: a module from `load_batch` has it; any other (the
+    harvest's, imported from the wheel's own files) keeps the batch's PTX, which a re-lowering
+    in the same batch reproduces. (A GPU launch runs the batch module's own PTX.)
     """
     init_warp()
     out: dict[str, dict] = {name: {} for name in kernels}
-    compiled = None
+    mangled = {name: kernel.get_mangled_name() for name, kernel in kernels.items()}
+    compiled, shared = None, set()
     for arch in archs:
-        num = int(arch.removeprefix("sm_"))
-        mdir = os.path.join(workdir, f"aot_{arch}")
-        calls: list = []
-        notes: list = []
-        with _capture_compiles(calls), _capture_codegen_notes(notes):
-            wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=strip_hash)
-        source, compiler = _one_compile(calls, "cuda")
+        source, compiler, notes, funcs = _nvrtc_ptx(module, workdir, arch, strip_hash)
         if compiled is None:
             options = _resolved(module, module.options["block_dim"]) | {"grid_stride": _grid_stride(kernels)}
             compiled = Compiled("cuda", source, options, {k: v for k, v in compiler.items() if k != "arch"},
                                 tuple(dict.fromkeys(notes)))
         elif source != compiled.source:
             raise RuntimeError(f"Warp generated different CUDA source for {arch} than for {archs[0]}")
-        paths = glob.glob(os.path.join(mdir, f"*.sm{num}.ptx"))
-        if len(paths) != 1:
-            raise RuntimeError(f"NVRTC wrote {len(paths)} PTX files for {arch}")
-        with open(paths[0]) as f:
-            funcs = _ptx_functions(f.read())
-        for name, kernel in kernels.items():
-            mangled = kernel.get_mangled_name()
-            out[name][arch] = {"forward": _ptx_of(funcs, f"{mangled}_cuda_kernel_forward")}
+        for name in kernels:
+            out[name][arch] = {"forward": _ptx_of(funcs, f"{mangled[name]}_cuda_kernel_forward")}
             if not out[name][arch]["forward"]:
-                raise RuntimeError(f"no PTX entry for {mangled} in {arch}")
+                raise RuntimeError(f"no PTX entry for {mangled[name]} in {arch}")
+        shared |= batch_dependent(funcs, mangled)
+    sources = _batch_sources.get(module.name, {})
+    for name in sorted(shared):
+        if name in sources and len(sources) > 1:  # (alone already: nothing to gain)
+            out[name] = _alone_ptx(module, name, sources[name], workdir, archs, strip_hash)
     return out, compiled
+
+
+def _nvrtc_ptx(module, workdir: str, arch: str, strip_hash: bool | None) -> tuple[str, dict, list, dict[str, str]]:
+    """NVRTC's compile of the module for one arch: (the CUDA source, the compiler, Warp's codegen
+    notes, the module PTX's functions by name)."""
+    num = int(arch.removeprefix("sm_"))
+    mdir = os.path.join(workdir, f"aot_{arch}")
+    calls: list = []
+    notes: list = []
+    with _capture_compiles(calls), _capture_codegen_notes(notes):
+        wp.compile_aot_module(module, arch=num, use_ptx=True, module_dir=mdir, strip_hash=strip_hash)
+    source, compiler = _one_compile(calls, "cuda")
+    paths = glob.glob(os.path.join(mdir, f"*.sm{num}.ptx"))
+    if len(paths) != 1:
+        raise RuntimeError(f"NVRTC wrote {len(paths)} PTX files for {arch}")
+    with open(paths[0]) as f:
+        return source, compiler, notes, _ptx_functions(f.read())
+
+
+def _alone_ptx(module, name: str, source: str, workdir: str, archs, strip_hash: bool | None) -> dict:
+    """{arch: {"forward": ptx}} of kernel `name` (of `source`) compiled in a module of its own,
+    under the batch module's options."""
+    sub = os.path.join(workdir, f"alone_{name}")
+    os.makedirs(sub, exist_ok=True)
+    alone, kernels = load_batch({name: source}, sub)
+    alone.options.update(module.options)
+    try:
+        return compile_ptx(alone, kernels, sub, archs, strip_hash)[0][name]
+    finally:
+        unload(alone)
 
 
 # every CPU launch resolves block_dim to 1 (Warp's CPU blocks are opt-in), so the CPU module
@@ -703,6 +740,7 @@ def to_device_array(value, dtype: str, device: str = "cpu", requires_grad: bool 
 
 def unload(module) -> None:
     """Drop a batch module's compiled code so memory stays flat across batches."""
+    _batch_sources.pop(module.name, None)
     try:
         module.unload()
     except Exception:  # noqa: BLE001 - best effort; the module is garbage afterwards

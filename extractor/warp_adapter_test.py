@@ -179,15 +179,85 @@ def test_ptx_of_a_kernel_is_the_same_alone_and_in_a_batch():
     assert any("$L__BB0_" in batch[s.name]["sm_90"]["forward"] for s in specs), "no branches: test is vacuous"
 
 
+def _float64_pow_kernels(n):
+    return [s for s in (build_spec("dtypes", k) for k in range(200)) if "float64" in render_source(s)
+            and "wp.pow(" in render_source(s)][:n]
+
+
 def test_ptx_with_calls_is_the_same_alone_and_after_other_callers():
-    # float64 pow/asin become non-inlined libdevice calls, which NVVM numbers module-wide
-    calls = [s for s in (build_spec("dtypes", k) for k in range(200)) if "float64" in render_source(s)
-             and "wp.pow(" in render_source(s)][:3]
+    # float64 pow/asin become non-inlined libdevice calls, which NVVM numbers module-wide, and
+    # specializes module-wide: __internal_accurate_pow loses its exponent parameter when every
+    # caller passes one constant (alone), not beside a kernel with another exponent (the batch)
+    calls = _float64_pow_kernels(3)
     assert len(calls) == 3
-    batch = _ptx(calls)
+    with tempfile.TemporaryDirectory() as d:
+        module, kernels = warp_adapter.load_batch({s.name: render_source(s) for s in calls}, d)
+        batch = warp_adapter.compile_ptx(module, kernels, d)[0]
+        with open(glob.glob(os.path.join(d, "aot_sm_90", "*.sm90.ptx"))[0]) as f:
+            funcs = warp_adapter._ptx_functions(f.read())
+        raw = {n: warp_adapter._ptx_of(funcs, f"{k.get_mangled_name()}_cuda_kernel_forward") for n, k in kernels.items()}
+        warp_adapter.unload(module)
     assert all("// callseq" in batch[s.name]["sm_90"]["forward"] for s in calls), "no calls: test is vacuous"
+    alone = {spec.name: _ptx([spec])[spec.name] for spec in calls}
+    # not vacuous: cut from the batch module's own PTX, some kernel's text is not its text alone
+    assert any(raw[n] != alone[n]["sm_90"]["forward"] for n in alone), "the batch changed no PTX: test is vacuous"
     for spec in calls:
-        assert _ptx([spec]) == {spec.name: batch[spec.name]}, f"{spec.name}: PTX depends on its batch"
+        assert batch[spec.name] == alone[spec.name], f"{spec.name}: PTX depends on its batch"
+
+
+def test_only_a_kernel_that_shares_a_called_function_is_compiled_again_alone(monkeypatch):
+    """The second compile costs an NVRTC run: a kernel that calls no function another kernel
+    calls keeps the batch's PTX (and equals its PTX alone all the same)."""
+    pow_kernel = _float64_pow_kernels(1)[0]
+    plain = [build_spec("arith", 0), build_spec("branch", 1)]
+    again: list = []
+    alone_ptx = warp_adapter._alone_ptx
+    monkeypatch.setattr(warp_adapter, "_alone_ptx", lambda module, name, *a: again.append(name) or alone_ptx(module, name, *a))
+    batch = _ptx([pow_kernel] + plain)
+    assert again == []  # one caller of __internal_accurate_pow: nothing shared
+    batch = _ptx([pow_kernel, _float64_pow_kernels(2)[1]] + plain)
+    assert sorted(again) == sorted(s.name for s in _float64_pow_kernels(2))
+    for spec in plain:
+        assert _ptx([spec])[spec.name] == batch[spec.name]
+
+
+def test_the_second_compile_imports_only_a_text_load_batch_was_given():
+    """tools/untrusted_test checks that every load_batch call passes renderings of specs, but
+    this module's own: `_alone_ptx` re-imports, in a module of its own, the text an earlier
+    load_batch call was given, kept in `_batch_sources` (which only load_batch fills)."""
+    with open(warp_adapter.__file__, encoding="utf-8") as f:
+        adapter = f.read()
+    assert re.findall(r"\bload_batch\((?!sources: ).*", adapter) == ["load_batch({name: source}, sub)"]
+    assert re.findall(r"_batch_sources\[[^\]]*\] *=.*", adapter) == ["_batch_sources[mod_name] = dict(sources)"]
+    assert re.findall(r"\b_alone_ptx\((?!module, name: ).*", adapter) == [
+        "_alone_ptx(module, name, sources[name], workdir, archs, strip_hash)"]
+    assert "    sources = _batch_sources.get(module.name, {})\n" in adapter
+
+
+def _entry(kind: str, name: str, calls=()) -> str:
+    body = "".join(f"\tcall.uni (retval0), {c}, (param0);\n" for c in calls)
+    return f"{kind} {name}(\n)\n{{\n{body}\tret;\n}}\n"
+
+
+def test_a_kernel_is_batch_dependent_when_another_kernel_s_entry_reaches_what_its_forward_calls():
+    text = "".join([
+        _entry(".func", "leaf"), _entry(".func  (.param .b64 func_retval0)", "pow_h", ["leaf"]),
+        _entry(".func", "own_h"), _entry(".func", "x_h"),
+        _entry(".visible .entry", "a_cuda_kernel_forward", ["pow_h"]),   # b's backward reaches pow_h too
+        _entry(".visible .entry", "a_cuda_kernel_backward"),
+        _entry(".visible .entry", "b_cuda_kernel_forward"),
+        _entry(".visible .entry", "b_cuda_kernel_backward", ["pow_h"]),
+        _entry(".visible .entry", "c_cuda_kernel_forward", ["own_h"]),   # only its own backward
+        _entry(".visible .entry", "c_cuda_kernel_backward", ["own_h"]),
+        _entry(".visible .entry", "d_cuda_kernel_forward", ["x_h"]),     # an entry of no kernel given
+        _entry(".visible .entry", "e_cuda_kernel_forward", ["x_h"]),
+        _entry(".visible .entry", "f_cuda_kernel_forward", ["leaf"]),    # reached through pow_h by a and b
+    ])
+    funcs = warp_adapter._ptx_functions(text)
+    assert len(funcs) == 13
+    kernels = {k: k for k in "abcdf"}
+    assert warp_adapter.batch_dependent(funcs, kernels) == {"a", "d", "f"}
+    assert warp_adapter.batch_dependent(funcs, {"c": "c"}) == set()
 
 
 def test_internal_helper_names_in_ptx_lose_the_module_file_s_name():

@@ -43,13 +43,26 @@ def safe_div(a, b, dtype="float32"):
     return bin_("/", a, bin_("+", call("abs", b), c(1.0, dtype)))
 
 
+def _direction(e):
+    """The vector expression e without the negations, normalizations and scalings that keep its
+    direction: two vectors with one direction are parallel."""
+    while True:
+        match e:
+            case ["neg", x] | ["call", "normalize", [x]] | ["bin", "*", _, x]:
+                e = x
+            case _:
+                return e
+
+
 class FloatExprs:
     """Builds float32 expression trees over a set of leaves (loads, locals, tid casts)."""
 
     UNARY = ("sin", "cos", "tanh", "abs", "sqrt", "log", "exp", "neg")
     # the wider builtin set (arith family): each guarded into its safe domain below
     MATH = UNARY + ("atan", "sinh", "cosh", "log2", "log10", "floor", "ceil", "trunc", "pow", "asin", "acos", "atan2",
-                    "sign", "round", "radians", "lerp")
+                    "sign", "round", "radians", "lerp", "tan", "degrees", "erf", "erfc", "cbrt", "frac", "rint",
+                    "copysign", "step", "nonzero", "smoothstep", "mod", "floordiv", "isfinite", "isnan", "isinf",
+                    "add", "sub", "div", "erfinv", "erfcinv")
     BINARY = ("+", "-", "*", "/", "min", "max", "where", "helper")
 
     def __init__(self, rng: random.Random, leaves: list, helpers: list | None = None, dtype: str = "float32",
@@ -87,6 +100,40 @@ class FloatExprs:
             return call("atan2", a, bin_("+", call("abs", self.leaf()), self.lit(0.5, 2.0)))
         if fn == "lerp":  # from a toward another leaf, a literal fraction of the way
             return call("lerp", a, self.leaf(), self.lit(0.0, 1.0))
+        return self.unary_more(fn, a)
+
+    def unary_more(self, fn, a):
+        """The rest of MATH: tan away from its poles, cbrt away from its infinite slope at 0,
+        fmod (wp.mod) and floor division by a positive literal (Warp's mod has no adjoint in its
+        divisor), step and nonzero (0 or 1) scaling a leaf, smoothstep between two literal edges,
+        a finiteness test guarding the value it tests, add / sub / div of a second operand, erfinv /
+        erfcinv of a value clamped away from their poles."""
+        dt = self.dt
+        if fn == "tan":  # |a| <= 1.25 < pi / 2
+            return call("tan", call("clamp", a, c(-1.25, dt), c(1.25, dt)))
+        if fn == "cbrt":
+            return call("cbrt", bin_("+", call("abs", a), self.lit(0.5, 2.0)))
+        if fn in ("mod", "floordiv"):
+            return call(fn, a, self.lit(0.5, 3.0))
+        if fn == "copysign":  # the sign of an input or literal (exact on both sides of the check)
+            return call("copysign", a, self.leaf())
+        if fn in ("step", "nonzero"):
+            return bin_("*", call(fn, a), self.leaf())
+        if fn == "smoothstep":
+            return call("smoothstep", self.lit(-3.0, -0.5), self.lit(0.5, 3.0), a)
+        if fn == "isfinite":
+            return ["where", call("isfinite", a), a, self.lit()]
+        if fn in ("isnan", "isinf"):
+            return ["where", call(fn, a), self.lit(), a]
+        if fn in ("add", "sub"):
+            return call(fn, a, self.leaf())
+        if fn == "div":  # float32 sometimes by wp.div_approx (a GPU's fast division, within float32's tolerance)
+            name = "div_approx" if dt == "float32" and self.rng.random() < 0.3 else "div"
+            return call(name, a, bin_("+", call("abs", self.leaf()), self.lit(1.0, 2.0)))
+        if fn == "erfinv":  # away from its poles at -1 and 1
+            return call("erfinv", call("clamp", a, c(-0.875, dt), c(0.875, dt)))
+        if fn == "erfcinv":  # away from its poles at 0 and 2
+            return call("erfcinv", call("clamp", a, c(0.125, dt), c(1.875, dt)))
         return call(fn, a)
 
     def cond(self, depth: int):
@@ -207,7 +254,7 @@ class VecExprs:
             return call("normalize", self.vec(vt, depth - 1))
         if r < 0.8 and vt == "vec3":
             a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
-            if a == b:
+            if _direction(a) == _direction(b):  # parallel (cross(-p, normalize(p))): zero up to rounding
                 b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
             return call("cross", a, b)
         if r < 0.85:
@@ -217,7 +264,15 @@ class VecExprs:
             # cross product with the undivided vector would then be zero up to rounding)
             safe = ["vec", vt, [bin_("+", call("abs", self.scalar(depth - 2)), c(1.0 + 0.5 * k)) for k in range(n)]]
             return call("cw_div", self.vec(vt, depth - 1), safe)
-        return ["vec", vt, [self.scalar(depth - 1) for _ in range(n)]]
+        if r < 0.93 and vt == "vec3":  # one half of a spatial vector (6 components) of two vec3s
+            a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
+            return call(rng.choice(("spatial_top", "spatial_bottom")), call("spatial_vector", a, b))
+        comps = [self.scalar(depth - 1) for _ in range(n)]
+        if rng.random() < 0.3:  # wp.vector(x, y, z): the generic constructor (float32 components)
+            return call("vector", *comps)
+        if vt == "vec4" and rng.random() < 0.3:
+            return ["vec", "vec4f", comps]
+        return ["vec", vt, comps]
 
     def scalar(self, depth: int):
         rng = self.rng
@@ -234,6 +289,9 @@ class VecExprs:
         if r < 0.85:
             e = self.vec(vt, depth - 1)
             return ["comp", e, [rng.randrange(VEC_LEN[vt])]]
+        if r < 0.88 and vt == "vec3":  # the dot product of two spatial vectors: dot(a, c) + dot(b, d)
+            return call("spatial_dot", call("spatial_vector", self.vec(vt, depth - 1), self.vec(vt, depth - 1)),
+                        call("spatial_vector", self.vec(vt, depth - 1), self.vec(vt, depth - 1)))
         a, b = self.scalar(depth - 1), self.s.expr(depth - 1)
         if a == b:  # x - x teaches nothing
             b = self.s.lit()

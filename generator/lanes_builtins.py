@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 
-from generator.lanes_values import Unsure, full, is_bool, is_int, scalar_lanes
+from generator.lanes_values import Unsure, cast, full, is_bool, is_int, scalar_lanes
 from generator.lanes_vector import VECTOR_BUILTINS, vector_call
+from generator.oracle_builtins import erfcinv, erfinv
 from generator.warp_rng import rand_init
 
 # the builtins evaluated lane by lane through Python's math module (same bits, same exceptions)
@@ -21,6 +22,8 @@ _MATH = {
     "sin": math.sin, "cos": math.cos, "tanh": math.tanh, "exp": math.exp, "log": math.log,
     "atan": math.atan, "atan2": math.atan2, "sinh": math.sinh, "cosh": math.cosh,
     "log2": math.log2, "log10": math.log10, "pow": math.pow, "acos": math.acos, "asin": math.asin,
+    "tan": math.tan, "erf": math.erf, "erfc": math.erfc, "cbrt": math.cbrt,
+    "erfinv": erfinv, "erfcinv": erfcinv,  # the threads' own float64 functions (Newton's steps on math.erf)
 }
 
 
@@ -117,6 +120,107 @@ def _static(m, x):
     return x
 
 
+def _frac(m, x):
+    if not isinstance(x, np.ndarray):
+        return x - math.copysign(float(math.trunc(x)), x)
+    if x.dtype.kind != "f" or not np.isfinite(x[m]).all():
+        raise Unsure("frac of a non-finite or non-float value")
+    return x - np.trunc(x)  # NumPy's trunc keeps the sign, as C's does
+
+
+def _rint(m, x):
+    if not isinstance(x, np.ndarray):
+        return math.copysign(float(round(x)), x)
+    if x.dtype.kind != "f" or not np.isfinite(x[m]).all():
+        raise Unsure("rint of a non-finite or non-float value")
+    return np.rint(x)  # half to even, the sign kept
+
+
+def _float_lanes(name: str, *xs) -> None:
+    if any(isinstance(x, np.ndarray) and x.dtype.kind != "f" for x in xs) or any(isinstance(x, int) for x in xs):
+        raise Unsure(f"{name} of an integer")
+
+
+def _copysign(m, a, b):
+    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+        return math.copysign(a, b)
+    _float_lanes("copysign", a, b)
+    return np.copysign(a, b)
+
+
+def _step(m, x):
+    if not isinstance(x, np.ndarray):
+        return 1.0 if x < 0 else 0.0
+    _float_lanes("step", x)
+    return np.where(x < 0, 1.0, 0.0)
+
+
+def _nonzero(m, x):
+    if not isinstance(x, np.ndarray):
+        return 0.0 if x == 0 else 1.0
+    _float_lanes("nonzero", x)
+    return np.where(x == 0, 0.0, 1.0)
+
+
+def _smoothstep(m, edge0, edge1, x):
+    _float_lanes("smoothstep", edge0, edge1, x)
+    width = edge1 - edge0
+    if (full(width, m)[m] == 0).any():
+        raise Unsure("smoothstep between equal edges")
+    t = py_min(py_max((x - edge0) / width, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _divisor(name: str, a, b, m):
+    _float_lanes(name, a, b)
+    if (full(b, m)[m] == 0).any():
+        raise Unsure(f"{name} by zero")
+
+
+def _mod(m, a, b):
+    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+        return math.fmod(a, b) if isinstance(a, float) or isinstance(b, float) else int(math.copysign(abs(a) % abs(b), a))
+    _divisor("mod", a, b, m)
+    return np.fmod(a, np.where(m, b, 1.0))  # exact, as C's fmod and Python's math.fmod
+
+
+def _floordiv(m, a, b):
+    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray):
+        return float(math.floor(a / b)) if isinstance(a, float) or isinstance(b, float) else a // b
+    _divisor("floordiv", a, b, m)
+    return np.floor(a / np.where(m, b, 1.0)) + 0.0  # + 0.0: Python's float(math.floor(-0.0)) is 0.0
+
+
+def _div(m, a, b):
+    if not isinstance(a, np.ndarray) and not isinstance(b, np.ndarray) and (isinstance(a, float) or isinstance(b, float)):
+        return a / b
+    _divisor("div", a, b, m)
+    return a / np.where(m, b, 1.0)
+
+
+def _test(fn, np_fn):
+    def tested(m, x):
+        if not isinstance(x, np.ndarray):
+            return fn(x)
+        _float_lanes("a finiteness test", x)
+        return np_fn(x)
+    return tested
+
+
+def _bit_count(m, x):
+    if not is_int(x):
+        raise Unsure("bit_count of a non-integer")
+    if not isinstance(x, np.ndarray):
+        return bin(x & 0xFFFFFFFF).count("1") if -(1 << 31) <= x < (1 << 32) else _bit_count_range()
+    if ((x[m] < -(1 << 31)) | (x[m] >= (1 << 32))).any():
+        _bit_count_range()
+    return np.bitwise_count(np.bitwise_and(x, 0xFFFFFFFF)).astype(np.int64)  # two's complement, 32 bits
+
+
+def _bit_count_range():
+    raise Unsure("bit_count of a value that is not an int32 / uint32")
+
+
 # the scalar builtins NumPy evaluates with Python's bits, each called as fn(m, *args)
 _ELEMENTWISE = {
     "sqrt": _sqrt,
@@ -134,6 +238,24 @@ _ELEMENTWISE = {
     "round": _round,
     "lerp": _lerp,
     "radians": _radians,
+    "degrees": lambda m, x: x * (180.0 / math.pi),
+    "frac": _frac,
+    "rint": _rint,
+    "copysign": _copysign,
+    "step": _step,
+    "nonzero": _nonzero,
+    "smoothstep": _smoothstep,
+    "mod": _mod,
+    "floordiv": _floordiv,
+    "div": _div,
+    "div_approx": _div,
+    "add": lambda m, a, b: a + b,
+    "sub": lambda m, a, b: a - b,
+    "vector": lambda m, *xs: np.stack([full(cast("float32", x, m), m) for x in xs], axis=-1).astype(np.float64),
+    "bit_count": _bit_count,
+    "isfinite": _test(math.isfinite, np.isfinite),
+    "isnan": _test(math.isnan, np.isnan),
+    "isinf": _test(math.isinf, np.isinf),
 }
 LANE_BUILTINS = frozenset(_MATH) | frozenset(_ELEMENTWISE) | VECTOR_BUILTINS
 

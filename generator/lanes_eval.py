@@ -17,7 +17,7 @@ from generator.lanes_memory import Memory, written_arrays
 from generator.lanes_ops import arith, compare, modulo, negate
 from generator.lanes_values import Unsure, assign, cast, elem, full, is_bool, is_int, scalar_lanes, truth, where
 from generator.spec import FLOAT_DTYPES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
-from generator.warp_rng import rand_pcg, unit_float
+from generator.warp_rng import rand_int, rand_pcg, unit_float
 
 
 class Lanes:
@@ -76,8 +76,12 @@ class Lanes:
                 return self._and(a, b, env, m)
             case ["randf", state, *bounds]:
                 return self._randf(state, bounds, env, m)
+            case ["randi" | "randu" as kind, state, *bounds]:
+                return self._rand_int(kind, state, bounds, env, m)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, [self.expr(a, env, m) for a in comps], m)
+            case ["tuple", items]:  # atomic_cas's (compare, value)
+                return tuple(self.expr(a, env, m) for a in items)
             case ["neg", a]:
                 return negate(self.expr(a, env, m))
             case ["or", a, b]:
@@ -92,7 +96,7 @@ class Lanes:
                 x = truth(self.expr(a, env, m))
                 return ~x if isinstance(x, np.ndarray) else not x
             case ["kwcall", name, args, keywords]:
-                return self._kwcall(name, args, keywords)
+                return self._kwcall(name, args, keywords, env, m)
         raise Unsure(f"expression {e[0]!r}")
 
     def _where(self, e, cond, a, b, env, m):
@@ -137,6 +141,15 @@ class Lanes:
             return x
         return x | truth(self.expr(b, env, mb))
 
+    def _rand_int(self, kind, state_name, bounds, env, m):
+        state = env[state_name]
+        lo_hi = [self.expr(b, env, m) for b in bounds]
+        if not is_int(state) or not all(is_int(b) for b in lo_hi):
+            raise Unsure(f"{kind} of a state or bounds that are not integers")
+        new = rand_pcg(state)
+        assign(env, state_name, new, m, False)
+        return rand_int(kind, new, *lo_hi)
+
     def _randf(self, state_name, bounds, env, m):
         state = env[state_name]
         if not is_int(state):
@@ -168,9 +181,15 @@ class Lanes:
             raise Unsure("a component of a non-vector")
         return np.array(x[(slice(None),) + tuple(keys)])  # float64, or int64 of an integer vector
 
-    def _kwcall(self, name, args, keywords):
-        """wp.identity(n=N, dtype=wp.float32), the one keyword call the lanes evaluate."""
+    def _kwcall(self, name, args, keywords, env, m):
+        """wp.identity(n=N, dtype=wp.float32) and wp.matrix(*scalars, shape=(N, N), dtype=wp.float32),
+        the keyword calls the lanes evaluate."""
         kw = dict(keywords)
+        if name == "matrix" and set(kw) == {"shape", "dtype"} and kw["dtype"] == ["fnref", "float32"]:
+            shape = tuple(x[1] if x[0] == "c" else None for x in kw["shape"][1])
+            if shape not in ((2, 2), (3, 3), (4, 4)) or len(args) != shape[0] * shape[1]:
+                raise Unsure(f"wp.matrix of shape {shape}")
+            return self._vec(f"mat{shape[0]}{shape[1]}", [self.expr(a, env, m) for a in args], m)
         if name != "identity" or args or set(kw) != {"n", "dtype"} or kw["n"][0] != "c" or kw["dtype"][0] != "fnref":
             raise Unsure(f"keyword call {name!r}")
         n = int(kw["n"][1])
@@ -224,8 +243,8 @@ class Lanes:
             case ["store", name, index, value]:
                 flat, lanes = self._locate(name, index, env, m)
                 self.memory.store(name, flat, lanes, self.expr(value, env, m), m)
-            case ["for", var, start, stop, body]:
-                return self._for(var, start, stop, body, env, m)
+            case ["for", var, start, stop, body, *order]:
+                return self._for(var, start, stop, body, env, m, order == ["reversed"])
             case ["continue"]:
                 return self._none()
             case ["while", cond, body]:
@@ -287,20 +306,23 @@ class Lanes:
             flow |= self._branch(s, len(elifs) + 1, orelse, env, rest)
         return flow
 
-    def _for(self, var, start, stop, body, env, m):
+    def _for(self, var, start, stop, body, env, m, backward=False):
         first, end = self.expr(start, env, m), self.expr(stop, env, m)
         if not (is_int(first) and is_int(end)):
             raise Unsure("a range of non-integers")
+        if backward:  # reversed(range(first, end)): end - 1 down to first
+            first, end = full(end, m) - 1, full(first, m) - 1
+        step = -1 if backward else 1
         v = full(first, m).astype(np.int64)
-        live = m & (v < end)
+        live = m & (v * step < end * step)
         outer = self.brk
         self.brk = self._none()
         try:
             while live.any():
                 assign(env, var, v, live, live.all())
                 self.block(body, env, live)
-                v = v + 1
-                live = live & ~self.brk & ~self.dead & (v < end)
+                v = v + step
+                live = live & ~self.brk & ~self.dead & (v * step < end * step)
         finally:
             self.brk = outer
         return m & ~self.dead

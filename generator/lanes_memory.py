@@ -102,6 +102,8 @@ class Memory:
     def atomic(self, op: str, name: str, flat, lanes, v, m) -> None:
         """wp.atomic_<op> of the active lanes' values `v` (`generator.spec.ATOMIC_OPS`)."""
         dst = self.flat[name]
+        if op in ("exch", "cas"):
+            return self._swap(op, name, flat, v, m)
         if isinstance(v, tuple) or (isinstance(v, np.ndarray) and v.shape[1:] != dst.shape[1:]) or \
                 (dst.ndim > 1 and not isinstance(v, np.ndarray)):
             raise Unsure("an atomic of another element shape")
@@ -142,6 +144,21 @@ class Memory:
             np.maximum.at(dst, flat, v)
         else:
             raise ValueError(op)
+        tr.atomic[flat] = True
+
+    def _swap(self, op: str, name: str, flat, v, m) -> None:
+        """wp.atomic_exch / atomic_cas of integer values the same in every lane (the grammar's
+        flags): the element's final value does not depend on the threads' order."""
+        dst, tr = self.flat[name], self.track[name]
+        compare, value = v if op == "cas" else (None, v)
+        if dst.ndim > 1 or dst.dtype.kind not in "iu" or not all(isinstance(x, int) for x in (value, compare or 0)):
+            raise Unsure(f"atomic_{op} of values that differ between lanes or are not integers")
+        if (tr.writer[flat] != -1).any() or (tr.reader[flat] != -1).any():
+            raise Unsure("an atomic on an element a plain access touched")
+        if op == "exch":
+            dst[flat] = value
+        else:  # the first lane that finds `compare` sets `value`; the rest find `value`
+            dst[flat] = np.where(dst[flat] == compare, value, dst[flat])
         tr.atomic[flat] = True
 
     def _read(self, name, flat, lanes):

@@ -62,7 +62,8 @@ def modulo(a, k, m):
 def negate(a):
     if is_bool(a):
         raise Unsure("- of a bool")
-    return -a
+    # Warp's scalar neg is 0 - x (native/builtin.h: -(+0.0) is +0.0, which wp.copysign sees), a vector's -x
+    return 0 - a if scalar_lanes(a) and not isinstance(a, tuple) else -a
 
 
 def compare(op: str, a, b):

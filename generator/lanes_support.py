@@ -10,12 +10,12 @@ from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTY
                             VEC_SHAPES, KernelSpec)
 
 _EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
-              "fld", "randf", "vec", "comp", "mmul", "fnref"}
+              "fld", "randf", "randi", "randu", "vec", "comp", "mmul", "fnref", "tuple"}
 _STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "break", "continue", "ret", "expr",
               "ret_kernel"}
 SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)
 _CAST_DTYPES = SCALAR_DTYPES | set(SMALL_INT_DTYPES) | set(PY_CASTS) | set(CAST_FLOAT_DTYPES)
-KEYWORD_BUILTINS = frozenset({"identity"})  # the kwcalls the lanes evaluate (`Lanes._kwcall`)
+KEYWORD_BUILTINS = frozenset({"identity", "matrix"})  # the kwcalls the lanes evaluate (`Lanes._kwcall`)
 _VALUE_DTYPES = SCALAR_DTYPES | set(VEC_SHAPES)
 
 

@@ -203,7 +203,65 @@ def _from_vectors(name: str, axis: int):
     return build
 
 
-_ON_TRANSFORMS = {"transform": _transform, "transform_point": _transform_point,
+def _spatial_vector(m, *xs):
+    if len(xs) != 2:
+        raise Unsure("spatial_vector of scalars")
+    return np.concatenate([_vec("spatial_vector", x, 3).astype(np.float64) for x in xs], axis=1)
+
+
+def _spatial_half(k: int):
+    def half(m, s):
+        return np.array(_vec("spatial_" + ("top", "bottom")[k], s, 6)[:, 3 * k:3 * k + 3], dtype=np.float64)
+    return half
+
+
+def _spatial_dot(m, a, b):
+    return linalg.dot(_vec("spatial_dot", a, 6), _vec("spatial_dot", b, 6))
+
+
+def _inverse(m, a):
+    if elem(a) != 2 or a.shape[1] != a.shape[2]:
+        raise Unsure("inverse of a non-square matrix")
+    if (linalg.det(a)[m] == 0).any():
+        raise Unsure("inverse of a singular matrix")
+    return linalg.inverse(a)
+
+
+def _get_diag(m, a):
+    if elem(a) != 2 or a.shape[1] != a.shape[2]:
+        raise Unsure("get_diag of a non-square matrix")
+    return np.array(np.diagonal(a, axis1=1, axis2=2), dtype=np.float64)
+
+
+def _quat_rpy(m, roll, pitch, yaw):
+    if not all(scalar_lanes(a) and not isinstance(a, tuple) for a in (roll, pitch, yaw)):
+        raise Unsure("quat_rpy of a vector angle")
+    cy, sy = (full(_lanes_math(f, yaw * 0.5, m), m) for f in (math.cos, math.sin))
+    cr, sr = (full(_lanes_math(f, roll * 0.5, m), m) for f in (math.cos, math.sin))
+    cp, sp = (full(_lanes_math(f, pitch * 0.5, m), m) for f in (math.cos, math.sin))
+    return np.stack([cy * sr * cp - sy * cr * sp, cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp,
+                     cy * cr * cp + sy * sr * sp], axis=1)
+
+
+def _quat_from_matrix(m, a):
+    a = _vec("quat_from_matrix", a, 3, 3)
+    out = np.zeros((a.shape[0], 4))
+    for k in np.flatnonzero(m):  # lane by lane: the branches are the threads' own
+        out[k] = linalg.quat_from_matrix(a[k])
+    return out
+
+
+def _arg_extreme(name: str, fn):
+    def arg(m, a):
+        if elem(a) != 1:
+            raise Unsure(f"{name} of a non-vector")
+        return fn(a, axis=1).astype(np.int64)  # the first extreme component, as Warp's loop picks it
+    return arg
+
+
+_ON_TRANSFORMS = {"transform": _transform, "transformation": _transform, "transformf": _transform,
+                  "transformd": _transform,
+                  "transform_point": _transform_point,
                   "transform_vector": _transform_vector, "transform_inverse": _transform_inverse,
                   "transform_multiply": _transform_multiply, "transform_get_translation": _transform_part(0),
                   "transform_get_rotation": _transform_part(1), "transform_identity": _transform_identity}
@@ -223,6 +281,17 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "diag": _diag,
     "matrix_from_rows": _from_vectors("matrix_from_rows", 1),
     "matrix_from_cols": _from_vectors("matrix_from_cols", 2),
+    "spatial_vector": _spatial_vector,
+    "spatial_top": _spatial_half(0),
+    "spatial_bottom": _spatial_half(1),
+    "spatial_dot": _spatial_dot,
+    "inverse": _inverse,
+    "inverse_approx": _inverse,
+    "get_diag": _get_diag,
+    "quat_rpy": _quat_rpy,
+    "quat_from_matrix": _quat_from_matrix,
+    "argmin": _arg_extreme("argmin", np.argmin),
+    "argmax": _arg_extreme("argmax", np.argmax),
 }
 VECTOR_BUILTINS = frozenset(_ON_TRANSFORMS) | frozenset(_ON_VECTORS) | frozenset(_ON_MATRICES_AND_QUATERNIONS)
 

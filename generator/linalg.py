@@ -75,6 +75,21 @@ def det(m):
     raise ValueError(f"determinant of a {n}x{n} matrix")
 
 
+def inverse(m):
+    """The inverse of m[..., n, n] (n in 2, 3, 4): the adjugate (cofactors by `det` of the minors)
+    over the determinant, entry by entry in one order (the grammar inverts diagonally dominant
+    matrices only, far from singular)."""
+    n = m.shape[-1]
+    d = det(m)
+    out = np.empty(m.shape, dtype=np.float64)
+    for i in range(n):
+        for j in range(n):
+            minor = np.delete(np.delete(m, i, axis=-2), j, axis=-1)
+            cof = minor[..., 0, 0] if n == 2 else det(minor)
+            out[..., j, i] = (cof if (i + j) % 2 == 0 else -cof) / d
+    return out
+
+
 def ddot(a, b):
     """sum_ij a[..., i, j] * b[..., i, j], rows then columns in order (Warp's ddot, native/mat.h)."""
     rows, cols = a.shape[-2], a.shape[-1]
@@ -90,3 +105,27 @@ def trace(m):
     for k in range(1, m.shape[-1]):
         r = r + m[..., k, k]
     return r
+
+
+def quat_from_matrix(m):
+    """Warp's quat_from_matrix (native/quat.h) of one 3x3 matrix, (x, y, z, w): Shepperd's branches
+    on the trace and the largest diagonal entry, then normalized (the grammar converts rotation
+    matrices only, where every branch it takes has h >= 1)."""
+    tr = m[0, 0] + m[1, 1] + m[2, 2]
+    if tr >= 0.0:
+        h = float(np.sqrt(tr + 1.0))
+        w, h = 0.5 * h, 0.5 / h
+        x, y, z = (m[2, 1] - m[1, 2]) * h, (m[0, 2] - m[2, 0]) * h, (m[1, 0] - m[0, 1]) * h
+    else:
+        k = 1 if m[1, 1] > m[0, 0] else 0
+        k = 2 if m[2, 2] > m[k, k] else k
+        i, j = (k + 1) % 3, (k + 2) % 3  # Warp's (0: 1, 2), (1: 2, 0), (2: 0, 1)
+        h = float(np.sqrt((m[k, k] - (m[i, i] + m[j, j])) + 1.0))
+        q = [0.0, 0.0, 0.0]
+        q[k], h = 0.5 * h, 0.5 / h
+        q[i], q[j] = (m[k, i] + m[i, k]) * h, (m[j, k] + m[k, j]) * h
+        w = (m[j, i] - m[i, j]) * h
+        x, y, z = q
+    q = np.array([x, y, z, w], dtype=np.float64)
+    n = float(np.sqrt(dot(q, q)))
+    return q / n if n > 0.0 else np.zeros(4)

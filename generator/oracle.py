@@ -15,7 +15,7 @@ import numpy as np
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
 from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float
-from generator.warp_rng import rand_pcg, unit_float
+from generator.warp_rng import rand_int, rand_pcg, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
@@ -93,6 +93,11 @@ def atomic(arr, op: str, idx: tuple, v) -> None:
         arr[idx] = min(arr[idx], v)
     elif op == "max":
         arr[idx] = max(arr[idx], v)
+    elif op == "exch":
+        arr[idx] = v
+    elif op == "cas":  # v: (compare, value)
+        if arr[idx] == v[0]:
+            arr[idx] = v[1]
     else:
         raise ValueError(op)
 
@@ -152,12 +157,13 @@ class Interpreter:
                 return self.expr(a, env)[tuple(keys)].item()  # a float, or an int of an integer vector
             case ["and", a, b]:
                 return bool(self.expr(a, env)) and bool(self.expr(b, env))
-            case ["randf", state, *bounds]:
-                return self._randf(state, bounds, env)
+            case ["randf" | "randi" | "randu" as kind, state, *bounds]:
+                return self._randf(state, bounds, env) if kind == "randf" else self._rand_int(kind, state, bounds, env)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, comps, env)
-            case ["neg", a]:
-                return -self.expr(a, env)
+            case ["neg", a]:  # Warp's scalar neg is 0 - x (native/builtin.h: -(+0.0) is +0.0), a vector's -x
+                x = self.expr(a, env)
+                return -x if isinstance(x, np.ndarray) else 0 - x
             case ["or", a, b]:
                 return bool(self.expr(a, env)) or bool(self.expr(b, env))
             case ["fld", name, field]:
@@ -200,6 +206,10 @@ class Interpreter:
             return _as(h.ret, r.value)
         raise ValueError(f"helper {h.name} fell off its end")
 
+    def _rand_int(self, kind, state, bounds, env):
+        env[state] = rand_pcg(env[state])
+        return rand_int(kind, env[state], *(self.expr(b, env) for b in bounds))
+
     def _randf(self, state, bounds, env):
         env[state] = rand_pcg(env[state])
         u = unit_float(env[state])
@@ -241,9 +251,9 @@ class Interpreter:
             case ["store", name, index, value]:
                 idx = tuple(self.expr(i, env) for i in index)
                 self.arrays[name][idx] = self.expr(value, env)
-            case ["for", var, start, stop, body]:
+            case ["for", var, start, stop, body, *order]:
                 first, end = self.expr(start, env), self.expr(stop, env)
-                for v in range(first, end):
+                for v in (reversed(range(first, end)) if order == ["reversed"] else range(first, end)):
                     env[var] = v
                     if not self.iteration(body, env):
                         break

@@ -6,6 +6,7 @@ array), by name. `generator.oracle.Interpreter` calls them; the safety check
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -98,6 +99,81 @@ def _round(x):
     return math.copysign(float(r + 1 if a - r >= 0.5 else r), x)
 
 
+def _rint(x):
+    # C's rint (round half to even, the sign of x kept: rint(-0.4) = -0.0); Python's round() is half to even
+    return math.copysign(float(round(x)), x)
+
+
+def _frac(x):
+    # Warp's frac (native/builtin.h): x - trunc(x), with C's trunc keeping the sign (frac(-0.0) = 0.0)
+    return x - math.copysign(float(math.trunc(x)), x)
+
+
+def _smoothstep(edge0, edge1, x):
+    # Warp's formula (native/builtin.h): t = clamp((x - edge0) / (edge1 - edge0), 0, 1), t * t * (3 - 2 t)
+    t = _clamp((x - edge0) / (edge1 - edge0), 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def _mod(a, b):
+    # Warp's mod: C's truncated remainder (fmod on floats, % on integers), the sign of a
+    if isinstance(a, int) and isinstance(b, int):
+        r = abs(a) % abs(b)
+        return r if a >= 0 else -r
+    return math.fmod(a, b)
+
+
+def _floordiv(a, b):
+    # Warp's floordiv: floor(a / b) on floats, floor division on integers (Python's //)
+    if isinstance(a, int) and isinstance(b, int):
+        return a // b
+    return float(math.floor(a / b))
+
+
+def _div(a, b):
+    # Warp's div: a / b, truncated toward zero on integers (C)
+    if isinstance(a, int) and isinstance(b, int):
+        q = abs(a) // abs(b)
+        return q if (a >= 0) == (b >= 0) else -q
+    return a / b
+
+
+def _quat_rpy(roll, pitch, yaw):
+    # Warp's quat_rpy (native/quat.h): half angles, products in its order, (x, y, z, w)
+    cy, sy = math.cos(yaw * 0.5), math.sin(yaw * 0.5)
+    cr, sr = math.cos(roll * 0.5), math.sin(roll * 0.5)
+    cp, sp = math.cos(pitch * 0.5), math.sin(pitch * 0.5)
+    return np.array([cy * sr * cp - sy * cr * sp, cy * cr * sp + sy * sr * cp, sy * cr * cp - cy * sr * sp,
+                     cy * cr * cp + sy * sr * sp], dtype=np.float64)
+
+
+def _bit_count(x):
+    # Warp's bit_count: the set bits of x's two's complement; the grammar counts int32 / uint32 values only
+    if not -(1 << 31) <= x < (1 << 32):
+        raise ValueError(f"bit_count of {x}, not an int32 / uint32 value")
+    return bin(x & 0xFFFFFFFF).count("1")
+
+
+def erfinv(y):
+    """erf's inverse in float64, for |y| < 1: Winitzki's approximation (about 2e-3 relative), then
+    Newton's steps on math.erf (each squares the error: the last two change at most an ulp)."""
+    if not -1.0 < y < 1.0:
+        raise ValueError(f"erfinv of {y}")
+    if y == 0.0:
+        return y
+    a, ln = 0.147, math.log1p(-y * y)
+    t = 2.0 / (math.pi * a) + 0.5 * ln
+    x = math.copysign(math.sqrt(math.sqrt(t * t - ln / a) - t), y)
+    for _ in range(4):
+        x -= (math.erf(x) - y) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+    return x
+
+
+def erfcinv(y):
+    """erfc's inverse, for 0 < y < 2: erfinv(1 - y)."""
+    return erfinv(1.0 - y)
+
+
 def _identity(n, dtype=None):
     return np.eye(n, dtype=np.float64)
 
@@ -170,6 +246,12 @@ BUILTINS = {
     "tile_min": lambda t: np.array([t.min()]),
     "tile_scan_inclusive": lambda t: np.cumsum(t),
     "tile_scan_exclusive": lambda t: np.cumsum(t) - t,
+    "tile_scan_max_inclusive": lambda t: np.maximum.accumulate(t),
+    "tile_scan_min_inclusive": lambda t: np.minimum.accumulate(t),
+    # wp.tile_reduce(wp.add / wp.min / wp.max, t): the tile folded by the builtin, in index order
+    "tile_reduce": lambda fn, t: np.array([functools.reduce(fn, t.ravel().tolist())]),
+    "tile_broadcast": lambda t, shape: np.array(np.broadcast_to(t, shape), dtype=np.float64),
+    "tile_extract": lambda t, *idx: float(t[idx]),
     "tile_matmul": _tile_matmul,
     "tile_zeros": lambda shape, dtype=None: np.zeros(shape),
     "tile_ones": lambda shape, dtype=None: np.ones(shape),
@@ -189,10 +271,53 @@ BUILTINS = {
     "ddot": lambda a, b: float(linalg.ddot(a, b)),
     "matrix_from_rows": lambda *rows: np.stack(rows, axis=0),
     "matrix_from_cols": lambda *cols: np.stack(cols, axis=1),
+    # the generic vector constructor, spatial vectors (6 components: top, bottom), matrix inverse
+    "vector": lambda *xs: np.array([float(x) for x in xs], dtype=np.float64),
+    "spatial_vector": lambda *xs: (np.concatenate([np.asarray(x, dtype=np.float64) for x in xs]) if len(xs) == 2
+                                   else np.array([float(x) for x in xs], dtype=np.float64)),
+    "spatial_top": lambda s: np.array(s[:3], dtype=np.float64),
+    "spatial_bottom": lambda s: np.array(s[3:], dtype=np.float64),
+    "spatial_dot": lambda a, b: float(linalg.dot(a, b)),
+    "inverse": linalg.inverse,
+    "get_diag": lambda m: np.array(np.diagonal(m), dtype=np.float64),
+    "transformation": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformf": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformd": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "quat_rpy": _quat_rpy,
+    "quat_from_matrix": linalg.quat_from_matrix,
+    # the index of a vector's first smallest / largest component (integer vectors: exact ties)
+    "argmin": lambda a: int(np.argmin(a)),
+    "argmax": lambda a: int(np.argmax(a)),
+    "bit_count": _bit_count,
+    "erfinv": erfinv,
+    "erfcinv": erfcinv,
+    "inverse_approx": linalg.inverse,
+    "matrix": lambda *xs, shape, dtype=None: np.array([float(x) for x in xs], dtype=np.float64).reshape(shape),
+    "div_approx": lambda a, b: a / b,  # exact on the CPU; a GPU's is within float32's tolerance
+    # more scalar math (Warp's native/builtin.h formulas)
+    "tan": math.tan,
+    "degrees": lambda x: x * (180.0 / math.pi),
+    "erf": math.erf,
+    "erfc": math.erfc,
+    "cbrt": math.cbrt,
+    "frac": _frac,
+    "rint": _rint,
+    "copysign": math.copysign,
+    "step": lambda x: 1.0 if x < 0 else 0.0,  # Warp's step: 1 where x < 0 (not GLSL's)
+    "nonzero": lambda x: 0.0 if x == 0 else 1.0,
+    "smoothstep": _smoothstep,
+    "mod": _mod,
+    "floordiv": _floordiv,
+    "isfinite": math.isfinite,
+    "isnan": math.isnan,
+    "isinf": math.isinf,
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "div": _div,
 }
 
 # builtins a kernel calls by Python's bare name, not as wp.NAME: len(v) of a vector; with the casts
-# float(x), int(x), bool(x) (["cast", ...], `generator.spec.PY_CASTS`) and range(...) of loops, the
+# float(x), int(x), bool(x) (["cast", ...], `generator.spec.PY_CASTS`) and range(...) / reversed(range(...)) of loops, the
 # only bare calls the safety wall admits (`validator.safety`)
 BARE_BUILTINS = {"len": len}
-BARE_CALLS = frozenset(BARE_BUILTINS) | frozenset({"range", "float", "int", "bool"})
+BARE_CALLS = frozenset(BARE_BUILTINS) | frozenset({"range", "reversed", "float", "int", "bool"})

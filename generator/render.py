@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import FLOAT_DTYPES, PY_CASTS, ArgSpec, HelperSpec, KernelSpec
+from generator.spec import FLOAT_DTYPES, PY_CASTS, RAND_DRAWS, ArgSpec, HelperSpec, KernelSpec
 
 INDENT = "    "
 
@@ -84,8 +84,8 @@ def render_expr(e, parent: int = 0) -> str:
         return f"wp.{e[1]}({', '.join(parts)})"
     if tag == "fld":
         return f"{e[1]}.{e[2]}"
-    if tag == "randf":
-        return f"wp.randf({', '.join([e[1]] + [render_expr(a) for a in e[2:]])})"
+    if tag in RAND_DRAWS:
+        return f"wp.{tag}({', '.join([e[1]] + [render_expr(a) for a in e[2:]])})"
     raise ValueError(f"unknown expression tag {tag!r}")
 
 
@@ -103,7 +103,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
             lines.append(f"{pad}{s[1]}[{idx}] = {render_expr(s[3])}")
         elif tag == "atomic":
             idx = ", ".join(render_expr(i) for i in s[3])
-            lines.append(f"{pad}wp.atomic_{s[1]}({s[2]}, {idx}, {render_expr(s[4])})")
+            value = ", ".join(render_expr(x) for x in s[4][1]) if s[1] == "cas" else render_expr(s[4])
+            lines.append(f"{pad}wp.atomic_{s[1]}({s[2]}, {idx}, {value})")
         elif tag == "if":
             lines.append(f"{pad}if {render_expr(s[1])}:")
             lines += render_block(s[2], depth + 1) or [pad + INDENT + "pass"]
@@ -114,7 +115,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
                 lines.append(f"{pad}else:")
                 lines += render_block(s[4], depth + 1)
         elif tag == "for":
-            lines.append(f"{pad}for {s[1]} in range({render_expr(s[2])}, {render_expr(s[3])}):")
+            rng_ = f"range({render_expr(s[2])}, {render_expr(s[3])})"
+            lines.append(f"{pad}for {s[1]} in {'reversed(' + rng_ + ')' if s[5:] == ['reversed'] else rng_}:")
             lines += render_block(s[4], depth + 1) or [pad + INDENT + "pass"]
         elif tag == "while":
             lines.append(f"{pad}while {render_expr(s[1])}:")

@@ -35,15 +35,19 @@ Expressions (first element is the tag):
                                  wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
   ["fld", arg, field]            a field of a @wp.struct argument: arg.field
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
+  ["randi" | "randu", state, [lo, hi]?]   wp.randi / wp.randu(state[, lo, hi]): an int32 / uint32
+                                 draw (the state itself, or state % (hi - lo) + lo), advancing it too
 
 Statements:
   ["let", name, expr]            first assignment (declares the local)
   ["set", name, expr]            re-assignment
   ["aug", name, op, expr]        name op= expr  (op in + - *)
   ["store", array, [index...], expr]
-  ["atomic", op, array, [index...], expr]       wp.atomic_<op>, op in ATOMIC_OPS
+  ["atomic", op, array, [index...], expr]       wp.atomic_<op>, op in ATOMIC_OPS (cas: expr is
+                                 ["tuple", [compare, value]], wp.atomic_cas(array, index, compare, value))
   ["if", cond, [then...], [[cond, [body...]]...], [else...]]
   ["for", var, start, stop, [body...]]          for var in range(start, stop)
+  ["for", var, start, stop, [body...], "reversed"]   for var in reversed(range(start, stop)): stop - 1 down to start
   ["while", cond, [body...]]                    the grammar makes every while terminate
   ["break"] / ["continue"]
   ["ret", expr]                                 helpers only
@@ -69,7 +73,7 @@ SPEC_VERSION = schemas.SPEC_VERSION
 FLOAT_DTYPES = ("float16", "float32", "float64")
 # the wp.atomic_<op>s the grammar writes (as statements): add and sub of any value, min and max,
 # and the bitwise and, or and xor of integers (which Warp defines for integer arrays only)
-ATOMIC_OPS = ("add", "sub", "min", "max", "and", "or", "xor")
+ATOMIC_OPS = ("add", "sub", "min", "max", "and", "or", "xor", "exch", "cas")
 BITWISE_ATOMICS = ("and", "or", "xor")
 INT_DTYPES = ("int32", "int64", "uint32")
 # float32 vector types: name -> shape of one element
@@ -88,8 +92,13 @@ CAST_FLOAT_DTYPES = ("bfloat16",)
 VALUE_VEC_TYPES = {
     "vec2i": ((2,), "int32"), "vec3i": ((3,), "int32"), "vec4i": ((4,), "int32"),
     "vec2f": ((2,), "float32"), "vec3f": ((3,), "float32"), "mat22f": ((2, 2), "float32"), "quatf": ((4,), "float32"),
+    "vec4f": ((4,), "float32"), "mat33f": ((3, 3), "float32"),
+    "vec2ui": ((2,), "uint32"), "vec3ui": ((3,), "uint32"), "vec4ui": ((4,), "uint32"),
+    "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
 }
+# the RNG draws, each an expression that advances its state variable: wp.randf, randi, randu
+RAND_DRAWS = ("randf", "randi", "randu")
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 

@@ -46,6 +46,41 @@ def test_source_parses_and_oracle_is_finite(spec):
         assert np.all(np.isfinite(arr)), f"{spec.family}/{spec.seed}: oracle output {name} not finite"
 
 
+def _branch_coverage(spec) -> tuple[int, int, int]:
+    """(branch points, outcomes, outcomes taken on input set 0), as a record's coverage counts them."""
+    from generator.oracle import branch_points
+
+    points, taken = branch_points(spec), set()
+    run_oracle(spec, make_inputs(spec), taken)
+    return len(points), sum(points.values()), sum(1 for node, _ in taken if node in points)
+
+
+# arith kernels whose finiteness guard (where(isfinite(a), a, lit)) held one node `a`, a wp.where
+# inside, in two places: the oracle counted it once, the spec read back from its JSON form twice
+# (//validator's coverage differed from the run's on 5 of 300, measured; dtypes' bit_count leaf
+# drawn twice did the same, 3 of 2,000 specs). build_spec now hands back a tree.
+SHARED_GUARD_SEEDS = (2202009530327101150, 6936511941573055305, 3812388119252342977, 6833305874880394697,
+                      7262632993312255048)
+
+
+@pytest.mark.parametrize("seed", SHARED_GUARD_SEEDS)
+def test_a_spec_s_branch_coverage_is_the_same_read_back_from_its_json_form(seed):
+    spec = build_spec("arith", seed)
+    again = KernelSpec.from_json(__import__("json").loads(canonical_json(spec.to_json())))
+    assert _branch_coverage(spec) == _branch_coverage(again)
+
+
+@given(specs())
+def test_a_spec_is_a_tree_no_branch_point_in_two_places(spec):
+    """The oracle keys branch points and the outcomes taken by node identity: a where or if node
+    reachable twice would count once, where the spec's JSON form (two nodes) counts it twice.
+    (Every node, not only branch points, has a list of its own.)"""
+    from generator import spec_walk
+
+    ids = [id(n) for n in spec_walk.nodes(*spec_walk.spec_bodies(spec))]
+    assert len(ids) == len(set(ids)), f"{spec.family}/{spec.seed}: a node sits in two places"
+
+
 def test_families_split_by_target():
     assert len(families_for("cpu")) == 10 and len(families_for("cuda")) == 10
     assert set(families_for("cpu")).isdisjoint(families_for("cuda"))

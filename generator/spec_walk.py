@@ -50,7 +50,7 @@ def statement_children(s: Node) -> list[tuple[Node, bool]]:
         case ["if", cond, then, elifs, orelse]:
             middle = [part for c, body in elifs for part in (*_of([c]), *_in(body))]
             return [*_of([cond]), *_in(then), *middle, *_in(orelse)]
-        case ["for", _, start, stop, body]:
+        case ["for", _, start, stop, body, *_]:
             return [*_of([start, stop]), *_in(body)]
         case ["while", cond, body]:
             return [*_of([cond]), *_in(body)]
@@ -77,7 +77,7 @@ def expression_children(e: Node) -> list[Node]:
             return [cond, a, b]
         case ["kwcall", _, args, keywords]:
             return [*args, *(value for _, value in keywords)]
-        case ["randf", _, *bounds]:
+        case ["randf" | "randi" | "randu", _, *bounds]:
             return bounds
     return []  # tags this walk does not know
 
@@ -101,7 +101,7 @@ def statement_bodies(s: Node) -> list[Body]:
     match s:
         case ["if", _, then, elifs, orelse]:
             return [then, *(body for _, body in elifs), orelse]
-        case ["for", _, _, _, body] | ["while", _, body]:
+        case ["for", _, _, _, body, *_] | ["while", _, body]:
             return [body]
     return []
 
@@ -129,13 +129,13 @@ def referenced_names(*bodies: Body) -> set[str]:
     names = set()
     for node in nodes(*bodies):
         match node:
-            case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf", name, *_]:
+            case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf" | "randi" | "randu", name, *_]:
                 names.add(name)
             case ["store", name, _, _] | ["atomic", _, name, _, _]:
                 names.add(name)
             case ["let" | "set", name, _] | ["aug", name, _, _]:
                 names.add(name)
-            case ["for", name, _, _, _]:
+            case ["for", name, _, _, _, *_]:
                 names.add(name)
     return names
 

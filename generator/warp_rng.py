@@ -24,6 +24,13 @@ def rand_init(seed, offset=None):
     return rand_pcg(((seed & _M32) + rand_pcg(offset & _M32)) & _M32)
 
 
+def rand_int(kind, state, lo=None, hi=None):
+    """wp.randi's (int32) or wp.randu's (uint32) value from an advanced state: the state itself,
+    or state % (hi - lo) + lo, in Warp's uint32 arithmetic (int bounds convert modulo 2**32)."""
+    r = state if lo is None else ((state % ((hi - lo) & _M32)) + (lo & _M32)) & _M32
+    return r if kind == "randu" else (r ^ 0x80000000) - 0x80000000  # randi: the bits as an int32
+
+
 def unit_float(state):
     """wp.randf's value in [0, 1) from an advanced state: its top 24 bits."""
     return (state >> 8) * (1.0 / 16777216.0)

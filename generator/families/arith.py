@@ -1,7 +1,10 @@
-"""Arithmetic expression trees over Warp's math builtins (trig, hyperbolic, log/exp, pow,
-rounding, sign, atan2, asin/acos), each guarded into its safe domain, with locals; sometimes a
-value quantized through Python's int(x) and float(x) (of an input times a small literal, so the
-truncated value is far inside int32), and a constant folded by wp.static(<literal expression>)."""
+"""Arithmetic expression trees over Warp's math builtins (trig, hyperbolic, log/exp, pow, cbrt,
+erf/erfc, rounding (floor, ceil, trunc, round, rint, frac), sign, copysign, step, nonzero,
+smoothstep, fmod (wp.mod), floordiv, degrees/radians, atan2, asin/acos, wp.add / sub / div,
+finiteness tests (wp.isfinite / isnan / isinf) guarding a value), each guarded into its safe
+domain, with locals; sometimes a value quantized through Python's int(x) and float(x) (of an
+input times a small literal, so the truncated value is far inside int32), and a constant folded
+by wp.static(<literal expression>)."""
 
 from generator.grammar import FloatExprs, bin_, float_literal, ld, v
 from generator.spec import ArgSpec, KernelSpec

@@ -1,8 +1,9 @@
 """Atomics on the CPU: scatter-adds (or subtractions) into data-dependent bins (histograms),
 integer counters, the bits of each bin's thread indices (atomic or / xor, and into an all-ones mask),
-and atomic min/max, sometimes under a condition or into 2-D bins."""
+and atomic min/max, sometimes under a condition or into 2-D bins; the bins flagged under a
+condition, by wp.atomic_exch or wp.atomic_cas of one literal (the same whatever the order)."""
 
-from generator.grammar import FloatExprs, c, ld, v
+from generator.grammar import FloatExprs, c, cmp, ld, v
 from generator.spec import ArgSpec, KernelSpec
 
 NAME = "atomics"
@@ -51,4 +52,18 @@ def build(rng, name, seed):
         body.append(["if", ex.cond(1), stmts, [], []])
     else:
         body += stmts
+    if rng.random() < 0.3:
+        body.append(_flag(rng, ex, args, idx, shape))
     return KernelSpec(NAME, seed, name, (n,), tuple(args), body)
+
+
+def _flag(rng, ex, args, idx, shape):
+    """The bins some thread flagged where its value is below or above a literal: wp.atomic_exch(flag, b, k) or
+    wp.atomic_cas(flag, b, 0, k) of one literal k into a zeroed array. Every flagging thread
+    writes the same k (cas: the first one finds 0 and sets k, the rest find k), so the result
+    does not depend on the threads' order."""
+    args.append(ArgSpec("flag", "array", "int32", shape, role="out"))
+    k = c(rng.randint(1, 9), "int32")
+    op = rng.choice(("exch", "cas"))
+    value = ["tuple", [c(0, "int32"), k]] if op == "cas" else k
+    return ["if", cmp(rng.choice(("<", ">")), v("val"), ex.lit(-1, 1)), [["atomic", op, "flag", idx, value]], [], []]

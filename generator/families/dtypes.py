@@ -1,6 +1,8 @@
-"""Several dtypes: float64 and float16 arrays (float64 vectors and matrices: wp.vec3d, wp.mat22d,
-...; a result rounded through wp.bfloat16 before its float16 store), int32/int64/uint32 integer arithmetic with proven
-bounds (no overflow; int32 vectors: wp.vec2i / vec3i / vec4i),
+"""Several dtypes: float64 and float16 arrays (float64 vectors, quaternions, matrices and
+transforms: wp.vec3d, wp.vec4d, wp.quatd, wp.mat22d, wp.mat44d, wp.transformd, ...; a result
+rounded through wp.bfloat16 before its float16 store), int32/int64/uint32 integer arithmetic with proven
+bounds (no overflow; int32 and uint32 vectors: wp.vec2i ... vec4i, wp.vec2ui ... vec4ui, the index of
+their smallest or largest component: wp.argmin / argmax; the set bits of a value: wp.bit_count),
 arithmetic in the small integer types int8/uint8/int16/uint16/uint64 (loaded through casts, each
 kept within its type's range), unsigned wrap-around by a narrowing cast, and casts between integer
 and float values (wp.float32(x) and Python's float(x))."""
@@ -26,16 +28,23 @@ def _float64(rng, n):
     return x + s + [out], body
 
 
-_F64_COMPOSITES = {"vec2d": (2,), "vec3d": (3,), "mat22d": (2, 2), "mat33d": (3, 3)}
+_F64_COMPOSITES = {"vec2d": (2,), "vec3d": (3,), "vec4d": (4,), "quatd": (4,), "mat22d": (2, 2), "mat33d": (3, 3),
+                   "mat44d": (4, 4)}
 
 
 def _float64_composite(rng, ex, body):
-    """`d = wp.vec3d(...)` (or vec2d, mat22d, mat33d) of float64 expressions appended to body;
-    a float64 scalar of d: its length, a dot product or determinant, or a component."""
+    """`d = wp.vec3d(...)` (or vec2d, vec4d, quatd, mat22d, mat33d, mat44d) of float64 expressions
+    appended to body; a float64 scalar of d: its length, a dot product or determinant, a component,
+    or (quatd) a component of a point moved by the wp.transformd of a vec3d and d."""
     vt = rng.choice(tuple(_F64_COMPOSITES))
     shape = _F64_COMPOSITES[vt]
     size = shape[0] * (shape[1] if len(shape) == 2 else 1)
     body.append(["let", "d", ["vec", vt, [ex.expr(1) if rng.random() < 0.6 else ex.lit(-2, 2) for _ in range(size)]]])
+    if vt == "quatd" and rng.random() < 0.5:  # Warp's rotation formula holds for any quaternion, not only unit ones
+        p, x = (["vec", "vec3d", [ex.expr(1) if rng.random() < 0.4 else ex.lit(-2, 2) for _ in range(3)]]
+                for _ in range(2))
+        body.append(["let", "pd", call("transform_point", call("transformd", p, v("d")), x)])
+        return ["comp", v("pd"), [rng.randrange(3)]]
     if rng.random() < 0.3:
         return ["comp", v("d"), [rng.randrange(k) for k in shape]]
     if len(shape) == 2:
@@ -71,17 +80,19 @@ def _integer(rng, n):
         leaves.append((v("i"), n))  # the thread index itself is an int32
     ix = IntExprs(rng, leaves, dt, unsigned)
     body = []
-    parts = []
-    if dt == "int32" and rng.random() < 0.5:  # an int32 vector whose components feed the arithmetic
-        vt = rng.choice(("vec2i", "vec3i", "vec4i"))
-        comps = [ix.expr(1) for _ in range(int(vt[3]))]
-        body.append(["let", "vi", ["vec", vt, [e for e, _ in comps]]])
-        parts = [(["comp", v("vi"), [k]], b) for k, (_, b) in enumerate(comps)]
+    groups = []  # leaves t reads one of: the vector's, the bit count
+    if dt != "int64" and rng.random() < 0.5:  # an int32 / uint32 vector whose components feed the arithmetic
+        groups.append(_int_vector(rng, ix, dt, body))
+    if dt != "int64" and rng.random() < 0.25:  # the set bits of an int32 / uint32 value (wp.bit_count, int32)
+        bits = call("bit_count", ix.expr(rng.randint(1, 2))[0])
+        groups.append([(bits if dt == "int32" else ["cast", dt, bits], 32)])
+    for parts in groups:
         ix.leaves += parts
     e, b = ix.expr(rng.randint(1, 3))
-    if parts and not any(mentions(e, p) for p, _ in parts):  # t reads the vector
-        p, bp = rng.choice(parts)
-        e, b = (["bin", "+", e, p], b + bp) if b + bp < IntExprs.LIMIT else (p, bp)
+    for parts in groups:
+        if not any(mentions(e, p) for p, _ in parts):
+            p, bp = rng.choice(parts)
+            e, b = (["bin", "+", e, p], b + bp) if b + bp < IntExprs.LIMIT else (p, bp)
     body.append(["let", "t", e])
     ix.leaves.append((v("t"), b))
     e2, b2 = ix.expr(rng.randint(1, 2))
@@ -103,6 +114,19 @@ def _integer(rng, n):
     else:
         args = args + [out]
     return args, body
+
+
+def _int_vector(rng, ix, dt, body):
+    """`vi = wp.vec3i(...)` (vec2i ... vec4ui) of integer expressions appended to body; its
+    components, and sometimes the index of its first smallest / largest one (wp.argmin /
+    argmax, exact on integers, ties to the first), as (expression, bound) leaves."""
+    vt = rng.choice(("vec2i", "vec3i", "vec4i") if dt == "int32" else ("vec2ui", "vec3ui", "vec4ui"))
+    comps = [ix.expr(1) for _ in range(int(vt[3]))]
+    body.append(["let", "vi", ["vec", vt, [e for e, _ in comps]]])
+    parts = [(["comp", v("vi"), [k]], b) for k, (_, b) in enumerate(comps)]
+    if rng.random() < 0.3:
+        parts.append((["cast", dt, call(rng.choice(("argmin", "argmax")), v("vi"))], len(comps)))
+    return parts
 
 
 def _mentions_any(e) -> bool:

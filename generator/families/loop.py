@@ -55,8 +55,8 @@ def _dynamic_loop(rng, ex, bound, loop_body):
     it non-differentiable, so these kernels carry no gradient verdict, by design."""
     if rng.random() < 0.5:
         loop_body = loop_body + [["if", ex.cond(1), [["break"]], [], []]]
-    if rng.random() < 0.5:
-        return [["for", "k", c(0, "int32"), bound, loop_body]]
+    if rng.random() < 0.5:  # k up from 0, or down to 0 (reversed(range(0, bound)), which Warp never unrolls)
+        return [["for", "k", c(0, "int32"), bound, loop_body, *(["reversed"] if rng.random() < 0.4 else [])]]
     # while form: the counter advances before any continue, so the loop always terminates
     cond = cmp("<", bin_("+", v("k"), c(1, "int32")), bound)
     return [["let", "k", ["cast", "int32", c(-1, "int32")]], ["while", cond, [["aug", "k", "+", c(1, "int32")], *loop_body]]]

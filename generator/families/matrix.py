@@ -1,9 +1,12 @@
 """Matrix, quaternion and transform math: mat22/33/44 times vectors and matrices, transpose,
 determinant, trace, double dot products (wp.ddot), outer products, matrices built from vectors
-(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33
-constructors) and wp.identity, rotations from axis-angle or constructed (wp.quat / wp.quatf)
-quaternions (rotating directly, inversely, by the inverse, or as a matrix), and rigid transforms
-(applied to points and vectors, inverted, multiplied, taken apart)."""
+(wp.matrix_from_rows / _cols, wp.diag), from scalars (wp.mat22 / wp.mat22f / wp.mat33 / wp.mat33f /
+wp.mat44 constructors, the generic wp.matrix) and wp.identity, inverses (wp.inverse, inverse_approx)
+of diagonally dominant matrices, rotations from axis-angle, roll-pitch-yaw (wp.quat_rpy) or
+constructed (wp.quat / wp.quatf) quaternions (rotating directly, inversely, by the inverse, as a
+matrix, or by the quaternion of that matrix: wp.quat_from_matrix), a matrix's diagonal
+(wp.get_diag), and rigid transforms (wp.transform / transformation / transformf; applied to points
+and vectors, inverted, multiplied, taken apart)."""
 
 from generator.grammar import FloatExprs, VecExprs, bin_, c, call, ld, mentions, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -41,8 +44,8 @@ def _matrices(rng, name, seed, n):
     if rng.random() < 0.6:
         outs.append(ArgSpec("det", "array", "float32", (n,), role="out"))
         r = rng.random()  # the determinant, the trace, or the double dot product with m[i]
-        e = call("determinant", v("a")) if r < 0.6 else call("trace", v("a")) if r < 0.8 else \
-            call("ddot", v("a"), ld("m", v("i")))
+        e = call("determinant", v("a")) if r < 0.55 else call("trace", v("a")) if r < 0.75 else \
+            call("ddot", v("a"), ld("m", v("i"))) if r < 0.9 else call("dot", call("get_diag", v("a")), ld("x", v("i")))
         if rng.random() < 0.5:
             e = bin_("+", e, ["comp", v("a"), [rng.randrange(2), rng.randrange(2)]])
         body.append(["store", "det", [v("i")], e])
@@ -72,10 +75,20 @@ def _matrix(rng, mt, vt, scal, ve):
             return bin_("+", mexpr, bin_("*", scal.lit(0.5, 2.0), eye))
         d = call("diag", ve.vec(vt, 1))
         return ["mmul", mexpr, d] if rng.random() < 0.5 else bin_("+", mexpr, d)
-    if r < 0.78 and size < 4:  # a wp.mat22 / wp.mat33 of scalars, row by row
-        ctor = "mat22f" if mt == "mat22" and rng.random() < 0.5 else mt  # wp.mat22f: mat22's float32 name
-        built = ["vec", ctor, [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]]
+    if r < 0.78:  # a wp.mat22 / wp.mat33 / wp.mat44 of scalars, row by row (wp.mat22f / mat33f: float32 names)
+        ctor = mt + "f" if mt != "mat44" and rng.random() < 0.5 else mt
+        comps = [scal.expr(1) if rng.random() < 0.4 else scal.lit(-2, 2) for _ in range(size * size)]
+        built = ["vec", ctor, comps]
+        if rng.random() < 0.2:  # the generic wp.matrix(..., shape=(n, n), dtype=wp.float32)
+            built = ["kwcall", "matrix", comps, [["shape", ["tuple", [c(size, "int32"), c(size, "int32")]]],
+                                                 ["dtype", ["fnref", "float32"]]]]
         return ["mmul", mexpr, built] if rng.random() < 0.5 else bin_("+", mexpr, built)
+    if r < 0.88:  # the inverse of m[i] + s I, s > size: diagonally dominant (|m| <= 1), far from singular
+        eye = ["kwcall", "identity", [], [["n", c(size, "int32")], ["dtype", ["fnref", "float32"]]]]
+        # wp.inverse_approx: the same inverse on the CPU, single precision on a GPU (within float32's tolerance)
+        inv = call(rng.choice(("inverse", "inverse", "inverse_approx")),
+                   bin_("+", mexpr, bin_("*", scal.lit(size + 1, size + 3), eye)))
+        return ["mmul", mexpr, inv] if rng.random() < 0.5 else bin_("+", mexpr, inv)
     return mexpr
 
 
@@ -84,7 +97,8 @@ def _transformed(rng, op, scal, pt):
     transform_vector plus the transform's translation; transform_point of its inverse; or of its
     product with a second transform (a literal translation with the identity rotation, an
     axis-angle one, or the identity transform), applied whole or by its rotation and translation."""
-    tf = call("transform", ld("t", v("i")), v("q"))
+    # wp.transformation and wp.transformf: the same rigid transform under its other names
+    tf = call(rng.choice(("transform", "transform", "transformation", "transformf")), ld("t", v("i")), v("q"))
     if op == "transform_point":
         return [["let", "r", call("transform_point", tf, pt)]]
     body = [["let", "tf", tf]]
@@ -118,8 +132,9 @@ def _rotations(rng, name, seed, n):
     scal = FloatExprs(rng, [ld("angle", v("i"))])
     ve = VecExprs(rng, {"vec3": [ld("p", v("i"))]}, scal)
     # a unit axis that can never be zero: normalize(axis + (0, 0, 3)) with |axis| components <= 2
-    unit = call("normalize", bin_("+", ld("axis", v("i")), ["vec", "vec3", [c(0.0), c(0.0), c(3.0)]]))
-    body = [["let", "q", call("quat_from_axis_angle", unit, scal.live_expr(rng.randint(0, 2), ld("angle", v("i"))))]]
+    axis_ = call("normalize", bin_("+", ld("axis", v("i")), ["vec", "vec3", [c(0.0), c(0.0), c(3.0)]]))
+    body = [["let", "q", call("quat_from_axis_angle", axis_, scal.live_expr(rng.randint(0, 2), ld("angle", v("i"))))]]
+    unit = True  # q a unit quaternion: a rotation, whose matrix converts back (quat_from_matrix)
     if rng.random() < 0.3:
         q2 = call("quat_from_axis_angle", ["vec", "vec3", [c(0.0), c(1.0), c(0.0)]], scal.lit(-3, 3))
         body.append(["set", "q", call("mul", v("q"), q2)])
@@ -127,14 +142,22 @@ def _rotations(rng, name, seed, n):
         q2 = ["vec", rng.choice(("quat", "quatf")),
               [scal.lit(-1, 1) for _ in range(3)] + [scal.expr(1) if rng.random() < 0.5 else scal.lit(0.5, 1)]]
         body.append(["set", "q", call("mul", q2, v("q")) if rng.random() < 0.5 else call("mul", v("q"), q2)])
-    op = rng.choice(("quat_rotate", "quat_rotate_inv", "transform_point", "quat_to_matrix", "quat_inverse",
-                     "transform_vector", "transform_inverse", "transform_multiply"))
+        unit = False
+    elif rng.random() < 0.25:  # times the rotation of a roll, a pitch and a yaw (wp.quat_rpy)
+        q2 = call("quat_rpy", *[scal.expr(1) if rng.random() < 0.3 else scal.lit(-3, 3) for _ in range(3)])
+        body.append(["set", "q", call("mul", q2, v("q")) if rng.random() < 0.5 else call("mul", v("q"), q2)])
+    ops = ("quat_rotate", "quat_rotate_inv", "transform_point", "quat_to_matrix", "quat_inverse",
+           "transform_vector", "transform_inverse", "transform_multiply")
+    op = rng.choice(ops + ("quat_from_matrix",) if unit else ops)
     pt = with_literal(rng, ve.vec("vec3", rng.randint(0, 2)))
     if op.startswith("transform"):
         args.append(ArgSpec("t", "array", "vec3", (n,)))
         body += _transformed(rng, op, scal, pt)
     elif op == "quat_to_matrix":  # the rotation as a matrix: its columns are the rotated axes
         body.append(["let", "r", ["mmul", call("quat_to_matrix", v("q")), pt]])
+    elif op == "quat_from_matrix":  # q's rotation matrix back to a quaternion (+-q: the same rotation)
+        qm = call("quat_from_matrix", call("quat_to_matrix", v("q")))
+        body.append(["let", "r", call("quat_rotate", qm, pt)])
     elif op == "quat_inverse":  # Warp's inverse is the conjugate (q is a unit quaternion here)
         body.append(["let", "r", call("quat_rotate", call("quat_inverse", v("q")), pt)])
     else:

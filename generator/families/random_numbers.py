@@ -1,6 +1,6 @@
-"""Random numbers: per-thread RNG streams from wp.rand_init(seed, tid) drawn with wp.randf,
-for Monte Carlo estimates, jittered data and random masks. The oracle reproduces Warp's PCG
-generator bit for bit."""
+"""Random numbers: per-thread RNG streams from wp.rand_init(seed, tid) drawn with wp.randf (and
+integers in a range: wp.randi, wp.randu), for Monte Carlo estimates, jittered data and random masks.
+The oracle reproduces Warp's PCG generator bit for bit."""
 
 from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, using_all, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -10,10 +10,19 @@ TARGET = "cuda"
 
 
 def _draw(rng):
-    if rng.random() < 0.5:
+    r = rng.random()
+    if r < 0.4:
         return ["randf", "state"]
-    lo = float_literal(rng, -2, 0)
-    return ["randf", "state", lo, float_literal(rng, 0.125, 2)]
+    if r < 0.75:
+        lo = float_literal(rng, -2, 0)
+        return ["randf", "state", lo, float_literal(rng, 0.125, 2)]
+    # an integer in [lo, lo + 2**k): wp.randi (int32 bounds) or wp.randu (uint32), as a float of [lo, lo + 1)
+    # times 2**k (small integers and a power of two: exact in float32, as the oracle computes them)
+    kind = "randi" if r < 0.9 else "randu"
+    dt = "int32" if kind == "randi" else "uint32"
+    lo, span = rng.randint(-8 if kind == "randi" else 0, 8), 1 << rng.randint(1, 4)
+    draw = [kind, "state", c(lo, dt), c(lo + span, dt)]
+    return bin_("*", ["cast", "float32", draw], c(1.0 / span))
 
 
 def build(rng, name, seed):

@@ -1,6 +1,8 @@
 """Tile load/store pipelines with tile reductions: each block loads a tile, maps it through
 builtins and arithmetic (sometimes with a constant tile: tile_ones scaled, tile_full of a literal,
-or tile_arange scaled), stores the mapped tile and folds tile_sum/max/min into the output."""
+or tile_arange scaled; or scaled by one element of a loaded tile: tile_extract), stores the mapped
+tile (or it less its reduction: tile_broadcast) and folds tile_sum/max/min (or tile_reduce of
+wp.add / min / max) into the output."""
 
 from generator.grammar import c, float_literal, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -41,6 +43,9 @@ def tile_expr(rng, leaves, depth, size=None):
         if a == b:  # t - t is a zero tile: scale one side instead
             b = ["bin", "*", b, float_literal(rng, 0.25, 2)]
         return ["bin", rng.choice("+-"), a, b]
+    if size and r < 0.8:  # scaled by one element of a loaded tile (wp.tile_extract)
+        return ["bin", "*", tile_expr(rng, leaves, depth - 1, size),
+                ["call", "tile_extract", [rng.choice(leaves), c(rng.randrange(size), "int32")]]]
     return ["bin", "*", tile_expr(rng, leaves, depth - 1, size), float_literal(rng, -2, 2)]
 
 
@@ -68,11 +73,16 @@ def build(rng, name, seed):
     e = tile_op(rng, leaves, rng.randint(2, 4), size)
     body.append(["let", "u", with_literal(rng, e)])
     args = list(ins)
-    if rng.random() < 0.6:  # the mapped tile goes back to memory
+    store = rng.random() < 0.6  # the mapped tile goes back to memory
+    if rng.random() < 0.2:  # wp.tile_reduce by a builtin: add, min or max
+        body.append(["let", "r", ["kwcall", "tile_reduce", [["fnref", rng.choice(("add", "min", "max"))], v("u")], []]])
+    else:
+        body.append(["let", "r", ["kwcall", rng.choice(("tile_sum", "tile_max", "tile_min")), [v("u")], []]])
+    if store:  # u itself, or u less its reduction broadcast over the tile (wp.tile_broadcast)
         args.append(ArgSpec("y", "array", "float32", (n,), role="out"))
-        body.append(["expr", ["kwcall", "tile_store", [["arr", "y"], v("u")], [["offset", ["tuple", [off]]]]]])
-    red = rng.choice(("tile_sum", "tile_max", "tile_min"))
-    body.append(["let", "r", ["kwcall", red, [v("u")], []]])
+        y = v("u") if rng.random() < 0.7 else \
+            ["bin", "-", v("u"), ["kwcall", "tile_broadcast", [v("r")], [["shape", ["tuple", [c(size, "int32")]]]]]]
+        body.append(["expr", ["kwcall", "tile_store", [["arr", "y"], y], [["offset", ["tuple", [off]]]]]])
     if rng.random() < 0.5:  # one result per tile
         args.append(ArgSpec("per_tile", "array", "float32", (tiles,), role="out"))
         body.append(["expr", ["kwcall", "tile_store", [["arr", "per_tile"], v("r")], [["offset", ["tuple", [v("i")]]]]]])

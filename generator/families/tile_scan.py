@@ -1,5 +1,5 @@
-"""Tile scans: inclusive and exclusive prefix sums of mapped tiles, combined scans, and the
-per-tile totals from a tile reduction, stored back as running sums."""
+"""Tile scans: inclusive and exclusive prefix sums (and running maxima / minima) of mapped tiles,
+combined scans, and the per-tile totals from a tile reduction, stored back as running sums."""
 
 from generator.families.tile_reduce import tile_expr, tile_load, tile_op
 from generator.grammar import c, v, with_literal
@@ -9,6 +9,8 @@ NAME = "tile_scan"
 TARGET = "cuda"
 
 SCANS = ("tile_scan_inclusive", "tile_scan_exclusive")
+# the running maximum / minimum (wp.tile_scan_max_inclusive / _min_inclusive)
+EXTREME_SCANS = ("tile_scan_max_inclusive", "tile_scan_min_inclusive")
 
 
 def build(rng, name, seed):
@@ -20,7 +22,7 @@ def build(rng, name, seed):
     body = [["let", f"t{k}", tile_load(a.name, size, off)] for k, a in enumerate(ins)]
     leaves = [v(f"t{k}") for k in range(len(ins))]
     src = with_literal(rng, tile_op(rng, leaves, rng.randint(1, 3)), -4, 4)
-    body.append(["let", "s", ["kwcall", rng.choice(SCANS), [src], []]])
+    body.append(["let", "s", ["kwcall", rng.choice(SCANS + EXTREME_SCANS if rng.random() < 0.3 else SCANS), [src], []]])
     if rng.random() < 0.4:  # combine with a second scan
         other = tile_expr(rng, leaves, rng.randint(0, 1))
         body.append(["set", "s", ["bin", rng.choice("+-"), v("s"), ["kwcall", rng.choice(SCANS), [other], []]]])
