@@ -71,6 +71,11 @@ def summary(m: dict, out: str) -> list[str]:
                  + (f" ({100 * c['both_compiled_not_expected_to_raise'] / rest:.1f}%)" if rest else "")
                  + f"; {c['expected_to_raise']} named inside an assertRaises, {c['expected_to_raise_not_compiled']} "
                    f"of them not compiled")
+    L, mods = m["launches"], m["launches"]["test_modules"]
+    lines.append(f"launches recorded from the wheel's {mods['run']} test modules ({mods['ran_to_end']} ran to their end"
+                 + "".join(f", {k} {v}" for k, v in mods["failed_by_reason"].items()) + f"): {L['launch_recorded']} "
+                 f"records carry one, {L['replay_cpu_passed']} replayed byte for byte"
+                 + "".join(f", {k} {v}" for k, v in L["replay_cpu_failed_by_reason"].items()))
     return lines
 
 

@@ -306,9 +306,11 @@ def test_one_worker_and_two_write_the_same_bytes():
     (["--limit", "0"], "--limit '0': expected a whole number >= 1"),
     (["--limit", "ten"], "--limit 'ten': expected a whole number >= 1"),
     (["--workers", "-1"], "--workers '-1': expected a whole number >= 1"),
+    (["--under", "warp/../etc"], "--under 'warp/../etc': expected a path inside the wheel"),
+    (["--under", "/etc"], "--under '/etc': expected a path inside the wheel"),
 ])
 def test_a_bad_count_is_one_line_and_exit_2(args, expect):
-    """A bad --limit or --workers: one `error:` line naming it, exit 2, nothing written."""
+    """A bad --limit, --workers or --under: one `error:` line naming it, exit 2, nothing written."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out")
         p = _harvest(out, *args)

@@ -48,7 +48,7 @@ def test_a_harvest_replays_the_launches_the_wheel_s_own_test_made(harvest_dir):
     assert len(with_launch) >= 25 and m["launches"]["launch_recorded"] == len(with_launch)
     assert all(r["execute"]["replay_cpu"]["status"] == "passed" for r in with_launch)
     assert m["launches"]["replay_cpu_passed"] == len(with_launch)
-    assert m["launches"]["test_modules"] == {"run": 1, "ran_to_end": 1, "failed_by_reason": {}}
+    assert m["launches"]["test_modules"] == {"run": 1, "ran_to_end": 1, "skipped_slow": 0, "failed_by_reason": {}}
     assert sum(m["launches"]["replay_cpu_not_run_by_reason"].values()) == len(records) - len(with_launch)
     # a launch that changed something: test_ref.py's kernel_increment_local adds one to result[0]
     (inc,) = [r for r in records if r["name"] == "kernel_increment_local"]

@@ -6,7 +6,7 @@ one), sorted by (path, lines, overload); DIR/manifest.json counts every kernel f
 (standalone or verbatim) or skipped with its reason, and each record's CPU compile and CUDA text.
 Both are a function of the installed wheel and --limit, the same whatever --workers
 (`lower_all` says how; `harvest/harvest_test.py` compares one worker and two at --limit 400).
-DIR/run.json (this invocation's seconds and workers) is not part of them.
+DIR/run.json (this invocation's seconds, workers and each test module's seconds) is not part of them.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ class Progress:
     """The progress bar on stderr (nothing when quiet): kernels lowered of those extracted, for
     //harvest and for //validator's re-harvest (`label` says which)."""
 
-    def __init__(self, quiet: bool, label: str = "kernels"):
-        self.quiet, self.label, self.total, self.done_n, self.t0 = quiet, label, 0, 0, time.time()
+    def __init__(self, quiet: bool, label: str = "kernels", unit: str = "kernels"):
+        self.quiet, self.label, self.unit, self.total, self.done_n, self.t0 = quiet, label, unit, 0, 0, time.time()
 
     def start(self, total: int) -> None:
         self.total, self.t0 = total, time.time()
@@ -54,7 +54,7 @@ class Progress:
             return
         frac = self.done_n / self.total if self.total else 1.0
         rate = self.done_n / max(time.time() - self.t0, 1e-9)
-        sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {self.done_n}/{self.total} {self.label}  {rate:6.1f} kernels/s")
+        sys.stderr.write(f"\r[{'#' * int(frac * 30):<30}] {self.done_n}/{self.total} {self.label}  {rate:6.1f} {self.unit}/s")
         sys.stderr.flush()
 
     def done(self) -> None:
@@ -69,9 +69,10 @@ def job_key(kernel: disc.Kernel) -> str:
 def _init_worker(run_dir: str) -> None:
     """The worker's temporary files under the run's directory; its stderr (LLVM's diagnostics of
     the wheel's kernels that do not compile, printed by native code) into a log file there: the
-    reasons are in the records."""
+    reasons are in the records), and its stdout too (what a replayed kernel prints)."""
     use_run_dir(run_dir)
     log = os.open(os.path.join(run_dir, f"worker-{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
 
@@ -274,7 +275,8 @@ def select(found: list, limit: int | None, under: str | None) -> list:
     return found[:limit] if limit else found
 
 
-def harvest_records(workers: int, limit: int | None, progress, under: str | None = None) -> tuple[list[dict], dict, bytes]:
+def harvest_records(workers: int, limit: int | None, progress, under: str | None = None,
+                    seconds: dict | None = None) -> tuple[list[dict], dict, bytes]:
     """(records, manifest, the bytes of harvest.jsonl) of a harvest of the installed wheel's first
     `limit` kernels (all when None) under `under`; what `harvest` writes and what //validator
     re-derives."""
@@ -282,7 +284,8 @@ def harvest_records(workers: int, limit: int | None, progress, under: str | None
     found, _ = disc.discover()
     kernels = select(found, limit, under)
     extractions = extract_all(kernels)
-    recorded, modules = launches.record_all({k.file.path for k in kernels}, workers)
+    recorded, modules = launches.record_all({k.file.path for k in kernels}, workers, seconds,
+                                            Progress(progress.quiet, "test modules run for launches", "modules"))
     jobs = jobs_of(kernels, extractions, recorded)
     progress.start(len(jobs))
     results = lower_all(jobs, workers, progress.advance) if jobs else {}
@@ -322,10 +325,11 @@ def records_bytes(records: list[dict]) -> bytes:
 
 def harvest(out: str, workers: int, limit: int | None, progress, under: str | None = None) -> dict:
     """Harvest into `out`; returns the manifest (with "_seconds" added, not written)."""
-    t0 = time.time()
-    _, m, lines = harvest_records(workers, limit, progress, under)
+    t0, module_seconds = time.time(), {}
+    _, m, lines = harvest_records(workers, limit, progress, under, module_seconds)
     atomic_write(os.path.join(out, RECORDS), lines)
     atomic_write(os.path.join(out, MANIFEST), pretty_json(m).encode())
     seconds = round(time.time() - t0, 1)
-    atomic_write(os.path.join(out, RUN_INFO), pretty_json({"seconds": seconds, "workers": workers}).encode())
+    atomic_write(os.path.join(out, RUN_INFO), pretty_json({"seconds": seconds, "workers": workers,
+                                                               "test_module_seconds": module_seconds}).encode())
     return {**m, "_seconds": seconds}

@@ -12,9 +12,11 @@ its own harvest of the kernel the record's provenance names.
    directory with one line (ProvenanceRefused, exit 2): nothing is lowered.
 3. **Re-harvest.** The kernels at the records' (path, lines) are found again with `ast` in the
    installed files, cut standalone by harvest/standalone.py and lowered by harvest/lower.py in
-   the batches //harvest makes of them. Each record must equal the validator's own record of its
-   (path, lines, overload) field by field (`source_mismatch`, `ir_mismatch`, `compile_mismatch`,
-   ...); a record at lines where the wheel has no harvested kernel fails `not_in_wheel`, a second
+   the batches //harvest makes of them, and the wheel's test modules are run again to record the
+   launches (harvest/launches.py), which each compiled kernel replays. Each record must equal the
+   validator's own record of its (path, lines, overload) field by field (`source_mismatch`,
+   `ir_mismatch`, `compile_mismatch`, `launch_mismatch`, `execute_mismatch`, ...); a stored launch
+   is never fed to a kernel; a record at lines where the wheel has no harvested kernel fails `not_in_wheel`, a second
    record of one kernel `duplicate`.
 4. **Nothing hidden.** Every kernel the manifest's harvest (the wheel's first `limit` kernels)
    yields must have its records: one missing fails `missing` under its provenance, so a dataset
@@ -219,7 +221,8 @@ def reharvest(stored: list[tuple[str, dict]], selection: tuple, workers: int, pr
     pick = [(k, e) for k, e in zip(kernels, extractions)
             if e.source is not None and (every or (k.file.path, k.lines) in named)]
     # the launches recorded again from the wheel's own tests, as //harvest records them
-    recorded, modules = launches.record_all({k.file.path for k in kernels}, workers)
+    recorded, modules = launches.record_all({k.file.path for k in kernels}, workers, None,
+                                            harvest_run.Progress(progress.quiet, "test modules run for launches", "modules"))
     jobs = harvest_run.jobs_of([k for k, _ in pick], [e for _, e in pick], recorded)
     progress.start(len(jobs))
     results = harvest_run.lower_all(jobs, workers, progress.advance) if jobs else {}
