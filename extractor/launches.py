@@ -107,6 +107,7 @@ def encode(kernel, bound: dict) -> tuple[dict, list]:
                 spans.append((v.ptr, v.ptr + v.capacity))
         elif _value_type(p.type):
             a = {"kind": "value", "bytes": _encode_value(p.type, v)}
+            total += len(a["bytes"]) * 3 // 4
         else:
             raise NotRecordable("struct_argument" if _types.type_is_struct(p.type) else "argument_type")
         args.append({"name": p.label, **a})
@@ -116,6 +117,10 @@ def encode(kernel, bound: dict) -> tuple[dict, list]:
     if any(b[0] < a[1] for a, b in zip(spans, spans[1:]) if a[0] is not None and b[0] is not None):
         raise NotRecordable("aliased_arrays")
     block_dim = bound.get("block_dim")
+    if block_dim is not None and not 0 <= int(block_dim) <= 1024:
+        raise NotRecordable("block_dim")
+    if len(args) > 256:
+        raise NotRecordable("argument_count")
     return {"dim": dim, "block_dim": None if block_dim is None else int(block_dim), "args": args}, arrays
 
 
