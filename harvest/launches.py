@@ -50,11 +50,17 @@ def _slow(module: str) -> bool:
 def _run_module(module: str, tmp: str) -> tuple[str, dict | str, float]:
     """(module, its launches {"path:line": {"launch", "reason"}} or the reason it gave none, seconds)."""
     t0 = time.time()
-    module, got = _run(module, tmp)
+    got = _run(module, tmp)
     return module, got, round(time.time() - t0, 1)
 
 
-def _run(module: str, tmp: str) -> tuple[str, dict | str]:
+def _keep(found: dict, key: str, entry: dict) -> None:
+    """A kernel keeps its first recorded launch, else the first reason it had none."""
+    if key not in found or (found[key]["launch"] is None and entry["launch"] is not None):
+        found[key] = entry
+
+
+def _run(module: str, tmp: str) -> dict | str:
     out = os.path.join(tmp, f"{module}.json")
     cwd = os.path.join(tmp, module)
     os.makedirs(cwd, exist_ok=True)
@@ -65,11 +71,11 @@ def _run(module: str, tmp: str) -> tuple[str, dict | str]:
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
-        return module, "timeout"
+        return "timeout"
     if proc.returncode != 0 or not os.path.exists(out):
-        return module, f"exit_{proc.returncode}" if proc.returncode >= 0 else f"signal_{-proc.returncode}"
+        return f"exit_{proc.returncode}" if proc.returncode >= 0 else f"signal_{-proc.returncode}"
     with open(out) as f:
-        return module, json.load(f)
+        return json.load(f)
 
 
 def record_all(paths, workers: int, seconds: dict | None = None, progress=None) -> tuple[dict[str, dict], dict]:
@@ -101,8 +107,7 @@ def record_all(paths, workers: int, seconds: dict | None = None, progress=None) 
             failed[got] = failed.get(got, 0) + 1
             continue
         for key, entry in got.items():
-            if key not in found or (found[key]["launch"] is None and entry["launch"] is not None):
-                found[key] = entry
+            _keep(found, key, entry)
     counts = {"run": len(modules), "ran_to_end": len(modules) - sum(failed.values()),
               "skipped_slow": len(every) - len(modules), "failed_by_reason": dict(sorted(failed.items()))}
     return found, counts
@@ -152,9 +157,7 @@ def main(module: str, out: str) -> int:
         path = os.path.relpath(os.path.realpath(code.co_filename), os.path.realpath(root))
         if not path.startswith("warp/"):
             return
-        key = f"{path}:{code.co_firstlineno}"
-        if key not in found or (found[key]["launch"] is None and launch is not None):
-            found[key] = {"launch": launch, "reason": reason}
+        _keep(found, f"{path}:{code.co_firstlineno}", {"launch": launch, "reason": reason})
 
     with launches.recording(on_launch), open(os.devnull, "w") as devnull:
         suite = unittest.defaultTestLoader.loadTestsFromName(module)
