@@ -121,7 +121,30 @@ def encode(kernel, bound: dict) -> tuple[dict, list]:
         raise NotRecordable("block_dim")
     if len(args) > 256:
         raise NotRecordable("argument_count")
-    return {"dim": dim, "block_dim": None if block_dim is None else int(block_dim), "args": args}, arrays
+    return {"dim": dim, "block_dim": _resolved_block_dim(block_dim), "args": args}, arrays
+
+
+def _resolved_block_dim(block_dim) -> int:
+    """The block size the CPU launch really runs with, read from Warp as it stands (a test that
+    turns `wp.config.enable_cpu_blocks` on runs cooperative blocks; with it off, any request runs
+    as blocks of 1): what a replay needs to run the same way."""
+    return int(_context._resolve_launch_block_dim(_context.runtime.get_device("cpu"), block_dim))
+
+
+@contextlib.contextmanager
+def _cpu_blocks(module, block_dim: int | None):
+    """Warp set to run `block_dim` as recorded: cooperative CPU blocks on where it is over 1, and
+    the module's names hashed while it loads for it (a module whose names carry no hash,
+    `strip_hash`, would load the binary it compiled for blocks of 1 from the cache under the same
+    name: measured, the wheel's `test_cpu_block_dim` kernels replayed as blocks of 1)."""
+    saved = wp.config.enable_cpu_blocks, module.options["strip_hash"]
+    wide = block_dim is not None and block_dim > 1
+    wp.config.enable_cpu_blocks = wide
+    module.options["strip_hash"] = saved[1] and not wide
+    try:
+        yield
+    finally:
+        wp.config.enable_cpu_blocks, module.options["strip_hash"] = saved
 
 
 def _fits(dim: list) -> bool:
@@ -223,6 +246,8 @@ def replay(kernel, launch: dict) -> list[str | None]:
             values.append(_decode_value(p.type, a["bytes"]))
         else:
             raise ValueError(f"argument {a['name']!r} is not of its parameter's kind")
-    _ORIGINAL(kernel, dim=tuple(launch["dim"]), inputs=values, device="cpu", block_dim=launch["block_dim"])
-    wp.synchronize_device("cpu")
+    block_dim = launch["block_dim"]
+    with _cpu_blocks(kernel.module, block_dim):
+        _ORIGINAL(kernel, dim=tuple(launch["dim"]), inputs=values, device="cpu", block_dim=block_dim)
+        wp.synchronize_device("cpu")
     return [_b64(_array_bytes(v)) if isinstance(v, _types.array) else None for v in values]

@@ -158,5 +158,43 @@ def test_what_cannot_be_stored_as_data_is_counted_with_its_reason(tmp_path):
     assert hook.replay(mod.add, launch)[1] == launch["args"][1]["out"]
 
 
+BLOCKS = '''
+import warp as wp
+
+@wp.kernel
+def scaled(x: wp.array(dtype=int)):
+    i = wp.tid()
+    x[i] = i * 10000 + wp.block_dim()
+'''
+
+
+def test_a_launch_with_cpu_blocks_replays_with_the_block_size_it_ran_with(tmp_path):
+    """A test that turns `wp.config.enable_cpu_blocks` on runs blocks of 4 (wp.block_dim() is 4):
+    the launch records the block size Warp resolved, 4, where the same call with the setting off
+    records 1; both replay byte for byte through //harvest's lowering (whose modules carry no hash,
+    where a replay once loaded the binary compiled for blocks of 1 and differed)."""
+    import warp as wp
+
+    path = tmp_path / "kernels_blocks.py"
+    path.write_text(BLOCKS)
+    mod = warp_adapter.import_source(BLOCKS, str(path), "kernels_blocks")
+    seen = []
+    saved = wp.config.enable_cpu_blocks
+    try:
+        with hook.recording(lambda k, launch, reason: seen.append(launch)):
+            for on in (True, False):
+                wp.config.enable_cpu_blocks = on
+                wp.launch(mod.scaled, dim=8, inputs=[wp.zeros(8, dtype=int, device="cpu")], device="cpu", block_dim=4)
+    finally:
+        wp.config.enable_cpu_blocks = saved
+    wide, narrow = seen
+    assert (wide["block_dim"], narrow["block_dim"]) == (4, 1)
+    got = [int.from_bytes(base64.b64decode(w["args"][0]["out"])[4 * i:4 * i + 4], "little") for w in seen for i in (0, 3)]
+    assert got == [4, 30004, 1, 30001]
+    rec = {"provenance": {"path": "kernels_blocks.py"}, "name": "scaled", "source": BLOCKS}
+    assert _lower_with(rec, wide) == {"status": "passed"} and _lower_with(rec, narrow) == {"status": "passed"}
+    assert _lower_with(rec, {**wide, "block_dim": 1})["reason"] == "outputs_differ"
+
+
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
