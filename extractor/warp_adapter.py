@@ -39,6 +39,7 @@ from warp._src import context as _context
 from extractor.cuda_errors import CudaContextLost, is_sticky_cuda_error, raise_if_context_lost  # noqa: F401 (re-exported)
 from extractor.cut import (  # noqa: F401 (re-exported; the test reaches the private ones here)
     _cut_kernel, _header, _Word, _word_index, _words, clean, missing_from, other_kernel, splice, top_level_items)
+from extractor.printed import KernelAssertionFailed, printed, raise_if_failed  # noqa: F401 (re-exported)
 from extractor.ptx import _normalize_ptx, _ptx_functions, _ptx_of, batch_dependent  # noqa: F401 (re-exported)
 
 INTERNAL_SYMBOLS = (
@@ -677,17 +678,21 @@ def loaded_cuda_variants(module, device: str) -> dict[int, object]:
 
 def launch(kernel, dim, arg_values: list, device: str = "cpu", tile_block_dim: int | None = None) -> None:
     """wp.launch, or wp.launch_tiled (dim counts tiles) when tile_block_dim is given; then
-    synchronize, so a fault surfaces here (a sticky CUDA error as CudaContextLost)."""
+    synchronize, so a fault surfaces here (a sticky CUDA error as CudaContextLost), and a failed
+    wp.expect_* as KernelAssertionFailed (`extractor.printed`)."""
+    text: list = []
     try:
-        if tile_block_dim:
-            wp.launch_tiled(kernel, dim=dim, inputs=arg_values, block_dim=tile_block_dim, device=device)
-        else:
-            wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
-        wp.synchronize_device(device)
+        with printed(text):  # a failed wp.expect_* is seen only in what the kernel prints
+            if tile_block_dim:
+                wp.launch_tiled(kernel, dim=dim, inputs=arg_values, block_dim=tile_block_dim, device=device)
+            else:
+                wp.launch(kernel, dim=dim, inputs=arg_values, device=device)
+            wp.synchronize_device(device)
     except Exception as e:
         if device != "cpu":
             raise_if_context_lost(e, getattr(kernel, "key", None))
         raise
+    raise_if_failed(text[0], getattr(kernel, "key", None))
 
 
 def launch_with_adjoint(kernel, dim, arg_values: list, out_grads: dict, device: str = "cpu",

@@ -257,6 +257,27 @@ _ELEMENTWISE = {
     "isnan": _test(math.isnan, np.isnan),
     "isinf": _test(math.isinf, np.isinf),
 }
+
+
+# wp.expect_*: where each fails, thread by thread (native/builtin.h, as `oracle_builtins.EXPECT`)
+_EXPECT_FAILS = {
+    "expect_eq": lambda a, b: a != b,
+    "expect_neq": lambda a, b: a == b,
+    "expect_near": lambda a, b, t: np.abs(a - b) > t,
+}
+
+
+def _expect(name: str):
+    """wp.expect_* on the lanes that run it: nothing, or Unsure where it fails on one (the threads
+    one by one then raise the oracle's reason)."""
+    def on_lanes(m, *args):
+        cols = [np.asarray(full(a, m)[m], dtype=np.float64) for a in args]
+        if np.any(_EXPECT_FAILS[name](*cols)):
+            raise Unsure(f"{name} fails on a thread")
+    return on_lanes
+
+
+_ELEMENTWISE.update({name: _expect(name) for name in _EXPECT_FAILS})
 LANE_BUILTINS = frozenset(_MATH) | frozenset(_ELEMENTWISE) | VECTOR_BUILTINS
 
 

@@ -287,6 +287,36 @@ def test_a_failure_needs_a_code_and_a_status_must_be_known():
 
 
 
+def _asserting(name: str, assertion: list) -> "KernelSpec":
+    from generator.spec import ArgSpec, KernelSpec
+    args = (ArgSpec("x", "array", "float32", (16,)), ArgSpec("y", "array", "float32", (16,), role="out"))
+    x = ["ld", "x", [["v", "i"]]]
+    fill = lambda e: x if e == "X" else [fill(a) for a in e] if isinstance(e, list) else e
+    body = [["expr", ["call", assertion[0], [fill(a) for a in assertion[1:]]]],
+            ["store", "y", [["v", "i"]], ["bin", "*", ["c", 2.0, "float32"], x]]]
+    return KernelSpec("arith", 1, name, (16,), args, body)
+
+
+def test_a_failed_assertion_is_seen_in_what_the_kernel_prints():
+    """wp.expect_* only prints when it fails: the launch reads fd 1 back, and a failed one fails
+    execute_cpu with Warp's printed line; one that holds passes. The coherent forgery: an
+    assertion exact in the oracle's float64 ((x + 1e8) - 1e8 == x) that float32 breaks, so only
+    what Warp printed can tell; and the oracle itself refuses an assertion that does not hold."""
+    plus = lambda a, b: ["bin", "+", a, b]
+    big = ["c", 1.0e8, "float32"]
+    rounded = _asserting("arith_rounded", ["expect_eq", ["bin", "-", plus("X", big), big], "X"])
+    holds = _asserting("arith_holds", ["expect_near", plus("X", "X"), ["bin", "*", "X", ["c", 2.0, "float32"]],
+                                       ["c", 1e-6, "float32"]])
+    assert run_oracle(rounded, make_inputs(rounded, 0))  # float64: the identity holds
+    off, ok = checks.check_batch([rounded, holds])
+    v = off.verdicts["execute_cpu"]
+    assert v.status == "failed" and "KernelAssertionFailed" in v.detail and "expect_eq() failed" in v.detail, v
+    assert ok.verdicts["execute_cpu"].passed, ok.verdicts["execute_cpu"]
+    false = _asserting("arith_false", ["expect_neq", "X", "X"])
+    with pytest.raises(ValueError, match="expect_neq does not hold in the oracle"):
+        run_oracle(false, make_inputs(false, 0))
+
+
 
 def test_a_kernel_with_a_data_race_is_rejected_with_its_reason():
     # thread i stores y[i] from y[i + 1]: on the CPU (and in the oracle) the threads run in

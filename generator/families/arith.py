@@ -3,9 +3,11 @@ erf/erfc, rounding (floor, ceil, trunc, round, rint, frac), sign, copysign, step
 smoothstep, fmod (wp.mod), floordiv, degrees/radians, atan2, asin/acos, wp.add / sub / div,
 finiteness tests (wp.isfinite / isnan / isinf) guarding a value), each guarded into its safe
 domain, with locals; sometimes a value quantized through Python's int(x) and float(x) (of an
-input times a small literal, so the truncated value is far inside int32), and a constant folded
-by wp.static(<literal expression>)."""
+input times a small literal, so the truncated value is far inside int32), a constant folded
+by wp.static(<literal expression>), and assertions on the inputs (wp.expect_eq / expect_neq /
+expect_near of identities, `generator.assertions`)."""
 
+from generator.assertions import assertions
 from generator.grammar import FloatExprs, bin_, float_literal, ld, v
 from generator.spec import ArgSpec, KernelSpec
 
@@ -35,6 +37,8 @@ def build(rng, name, seed):
         if rng.random() < 0.12:
             e = bin_("*", e, static_constant(rng))
         body.append(["store", o.name, [v("i")], e])
+    at = rng.randint(0, len(body) - n_out)  # before the stores, after some of the locals
+    body[at:at] = assertions(rng, [ld(a.name, v("i")) for a in ins] + [v(s.name) for s in scal])
     return KernelSpec(NAME, seed, name, (n,), tuple(ins + scal + outs), body)
 
 

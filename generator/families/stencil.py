@@ -1,5 +1,8 @@
-"""Bounded 2-D stencils: neighbour reads with clamped indices or explicit bounds checks."""
+"""Bounded 2-D stencils: neighbour reads with clamped indices or explicit bounds checks, sometimes
+with assertions on the neighbours read (wp.expect_eq / expect_neq / expect_near of identities,
+`generator.assertions`)."""
 
+from generator.assertions import assertions
 from generator.grammar import FloatExprs, bin_, c, call, cmp, float_literal, ld, v
 from generator.spec import ArgSpec, KernelSpec
 
@@ -42,4 +45,5 @@ def build(rng, name, seed):
                      [["store", "out", [v("i"), v("j")], ld("u", v("i"), v("j"))]]])
     else:
         body.append(["store", "out", [v("i"), v("j")], value])
+    body[len(taps):len(taps)] = assertions(rng, [v(f"n{k}") for k in range(len(taps))])
     return KernelSpec(NAME, seed, name, (h, w), tuple([grid] + coef + [out]), body, tid_names=("i", "j"))
