@@ -14,10 +14,8 @@ import numpy as np
 
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
-from generator.spec import (
-    CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, RAND_SAMPLES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float,
-)
-from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
+from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float
+from generator.warp_rng import rand_int, rand_pcg, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
@@ -161,9 +159,6 @@ class Interpreter:
                 return bool(self.expr(a, env)) and bool(self.expr(b, env))
             case ["randf" | "randi" | "randu" as kind, state, *bounds]:
                 return self._randf(state, bounds, env) if kind == "randf" else self._rand_int(kind, state, bounds, env)
-            case [kind, state] if kind in RAND_SAMPLES:
-                env[state], vec = sample(kind, env[state])
-                return vec
             case ["vec", vtype, comps]:
                 return self._vec(vtype, comps, env)
             case ["neg", a]:  # Warp's scalar neg is 0 - x (native/builtin.h: -(+0.0) is +0.0), a vector's -x

@@ -37,8 +37,6 @@ Expressions (first element is the tag):
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
   ["randi" | "randu", state, [lo, hi]?]   wp.randi / wp.randu(state[, lo, hi]): an int32 / uint32
                                  draw (the state itself, or state % (hi - lo) + lo), advancing it too
-  [sample, state]                wp.sample_unit_disk(state), ... (RAND_SAMPLES): a float32 vector
-                                 sampled from the RNG, advancing it (native/rand.h's draws, in order)
 
 Statements:
   ["let", name, expr]            first assignment (declares the local)
@@ -99,14 +97,8 @@ VALUE_VEC_TYPES = {
     "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
 }
-# the RNG's sampling functions (each a float32 vector of this length) and all the RNG draws, each
-# an expression that advances its state variable: wp.randf, randi, randu and the samples
-RAND_SAMPLES = {
-    "sample_unit_square": 2, "sample_unit_cube": 3, "sample_unit_ring": 2,
-    "sample_unit_disk": 2, "sample_unit_sphere_surface": 3, "sample_unit_sphere": 3,
-    "sample_unit_hemisphere_surface": 3, "sample_unit_hemisphere": 3, "sample_triangle": 2,
-}
-RAND_DRAWS = ("randf", "randi", "randu", *RAND_SAMPLES)
+# the RNG draws, each an expression that advances its state variable: wp.randf, randi, randu
+RAND_DRAWS = ("randf", "randi", "randu")
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 

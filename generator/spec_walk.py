@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from generator.spec import RAND_SAMPLES, KernelSpec
+from generator.spec import KernelSpec
 
 Node = list  # [tag, ...]: a statement or an expression
 Body = list  # [statement, ...]
@@ -130,8 +130,6 @@ def referenced_names(*bodies: Body) -> set[str]:
     for node in nodes(*bodies):
         match node:
             case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf" | "randi" | "randu", name, *_]:
-                names.add(name)
-            case [kind, name] if kind in RAND_SAMPLES:
                 names.add(name)
             case ["store", name, _, _] | ["atomic", _, name, _, _]:
                 names.add(name)

@@ -1,20 +1,15 @@
 """Random numbers: per-thread RNG streams from wp.rand_init(seed, tid) drawn with wp.randf (and
-integers in a range: wp.randi, wp.randu, and a component of a point sampled in a square, cube,
-ring, disk, sphere, hemisphere or triangle: wp.sample_unit_disk(state)[1], ...), for
-Monte Carlo estimates, jittered data and random masks. The oracle reproduces Warp's PCG generator
-bit for bit, and its sampling functions in their own order of draws (`generator.warp_rng.sample`)."""
+integers in a range: wp.randi, wp.randu), for Monte Carlo estimates, jittered data and random masks.
+The oracle reproduces Warp's PCG generator bit for bit."""
 
 from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, using_all, v, with_literal
-from generator.spec import RAND_SAMPLES, ArgSpec, KernelSpec
+from generator.spec import ArgSpec, KernelSpec
 
 NAME = "random_numbers"
 TARGET = "cuda"
 
 
 def _draw(rng):
-    if rng.random() < 0.25:  # one component of a sampled point (every component is in [-1, 1])
-        kind = rng.choice(sorted(RAND_SAMPLES))
-        return ["comp", [kind, "state"], [rng.randrange(RAND_SAMPLES[kind])]]
     r = rng.random()
     if r < 0.4:
         return ["randf", "state"]
