@@ -260,7 +260,7 @@ def _arg_extreme(name: str, fn):
 
 
 _ON_TRANSFORMS = {"transform": _transform, "transformation": _transform, "transformf": _transform,
-                  "transformd": _transform,
+                  "transformd": _transform, "transformh": _transform,
                   "transform_point": _transform_point,
                   "transform_vector": _transform_vector, "transform_inverse": _transform_inverse,
                   "transform_multiply": _transform_multiply, "transform_get_translation": _transform_part(0),

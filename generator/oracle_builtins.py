@@ -283,6 +283,7 @@ BUILTINS = {
     "transformation": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "transformf": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "transformd": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformh": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "quat_rpy": _quat_rpy,
     "quat_from_matrix": linalg.quat_from_matrix,
     # the index of a vector's first smallest / largest component (integer vectors: exact ties)

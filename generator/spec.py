@@ -96,6 +96,7 @@ VALUE_VEC_TYPES = {
     "vec2ui": ((2,), "uint32"), "vec3ui": ((3,), "uint32"), "vec4ui": ((4,), "uint32"),
     "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
+    "vec3h": ((3,), "float16"), "quath": ((4,), "float16"), "mat33h": ((3, 3), "float16"), "vec3s": ((3,), "int16"),
 }
 # the RNG draws, each an expression that advances its state variable: wp.randf, randi, randu
 RAND_DRAWS = ("randf", "randi", "randu")

@@ -7,7 +7,7 @@ arithmetic in the small integer types int8/uint8/int16/uint16/uint64 (loaded thr
 kept within its type's range), unsigned wrap-around by a narrowing cast, and casts between integer
 and float values (wp.float32(x) and Python's float(x))."""
 
-from generator.grammar import FloatExprs, IntExprs, c, call, ld, mentions, using_all, v
+from generator.grammar import FloatExprs, IntExprs, c, call, float_literal, ld, mentions, using_all, v
 from generator.spec import SMALL_INT_DTYPES, ArgSpec, KernelSpec
 
 NAME = "dtypes"
@@ -61,10 +61,45 @@ def _float16(rng, n):
     ex.leaves = [v("t")] + ex.leaves[1:]  # later reads go through t
     out = ArgSpec("y", "array", "float16", (n,), role="out")
     e = ex.live_expr(rng.randint(0, 2), v("t"))
+    if rng.random() < 0.35:  # plus a half scalar of a vec3h / mat33h / transformh of the loaded halves
+        e = ["bin", "+", e, ["cast", "float32", _half_composite(rng, [ld(a.name, v("i")) for a in x], body)]]
     if rng.random() < 0.25:  # through bfloat16 first: 8 significant bits, within float16's tolerance
         e = ["cast", "bfloat16", e]
     body.append(["store", "y", [v("i")], ["cast", "float16", e]])
     return x + [out], body
+
+
+# quaternions whose rotation Warp's half arithmetic computes exactly on multiples of 1/256 in [-2, 2]:
+# the identity, the half turns about x, y, z, and the third of a turn that cycles the axes
+_EXACT_QUATS = ((0.0, 0.0, 0.0, 1.0), (1.0, 0.0, 0.0, 0.0), (0.0, 1.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0),
+                (0.5, 0.5, 0.5, 0.5), (-0.5, -0.5, -0.5, 0.5))
+
+
+def _half_composite(rng, loads, body):
+    """`hd = wp.vec3h(...)` (or wp.mat33h, or wp.transformh of a vec3h and a wp.quath) of the loaded
+    halves and half literals, appended to body; a float16 scalar of it that half arithmetic gives
+    within a rounding or two of the exact value (the oracle does not round): a component, a dot
+    product with a vector of 0, +-1/2 and +-1, a trace, or a point moved by the transform (its
+    rotation one of _EXACT_QUATS; a component of its translation or rotation otherwise)."""
+    def comps(k):
+        return [rng.choice(loads) if rng.random() < 0.7 else float_literal(rng, -2, 2, "float16") for _ in range(k)]
+    kind = rng.choice(("vec3h", "mat33h", "transformh"))
+    if kind == "vec3h":
+        body.append(["let", "hd", ["vec", "vec3h", comps(3)]])
+        if rng.random() < 0.4:
+            return ["comp", v("hd"), [rng.randrange(3)]]
+        w = ["vec", "vec3h", [c(rng.choice((-1.0, -0.5, 0.0, 0.5, 1.0)), "float16") for _ in range(3)]]
+        return call("dot", v("hd"), w)
+    if kind == "mat33h":
+        body.append(["let", "hd", ["vec", "mat33h", comps(9)]])
+        return call("trace", v("hd")) if rng.random() < 0.6 else ["comp", v("hd"), [rng.randrange(3), rng.randrange(3)]]
+    exact = rng.random() < 0.6
+    q = [c(x, "float16") for x in rng.choice(_EXACT_QUATS)] if exact else comps(4)
+    body.append(["let", "hd", call("transformh", ["vec", "vec3h", comps(3)], ["vec", "quath", q])])
+    if exact:
+        return ["comp", call("transform_point", v("hd"), ["vec", "vec3h", comps(3)]), [rng.randrange(3)]]
+    part = rng.choice((("transform_get_translation", 3), ("transform_get_rotation", 4)))
+    return ["comp", call(part[0], v("hd")), [rng.randrange(part[1])]]
 
 
 def _integer(rng, n):
@@ -116,11 +151,14 @@ def _integer(rng, n):
     return args, body
 
 
+_INT_VECTORS = {"int32": ("vec2i", "vec3i", "vec4i"), "uint32": ("vec2ui", "vec3ui", "vec4ui"), "int16": ("vec3s",)}
+
+
 def _int_vector(rng, ix, dt, body):
     """`vi = wp.vec3i(...)` (vec2i ... vec4ui) of integer expressions appended to body; its
     components, and sometimes the index of its first smallest / largest one (wp.argmin /
     argmax, exact on integers, ties to the first), as (expression, bound) leaves."""
-    vt = rng.choice(("vec2i", "vec3i", "vec4i") if dt == "int32" else ("vec2ui", "vec3ui", "vec4ui"))
+    vt = rng.choice(_INT_VECTORS[dt])
     comps = [ix.expr(1) for _ in range(int(vt[3]))]
     body.append(["let", "vi", ["vec", vt, [e for e, _ in comps]]])
     parts = [(["comp", v("vi"), [k]], b) for k, (_, b) in enumerate(comps)]
@@ -150,8 +188,14 @@ def _narrow(rng, n):
     x = [ArgSpec(f"k{k}", "array", "int32", (n,), low=lo, high=hi) for k in range(rng.randint(1, 2))]
     leaves = [(["cast", st, ld(a.name, v("i"))], hi) for a in x] + [(["cast", st, v("i")], n)]
     ix = IntExprs(rng, leaves, st, unsigned=not signed, limit=limit)
+    body = []
+    parts = _int_vector(rng, ix, st, body) if st == "int16" and rng.random() < 0.5 else []  # wp.vec3s
+    ix.leaves += parts
     e, b = ix.expr(rng.randint(1, 3))
-    body = [["let", "t", e]]
+    if parts and not any(mentions(e, p) for p, _ in parts):
+        p, bp = rng.choice(parts)
+        e, b = (["bin", "+", e, p], b + bp) if b + bp < limit else (p, bp)
+    body.append(["let", "t", e])
     ix.leaves.append((v("t"), b))
     e2, b2 = ix.expr(rng.randint(1, 2))
     if not mentions(e2, v("t")):
