@@ -11,6 +11,7 @@ helpers (`_same`, `_spec`) every case runs through."""
 
 import collections
 import dataclasses
+import json
 
 import sys
 
@@ -22,7 +23,7 @@ from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.lanes_values import cast as lanes_cast
-from generator.spec import ArgSpec, HelperSpec, KernelSpec
+from generator.spec import TILE_BLOCK_DIM, ArgSpec, HelperSpec, KernelSpec
 from generator.warp_rng import rand_init, rand_pcg
 
 SEEDS = range(64)  # seeds 12, 13, 17, 38 and 55 once showed signed-zero and `or` bugs
@@ -175,12 +176,12 @@ def test_constant_tiles_are_numpy_s_and_always_beside_an_input_s_tile():
         if not isinstance(e, list) or not e:
             return set()
         own = {e[1]} if e[0] in ("kwcall", "call", "fnref", "v") and isinstance(e[1], str) else set()
-        return own | {n for x in e[1:] if isinstance(x, list) for n in names(x)}
+        return own | {n for x in e if isinstance(x, list) for n in names(x)}  # an argument list's first item too
 
     def count(e):
         if not isinstance(e, list) or not e:
             return 0
-        return (e[0] == "kwcall" and e[1] in consts) + sum(count(x) for x in e[1:])
+        return (e[0] == "kwcall" and e[1] in consts) + sum(count(x) for x in e if isinstance(x, list))
 
     seen, total = collections.Counter(), 0
     for seed in range(200):
@@ -741,6 +742,71 @@ def test_tile_reduce_broadcast_extract_and_the_extreme_scans_are_numpy_s():
     assert B["tile_extract"](t, 5) == -4.5
     assert B["tile_scan_max_inclusive"](t).tolist() == [0.5, 0.5, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
     assert B["tile_scan_min_inclusive"](t).tolist() == [0.5, -1.25, -1.25, -1.25, -1.25, -4.5, -4.5, -4.5]
+
+def test_tile_sort_axpy_dot_astype_view_arg_extremes_and_tile_untile_are_numpy_s():
+    """tile_sort permutes keys and values in place (distinct keys only), tile_axpy accumulates in
+    place, tile_dot / tile_astype / tile_view are NumPy's dot, a copy and a slice, tile_argmin /
+    argmax give the index of a unique extreme, and wp.tile / untile carry a block-uniform value;
+    a tied extreme, tied keys or a tile of differing lanes is refused, not guessed."""
+    B = oracle.BUILTINS
+    t = np.array([0.5, -1.25, 3.0, -0.0, 2.0, -4.5, 1.0, 0.25])
+    keys, vals = t.copy(), np.arange(8.0)
+    B["tile_sort"](keys, vals)
+    assert keys.tolist() == sorted(t.tolist()) and vals.tolist() == np.argsort(t).astype(float).tolist()
+    dest = np.ones(8)
+    B["tile_axpy"](2.0, t, dest)
+    assert dest.tolist() == (1.0 + 2.0 * t).tolist()
+    assert B["tile_dot"](t, t).tolist() == [float(np.dot(t, t))]
+    assert B["tile_astype"](t, B["float64"]).tolist() == t.tolist()
+    assert B["tile_view"](t, (2,), (3,)).tolist() == [3.0, -0.0, 2.0]
+    assert B["tile_argmin"](t).tolist() == [5] and B["tile_argmax"](t).tolist() == [2]
+    assert B["untile"](B["tile"](1.5)) == 1.5 and B["tile"](1.5).shape == (TILE_BLOCK_DIM,)
+    for bad in (lambda: B["tile_argmax"](np.array([1.0, 3.0, 3.0])), lambda: B["untile"](t),
+                lambda: B["tile_sort"](np.array([1.0, 1.0]), np.zeros(2))):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_lower_bound_is_searchsorted_left_capped_at_the_range_s_last_element():
+    """wp.lower_bound (native/array.h) starts its upper end at end - 1: NumPy's searchsorted (side
+    "left") within [begin, end), except that a value above every element gives end - 1; an unsorted
+    range is refused. The dtypes family's searched inputs are drawn sorted, on every input set."""
+    lb = oracle.BUILTINS["lower_bound"]
+    a = np.array([0, 3, 3, 5, 9, 9, 12, 20, 20, 31])
+    assert [lb(a, v) for v in (-2, 0, 3, 4, 9, 21, 31, 40)] == [0, 0, 1, 3, 4, 9, 9, 9]
+    assert [lb(a, 2, 7, v) for v in (-2, 4, 9, 12, 13, 40)] == [2, 3, 4, 6, 6, 6]
+    with pytest.raises(ValueError):
+        lb(np.array([3, 1, 2]), 2)
+    specs = [build_spec("dtypes", seed) for seed in range(400)]
+    searched = [sp for sp in specs if "lower_bound" in json.dumps(sp.body)]
+    assert len(searched) >= 5
+    for sp in searched:
+        assert sp.arg("sk").ascending and sp.arg("sk").to_json()["ascending"] is True
+        assert KernelSpec.from_json(sp.to_json()) == sp
+        for variant in range(INPUT_SETS):
+            sk = make_inputs(sp, variant)["sk"]
+            assert (np.diff(sk) >= 0).all()
+        oracle.run_oracle(sp, make_inputs(sp))
+    assert all("ascending" not in a.to_json() for sp in specs for a in sp.args if a.name != "sk")
+
+
+def test_tile_reduce_keys_never_tie():
+    """The keys tile_reduce sorts by and takes the extremes of (a loaded tile plus its indices
+    scaled by 2**-14) hold distinct values on every input, so Warp's unspecified tie order never
+    shows; and the family draws each new tile builtin."""
+    from generator.families import tile_reduce
+
+    seen = collections.Counter()
+    for seed in range(300):
+        spec = build_spec("tile_reduce", seed)
+        text = json.dumps(spec.body)
+        seen.update(n for n in ("tile_sort", "tile_axpy", "tile_dot", "tile_astype", "tile_view", "tile_argmin",
+                                "tile_argmax", '"untile"') if n in text)
+        if "tile_sort" in text or "tile_arg" in text:
+            assert oracle.run_oracle(spec, make_inputs(spec)) is not None  # the oracle's tie checks pass
+    assert all(seen[n] >= 5 for n in ("tile_sort", "tile_axpy", "tile_dot", "tile_astype", "tile_view", '"untile"')), seen
+    assert seen["tile_argmin"] + seen["tile_argmax"] >= 10 and tile_reduce._TIE_BREAK * 64 <= 2.0 ** -8, seen
+
 
 def test_a_reversed_range_counts_down_on_both_paths():
     """for j in reversed(range(1, k[i])): stop - 1 down to start (none when k[i] <= 1), with a break
