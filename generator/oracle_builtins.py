@@ -126,8 +126,8 @@ def _tile_view(t, offset, shape):
 def _lower_bound(arr, *args):
     # native/array.h: a binary search of [begin, end) whose upper end starts at end - 1, so a value
     # above every element gives end - 1, not end (NumPy's searchsorted, side="left", capped)
-    begin, end, value = (0, len(arr), args[0]) if len(args) == 1 else args
-    part = np.asarray(arr[begin:end])
+    begin, end, value = (0, arr.shape[0], args[0]) if len(args) == 1 else args
+    part = np.array([arr[(k,)] for k in range(begin, end)])  # element by element: the race check's arrays note each read
     if np.any(part[1:] < part[:-1]):
         raise ValueError("lower_bound of a range that is not sorted")
     return begin + min(int(np.searchsorted(part, value, side="left")), max(end - begin - 1, 0))

@@ -790,6 +790,49 @@ def test_lower_bound_is_searchsorted_left_capped_at_the_range_s_last_element():
     assert all("ascending" not in a.to_json() for sp in specs for a in sp.args if a.name != "sk")
 
 
+def test_the_samplers_draw_rand_h_s_points_in_order():
+    """rand.h's uniform samplers: as many randf draws as the sampler's statements make, in their
+    order (a square's x from the first, y from the second), and points where each shape puts
+    them: on the unit circle / sphere, in the disk / ball, the upper half for a hemisphere,
+    barycentric coordinates summing to at most 1 for a triangle. The random_numbers family draws
+    every one, and the lanes give the threads' bits."""
+    from generator.spec import RAND_SAMPLES
+    from generator.warp_rng import sample, unit_float
+
+    draws = {"sample_unit_square": 2, "sample_unit_cube": 3, "sample_triangle": 2, "sample_unit_ring": 1,
+             "sample_unit_disk": 2, "sample_unit_sphere_surface": 2, "sample_unit_sphere": 3,
+             "sample_unit_hemisphere_surface": 2, "sample_unit_hemisphere": 3}
+    assert set(draws) == set(RAND_SAMPLES)
+    for seed in range(200):
+        s0 = rand_init(seed, 7)
+        for name, k in draws.items():
+            s, p = sample(name, s0)
+            after = s0
+            for _ in range(k):
+                after = rand_pcg(after)
+            assert s == after, name
+            n = float(np.linalg.norm(p))
+            if name == "sample_unit_square":
+                assert p == [unit_float(rand_pcg(s0)) - 0.5, unit_float(rand_pcg(rand_pcg(s0))) - 0.5]
+            elif name.endswith("surface") or name == "sample_unit_ring":
+                assert abs(n - 1.0) < 1e-6, (name, p)
+            elif name == "sample_triangle":
+                assert min(p) >= 0.0 and sum(p) <= 1.0 + 1e-12
+            elif name != "sample_unit_cube":
+                assert n <= 1.0 + 1e-6, (name, p)
+            if "hemisphere" in name:
+                assert p[2] >= 0.0
+    seen = collections.Counter()
+    for seed in range(300):
+        spec = build_spec("random_numbers", seed)
+        text = json.dumps(spec.body)
+        hits = [n for n in RAND_SAMPLES if f'"{n}"' in text]
+        seen.update(hits)
+        if hits and seed % 3 == 0:
+            assert oracle_lanes.supported(spec) and _same(spec, make_inputs(spec)), spec.name
+    assert all(seen[n] >= 3 for n in RAND_SAMPLES), seen
+
+
 def test_tile_reduce_keys_never_tie():
     """The keys tile_reduce sorts by and takes the extremes of (a loaded tile plus its indices
     scaled by 2**-14) hold distinct values on every input, so Warp's unspecified tie order never

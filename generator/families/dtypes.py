@@ -1,10 +1,11 @@
 """Several dtypes: float64 and float16 arrays (float64 vectors, quaternions, matrices and
-transforms: wp.vec3d, wp.vec4d, wp.quatd, wp.mat22d, wp.mat44d, wp.transformd, ...; a result
-rounded through wp.bfloat16 before its float16 store), int32/int64/uint32 integer arithmetic with proven
+transforms: wp.vec3d, wp.vec4d, wp.quatd, wp.mat22d, wp.mat44d, wp.transformd, ...; half ones of
+the loaded halves: wp.vec3h, wp.mat33h, wp.transformh of a wp.quath; a result rounded through
+wp.bfloat16 before its float16 store), int32/int64/uint32 integer arithmetic with proven
 bounds (no overflow; int32 and uint32 vectors: wp.vec2i ... vec4i, wp.vec2ui ... vec4ui, the index of
 their smallest or largest component: wp.argmin / argmax; the set bits of a value: wp.bit_count),
 arithmetic in the small integer types int8/uint8/int16/uint16/uint64 (loaded through casts, each
-kept within its type's range), unsigned wrap-around by a narrowing cast, and casts between integer
+kept within its type's range; int16 vectors: wp.vec3s), unsigned wrap-around by a narrowing cast, and casts between integer
 and float values (wp.float32(x) and Python's float(x))."""
 
 from generator.grammar import FloatExprs, IntExprs, c, call, float_literal, ld, mentions, using_all, v
@@ -118,6 +119,8 @@ def _integer(rng, n):
     groups = []  # leaves t reads one of: the vector's, the bit count
     if dt != "int64" and rng.random() < 0.5:  # an int32 / uint32 vector whose components feed the arithmetic
         groups.append(_int_vector(rng, ix, dt, body))
+    if rng.random() < 0.2:  # an index a binary search finds in a sorted input
+        x = x + [_search(rng, ix, x, n, body, groups)]
     if dt != "int64" and rng.random() < 0.25:  # the set bits of an int32 / uint32 value (wp.bit_count, int32)
         bits = call("bit_count", ix.expr(rng.randint(1, 2))[0])
         groups.append([(bits if dt == "int32" else ["cast", dt, bits], 32)])
@@ -131,7 +134,7 @@ def _integer(rng, n):
     body.append(["let", "t", e])
     ix.leaves.append((v("t"), b))
     e2, b2 = ix.expr(rng.randint(1, 2))
-    if not _mentions_any(e2):
+    if not mentions(e2, v("t")):  # t stays live (and with it the vector, bit count or search it read)
         e2 = ["bin", "+", e2, v("t")] if b + b2 < IntExprs.LIMIT else v("t")
     args = x
     out = ArgSpec("y", "array", dt, (n,), role="out")
@@ -151,6 +154,24 @@ def _integer(rng, n):
     return args, body
 
 
+def _search(rng, ix, x, n, body, groups):
+    """`lb = wp.lower_bound(sk, value)` (or of the range [lo, hi) of sk) of an expression, sk a
+    sorted input of the kernel's integer type, appended to body; the index (an int32 in [0, n - 1]:
+    Warp's search never passes the range's last element) and the element of an input there, as a
+    group of leaves. The sorted input itself."""
+    sk = ArgSpec("sk", "array", ix.dt, (n,), low=0, high=50, ascending=True)
+    value, _ = ix.expr(rng.randint(0, 1))
+    if rng.random() < 0.5:
+        found = call("lower_bound", ["arr", "sk"], value)
+    else:
+        lo = rng.randrange(n // 2)
+        found = call("lower_bound", ["arr", "sk"], c(lo, "int32"), c(rng.randint(lo + 1, n), "int32"), value)
+    body.append(["let", "lb", found])
+    index = v("lb") if ix.dt == "int32" else ["cast", ix.dt, v("lb")]
+    groups.append([(index, n), (ld(rng.choice(x + [sk]).name, v("lb")), 50)])
+    return sk
+
+
 _INT_VECTORS = {"int32": ("vec2i", "vec3i", "vec4i"), "uint32": ("vec2ui", "vec3ui", "vec4ui"), "int16": ("vec3s",)}
 
 
@@ -165,10 +186,6 @@ def _int_vector(rng, ix, dt, body):
     if rng.random() < 0.3:
         parts.append((["cast", dt, call(rng.choice(("argmin", "argmax")), v("vi"))], len(comps)))
     return parts
-
-
-def _mentions_any(e) -> bool:
-    return mentions(e, None)
 
 
 # the largest input value of int32 arrays computed on in each small type (kept small so products fit)
