@@ -133,6 +133,13 @@ def _lower_bound(arr, *args):
     return begin + min(int(np.searchsorted(part, value, side="left")), max(end - begin - 1, 0))
 
 
+def _tile_diag_add(a, d):
+    out = np.array(a, dtype=np.float64)  # a new tile: d on the diagonal, every other entry as in a
+    k = np.arange(len(d))
+    out[k, k] += d
+    return out
+
+
 def _sign(x):
     # Warp's sign (native/builtin.h): -1 if x < 0 else 1, so sign(0.0) = sign(-0.0) = 1
     one = 1.0 if isinstance(x, float) else 1
@@ -317,6 +324,9 @@ BUILTINS = {
     "tile_dot": lambda a, b: np.array([float(np.dot(a.ravel(), b.ravel()))]),
     "tile_astype": lambda t, dtype: np.array(t, dtype=np.float64),  # float32 <-> float64 only: the oracle is float64
     "tile_view": _tile_view,
+    "tile_reshape": lambda t, shape: np.array(t.reshape(shape), dtype=np.float64),  # row-major, as NumPy's
+    "tile_squeeze": lambda t: np.array(np.squeeze(t), dtype=np.float64),
+    "tile_diag_add": _tile_diag_add,
     # scalar and matrix builders
     "sign": _sign,
     "static": lambda x: x,  # wp.static(e) of a literal expression: e's value, folded by Python
@@ -348,6 +358,7 @@ BUILTINS = {
     "argmin": lambda a: int(np.argmin(a)),
     "argmax": lambda a: int(np.argmax(a)),
     "bit_count": _bit_count,
+    "closest_point_edge_edge": linalg.closest_point_edge_edge,
     "lower_bound": _lower_bound,
     "erfinv": erfinv,
     "erfcinv": erfcinv,

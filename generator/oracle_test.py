@@ -12,6 +12,7 @@ helpers (`_same`, `_spec`) every case runs through."""
 import collections
 import dataclasses
 import json
+import math
 
 import sys
 
@@ -745,7 +746,8 @@ def test_tile_reduce_broadcast_extract_and_the_extreme_scans_are_numpy_s():
 
 def test_tile_sort_axpy_dot_astype_view_arg_extremes_and_tile_untile_are_numpy_s():
     """tile_sort permutes keys and values in place (distinct keys only), tile_axpy accumulates in
-    place, tile_dot / tile_astype / tile_view are NumPy's dot, a copy and a slice, tile_argmin /
+    place, tile_dot / tile_astype / tile_view / tile_reshape / tile_squeeze are NumPy's dot, a copy,
+    a slice, reshape and squeeze, tile_diag_add adds to the diagonal only, tile_argmin /
     argmax give the index of a unique extreme, and wp.tile / untile carry a block-uniform value;
     a tied extreme, tied keys or a tile of differing lanes is refused, not guessed."""
     B = oracle.BUILTINS
@@ -759,6 +761,11 @@ def test_tile_sort_axpy_dot_astype_view_arg_extremes_and_tile_untile_are_numpy_s
     assert B["tile_dot"](t, t).tolist() == [float(np.dot(t, t))]
     assert B["tile_astype"](t, B["float64"]).tolist() == t.tolist()
     assert B["tile_view"](t, (2,), (3,)).tolist() == [3.0, -0.0, 2.0]
+    row = B["tile_view"](B["tile_reshape"](t, (2, 4)), (1, 0), (1, 4))
+    assert row.shape == (1, 4) and B["tile_squeeze"](row).tolist() == [2.0, -4.5, 1.0, 0.25]
+    m = np.array([[1.0, -0.0], [2.0, 3.0]])
+    got = B["tile_diag_add"](m, np.array([0.5, -1.0]))
+    assert got.tolist() == [[1.5, -0.0], [2.0, 2.0]] and np.signbit(got[0, 1]) and m[0, 0] == 1.0  # a new tile
     assert B["tile_argmin"](t).tolist() == [5] and B["tile_argmax"](t).tolist() == [2]
     assert B["untile"](B["tile"](1.5)) == 1.5 and B["tile"](1.5).shape == (TILE_BLOCK_DIM,)
     for bad in (lambda: B["tile_argmax"](np.array([1.0, 3.0, 3.0])), lambda: B["untile"](t),
@@ -831,6 +838,24 @@ def test_the_samplers_draw_rand_h_s_points_in_order():
         if hits and seed % 3 == 0:
             assert oracle_lanes.supported(spec) and _same(spec, make_inputs(spec)), spec.name
     assert all(seen[n] >= 3 for n in RAND_SAMPLES), seen
+
+
+def test_closest_point_edge_edge_gives_the_segments_distance():
+    """closest_point_edge_edge's (s, t, distance): skew segments meet their common perpendicular
+    at the middles, parallel ones end to end, a degenerate edge (squared length <= epsilon) is
+    its first point; the vecmath family reads the distance, and the lanes give the threads' bits."""
+    ce = oracle.BUILTINS["closest_point_edge_edge"]
+    P = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    assert ce(P(0, 0, 0), P(1, 0, 0), P(0.5, 1, 1), P(0.5, 1, -1), 1e-4).tolist() == [0.5, 0.5, 1.0]
+    assert ce(P(0, 0, 0), P(1, 0, 0), P(2, 1, 0), P(3, 1, 0), 1e-4).tolist() == [1.0, 0.0, math.sqrt(2.0)]
+    assert ce(P(0, 0, 2), P(0, 0, 2), P(-1, 0, 0), P(1, 0, 0), 1e-4).tolist() == [0.0, 0.5, 2.0]
+    n = 0
+    for seed in range(200):
+        spec = build_spec("vecmath", seed)
+        if "closest_point_edge_edge" in json.dumps(spec.body):
+            n += 1
+            assert oracle_lanes.supported(spec) and _same(spec, make_inputs(spec)), spec.name
+    assert n >= 5
 
 
 def test_tile_reduce_keys_never_tie():

@@ -3,7 +3,7 @@ builtins and arithmetic (sometimes with a constant tile: tile_ones scaled, tile_
 or tile_arange scaled; or scaled by one element of a loaded tile: tile_extract), stores the mapped
 tile (or it less its reduction: tile_broadcast) and folds tile_sum/max/min (or tile_reduce of
 wp.add / min / max, tile_dot with a loaded tile, a float64 sum by tile_astype, the sum of a
-tile_view) into the output. An element may sit at the index of a tile_argmax / tile_argmin, a
+tile_view, of a row of a tile_reshape, tile_squeeze'd) into the output. An element may sit at the index of a tile_argmax / tile_argmin, a
 block-uniform value may go through wp.tile, a map and wp.untile, and the mapped tile may change in
 place first (tile_axpy, or tile_sort by keys that tie nowhere)."""
 
@@ -80,7 +80,8 @@ def block_scalar(rng, leaves, size):
 def reduction(rng, leaves, size):
     """The tile u folded to a one-element tile: tile_sum / max / min; tile_reduce of a builtin;
     the dot product with a loaded tile (wp.tile_dot); a sum in float64 (wp.tile_astype there and
-    back); or the sum of a slice of u (wp.tile_view at a literal offset)."""
+    back); the sum of a slice of u (wp.tile_view at a literal offset), or of one row of u reshaped
+    (wp.tile_reshape, a 2-D tile_view, wp.tile_squeeze)."""
     r = rng.random()
     if r < 0.15:  # wp.tile_reduce by a builtin: add, min or max
         return ["kwcall", "tile_reduce", [["fnref", rng.choice(("add", "min", "max"))], v("u")], []]
@@ -94,6 +95,13 @@ def reduction(rng, leaves, size):
         view = ["kwcall", "tile_view", [v("u")], [["offset", ["tuple", [c(rng.randrange(size - m + 1), "int32")]]],
                                                  ["shape", ["tuple", [c(m, "int32")]]]]]
         return ["kwcall", "tile_sum", [view], []]
+    if r < 0.55:  # one row of u as a (rows, size / rows) tile: tile_reshape, a tile_view of the row, tile_squeeze
+        rows = rng.choice((2, 4))
+        shape = ["tuple", [c(rows, "int32"), c(size // rows, "int32")]]
+        row = ["kwcall", "tile_view", [["kwcall", "tile_reshape", [v("u")], [["shape", shape]]]],
+               [["offset", ["tuple", [c(rng.randrange(rows), "int32"), c(0, "int32")]]],
+                ["shape", ["tuple", [c(1, "int32"), c(size // rows, "int32")]]]]]
+        return ["kwcall", "tile_sum", [["call", "tile_squeeze", [row]]], []]
     return ["kwcall", rng.choice(("tile_sum", "tile_max", "tile_min")), [v("u")], []]
 
 
