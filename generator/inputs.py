@@ -59,5 +59,7 @@ def _draw(rng, a: ArgSpec):
         raw = np.round(rng.uniform(a.low, a.high, size=shape) * 256.0) / 256.0
     else:
         raw = rng.integers(int(a.low), int(a.high) + 1, size=shape)
+    if a.ascending:  # the same draws, sorted (1-D arrays only: wp.lower_bound's)
+        raw = np.sort(raw)
     arr = np.asarray(raw).astype(npt)
     return arr if a.kind == "array" or a.dtype in VEC_SHAPES else arr.item()

@@ -16,8 +16,8 @@ from generator.lanes_builtins import call
 from generator.lanes_memory import Memory, written_arrays
 from generator.lanes_ops import arith, compare, modulo, negate
 from generator.lanes_values import Unsure, assign, cast, elem, full, is_bool, is_int, scalar_lanes, truth, where
-from generator.spec import FLOAT_DTYPES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
-from generator.warp_rng import rand_int, rand_pcg, unit_float
+from generator.spec import FLOAT_DTYPES, RAND_SAMPLES, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec
+from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
 
 class Lanes:
@@ -78,6 +78,8 @@ class Lanes:
                 return self._randf(state, bounds, env, m)
             case ["randi" | "randu" as kind, state, *bounds]:
                 return self._rand_int(kind, state, bounds, env, m)
+            case [str() as kind, str() as state] if kind in RAND_SAMPLES:
+                return self._sample(kind, state, env, m)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, [self.expr(a, env, m) for a in comps], m)
             case ["tuple", items]:  # atomic_cas's (compare, value)
@@ -149,6 +151,18 @@ class Lanes:
         new = rand_pcg(state)
         assign(env, state_name, new, m, False)
         return rand_int(kind, new, *lo_hi)
+
+    def _sample(self, kind, state_name, env, m):
+        """A sampler's point on the lanes in m, lane by lane through the threads' own function
+        (`warp_rng.sample`: the same bits): one (k,) vector per lane."""
+        state = full(env[state_name], m)
+        if not is_int(state):
+            raise Unsure("an RNG state that is not an integer")
+        new, out = state.copy(), np.zeros((m.shape[0], len(sample(kind, 0)[1])), dtype=np.float64)
+        for j in np.flatnonzero(m).tolist():
+            new[j], out[j] = sample(kind, int(state[j]))
+        assign(env, state_name, new, m, False)
+        return out
 
     def _randf(self, state_name, bounds, env, m):
         state = env[state_name]

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from generator import spec_walk
 from generator.lanes_builtins import LANE_BUILTINS
-from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTYPES, PY_CASTS, SMALL_INT_DTYPES, VALUE_VEC_TYPES,
-                            VEC_SHAPES, KernelSpec)
+from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTYPES, PY_CASTS, RAND_SAMPLES, SMALL_INT_DTYPES,
+                            VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec)
 
 _EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
-              "fld", "randf", "randi", "randu", "vec", "comp", "mmul", "fnref", "tuple"}
+              "fld", "randf", "randi", "randu", "vec", "comp", "mmul", "fnref", "tuple", *RAND_SAMPLES}
 _STMT_TAGS = {"let", "set", "aug", "store", "atomic", "if", "for", "while", "break", "continue", "ret", "expr",
               "ret_kernel"}
 SCALAR_DTYPES = set(FLOAT_DTYPES) | set(INT_DTYPES)

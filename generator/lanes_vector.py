@@ -251,6 +251,17 @@ def _quat_from_matrix(m, a):
     return out
 
 
+def _edge_edge(m, p1, q1, p2, q2, epsilon):
+    """closest_point_edge_edge lane by lane through the threads' own function (the same bits)."""
+    ends = [_vec("closest_point_edge_edge", x, 3) for x in (p1, q1, p2, q2)]
+    if isinstance(epsilon, np.ndarray):
+        raise Unsure("closest_point_edge_edge of an epsilon per lane")
+    out = np.zeros((m.shape[0], 3), dtype=np.float64)
+    for j in np.flatnonzero(m).tolist():
+        out[j] = linalg.closest_point_edge_edge(*(x[j] for x in ends), epsilon)
+    return out
+
+
 def _arg_extreme(name: str, fn):
     def arg(m, a):
         if elem(a) != 1:
@@ -260,7 +271,7 @@ def _arg_extreme(name: str, fn):
 
 
 _ON_TRANSFORMS = {"transform": _transform, "transformation": _transform, "transformf": _transform,
-                  "transformd": _transform,
+                  "transformd": _transform, "transformh": _transform,
                   "transform_point": _transform_point,
                   "transform_vector": _transform_vector, "transform_inverse": _transform_inverse,
                   "transform_multiply": _transform_multiply, "transform_get_translation": _transform_part(0),
@@ -292,6 +303,7 @@ _ON_MATRICES_AND_QUATERNIONS = {
     "quat_from_matrix": _quat_from_matrix,
     "argmin": _arg_extreme("argmin", np.argmin),
     "argmax": _arg_extreme("argmax", np.argmax),
+    "closest_point_edge_edge": _edge_edge,
 }
 VECTOR_BUILTINS = frozenset(_ON_TRANSFORMS) | frozenset(_ON_VECTORS) | frozenset(_ON_MATRICES_AND_QUATERNIONS)
 

@@ -129,3 +129,32 @@ def quat_from_matrix(m):
     q = np.array([x, y, z, w], dtype=np.float64)
     n = float(np.sqrt(dot(q, q)))
     return q / n if n > 0.0 else np.zeros(4)
+
+
+def _unit_clamp(x: float) -> float:
+    return min(max(x, 0.0), 1.0)
+
+
+def closest_point_edge_edge(p1, q1, p2, q2, epsilon: float) -> np.ndarray:
+    """(s, t, distance) of the closest points p1 + s (q1 - p1) and p2 + t (q2 - p2) of two segments,
+    in float64 (Ericson's Real-Time Collision Detection 5.1.9, as native/intersect.h): an edge whose
+    squared length is <= epsilon is its first point. The distance is well-conditioned; s and t
+    are not where the edges are near parallel (the grammar reads the distance only)."""
+    d1, d2, r = q1 - p1, q2 - p2, p1 - p2
+    a, e, f = float(dot(d1, d1)), float(dot(d2, d2)), float(dot(d2, r))
+    s = t = 0.0
+    if a <= epsilon and e > epsilon:
+        t = _unit_clamp(f / e)
+    elif a > epsilon and e <= epsilon:
+        s = _unit_clamp(-float(dot(d1, r)) / a)
+    elif a > epsilon:
+        c, b = float(dot(d1, r)), float(dot(d1, d2))
+        denom = a * e - b * b
+        s = _unit_clamp((b * f - c * e) / denom) if denom > 0.0 else 0.0
+        t = (b * s + f) / e
+        if t < 0.0:
+            s, t = _unit_clamp(-c / a), 0.0
+        elif t > 1.0:
+            s, t = _unit_clamp((b - c) / a), 1.0
+    gap = (p2 + t * d2) - (p1 + s * d1)
+    return np.array([s, t, float(np.sqrt(dot(gap, gap)))])

@@ -14,8 +14,9 @@ import numpy as np
 
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
-from generator.spec import CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float
-from generator.warp_rng import rand_int, rand_pcg, unit_float
+from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, VALUE_VEC_TYPES,
+                            VEC_SHAPES, KernelSpec, is_float)
+from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
 _ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
@@ -35,6 +36,9 @@ class _Continue(Exception):
 class _Return(Exception):
     def __init__(self, value):
         self.value = value
+
+
+_DRAWS = frozenset(RAND_DRAWS) | frozenset(RAND_SAMPLES)  # the expressions that advance an RNG state variable
 
 
 def _as(dtype: str, value):
@@ -157,8 +161,8 @@ class Interpreter:
                 return self.expr(a, env)[tuple(keys)].item()  # a float, or an int of an integer vector
             case ["and", a, b]:
                 return bool(self.expr(a, env)) and bool(self.expr(b, env))
-            case ["randf" | "randi" | "randu" as kind, state, *bounds]:
-                return self._randf(state, bounds, env) if kind == "randf" else self._rand_int(kind, state, bounds, env)
+            case [str() as kind, str() as state, *bounds] if kind in _DRAWS:  # advance the state variable
+                return self._draw(kind, state, bounds, env)
             case ["vec", vtype, comps]:
                 return self._vec(vtype, comps, env)
             case ["neg", a]:  # Warp's scalar neg is 0 - x (native/builtin.h: -(+0.0) is +0.0), a vector's -x
@@ -205,6 +209,15 @@ class Interpreter:
         except _Return as r:
             return _as(h.ret, r.value)
         raise ValueError(f"helper {h.name} fell off its end")
+
+    def _draw(self, kind, state, bounds, env):
+        """wp.randf / randi / randu(state[, lo, hi]), or a sampler's point (RAND_SAMPLES)."""
+        if kind == "randf":
+            return self._randf(state, bounds, env)
+        if kind in RAND_SAMPLES:
+            env[state], value = sample(kind, env[state])
+            return np.array(value, dtype=np.float64)
+        return self._rand_int(kind, state, bounds, env)
 
     def _rand_int(self, kind, state, bounds, env):
         env[state] = rand_pcg(env[state])

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from generator import linalg
+from generator.spec import TILE_BLOCK_DIM
 from generator.warp_rng import rand_init
 
 
@@ -84,6 +85,59 @@ def _tile_matmul(a, b, out=None):
 
 def _tile_map(fn, *tiles):
     return np.vectorize(fn, otypes=[np.float64])(*tiles)
+
+
+def _untile(t):
+    # the oracle runs a tile kernel's body once per tile, not once per thread: it takes back only
+    # a tile whose lanes all hold one value (the grammar tiles block-uniform values only)
+    if not np.all(t == t.flat[0]):
+        raise ValueError("untile of a tile whose lanes differ: the oracle has no per-thread values")
+    return float(t.flat[0])
+
+
+def _unique_extreme(t, fn):
+    # Warp leaves which index a tied extreme gives unspecified (it depends on block_dim and device)
+    i = int(fn(t))
+    if np.count_nonzero(t == t.flat[i]) != 1:
+        raise ValueError("tile_argmin / tile_argmax of a tile whose extreme is tied")
+    return np.array([i])
+
+
+def _tile_sort(keys, values):
+    # in place, ascending keys with the values permuted along; Warp's sort is not stable, so the
+    # keys must be distinct
+    flat = keys.ravel()
+    if len(np.unique(flat)) != flat.size:
+        raise ValueError("tile_sort of tied keys: their order is unspecified")
+    order = np.argsort(flat, kind="stable")
+    keys[...] = flat[order].reshape(keys.shape)
+    values[...] = values.ravel()[order].reshape(values.shape)
+
+
+def _tile_axpy(alpha, src, dest):
+    dest += alpha * src  # in place, as Warp's dest += alpha * src
+
+
+def _tile_view(t, offset, shape):
+    sl = tuple(slice(o, o + s) for o, s in zip(offset, shape))
+    return np.array(t[sl], dtype=np.float64)
+
+
+def _lower_bound(arr, *args):
+    # native/array.h: a binary search of [begin, end) whose upper end starts at end - 1, so a value
+    # above every element gives end - 1, not end (NumPy's searchsorted, side="left", capped)
+    begin, end, value = (0, arr.shape[0], args[0]) if len(args) == 1 else args
+    part = np.array([arr[(k,)] for k in range(begin, end)])  # element by element: the race check's arrays note each read
+    if np.any(part[1:] < part[:-1]):
+        raise ValueError("lower_bound of a range that is not sorted")
+    return begin + min(int(np.searchsorted(part, value, side="left")), max(end - begin - 1, 0))
+
+
+def _tile_diag_add(a, d):
+    out = np.array(a, dtype=np.float64)  # a new tile: d on the diagonal, every other entry as in a
+    k = np.arange(len(d))
+    out[k, k] += d
+    return out
 
 
 def _sign(x):
@@ -278,6 +332,20 @@ BUILTINS = {
     "tile_arange": lambda *args, dtype=None: np.arange(*args).astype(np.float64),
     "float32": float,
     "tile_transpose": lambda t: np.array(t.T),
+    "float64": float,
+    # a block-uniform value as a tile of one lane per thread, and back (`_untile`)
+    "tile": lambda x: np.full((TILE_BLOCK_DIM,), float(x)),
+    "untile": _untile,
+    "tile_argmin": lambda t: _unique_extreme(t, np.argmin),
+    "tile_argmax": lambda t: _unique_extreme(t, np.argmax),
+    "tile_sort": _tile_sort,
+    "tile_axpy": _tile_axpy,
+    "tile_dot": lambda a, b: np.array([float(np.dot(a.ravel(), b.ravel()))]),
+    "tile_astype": lambda t, dtype: np.array(t, dtype=np.float64),  # float32 <-> float64 only: the oracle is float64
+    "tile_view": _tile_view,
+    "tile_reshape": lambda t, shape: np.array(t.reshape(shape), dtype=np.float64),  # row-major, as NumPy's
+    "tile_squeeze": lambda t: np.array(np.squeeze(t), dtype=np.float64),
+    "tile_diag_add": _tile_diag_add,
     # scalar and matrix builders
     "sign": _sign,
     "static": lambda x: x,  # wp.static(e) of a literal expression: e's value, folded by Python
@@ -302,12 +370,15 @@ BUILTINS = {
     "transformation": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "transformf": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "transformd": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
+    "transformh": lambda p, q: (np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)),
     "quat_rpy": _quat_rpy,
     "quat_from_matrix": linalg.quat_from_matrix,
     # the index of a vector's first smallest / largest component (integer vectors: exact ties)
     "argmin": lambda a: int(np.argmin(a)),
     "argmax": lambda a: int(np.argmax(a)),
     "bit_count": _bit_count,
+    "closest_point_edge_edge": linalg.closest_point_edge_edge,
+    "lower_bound": _lower_bound,
     "erfinv": erfinv,
     "erfcinv": erfcinv,
     "inverse_approx": linalg.inverse,

@@ -11,6 +11,8 @@ helpers (`_same`, `_spec`) every case runs through."""
 
 import collections
 import dataclasses
+import json
+import math
 
 import sys
 
@@ -22,7 +24,7 @@ from generator.families import FAMILIES, INPUT_SETS, build_spec
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.lanes_values import cast as lanes_cast
-from generator.spec import ArgSpec, HelperSpec, KernelSpec
+from generator.spec import TILE_BLOCK_DIM, ArgSpec, HelperSpec, KernelSpec
 from generator.warp_rng import rand_init, rand_pcg
 
 SEEDS = range(64)  # seeds 12, 13, 17, 38 and 55 once showed signed-zero and `or` bugs
@@ -175,12 +177,12 @@ def test_constant_tiles_are_numpy_s_and_always_beside_an_input_s_tile():
         if not isinstance(e, list) or not e:
             return set()
         own = {e[1]} if e[0] in ("kwcall", "call", "fnref", "v") and isinstance(e[1], str) else set()
-        return own | {n for x in e[1:] if isinstance(x, list) for n in names(x)}
+        return own | {n for x in e if isinstance(x, list) for n in names(x)}  # an argument list's first item too
 
     def count(e):
         if not isinstance(e, list) or not e:
             return 0
-        return (e[0] == "kwcall" and e[1] in consts) + sum(count(x) for x in e[1:])
+        return (e[0] == "kwcall" and e[1] in consts) + sum(count(x) for x in e if isinstance(x, list))
 
     seen, total = collections.Counter(), 0
     for seed in range(200):
@@ -506,6 +508,18 @@ _WIDENED = [
                                                                    + [_c(2.0)] + [_c(0.0)] * 4 + [_c(1.0)]]]],
                         ["call", "length_sq", [["vec", "vec4d", [X, _c(1.0), _c(0.0), _c(2.0)]]]]],
      "float32", lambda x, k: 2.0 * x + x * x + 5.0),
+    ("vec3h / mat33h", ["cast", "float32", ["bin", "+", ["call", "dot", [["vec", "vec3h", [["cast", "float16", X], _c(1.0, "float16"), _c(2.0, "float16")]],
+                                                                  ["vec", "vec3h", [_c(1.0, "float16"), _c(0.5, "float16"), _c(-1.0, "float16")]]]],
+                                           ["call", "trace", [["vec", "mat33h", [["cast", "float16", X]] + [_c(1.5, "float16")] * 8]]]]],
+     "float32", lambda x, k: 2.0 * x - 1.5 + 3.0),
+    ("transformh / quath: a half turn about z", ["cast", "float32", ["comp", ["call", "transform_point", [
+        ["call", "transformh", [["vec", "vec3h", [_c(1.0, "float16"), ["cast", "float16", X], _c(0.0, "float16")]],
+                                ["vec", "quath", [_c(0.0, "float16"), _c(0.0, "float16"), _c(1.0, "float16"), _c(0.0, "float16")]]]],
+        ["vec", "vec3h", [["cast", "float16", X], _c(2.0, "float16"), _c(3.0, "float16")]]]], [1]]],
+     "float32", lambda x, k: x - 2.0),
+    ("vec3s", ["cast", "int32", ["bin", "+", ["comp", ["vec", "vec3s", [["cast", "int16", K], _c(3, "int16"), _c(-4, "int16")]], [0]],
+                                 ["cast", "int16", ["call", "argmin", [["vec", "vec3s", [["cast", "int16", K], _c(3, "int16"), _c(-4, "int16")]]]]]]],
+     "int32", lambda x, k: k + 2),
     ("vec3ui, argmin, argmax: the first of tied components",
      ["cast", "int32", ["bin", "+", ["bin", "*", ["call", "argmin", [["vec", "vec3ui", [K, _c(20, "int32"), _c(7, "int32")]]]],
                                      _c(10, "int32")],
@@ -729,6 +743,138 @@ def test_tile_reduce_broadcast_extract_and_the_extreme_scans_are_numpy_s():
     assert B["tile_extract"](t, 5) == -4.5
     assert B["tile_scan_max_inclusive"](t).tolist() == [0.5, 0.5, 3.0, 3.0, 3.0, 3.0, 3.0, 3.0]
     assert B["tile_scan_min_inclusive"](t).tolist() == [0.5, -1.25, -1.25, -1.25, -1.25, -4.5, -4.5, -4.5]
+
+def test_tile_sort_axpy_dot_astype_view_arg_extremes_and_tile_untile_are_numpy_s():
+    """tile_sort permutes keys and values in place (distinct keys only), tile_axpy accumulates in
+    place, tile_dot / tile_astype / tile_view / tile_reshape / tile_squeeze are NumPy's dot, a copy,
+    a slice, reshape and squeeze, tile_diag_add adds to the diagonal only, tile_argmin /
+    argmax give the index of a unique extreme, and wp.tile / untile carry a block-uniform value;
+    a tied extreme, tied keys or a tile of differing lanes is refused, not guessed."""
+    B = oracle.BUILTINS
+    t = np.array([0.5, -1.25, 3.0, -0.0, 2.0, -4.5, 1.0, 0.25])
+    keys, vals = t.copy(), np.arange(8.0)
+    B["tile_sort"](keys, vals)
+    assert keys.tolist() == sorted(t.tolist()) and vals.tolist() == np.argsort(t).astype(float).tolist()
+    dest = np.ones(8)
+    B["tile_axpy"](2.0, t, dest)
+    assert dest.tolist() == (1.0 + 2.0 * t).tolist()
+    assert B["tile_dot"](t, t).tolist() == [float(np.dot(t, t))]
+    assert B["tile_astype"](t, B["float64"]).tolist() == t.tolist()
+    assert B["tile_view"](t, (2,), (3,)).tolist() == [3.0, -0.0, 2.0]
+    row = B["tile_view"](B["tile_reshape"](t, (2, 4)), (1, 0), (1, 4))
+    assert row.shape == (1, 4) and B["tile_squeeze"](row).tolist() == [2.0, -4.5, 1.0, 0.25]
+    m = np.array([[1.0, -0.0], [2.0, 3.0]])
+    got = B["tile_diag_add"](m, np.array([0.5, -1.0]))
+    assert got.tolist() == [[1.5, -0.0], [2.0, 2.0]] and np.signbit(got[0, 1]) and m[0, 0] == 1.0  # a new tile
+    assert B["tile_argmin"](t).tolist() == [5] and B["tile_argmax"](t).tolist() == [2]
+    assert B["untile"](B["tile"](1.5)) == 1.5 and B["tile"](1.5).shape == (TILE_BLOCK_DIM,)
+    for bad in (lambda: B["tile_argmax"](np.array([1.0, 3.0, 3.0])), lambda: B["untile"](t),
+                lambda: B["tile_sort"](np.array([1.0, 1.0]), np.zeros(2))):
+        with pytest.raises(ValueError):
+            bad()
+
+
+def test_lower_bound_is_searchsorted_left_capped_at_the_range_s_last_element():
+    """wp.lower_bound (native/array.h) starts its upper end at end - 1: NumPy's searchsorted (side
+    "left") within [begin, end), except that a value above every element gives end - 1; an unsorted
+    range is refused. The dtypes family's searched inputs are drawn sorted, on every input set."""
+    lb = oracle.BUILTINS["lower_bound"]
+    a = np.array([0, 3, 3, 5, 9, 9, 12, 20, 20, 31])
+    assert [lb(a, v) for v in (-2, 0, 3, 4, 9, 21, 31, 40)] == [0, 0, 1, 3, 4, 9, 9, 9]
+    assert [lb(a, 2, 7, v) for v in (-2, 4, 9, 12, 13, 40)] == [2, 3, 4, 6, 6, 6]
+    with pytest.raises(ValueError):
+        lb(np.array([3, 1, 2]), 2)
+    specs = [build_spec("dtypes", seed) for seed in range(400)]
+    searched = [sp for sp in specs if "lower_bound" in json.dumps(sp.body)]
+    assert len(searched) >= 5
+    for sp in searched:
+        assert sp.arg("sk").ascending and sp.arg("sk").to_json()["ascending"] is True
+        assert KernelSpec.from_json(sp.to_json()) == sp
+        for variant in range(INPUT_SETS):
+            sk = make_inputs(sp, variant)["sk"]
+            assert (np.diff(sk) >= 0).all()
+        oracle.run_oracle(sp, make_inputs(sp))
+    assert all("ascending" not in a.to_json() for sp in specs for a in sp.args if a.name != "sk")
+
+
+def test_the_samplers_draw_rand_h_s_points_in_order():
+    """rand.h's uniform samplers: as many randf draws as the sampler's statements make, in their
+    order (a square's x from the first, y from the second), and points where each shape puts
+    them: on the unit circle / sphere, in the disk / ball, the upper half for a hemisphere,
+    barycentric coordinates summing to at most 1 for a triangle. The random_numbers family draws
+    every one, and the lanes give the threads' bits."""
+    from generator.spec import RAND_SAMPLES
+    from generator.warp_rng import sample, unit_float
+
+    draws = {"sample_unit_square": 2, "sample_unit_cube": 3, "sample_triangle": 2, "sample_unit_ring": 1,
+             "sample_unit_disk": 2, "sample_unit_sphere_surface": 2, "sample_unit_sphere": 3,
+             "sample_unit_hemisphere_surface": 2, "sample_unit_hemisphere": 3}
+    assert set(draws) == set(RAND_SAMPLES)
+    for seed in range(200):
+        s0 = rand_init(seed, 7)
+        for name, k in draws.items():
+            s, p = sample(name, s0)
+            after = s0
+            for _ in range(k):
+                after = rand_pcg(after)
+            assert s == after, name
+            n = float(np.linalg.norm(p))
+            if name == "sample_unit_square":
+                assert p == [unit_float(rand_pcg(s0)) - 0.5, unit_float(rand_pcg(rand_pcg(s0))) - 0.5]
+            elif name.endswith("surface") or name == "sample_unit_ring":
+                assert abs(n - 1.0) < 1e-6, (name, p)
+            elif name == "sample_triangle":
+                assert min(p) >= 0.0 and sum(p) <= 1.0 + 1e-12
+            elif name != "sample_unit_cube":
+                assert n <= 1.0 + 1e-6, (name, p)
+            if "hemisphere" in name:
+                assert p[2] >= 0.0
+    seen = collections.Counter()
+    for seed in range(300):
+        spec = build_spec("random_numbers", seed)
+        text = json.dumps(spec.body)
+        hits = [n for n in RAND_SAMPLES if f'"{n}"' in text]
+        seen.update(hits)
+        if hits and seed % 3 == 0:
+            assert oracle_lanes.supported(spec) and _same(spec, make_inputs(spec)), spec.name
+    assert all(seen[n] >= 3 for n in RAND_SAMPLES), seen
+
+
+def test_closest_point_edge_edge_gives_the_segments_distance():
+    """closest_point_edge_edge's (s, t, distance): skew segments meet their common perpendicular
+    at the middles, parallel ones end to end, a degenerate edge (squared length <= epsilon) is
+    its first point; the vecmath family reads the distance, and the lanes give the threads' bits."""
+    ce = oracle.BUILTINS["closest_point_edge_edge"]
+    P = lambda *x: np.array(x, dtype=np.float64)  # noqa: E731
+    assert ce(P(0, 0, 0), P(1, 0, 0), P(0.5, 1, 1), P(0.5, 1, -1), 1e-4).tolist() == [0.5, 0.5, 1.0]
+    assert ce(P(0, 0, 0), P(1, 0, 0), P(2, 1, 0), P(3, 1, 0), 1e-4).tolist() == [1.0, 0.0, math.sqrt(2.0)]
+    assert ce(P(0, 0, 2), P(0, 0, 2), P(-1, 0, 0), P(1, 0, 0), 1e-4).tolist() == [0.0, 0.5, 2.0]
+    n = 0
+    for seed in range(200):
+        spec = build_spec("vecmath", seed)
+        if "closest_point_edge_edge" in json.dumps(spec.body):
+            n += 1
+            assert oracle_lanes.supported(spec) and _same(spec, make_inputs(spec)), spec.name
+    assert n >= 5
+
+
+def test_tile_reduce_keys_never_tie():
+    """The keys tile_reduce sorts by and takes the extremes of (a loaded tile plus its indices
+    scaled by 2**-14) hold distinct values on every input, so Warp's unspecified tie order never
+    shows; and the family draws each new tile builtin."""
+    from generator.families import tile_reduce
+
+    seen = collections.Counter()
+    for seed in range(300):
+        spec = build_spec("tile_reduce", seed)
+        text = json.dumps(spec.body)
+        seen.update(n for n in ("tile_sort", "tile_axpy", "tile_dot", "tile_astype", "tile_view", "tile_argmin",
+                                "tile_argmax", '"untile"') if n in text)
+        if "tile_sort" in text or "tile_arg" in text:
+            assert oracle.run_oracle(spec, make_inputs(spec)) is not None  # the oracle's tie checks pass
+    assert all(seen[n] >= 5 for n in ("tile_sort", "tile_axpy", "tile_dot", "tile_astype", "tile_view", '"untile"')), seen
+    assert seen["tile_argmin"] + seen["tile_argmax"] >= 10 and tile_reduce._TIE_BREAK * 64 <= 2.0 ** -8, seen
+
 
 def test_a_reversed_range_counts_down_on_both_paths():
     """for j in reversed(range(1, k[i])): stop - 1 down to start (none when k[i] <= 1), with a break

@@ -29,6 +29,10 @@ class _Watched:
     def dtype(self):
         return self.data.dtype
 
+    @property
+    def shape(self):
+        return self.data.shape
+
     def note(self, idx, kind: int) -> None:
         key = (self.name, tuple(int(i) % n for i, n in zip(idx, self.data.shape)))
         self.log.setdefault(key, (set(), set(), set()))[kind].add(self.watch.thread)

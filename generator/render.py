@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import FLOAT_DTYPES, PY_CASTS, RAND_DRAWS, ArgSpec, HelperSpec, KernelSpec
+from generator.spec import FLOAT_DTYPES, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, ArgSpec, HelperSpec, KernelSpec
 
 INDENT = "    "
 
@@ -84,7 +84,7 @@ def render_expr(e, parent: int = 0) -> str:
         return f"wp.{e[1]}({', '.join(parts)})"
     if tag == "fld":
         return f"{e[1]}.{e[2]}"
-    if tag in RAND_DRAWS:
+    if tag in RAND_DRAWS or tag in RAND_SAMPLES:
         return f"wp.{tag}({', '.join([e[1]] + [render_expr(a) for a in e[2:]])})"
     raise ValueError(f"unknown expression tag {tag!r}")
 

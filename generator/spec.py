@@ -37,6 +37,7 @@ Expressions (first element is the tag):
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
   ["randi" | "randu", state, [lo, hi]?]   wp.randi / wp.randu(state[, lo, hi]): an int32 / uint32
                                  draw (the state itself, or state % (hi - lo) + lo), advancing it too
+  [sampler, state]               wp.sample_unit_disk(state), ... (RAND_SAMPLES): a uniform point, advancing it too
 
 Statements:
   ["let", name, expr]            first assignment (declares the local)
@@ -96,9 +97,14 @@ VALUE_VEC_TYPES = {
     "vec2ui": ((2,), "uint32"), "vec3ui": ((3,), "uint32"), "vec4ui": ((4,), "uint32"),
     "vec4d": ((4,), "float64"), "quatd": ((4,), "float64"), "mat44d": ((4, 4), "float64"),
     "vec2d": ((2,), "float64"), "vec3d": ((3,), "float64"), "mat22d": ((2, 2), "float64"), "mat33d": ((3, 3), "float64"),
+    "vec3h": ((3,), "float16"), "quath": ((4,), "float16"), "mat33h": ((3, 3), "float16"), "vec3s": ((3,), "int16"),
 }
 # the RNG draws, each an expression that advances its state variable: wp.randf, randi, randu
 RAND_DRAWS = ("randf", "randi", "randu")
+# rand.h's uniform samplers, each an expression that advances its state variable: a vec2 / vec3 / vec4
+RAND_SAMPLES = ("sample_unit_square", "sample_unit_cube", "sample_triangle", "sample_unit_ring",
+                "sample_unit_disk", "sample_unit_sphere_surface", "sample_unit_sphere", "sample_unit_hemisphere_surface",
+                "sample_unit_hemisphere")
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 
@@ -116,7 +122,8 @@ class ArgSpec:
     """One kernel argument. `kind` is "array", "scalar" or "struct"; arrays have `shape`.
 
     A struct argument's `dtype` is its @wp.struct class name and `fields` its typed fields
-    [(name, dtype)], every field drawn from [low, high] like a scalar."""
+    [(name, dtype)], every field drawn from [low, high] like a scalar. An `ascending` input array
+    is drawn as any other, then sorted."""
 
     name: str
     kind: str
@@ -126,6 +133,7 @@ class ArgSpec:
     low: float = -2.0  # input value range, used by generator.inputs
     high: float = 2.0
     fields: tuple[tuple[str, str], ...] = ()
+    ascending: bool = False  # an input array drawn sorted, ascending (wp.lower_bound searches it)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -134,6 +142,8 @@ class ArgSpec:
             d["fields"] = [list(f) for f in self.fields]
         else:
             del d["fields"]
+        if not self.ascending:  # written only where set: every other spec's JSON is as before
+            del d["ascending"]
         return d
 
     @staticmethod

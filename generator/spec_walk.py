@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from generator.spec import KernelSpec
+from generator.spec import RAND_SAMPLES, KernelSpec
 
 Node = list  # [tag, ...]: a statement or an expression
 Body = list  # [statement, ...]
@@ -132,6 +132,8 @@ def referenced_names(*bodies: Body) -> set[str]:
             case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf" | "randi" | "randu", name, *_]:
                 names.add(name)
             case ["store", name, _, _] | ["atomic", _, name, _, _]:
+                names.add(name)
+            case [str() as sampler, str() as name] if sampler in RAND_SAMPLES:
                 names.add(name)
             case ["let" | "set", name, _] | ["aug", name, _, _]:
                 names.add(name)

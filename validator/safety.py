@@ -11,7 +11,8 @@ import keyword
 
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.oracle_builtins import BARE_CALLS
-from generator.spec import ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, RAND_DRAWS, SMALL_INT_DTYPES, VALUE_VEC_TYPES
+from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, RAND_DRAWS, RAND_SAMPLES, SMALL_INT_DTYPES,
+                            VALUE_VEC_TYPES)
 from validator.outcomes import PASSED, failed
 
 
@@ -34,7 +35,7 @@ _ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
 WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_DTYPES) | frozenset(CAST_FLOAT_DTYPES) | \
     frozenset(VALUE_VEC_TYPES) | \
     frozenset({f"atomic_{op}" for op in ATOMIC_OPS}) | \
-    frozenset({"kernel", "func", "struct", "tid", "where", *RAND_DRAWS, "array", "array2d", "array3d", "array4d"})
+    frozenset({"kernel", "func", "struct", "tid", "where", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"})
 # the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
 BARE_NAMES = BARE_CALLS
 # wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the

@@ -1,15 +1,30 @@
 """Random numbers: per-thread RNG streams from wp.rand_init(seed, tid) drawn with wp.randf (and
-integers in a range: wp.randi, wp.randu), for Monte Carlo estimates, jittered data and random masks.
+integers in a range: wp.randi, wp.randu; a component or the length of a uniform point in a square,
+cube, triangle, ring, disk, sphere or hemisphere: wp.sample_unit_disk, ...), for Monte
+Carlo estimates, jittered data and random masks.
 The oracle reproduces Warp's PCG generator bit for bit."""
 
 from generator.grammar import FloatExprs, bin_, c, cmp, float_literal, ld, using_all, v, with_literal
-from generator.spec import ArgSpec, KernelSpec
+from generator.spec import RAND_SAMPLES, ArgSpec, KernelSpec
 
 NAME = "random_numbers"
 TARGET = "cuda"
 
 
+def _sample(rng):
+    """One component of a uniform point (wp.sample_unit_disk(state)[1], ...), or its length, or
+    its squared length, drawn by one of rand.h's samplers (each advances the state)."""
+    name = rng.choice(RAND_SAMPLES)
+    point = [name, "state"]
+    if rng.random() < 0.25 and name not in ("sample_unit_ring", "sample_unit_sphere_surface", "sample_unit_hemisphere_surface"):
+        return ["call", rng.choice(("length", "length_sq")), [point]]  # (a point on a surface: length 1)
+    size = 3 if name == "sample_unit_cube" or "sphere" in name else 2
+    return ["comp", point, [rng.randrange(size)]]
+
+
 def _draw(rng):
+    if rng.random() < 0.2:
+        return _sample(rng)
     r = rng.random()
     if r < 0.4:
         return ["randf", "state"]

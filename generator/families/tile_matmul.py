@@ -1,6 +1,7 @@
 """Tiled matrix products with wp.tile_matmul: C = epilogue(A @ op(B)) per output tile, from one
 K tile or accumulated over K tiles in a loop, with optional transposed B, bias tile and an
-elementwise epilogue of tile maps and scalings."""
+elementwise epilogue of tile maps and scalings (on a square tile, sometimes a loaded diagonal added:
+wp.tile_diag_add)."""
 
 from generator.families.tile_reduce import tile_op
 from generator.grammar import c, float_literal, v, with_literal
@@ -50,6 +51,9 @@ def build(rng, name, seed):
         body.append(["let", "tbias", _load("bias", (tm, tn), [ro, co])])
         leaves.append(v("tbias"))
     res = with_literal(rng, tile_op(rng, leaves, rng.randint(1, 3)), -4, 4)
+    if tm == tn and rng.random() < 0.35:  # a square tile plus a loaded diagonal (wp.tile_diag_add)
+        args.append(ArgSpec("dg", "array", "float32", (M,)))
+        res = ["call", "tile_diag_add", [res, _load("dg", (tm,), [ro])]]
     args.append(ArgSpec("c", "array", "float32", (M, N), role="out"))
     body.append(["expr", ["kwcall", "tile_store", [["arr", "c"], res], [["offset", ["tuple", [ro, co]]]]]])
     return KernelSpec(NAME, seed, name, (gm, gn), tuple(args), body, tid_names=("i", "j"), launch="tiled")
