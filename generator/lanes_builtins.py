@@ -15,6 +15,7 @@ import numpy as np
 from generator.lanes_values import Unsure, cast, full, is_bool, is_int, scalar_lanes
 from generator.lanes_vector import VECTOR_BUILTINS, vector_call
 from generator.oracle_builtins import erfcinv, erfinv
+from generator.oracle_expect import FAILS
 from generator.warp_rng import rand_init
 
 # the builtins evaluated lane by lane through Python's math module (same bits, same exceptions)
@@ -259,25 +260,17 @@ _ELEMENTWISE = {
 }
 
 
-# wp.expect_*: where each fails, thread by thread (native/builtin.h, as `oracle_builtins.EXPECT`)
-_EXPECT_FAILS = {
-    "expect_eq": lambda a, b: a != b,
-    "expect_neq": lambda a, b: a == b,
-    "expect_near": lambda a, b, t: np.abs(a - b) > t,
-}
-
-
 def _expect(name: str):
     """wp.expect_* on the lanes that run it: nothing, or Unsure where it fails on one (the threads
     one by one then raise the oracle's reason)."""
     def on_lanes(m, *args):
         cols = [np.asarray(full(a, m)[m], dtype=np.float64) for a in args]
-        if np.any(_EXPECT_FAILS[name](*cols)):
+        if np.any(FAILS[name](*cols)):
             raise Unsure(f"{name} fails on a thread")
     return on_lanes
 
 
-_ELEMENTWISE.update({name: _expect(name) for name in _EXPECT_FAILS})
+_ELEMENTWISE.update({name: _expect(name) for name in FAILS})
 LANE_BUILTINS = frozenset(_MATH) | frozenset(_ELEMENTWISE) | VECTOR_BUILTINS
 
 

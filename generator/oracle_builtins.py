@@ -13,6 +13,7 @@ import numpy as np
 
 from generator import linalg
 from generator.spec import TILE_BLOCK_DIM
+from generator.oracle_expect import EXPECT
 from generator.warp_rng import rand_init
 
 
@@ -237,24 +238,6 @@ def _diag(v):
     out = np.zeros((len(v), len(v)), dtype=v.dtype)
     out[np.arange(len(v)), np.arange(len(v))] = v
     return out
-
-
-def _expect(kind: str, fails):
-    """Warp's wp.expect_* as the oracle sees it: a kernel's assertion must hold on every thread
-    (`generator.assertions` draws only identities); one that fails here is the kernel's reason."""
-    def check(*args):
-        if fails(*(np.asarray(a, dtype=np.float64) for a in args)):
-            raise ValueError(f"{kind} does not hold in the oracle: {', '.join(repr(a) for a in args)}")
-    return check
-
-
-# native/builtin.h: expect_eq fails unless actual == expected (vectors: every component),
-# expect_neq when they are equal, expect_near when abs(actual - expected) > tolerance (a NaN passes)
-EXPECT = {
-    "expect_eq": _expect("expect_eq", lambda a, b: not np.all(a == b)),
-    "expect_neq": _expect("expect_neq", lambda a, b: bool(np.all(a == b))),
-    "expect_near": _expect("expect_near", lambda a, b, t: bool(np.any(np.abs(a - b) > t))),
-}
 
 
 BUILTINS = {

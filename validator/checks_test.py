@@ -287,7 +287,7 @@ def test_a_failure_needs_a_code_and_a_status_must_be_known():
 
 
 
-def _asserting(name: str, assertion: list) -> "KernelSpec":
+def _asserting(name: str, assertion: list):
     from generator.spec import ArgSpec, KernelSpec
     args = (ArgSpec("x", "array", "float32", (16,)), ArgSpec("y", "array", "float32", (16,), role="out"))
     x = ["ld", "x", [["v", "i"]]]
