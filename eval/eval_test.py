@@ -157,6 +157,9 @@ class _Equal(ast.NodeTransformer):
     def __init__(self, keep):
         self.keep = keep
 
+    def visit_ClassDef(self, node):
+        return node  # a @wp.struct's fields are not locals: renamed, p.hi would name no field
+
     def visit_Name(self, node):
         if node.id not in self.keep:
             node.id = f"renamed_{node.id}"
