@@ -7,27 +7,25 @@ from __future__ import annotations
 import numpy as np
 
 
-def _expect(kind: str, fails):
-    """Warp's wp.expect_* as the oracle sees it: a kernel's assertion must hold on every thread
-    (`generator.assertions` draws only identities); one that fails here is the kernel's reason."""
-    def check(*args):
-        if fails(*(np.asarray(a, dtype=np.float64) for a in args)):
-            raise ValueError(f"{kind} does not hold in the oracle: {', '.join(repr(a) for a in args)}")
-    return check
-
-
-# native/builtin.h: expect_eq fails unless actual == expected (vectors: every component),
-# expect_neq when they are equal, expect_near when abs(actual - expected) > tolerance (a NaN passes)
-EXPECT = {
-    "expect_eq": _expect("expect_eq", lambda a, b: not np.all(a == b)),
-    "expect_neq": _expect("expect_neq", lambda a, b: bool(np.all(a == b))),
-    "expect_near": _expect("expect_near", lambda a, b, t: bool(np.any(np.abs(a - b) > t))),
-}
-
-
-# on lane arrays: True where the assertion fails
+# on arrays of values: True where the assertion fails (a lane, or a vector's component)
 FAILS = {
     "expect_eq": lambda a, b: a != b,
     "expect_neq": lambda a, b: a == b,
     "expect_near": lambda a, b, t: np.abs(a - b) > t,
 }
+# native/builtin.h on one thread's values: expect_eq fails where any component differs,
+# expect_neq where all are equal, expect_near where any differs by more than the tolerance
+# (a NaN passes)
+_ON_ONE_THREAD = {"expect_eq": np.any, "expect_neq": np.all, "expect_near": np.any}
+
+
+def _expect(kind: str):
+    """Warp's wp.expect_* as the oracle sees it: a kernel's assertion must hold on every thread
+    (`generator.assertions` draws only identities); one that fails here is the kernel's reason."""
+    def check(*args):
+        if _ON_ONE_THREAD[kind](FAILS[kind](*(np.asarray(a, dtype=np.float64) for a in args))):
+            raise ValueError(f"{kind} does not hold in the oracle: {', '.join(repr(a) for a in args)}")
+    return check
+
+
+EXPECT = {kind: _expect(kind) for kind in FAILS}
