@@ -63,6 +63,33 @@ def builtins_used(spec: KernelSpec) -> set[str]:
     return found
 
 
+def _reads_a_value(node) -> bool:
+    """Whether an expression reads a variable or an array (so may depend on the inputs)."""
+    todo = [node]
+    while todo:
+        n = todo.pop()
+        if isinstance(n, list):
+            if n and n[0] in ("v", "arr", "ld", "fld"):
+                return True
+            todo.extend(x for x in n if isinstance(x, list))
+    return False
+
+
+def builtins_on_values(spec: KernelSpec) -> set[str]:
+    """The builtins a spec calls with at least one operand that reads a variable or an array. A
+    call of literals only (e.g. `wp.tile_arange(16, dtype=float)`) is a constant: its derivative
+    is zero, so an adjoint Warp leaves empty is right for it."""
+    found, todo = set(), [spec.body] + [h.body for h in spec.helpers]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            if len(node) >= 2 and node[0] in ("call", "kwcall", "fnref") and isinstance(node[1], str) \
+                    and (node[0] == "fnref" or _reads_a_value(node[2:])):
+                found.add(node[1])
+            todo.extend(x for x in node if isinstance(x, list))
+    return found
+
+
 def arrays_to_check(spec: KernelSpec, missing: dict[str, str] | None = None,
                     declared: str | None = None) -> tuple[list, list, str | None]:
     """(float input arrays, float output arrays, reason it cannot run or None).
@@ -74,7 +101,7 @@ def arrays_to_check(spec: KernelSpec, missing: dict[str, str] | None = None,
         return [], [], IN_PLACE
     if declared:
         return [], [], f"Warp's codegen declares it non-differentiable: {declared}"
-    unimplemented = sorted((builtins_used(spec) & set(missing or ())) - ZERO_DERIVATIVE)
+    unimplemented = sorted((builtins_on_values(spec) & set(missing or ())) - ZERO_DERIVATIVE)
     if unimplemented:
         return [], [], (f"uses {unimplemented[0]}, whose adjoint Warp does not implement "
                         f"(MISSINGADJOINT in warp/native/{missing[unimplemented[0]]})")

@@ -65,6 +65,32 @@ def test_adjoints_left_empty_inside_a_macro_are_missing_too():
     assert "frac" not in gradients.ZERO_DERIVATIVE
 
 
+def test_a_builtin_called_on_literals_only_needs_no_adjoint():
+    """Warp leaves tile_arange's adjoint empty. Called on literals it is a constant, whose
+    derivative is zero, so the kernel is checked (and Warp's gradient through the rest agrees);
+    the same call fed by a variable is refused again."""
+    missing = warp_adapter.missing_adjoints()
+    assert "tile_arange" in missing
+    for seed in range(100):
+        spec = build_spec("tile_reduce", seed)
+        if "tile_arange" in gradients.builtins_used(spec) and gradients.arrays_to_check(spec, missing)[2] is None:
+            break
+    else:
+        raise AssertionError("no tile_reduce kernel with a literal tile_arange in 100 seeds")
+    assert "tile_arange" not in gradients.builtins_on_values(spec)
+    kernels = _compiled([spec])
+    verdict, example = checks.execute_backward(kernels[spec.name], spec, make_inputs(spec))
+    assert verdict.to_json() == {"status": "passed"}, verdict
+
+    def fed(node):  # every tile_arange(<literal>) made tile_arange(i)
+        if isinstance(node, list) and node[:2] == ["kwcall", "tile_arange"]:
+            return ["kwcall", "tile_arange", [["v", "i"]], node[3]]
+        return [fed(x) for x in node] if isinstance(node, list) else node
+    forged = KernelSpec(spec.family, spec.seed, spec.name, spec.dim, spec.args, fed(spec.body), launch=spec.launch)
+    assert "tile_arange" in gradients.builtins_on_values(forged)
+    assert "tile_arange, whose adjoint Warp does not implement" in gradients.arrays_to_check(forged, missing)[2]
+
+
 def _abs_spec():
     x = ArgSpec("x", "array", "float32", (4,))
     y = ArgSpec("y", "array", "float32", (4,), role="out")

@@ -27,7 +27,7 @@ def build(rng, name, seed):
         scal.append(ArgSpec("alpha", "scalar", "float32", low=0.5, high=2.0))
         body.append(["set", "acc", bin_("*", v("alpha"), v("acc"))])
     form = rng.random()
-    if form < 0.15:  # y is read and written in place: beta * y + A x (no gradient check: in-place)
+    if form < 0.05:  # y is read and written in place: beta * y + A x (no gradient check: in-place)
         y = ArgSpec("y", "array", "float32", (rows,), role="inout")
         beta = float_literal(rng, -1, 1)
         body.append(["store", "y", [v("i")], bin_("+", bin_("*", beta, ld("y", v("i"))), v("acc"))])

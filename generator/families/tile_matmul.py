@@ -51,7 +51,9 @@ def build(rng, name, seed):
         body.append(["let", "tbias", _load("bias", (tm, tn), [ro, co])])
         leaves.append(v("tbias"))
     res = with_literal(rng, tile_op(rng, leaves, rng.randint(1, 3)), -4, 4)
-    if tm == tn and rng.random() < 0.35:  # a square tile plus a loaded diagonal (wp.tile_diag_add)
+    # a square tile plus a loaded diagonal (wp.tile_diag_add), rarely: Warp 1.19 leaves its adjoint
+    # empty, so such a kernel gets no gradient verdict
+    if tm == tn and rng.random() < 0.12:
         args.append(ArgSpec("dg", "array", "float32", (M,)))
         res = ["call", "tile_diag_add", [res, _load("dg", (tm,), [ro])]]
     args.append(ArgSpec("c", "array", "float32", (M, N), role="out"))

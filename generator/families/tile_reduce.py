@@ -5,7 +5,13 @@ tile (or it less its reduction: tile_broadcast) and folds tile_sum/max/min (or t
 wp.add / min / max, tile_dot with a loaded tile, a float64 sum by tile_astype, the sum of a
 tile_view, of a row of a tile_reshape, tile_squeeze'd) into the output. An element may sit at the index of a tile_argmax / tile_argmin, a
 block-uniform value may go through wp.tile, a map and wp.untile, and the mapped tile may change in
-place first (tile_axpy, or tile_sort by keys that tie nowhere)."""
+place first (tile_axpy, or tile_sort by keys that tie nowhere).
+
+Warp 1.19 leaves the adjoints of tile_reduce, tile_max, tile_min and tile_sort empty
+(MISSINGADJOINT), so a kernel calling one gets no gradient verdict: they are drawn in about one
+kernel in eight (tile_reduce 3% and tile_max / tile_min 5% of the reductions, tile_sort 4% of the
+kernels; the tile_scan family stores tile_max / tile_min often), and the rest of the family is gradient-checked. tile_arange only ever takes literals
+here: a constant, whose zero derivative the empty adjoint gets right."""
 
 from generator.grammar import c, float_literal, v, with_literal
 from generator.spec import ArgSpec, KernelSpec
@@ -83,26 +89,28 @@ def reduction(rng, leaves, size):
     back); the sum of a slice of u (wp.tile_view at a literal offset), or of one row of u reshaped
     (wp.tile_reshape, a 2-D tile_view, wp.tile_squeeze)."""
     r = rng.random()
-    if r < 0.15:  # wp.tile_reduce by a builtin: add, min or max
+    if r < 0.03:  # wp.tile_reduce by a builtin: add, min or max
         return ["kwcall", "tile_reduce", [["fnref", rng.choice(("add", "min", "max"))], v("u")], []]
-    if r < 0.27:
+    if r < 0.2:
         return ["call", "tile_dot", [v("u"), rng.choice(leaves)]]
-    if r < 0.37:
+    if r < 0.32:
         wide = ["kwcall", "tile_astype", [v("u")], [["dtype", ["fnref", "float64"]]]]
         return ["kwcall", "tile_astype", [["kwcall", "tile_sum", [wide], []]], [["dtype", ["fnref", "float32"]]]]
-    if r < 0.47:
+    if r < 0.44:
         m = size // rng.choice((2, 4))
         view = ["kwcall", "tile_view", [v("u")], [["offset", ["tuple", [c(rng.randrange(size - m + 1), "int32")]]],
                                                  ["shape", ["tuple", [c(m, "int32")]]]]]
         return ["kwcall", "tile_sum", [view], []]
-    if r < 0.55:  # one row of u as a (rows, size / rows) tile: tile_reshape, a tile_view of the row, tile_squeeze
+    if r < 0.54:  # one row of u as a (rows, size / rows) tile: tile_reshape, a tile_view of the row, tile_squeeze
         rows = rng.choice((2, 4))
         shape = ["tuple", [c(rows, "int32"), c(size // rows, "int32")]]
         row = ["kwcall", "tile_view", [["kwcall", "tile_reshape", [v("u")], [["shape", shape]]]],
                [["offset", ["tuple", [c(rng.randrange(rows), "int32"), c(0, "int32")]]],
                 ["shape", ["tuple", [c(1, "int32"), c(size // rows, "int32")]]]]]
         return ["kwcall", "tile_sum", [["call", "tile_squeeze", [row]]], []]
-    return ["kwcall", rng.choice(("tile_sum", "tile_max", "tile_min")), [v("u")], []]
+    if r < 0.95:
+        return ["kwcall", "tile_sum", [v("u")], []]
+    return ["kwcall", rng.choice(("tile_max", "tile_min")), [v("u")], []]
 
 
 def in_place(rng, leaves, size) -> list:
@@ -111,7 +119,7 @@ def in_place(rng, leaves, size) -> list:
     r = rng.random()
     if r < 0.12:
         return [["expr", ["call", "tile_axpy", [float_literal(rng, -2, 2), rng.choice(leaves), v("u")]]]]
-    if r < 0.24:
+    if r < 0.16:
         return [["let", "keys", distinct_keys(rng, leaves, size)], ["expr", ["call", "tile_sort", [v("keys"), v("u")]]]]
     return []
 
