@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Full-validation throughput of several commits, one after another on this machine:
-#   bench/ab_checkouts.sh [--count N] [--reps R] COMMIT...   (HEAD's working tree counts as "HEAD")
-# Each commit is checked out in a temporary worktree and runs `pipeline/cpu.py` (`generator/cpu.py` before the move) `--count N --seed 5
-# --workers 2` with its own fresh Warp cache; pairs/s is read from the run's run.json. Uses the
+#   bench/ab_checkouts.sh [--count N] [--reps R] [--target cpu|cuda] COMMIT...   (HEAD's working tree counts as "HEAD")
+# Each commit is checked out in a temporary worktree and runs `pipeline/cpu.py` (`generator/cpu.py` before the move; `pipeline/cuda.py`
+# with --target cuda) `--count N --seed 5 --workers 2` with its own fresh Warp cache; pairs/s is read from the run's run.json. Uses the
 # Python of the Bazel environment (run `./bazelw test //...` once first) or $PYTHON.
 set -euo pipefail
-count=300 reps=2
+count=300 reps=2 target=cpu
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) count=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
+    --target) target=$2; shift 2 ;;
     *) break ;;
   esac
 done
+case "$target" in cpu|cuda) ;; *) echo "ab_checkouts.sh: --target must be cpu or cuda, got '$target'" >&2; exit 2 ;; esac
 root=$(git rev-parse --show-toplevel)
 py=${PYTHON:-$(ls "$(bazel info output_base 2>/dev/null)"/external/pyenv/venv/bin/python3 2>/dev/null || echo python3)}
 tmp=$(mktemp -d)
@@ -25,7 +27,7 @@ for rep in $(seq "$reps"); do
     out="$tmp/out-$c" cache="$tmp/cache-$c"
     rm -rf "$out" "$cache"
     # the generator's entry point: pipeline/cpu.py, or generator/cpu.py before the run loop moved
-    script=pipeline/cpu.py; [ -f "$tmp/wt-$c/$script" ] || script=generator/cpu.py
+    script=pipeline/$target.py; [ -f "$tmp/wt-$c/$script" ] || script=generator/$target.py
     (cd "$tmp/wt-$c" && WARP_CACHE_PATH="$cache" PYTHONPATH=. "$py" "$script" --count "$count" --seed 5 \
       --out "$out" --workers 2 --quiet >/dev/null 2>&1)
     echo "rep $rep  $c  $("$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['pairs_per_s'], 'pairs/s', r['seconds'], 's')" "$out/run.json")"

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from generator import coverage, diversity
+from generator import coverage, diversity, gradient_audit
 from runtime.process import caller_dir
 from schemas.dataset_format import RUN_MANIFEST, pretty_json
 
@@ -102,6 +102,12 @@ def _dataset(path: str, shown: str, results: dict) -> bool:
               f"{gr['conclusive_rate']:.2%} of the {gr['ran']} kernels it ran on{'' if ok else '  MISSED: < 99%'}")
         for fam, per in gr["by_family"].items():
             print(f"    {fam:<16} {', '.join(f'{k} {n}' for k, n in per.items())}")
+    fams = r["gradient_on_float_kernels"] = gradient_audit.per_family(path)
+    print(f"  gradient verdict on float kernels (target {gradient_audit.TARGET:.0%} per family): "
+          + ", ".join(f"{fam} {d['conclusive']}/{d['float_kernels']}" for fam, d in fams.items()))
+    for msg in gradient_audit.failures(fams):
+        print(f"  MISSED: {msg}")
+        failed = True
     for reason, n in r["rejects_by_reason"].items():
         print(f"  {reason}: {n}  e.g. {r['reject_examples'][reason]['reason'][:160]}")
     return failed
@@ -136,7 +142,11 @@ def main(argv=None) -> int:
         if not os.path.isfile(os.path.join(path, RUN_MANIFEST)):
             print(f"error: {d}: no manifest.json (not a generated dataset directory)", file=sys.stderr)
             return 2
-        failed |= _dataset(path, d, results)
+        try:
+            failed |= _dataset(path, d, results)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"error: {d}: cannot read its records: {e}", file=sys.stderr)
+            return 2
     if args.json:
         with open(os.path.join(base, args.json), "w") as f:
             f.write(pretty_json(results))
