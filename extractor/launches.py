@@ -11,7 +11,8 @@ What a launch holds is small by construction (`CAP_BYTES` of array data, `CAP_TH
 threads); it is plain data, never code: array arguments as their raw bytes (base64), their dtype
 and shape, value arguments as the bytes of the parameter's type. Struct, object-id (`uint64`),
 indexed, fabric and generic arguments, arrays that overlap, and launches over the caps are not
-recorded, each with its reason. Only this room imports `warp._src`.
+recorded, each with its reason; so are launches inside a CPU graph capture, which do not run
+when launched. Only this room imports `warp._src`.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def encode(kernel, bound: dict) -> tuple[dict, list]:
     raises NotRecordable."""
     if kernel.is_generic:
         raise NotRecordable("generic")
+    if _context.runtime.get_device(bound["device"]).is_capturing:
+        # a CPU graph capture (APIC) records the launch into a graph: it does not run now, and the
+        # arrays hold what the capture's memory holds (measured: bytes that differ run to run)
+        raise NotRecordable("graph_capture")
     params = kernel.adj.args
     values = list(bound.get("inputs") or []) + list(bound.get("outputs") or [])
     if len(values) != len(params):
