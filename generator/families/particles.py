@@ -13,7 +13,7 @@ from generator.spec import ArgSpec, KernelSpec
 
 NAME = "particles"
 TARGET = "cuda"
-OUT_OF_PLACE = 0.85
+OUT_OF_PLACE = 0.9
 
 
 def build(rng, name, seed):
