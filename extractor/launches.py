@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import inspect
 import math
 
@@ -134,6 +135,28 @@ def _resolved_block_dim(block_dim) -> int:
     turns `wp.config.enable_cpu_blocks` on runs cooperative blocks; with it off, any request runs
     as blocks of 1): what a replay needs to run the same way."""
     return int(_context._resolve_launch_block_dim(_context.runtime.get_device("cpu"), block_dim))
+
+
+@contextlib.contextmanager
+def zeroed_cpu_memory():
+    """While open, every allocation of Warp's CPU allocator starts zeroed: an array the wheel's
+    test makes without data (`wp.empty`, `wp.array(shape=...)`, Warp's own scratch) would hold
+    what the heap held before, and a launch recorded with it would differ run to run (measured:
+    `test_array_subclass`'s `make_array(cls, shape=2)`, a launch_mismatch on re-validation)."""
+    cls = _context.CpuDefaultAllocator
+    original = cls.allocate
+
+    def allocate(self, size_in_bytes):
+        ptr = original(self, size_in_bytes)
+        if size_in_bytes:
+            ctypes.memset(ptr, 0, size_in_bytes)
+        return ptr
+
+    cls.allocate = allocate
+    try:
+        yield
+    finally:
+        cls.allocate = original
 
 
 @contextlib.contextmanager

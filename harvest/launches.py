@@ -4,9 +4,9 @@ harvested kernel's first launch that can be stored as plain data recorded (extra
 `record_all(paths, workers)` runs every test module of the wheel among `paths` (each
 `warp/tests/**/test_*.py` file a harvest reads; the wheel's examples are not run) in a process of
 its own, as `python -m harvest.launches MODULE OUT`: CUDA hidden (the CPU's launches only, the
-same on a GPU host), Python's, NumPy's and `default_rng()`'s seeds fixed, and `wp.empty` /
-`wp.empty_like` zeroed (what uninitialised memory holds would make a launch's inputs differ from
-run to run). A module's launches count only once it ran to its end: one that fails to start,
+same on a GPU host), Python's, NumPy's and `default_rng()`'s seeds fixed, and every CPU
+allocation zeroed (`extractor.launches.zeroed_cpu_memory`: what uninitialised memory holds would
+make a launch's inputs differ from run to run). A module's launches count only once it ran to its end: one that fails to start,
 crashes or passes `TIMEOUT` seconds is counted by reason in the manifest with none of its launches.
 The modules are read in path order and a kernel keeps the first launch the first module that
 launched it recorded, so the launches are a function of the wheel and the paths, whatever
@@ -124,31 +124,13 @@ def _seeded() -> None:
     np.random.default_rng = lambda seed=None, *a, **k: default_rng(0 if seed is None else seed, *a, **k)
 
 
-def _zeroed(wp) -> None:
-    empty, empty_like = wp.empty, wp.empty_like
-
-    def zeroed(make):
-        def call(*a, **k):
-            arr = make(*a, **k)
-            if arr is not None and getattr(arr, "size", 0) and getattr(arr, "device", None) is not None \
-                    and arr.device.is_cpu:
-                arr.zero_()
-            return arr
-        return call
-
-    wp.empty, wp.empty_like = zeroed(empty), zeroed(empty_like)
-
-
 def main(module: str, out: str) -> int:
     """Run one test module with launches recorded; write them to `out` (JSON) once it ends."""
     import unittest
 
     _seeded()
-    import warp as wp
-
     from extractor import launches
 
-    _zeroed(wp)
     root = os.path.dirname(warp_root())
     found: dict[str, dict] = {}
 
@@ -159,7 +141,7 @@ def main(module: str, out: str) -> int:
             return
         _keep(found, f"{path}:{code.co_firstlineno}", {"launch": launch, "reason": reason})
 
-    with launches.recording(on_launch), open(os.devnull, "w") as devnull:
+    with launches.zeroed_cpu_memory(), launches.recording(on_launch), open(os.devnull, "w") as devnull:
         suite = unittest.defaultTestLoader.loadTestsFromName(module)
         unittest.TextTestRunner(stream=devnull, verbosity=0).run(suite)
     with open(out, "w") as f:
