@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 
 import pytest
@@ -71,3 +72,7 @@ def test_a_corrupt_shard_line_is_an_error_naming_it():
         f.write("{not json\n")
     with pytest.raises(ValueError, match=r"shard-00000.jsonl:2: corrupt"):
         gradient_audit.per_family(d)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
