@@ -51,13 +51,15 @@ NO_FLOAT_IO = "no float input array or no float output array: nothing to differe
 ZERO_DERIVATIVE = frozenset({"floor", "ceil", "trunc", "round", "rint", "sign", "step", "mod", "floordiv", "nonzero"})
 
 
-def builtins_used(spec: KernelSpec) -> set[str]:
-    """The Warp builtins a spec calls (call, kwcall and function-reference nodes), walked iteratively."""
+def builtins_used(spec: KernelSpec, on_values: bool = False) -> set[str]:
+    """The Warp builtins a spec calls (call, kwcall and function-reference nodes), walked
+    iteratively; with `on_values`, only calls with an operand that reads a variable or an array."""
     found, todo = set(), [spec.body] + [h.body for h in spec.helpers]
     while todo:
         node = todo.pop()
         if isinstance(node, list):
-            if len(node) >= 2 and node[0] in ("call", "kwcall", "fnref") and isinstance(node[1], str):
+            if len(node) >= 2 and node[0] in ("call", "kwcall", "fnref") and isinstance(node[1], str) \
+                    and (not on_values or node[0] == "fnref" or _reads_a_value(node[2:])):
                 found.add(node[1])
             todo.extend(x for x in node if isinstance(x, list))
     return found
@@ -79,15 +81,7 @@ def builtins_on_values(spec: KernelSpec) -> set[str]:
     """The builtins a spec calls with at least one operand that reads a variable or an array. A
     call of literals only (e.g. `wp.tile_arange(16, dtype=float)`) is a constant: its derivative
     is zero, so an adjoint Warp leaves empty is right for it."""
-    found, todo = set(), [spec.body] + [h.body for h in spec.helpers]
-    while todo:
-        node = todo.pop()
-        if isinstance(node, list):
-            if len(node) >= 2 and node[0] in ("call", "kwcall", "fnref") and isinstance(node[1], str) \
-                    and (node[0] == "fnref" or _reads_a_value(node[2:])):
-                found.add(node[1])
-            todo.extend(x for x in node if isinstance(x, list))
-    return found
+    return builtins_used(spec, on_values=True)
 
 
 def arrays_to_check(spec: KernelSpec, missing: dict[str, str] | None = None,
