@@ -15,6 +15,7 @@ import os
 
 from generator.spec import KernelSpec, is_float
 from schemas.dataset_format import list_shards, read_records
+from schemas.files import quote
 
 TARGET = 0.80
 CHECK = "execute_backward_cpu"
@@ -31,7 +32,7 @@ def _why(verdict: dict) -> str:
     `Warp's codegen declares ...: <Warp's warning>` drops the warning."""
     status, reason = verdict.get("status", "missing"), verdict.get("reason") or ""
     head = reason.split(":")[0].split(" (")[0].split(", whose")[0]
-    return f"{status}: {head}" if head else status
+    return quote(f"{status}: {head}" if head else status, 80)  # record text, printed to a terminal
 
 
 def per_family(directory: str) -> dict[str, dict]:
@@ -43,7 +44,7 @@ def per_family(directory: str) -> dict[str, dict]:
                 raise ValueError(f"{path}:{line_no}: {err}")
             if not float_kernel(KernelSpec.from_json(record["spec"])):
                 continue
-            d = fams.setdefault(record["family"], {"float_kernels": 0, "conclusive": 0, "others": collections.Counter()})
+            d = fams.setdefault(quote(record["family"], 40), {"float_kernels": 0, "conclusive": 0, "others": collections.Counter()})
             d["float_kernels"] += 1
             verdict = record["checks"].get(CHECK, {})
             if verdict.get("status") in ("passed", "failed"):
