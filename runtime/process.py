@@ -52,12 +52,23 @@ def raise_if_terminated() -> None:
 @contextlib.contextmanager
 def sigterm_raises():
     """Inside, SIGTERM raises Terminated in the main thread, so a command stops as on Ctrl-C (its
-    cleanup runs, one error line); the previous handler is back after."""
+    cleanup runs, one error line); the previous handler is back after.
+
+    Any other exception that leaves the block after SIGTERM arrived is Terminated too (chained
+    from it): the raise can land inside library code that turns it into an error of its own. Ray's
+    Cython `CoreWorker.wait` returned with the exception pending, and Python raised `SystemError:
+    ... returned a result with an exception set` (a fresh-clone CI run, 2026-12-06)."""
     global _terminated
     _terminated = False
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         yield
+    except Terminated:
+        raise
+    except Exception as e:
+        if _terminated:
+            raise Terminated() from e
+        raise
     finally:
         signal.signal(signal.SIGTERM, previous)
         _terminated = False
