@@ -61,6 +61,16 @@ def _array_bytes(a) -> bytes:
     return a.numpy().tobytes() if a.size else b""
 
 
+def _bf16_floats(t, raw) -> list[float]:
+    """A bfloat16 value's numbers (not its bits): a Python number, a sequence, or a Warp vector or
+    matrix, whose own storage is bits (np.asarray of a vec of bfloat16 gives the uint16 bits)."""
+    if t is _types.bfloat16:
+        return [float(raw)]
+    if isinstance(raw, t):
+        return list(_types.bfloat16_bits_to_float(int(b)) for b in np.asarray(raw).reshape(-1))
+    return [float(x) for x in np.asarray(raw, dtype=np.float64).reshape(-1)]
+
+
 def _encode_value(t, value) -> str:
     if t is _types.uint64:
         raise NotRecordable("uint64_value")  # an object's id (a mesh, a volume, ...), not data
@@ -68,7 +78,10 @@ def _encode_value(t, value) -> str:
         raise NotRecordable("value_type")
     raw = getattr(value, "value", value)
     try:
-        flat = np.asarray(raw, dtype=_np_dtype(_scalar_of(t))).reshape(-1)
+        if _scalar_of(t) is _types.bfloat16:  # numpy holds it as uint16 bits: convert as Warp's launch packs it
+            flat = np.array([_types.float_to_bfloat16_bits(float(x)) for x in _bf16_floats(t, raw)], np.uint16)
+        else:
+            flat = np.asarray(raw, dtype=_np_dtype(_scalar_of(t))).reshape(-1)
     except (TypeError, ValueError) as e:
         raise NotRecordable("value_type") from e
     if flat.size != _types.type_length(t):
@@ -237,9 +250,12 @@ def _decode_value(t, text: str):
     flat = np.frombuffer(_unb64(text), dtype=_np_dtype(_scalar_of(t)))
     if flat.size != _types.type_length(t):
         raise ValueError("a value argument's bytes do not fit its parameter's type")
+    items = [x.item() for x in flat]
+    if _scalar_of(t) is _types.bfloat16:  # the bits back to the number they encode
+        items = [_types.bfloat16_bits_to_float(b) for b in items]
     if t in _types.scalar_types or t is _types.bool:
-        return t(flat[0].item()) if t is not _types.bool else bool(flat[0])
-    return t(*[x.item() for x in flat])
+        return t(items[0]) if t is not _types.bool else bool(items[0])
+    return t(*items)
 
 
 def _decode_array(t, arg: dict):

@@ -222,9 +222,6 @@ def test_a_launch_with_cpu_blocks_replays_with_the_block_size_it_ran_with(tmp_pa
     assert _lower_with(rec, {**wide, "block_dim": 1})["reason"] == "outputs_differ"
 
 
-if __name__ == "__main__":
-    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
-
 
 def test_an_array_made_without_data_starts_zeroed_while_the_wheel_s_tests_run():
     """`wp.array(shape=...)` holds what the heap held (the full re-validation saw
@@ -241,3 +238,43 @@ def test_an_array_made_without_data_starts_zeroed_while_the_wheel_s_tests_run():
     with hook.zeroed_cpu_memory():
         assert all(not reused().any() for _ in range(3))
         assert not wp.empty(100, dtype=wp.vec3, device="cpu").numpy().any()
+
+
+BF16 = '''
+import warp as wp
+
+vec3bf = wp.types.vector(3, wp.bfloat16)
+
+@wp.kernel
+def bf16_param_kernel(x: wp.bfloat16, v: vec3bf, output: wp.array(dtype=wp.bfloat16)):
+    output[0] = x
+    output[1] = v[0] + v[2]
+'''
+
+
+def test_a_bfloat16_value_argument_is_stored_as_the_number_it_was_and_replays():
+    """test_bf16's `bf16_param_kernel` got x=3.14: the launch stored the bits of 3 (numpy casts to
+    bfloat16's uint16 storage) and its replay wrote 3.0 where the test's run wrote 3.140625
+    (outputs_differ in the full harvest). A scalar, a Warp vector and a tuple for a vector."""
+    import warp as wp
+
+    path = os.path.join(tempfile.mkdtemp(), "kernels_bf16.py")
+    open(path, "w").write(BF16)
+    mod = warp_adapter.import_source(BF16, path, "kernels_bf16")
+    wp.init()  # a bfloat16 vector is built with the native library
+    seen = []
+    with hook.recording(lambda k, launch, reason: seen.append((launch, reason))):
+        for v in (mod.vec3bf(1.5, 0.0, 2.25), (1.5, 0.0, 2.25)):
+            out = wp.zeros(2, dtype=wp.bfloat16, device="cpu")
+            wp.launch(mod.bf16_param_kernel, dim=1, inputs=[3.14, v, out], device="cpu")
+            assert out.numpy().view("uint16").tolist() == [0x4049, 0x4070]  # 3.140625 and 3.75
+    for launch, reason in seen:
+        assert reason is None
+        assert base64.b64decode(launch["args"][0]["bytes"]) == (0x4049).to_bytes(2, "little")
+        assert base64.b64decode(launch["args"][1]["bytes"]) == b"".join(
+            b.to_bytes(2, "little") for b in (0x3FC0, 0, 0x4010))
+        assert hook.replay(mod.bf16_param_kernel, launch)[2] == launch["args"][2]["out"]
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))
