@@ -54,6 +54,7 @@ INTERNAL_SYMBOLS = (
     ("warp._src.codegen", "Struct"),
     ("warp._src.codegen", "log_debug"),
     ("warp._src.codegen", "strip_reference"),
+    ("warp._src.codegen", "builtin_operators"),
 )
 
 _initialized = False
@@ -229,6 +230,15 @@ _MISSING = re.compile(r"void\s+adj_(\w+)\s*\([^)]*\)\s*(?:\\\s*)?\{\s*(?:\\\s*)?
 
 
 @functools.lru_cache(maxsize=None)
+def overloadable_operators() -> dict[type, str]:
+    """{ast operator class: the name Warp's codegen looks up}: a binary or augmented operator
+    calls the `@wp.func` of that name where the kernel's module defines one (`add`, `sub`, ...),
+    read from the running codegen (unary and comparison operators call builtins only)."""
+    import ast
+
+    return {op: name for op, name in _codegen.builtin_operators.items() if issubclass(op, ast.operator)}
+
+
 def missing_adjoints() -> dict[str, str]:
     """The builtins whose adjoint the installed Warp leaves unimplemented, read from its native
     headers (an empty body marked `// MISSINGADJOINT` or `/* MISSINGADJOINT */`): {name: header file}."""

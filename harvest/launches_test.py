@@ -11,6 +11,7 @@ import base64
 import copy
 import json
 import os
+import struct
 import sys
 import tempfile
 
@@ -274,6 +275,33 @@ def test_a_bfloat16_value_argument_is_stored_as_the_number_it_was_and_replays():
         assert base64.b64decode(launch["args"][1]["bytes"]) == b"".join(
             b.to_bytes(2, "little") for b in (0x3FC0, 0, 0x4010))
         assert hook.replay(mod.bf16_param_kernel, launch)[2] == launch["args"][2]["out"]
+
+
+
+def _vec3(*xs) -> str:
+    return base64.b64encode(b"".join(struct.pack("<f", x) for x in xs)).decode()
+
+
+def test_a_kernel_whose_operators_the_module_overloads_is_cut_with_them_and_replays():
+    """aux_test_array_slot_operators defines `@wp.func add` (it subtracts) and `sub` (it
+    multiplies): Warp's codegen calls them for `+=` and `-=`. The cut lacked them, and the launch
+    the wheel's test made, (3, 3, 3) += 2 giving (1, 1, 6), replayed as (5, 5, 1): outputs_differ
+    in the full harvest. Now the cut holds them and the launch replays byte for byte; a kernel of
+    the wheel with `+` and no such definition in its module gets none."""
+    from harvest import discover as disc
+    from harvest.standalone import extract
+
+    kernels, _ = disc.discover()
+    (k,) = [k for k in kernels if k.name == "overloaded_slot_augassign"]
+    e = extract(k)
+    assert e.added == ("import:import warp as wp", "func:add", "func:sub")
+    rec = {"provenance": {"path": k.file.path}, "name": k.name, "source": e.source}
+    launch = {"dim": [1], "block_dim": 1, "args": [
+        {"kind": "array", "name": "values", "dtype": "vec3f", "shape": [1], "in": _vec3(3, 3, 3), "out": _vec3(1, 1, 6)},
+        {"kind": "value", "name": "rhs", "bytes": base64.b64encode(struct.pack("<f", 2.0)).decode()}]}
+    assert _lower_with(rec, launch) == {"status": "passed"}
+    (wave,) = [k for k in kernels if k.name == "wave_solve"]
+    assert not any(a in ("func:add", "func:sub", "func:mul") for a in extract(wave).added)
 
 
 if __name__ == "__main__":

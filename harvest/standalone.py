@@ -21,6 +21,7 @@ import types
 
 import warp
 
+from extractor import warp_adapter
 from harvest.discover import Kernel, SourceFile, decorated_as, dotted, first_line, FUNC_DECORATORS
 
 PYTHON_BUILTINS = frozenset(dir(builtins))
@@ -158,6 +159,17 @@ def _custom_grads(tree: ast.Module, funcs: set[str]) -> list[ast.stmt]:
         and d.args[0].id in funcs for d in stmt.decorator_list)]
 
 
+def _operator_funcs(nodes: list[ast.AST], bindings: dict) -> list[ast.stmt]:
+    """The module's `@wp.func` definitions that an operator in `nodes` calls instead of the builtin
+    (Warp's codegen looks `a + b` and `a += b` up as `add` in the module first:
+    aux_test_array_slot_operators, whose kernel's replay differed without them)."""
+    ops = warp_adapter.overloadable_operators()
+    names = [ops[type(n.op)] for node in nodes for n in ast.walk(node)
+             if isinstance(n, (ast.BinOp, ast.AugAssign)) and type(n.op) in ops]
+    return [stmt for name in dict.fromkeys(names) for stmt in bindings.get(name, ())
+            if isinstance(stmt, ast.FunctionDef) and decorated_as(stmt, FUNC_DECORATORS)]
+
+
 _NOT_BOUND = object()
 
 
@@ -292,10 +304,12 @@ def _resolve(kernel: Kernel, bindings: dict, stars: list, extra: list[ast.stmt])
             elif name not in PYTHON_BUILTINS and not hasattr(warp, name):  # Warp's codegen resolves its own names
                 raise Unresolved(f"unresolved_name:{name}")
         funcs = {s.name for s in cut.stmts.values() if isinstance(s, ast.FunctionDef)}
-        grads = [s for s in _custom_grads(kernel.file.tree, funcs) if id(s) not in cut.stmts]
-        if not grads:
+        more = _custom_grads(kernel.file.tree, funcs) + _operator_funcs([kernel.node, *cut.lifted.values(),
+                                                                         *cut.stmts.values()], bindings)
+        more = [s for s in dict.fromkeys(more) if id(s) not in cut.stmts]
+        if not more:
             return cut
-        for stmt in grads:
+        for stmt in more:
             cut.stmts[id(stmt)] = stmt
             todo += [(n, False) for n in free_names(stmt)]
 
