@@ -16,6 +16,7 @@ checked on this one file; splitting it would spread that contract over several.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import contextlib
 import ctypes
@@ -234,11 +235,10 @@ def overloadable_operators() -> dict[type, str]:
     """{ast operator class: the name Warp's codegen looks up}: a binary or augmented operator
     calls the `@wp.func` of that name where the kernel's module defines one (`add`, `sub`, ...),
     read from the running codegen (unary and comparison operators call builtins only)."""
-    import ast
-
     return {op: name for op, name in _codegen.builtin_operators.items() if issubclass(op, ast.operator)}
 
 
+@functools.lru_cache(maxsize=None)
 def missing_adjoints() -> dict[str, str]:
     """The builtins whose adjoint the installed Warp leaves unimplemented, read from its native
     headers (an empty body marked `// MISSINGADJOINT` or `/* MISSINGADJOINT */`): {name: header file}."""
