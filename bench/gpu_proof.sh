@@ -3,7 +3,7 @@
 # root, after ../shared/gpu/stage.sh's three runs installed warp-lang into /tmp/site:
 #
 #   bash bench/gpu_proof.sh gen [COUNT]      # smoke run, then COUNT pairs per target (default 1000,
-#                                            # i.e. 100 of each of the 10 families of each target)
+#                                            # i.e. about 100 of each family of each target)
 #   bash bench/gpu_proof.sh validate [JOBS]  # re-validate both with --device cuda, JOBS validators
 #                                            # in parallel over the shards (default 8)
 #   bash bench/gpu_proof.sh timing [COUNT]   # //generator:cuda pairs/s with 1, 4 and 16 workers

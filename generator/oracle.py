@@ -14,8 +14,8 @@ import numpy as np
 
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
-from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, VALUE_VEC_TYPES,
-                            VEC_SHAPES, KernelSpec, is_float)
+from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
+                            VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
@@ -42,6 +42,8 @@ _DRAWS = frozenset(RAND_DRAWS) | frozenset(RAND_SAMPLES)  # the expressions that
 
 
 def _as(dtype: str, value):
+    if dtype == GENERIC:  # a generic helper's parameter or return: the value as it is
+        return value
     dtype = PY_CASTS.get(dtype, dtype)
     if dtype in FLOAT_DTYPES or dtype in CAST_FLOAT_DTYPES:
         # float16 / bfloat16 narrowing is not rounded here: the grammar narrows only where the
@@ -207,6 +209,8 @@ class Interpreter:
         try:
             self.block(h.body, local)
         except _Return as r:
+            if isinstance(h.ret, tuple):  # several values
+                return tuple(_as(t, x) for t, x in zip(h.ret, r.value, strict=True))
             return _as(h.ret, r.value)
         raise ValueError(f"helper {h.name} fell off its end")
 
@@ -253,6 +257,8 @@ class Interpreter:
                 env[name] = self.expr(value, env)
             case ["if", cond, then, elifs, orelse]:
                 self._if(s, cond, then, elifs, orelse, env)
+            case ["unpack", names, value]:
+                env.update(zip(names, self.expr(value, env), strict=True))
             case ["aug", name, op, value]:
                 v = self.expr(value, env)
                 old = env[name]
@@ -330,6 +336,8 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
             scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f])) for f, t in a.fields}
         else:
             scalars[a.name] = _as(a.dtype, v)
+    for name, dtype, value in spec.constants:  # the module's wp.constant()s: read like scalar arguments
+        scalars[name] = _as(dtype, value)
     return arrays, scalars
 
 

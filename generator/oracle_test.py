@@ -599,12 +599,15 @@ def test_integer_casts_wrap_as_c_converts_on_both_paths():
 
 def _tagged_lists(x, out):
     """Every list whose first element is a string, depth first: the spec's nodes, found without
-    knowing their shapes (a kwcall's [keyword, value] pairs are not nodes; their values are)."""
+    knowing their shapes (a kwcall's [keyword, value] pairs are not nodes, their values are; an
+    unpack's list of names is not one)."""
     if not isinstance(x, list):
         return
     if x and isinstance(x[0], str):
         out.append(x)
     for k, y in enumerate(x):
+        if x and x[0] == "unpack" and k == 1:  # the names an unpack binds are not nodes
+            continue
         if x and x[0] == "kwcall" and k == 3:
             for _, value in y:
                 _tagged_lists(value, out)

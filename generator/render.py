@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import FLOAT_DTYPES, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, ArgSpec, HelperSpec, KernelSpec
+from generator.spec import (FLOAT_DTYPES, GENERIC, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, ArgSpec, HelperSpec,
+                            KernelSpec)
 
 INDENT = "    "
 
@@ -96,6 +97,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
         tag = s[0]
         if tag in ("let", "set"):
             lines.append(f"{pad}{s[1]} = {render_expr(s[2])}")
+        elif tag == "unpack":
+            lines.append(f"{pad}{', '.join(s[1])} = {render_expr(s[2])}")
         elif tag == "aug":
             lines.append(f"{pad}{s[1]} {s[2]}= {render_expr(s[3])}")
         elif tag == "store":
@@ -143,14 +146,31 @@ def _annotation(a: ArgSpec) -> str:
     return dtype_expr(a.dtype)
 
 
+def _param_type(dtype: str) -> str:
+    return GENERIC if dtype == GENERIC else dtype_expr(dtype)
+
+
 def render_helper(h: HelperSpec) -> list[str]:
-    params = ", ".join(f"{n}: {dtype_expr(t)}" for n, t in h.params)
-    return ["@wp.func", f"def {h.name}({params}) -> {dtype_expr(h.ret)}:", *render_block(h.body, 1)]
+    """`@wp.func`: parameters typed (GENERIC: `Any`), and `-> wp.<dtype>` unless Warp infers the
+    return type (a GENERIC one, or several values)."""
+    params = ", ".join(f"{n}: {_param_type(t)}" for n, t in h.params)
+    ret = "" if h.ret == GENERIC or isinstance(h.ret, tuple) else f" -> {dtype_expr(h.ret)}"
+    return ["@wp.func", f"def {h.name}({params}){ret}:", *render_block(h.body, 1)]
+
+
+def _preamble(spec: KernelSpec) -> list[str]:
+    """The imports (`typing.Any` only where a helper is generic) and the module's constants."""
+    generic = any(t == GENERIC for h in spec.helpers for _, t in h.params)
+    lines = (["from typing import Any", ""] if generic else []) + ["import warp as wp", ""]
+    if spec.constants:
+        lines += ["", *(f"{n} = wp.constant({literal(v, t)})" for n, t, v in spec.constants), ""]
+    return lines
 
 
 def render_source(spec: KernelSpec) -> str:
-    """The kernel's complete Python module: `import warp as wp`, helpers, then the kernel."""
-    lines = ["import warp as wp", ""]
+    """The kernel's complete Python module: `import warp as wp` (and `from typing import Any` where
+    a helper is generic), constants, structs, helpers, then the kernel."""
+    lines = _preamble(spec)
     for a in spec.args:
         if a.kind == "struct":
             lines += ["", "@wp.struct", f"class {a.dtype}:", *(f"{INDENT}{f}: {dtype_expr(t)}" for f, t in a.fields), ""]

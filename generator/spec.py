@@ -51,9 +51,18 @@ Statements:
   ["for", var, start, stop, [body...], "reversed"]   for var in reversed(range(start, stop)): stop - 1 down to start
   ["while", cond, [body...]]                    the grammar makes every while terminate
   ["break"] / ["continue"]
-  ["ret", expr]                                 helpers only
+  ["ret", expr]                                 helpers only (a multi-valued helper returns
+                                 ["tuple", [a, b, ...]]: `return (a, b)`)
+  ["unpack", [name...], expr]                   first assignment of each name from a multi-valued
+                                 helper's call: `p, q = h(x)`
   ["expr", expr]                                a call used as a statement (tile stores)
   ["ret_kernel"]                                an early `return` from the kernel
+
+Helpers: a parameter typed GENERIC ("Any") makes the @wp.func generic (`typing.Any`: Warp compiles
+one overload per argument type it is called with); a helper whose `ret` is GENERIC has no return
+annotation (Warp infers it), and one whose `ret` is a tuple of dtypes returns that many values.
+Constants: `constants` [(name, dtype, value)] are module-level `name = wp.constant(value)`s, read
+in bodies as ["v", name].
 
 Launch: "grid" is wp.launch(dim=...); "tiled" is wp.launch_tiled(dim=..., block_dim=TILE_BLOCK_DIM)
 and the oracle runs the body once per tile index with tiles as NumPy arrays.
@@ -105,6 +114,7 @@ RAND_DRAWS = ("randf", "randi", "randu")
 RAND_SAMPLES = ("sample_unit_square", "sample_unit_cube", "sample_triangle", "sample_unit_ring",
                 "sample_unit_disk", "sample_unit_sphere_surface", "sample_unit_sphere", "sample_unit_hemisphere_surface",
                 "sample_unit_hemisphere")
+GENERIC = "Any"  # typing.Any: a generic @wp.func parameter, or an inferred return type
 TILE_BLOCK_DIM = 256  # Warp's default module block_dim, so the batch compiles once
 
 
@@ -153,19 +163,22 @@ class ArgSpec:
 
 @dataclasses.dataclass(frozen=True)
 class HelperSpec:
-    """A user @wp.func: typed parameters, return dtype and a body ending in ["ret", ...]."""
+    """A user @wp.func: typed parameters (GENERIC: `typing.Any`), return dtype (GENERIC: inferred;
+    a tuple of dtypes: that many values) and a body ending in ["ret", ...]."""
 
     name: str
     params: tuple[tuple[str, str], ...]
-    ret: str
+    ret: str | tuple[str, ...]
     body: list
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "params": [list(p) for p in self.params], "ret": self.ret, "body": self.body}
+        ret = list(self.ret) if isinstance(self.ret, tuple) else self.ret
+        return {"name": self.name, "params": [list(p) for p in self.params], "ret": ret, "body": self.body}
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> "HelperSpec":
-        return HelperSpec(d["name"], tuple(tuple(p) for p in d["params"]), d["ret"], d["body"])
+        ret = tuple(d["ret"]) if isinstance(d["ret"], list) else d["ret"]
+        return HelperSpec(d["name"], tuple(tuple(p) for p in d["params"]), ret, d["body"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,6 +192,7 @@ class KernelSpec:
     helpers: tuple[HelperSpec, ...] = ()
     tid_names: tuple[str, ...] = ("i",)
     launch: str = "grid"  # or "tiled"
+    constants: tuple[tuple[str, str, Any], ...] = ()  # module-level wp.constant(value)s: (name, dtype, value)
 
     def arg(self, name: str) -> ArgSpec:
         for a in self.args:
@@ -198,6 +212,7 @@ class KernelSpec:
             "helpers": [h.to_json() for h in self.helpers],
             "body": self.body,
             **({"launch": self.launch} if self.launch != "grid" else {}),
+            **({"constants": [list(k) for k in self.constants]} if self.constants else {}),
         }
 
     @staticmethod
@@ -214,6 +229,7 @@ class KernelSpec:
             helpers=tuple(HelperSpec.from_json(h) for h in d["helpers"]),
             tid_names=tuple(d["tid_names"]),
             launch=d.get("launch", "grid"),
+            constants=tuple(tuple(k) for k in d.get("constants", ())),
         )
 
 

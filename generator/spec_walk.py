@@ -43,7 +43,7 @@ def statement_children(s: Node) -> list[tuple[Node, bool]]:
     """A statement's sub-expressions and sub-statements, in source order, each with whether it
     is a statement."""
     match s:
-        case ["let" | "set", _, value] | ["aug", _, _, value] | ["ret", value] | ["expr", value]:
+        case ["let" | "set", _, value] | ["aug", _, _, value] | ["ret", value] | ["expr", value] | ["unpack", _, value]:
             return [(value, False)]
         case ["store", _, index, value] | ["atomic", _, _, index, value]:
             return _of([*index, value])
@@ -137,6 +137,8 @@ def referenced_names(*bodies: Body) -> set[str]:
                 names.add(name)
             case ["let" | "set", name, _] | ["aug", name, _, _]:
                 names.add(name)
+            case ["unpack", targets, _]:
+                names.update(targets)
             case ["for", name, _, _, _, *_]:
                 names.add(name)
     return names

@@ -111,13 +111,15 @@ _OPS = {"bin": ["+", "-", "*", "/"], "cmp": ["<", "<=", ">", ">="], "aug": ["+",
 
 
 def spec_edit(records, i, rng):
-    """Change one literal or operator of the spec (or its name, an arg dtype, its version)."""
+    """Change one literal or operator of the spec (or its name, an arg dtype, its version, or the
+    value of one of its module constants)."""
     rec = copy.deepcopy(records[i])
     spec = rec["spec"]
     nodes = _spec_nodes(spec)
     lits = [n for n in nodes if n[0] == "c" and len(n) == 3 and isinstance(n[1], (int, float))]
     ops = [n for n in nodes if (n[0] in ("bin", "cmp") and n[1] in _OPS[n[0]]) or (n[0] == "aug" and n[2] in _OPS["aug"])]
     kinds = ["literal"] * 4 * bool(lits) + ["operator"] * 4 * bool(ops) + ["name", "arg_dtype", "version"]
+    kinds += ["constant"] * 2 * bool(spec.get("constants"))  # only where the spec has some: other draws as before
     kind = rng.choice(kinds)
     if kind == "literal":
         n = rng.choice(lits)
@@ -135,6 +137,11 @@ def spec_edit(records, i, rng):
         old = n[k]
         n[k] = rng.choice([o for o in _OPS[n[0]] if o != old])
         detail = f"{n[0]} operator {old!r} -> {n[k]!r}"
+    elif kind == "constant":
+        k = rng.randrange(len(spec["constants"]))
+        old = spec["constants"][k][2]
+        spec["constants"][k][2] = old + (1 if isinstance(old, int) else rng.choice((0.5, -0.25)))
+        detail = f"spec.constants[{k}] {old!r} -> {spec['constants'][k][2]!r}"
     elif kind == "name":
         old = spec["name"]
         spec["name"] = old + "_x"

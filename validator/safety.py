@@ -11,7 +11,7 @@ import keyword
 
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.oracle_builtins import BARE_CALLS
-from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, RAND_DRAWS, RAND_SAMPLES, SMALL_INT_DTYPES,
+from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, RAND_DRAWS, RAND_SAMPLES, SMALL_INT_DTYPES,
                             VALUE_VEC_TYPES)
 from validator.outcomes import PASSED, failed
 
@@ -24,7 +24,7 @@ _ALLOWED_NODES = (
     ast.Attribute, ast.Subscript, ast.Tuple, ast.Constant, ast.BinOp, ast.UnaryOp, ast.BoolOp,
     ast.Compare, ast.Load, ast.Store, ast.Import, ast.alias, ast.keyword, ast.Slice,
     ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod, ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or,
-    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign,
+    ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq, ast.ClassDef, ast.AnnAssign, ast.ImportFrom,
 )
 _ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
 
@@ -35,7 +35,7 @@ _ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
 WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_DTYPES) | frozenset(CAST_FLOAT_DTYPES) | \
     frozenset(VALUE_VEC_TYPES) | \
     frozenset({f"atomic_{op}" for op in ATOMIC_OPS}) | \
-    frozenset({"kernel", "func", "struct", "tid", "where", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"})
+    frozenset({"kernel", "func", "struct", "tid", "where", "constant", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"})
 # the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
 BARE_NAMES = BARE_CALLS
 # wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the
@@ -53,12 +53,13 @@ def _wp_name(node) -> str | None:
     return None
 
 
-def _annotation_ok(node, structs) -> bool:
-    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), or a struct class defined in the file."""
+def _annotation_ok(node, structs, generic: bool = False) -> bool:
+    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), or a struct class defined in the file; with
+    `generic` (a @wp.func's parameter in a file that imports it), `Any` too."""
     if _wp_name(node) in DTYPES:
         return True
     if isinstance(node, ast.Name):
-        return node.id in structs
+        return node.id in structs or (generic and node.id == GENERIC)
     return (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
             and len(node.keywords) == 1 and node.keywords[0].arg == "dtype" and _wp_name(node.keywords[0].value) in DTYPES)
 
@@ -126,13 +127,15 @@ def _exact_form(tree, structs, nodes) -> dict | None:
     """The second wall made exact: nothing Python evaluates at import but the forms the renderer
     emits (decorators, annotations, struct fields), no name that shadows a builtin or `wp`.
     `nodes`: `_walk(tree)`."""
+    imports_any = any(isinstance(n, ast.ImportFrom) for n in tree.body)  # `_top_level`: only typing.Any
     for n in tree.body:
         if isinstance(n, ast.FunctionDef):
             a = n.args
             if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults:
                 return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
+            generic = imports_any and _decorator_text(n.decorator_list[0]) == "wp.func"
             for arg in a.args:
-                if not _annotation_ok(arg.annotation, structs):
+                if not _annotation_ok(arg.annotation, structs, generic):
                     return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
             if n.returns is not None and _wp_name(n.returns) not in DTYPES:
                 return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")
@@ -194,6 +197,9 @@ class _OwnNames:
                         self.struct_params[arg.arg] = self.structs[arg.annotation.id]
         self.top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
         self.field_decls = {id(s) for n in self.top_classes for s in n.body}
+        # `NAME = wp.constant(<int or float literal>)` at the top level (`_top_level` admits no
+        # other assignment there): the callees `wp.constant` of those calls, by identity
+        self.constants = {id(n.value.func) for n in tree.body if isinstance(n, ast.Assign) and _module_constant(n)}
 
 
 def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
@@ -205,7 +211,9 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
     # `type(node) is T` is `isinstance(node, T)` here (and a subclass would fail the allowlist)
     ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
                                                           ast.Name, ast.Call)
+    ImportFrom = ast.ImportFrom
     allowed = _ALLOWED_TYPES
+    constants = own.constants  # the wp.constant callees of the module's constants of literals
     statics: set[int] = set()  # the wp.static callees of admitted literal calls
     for node in nodes:
         t = type(node)
@@ -222,6 +230,8 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
             field_ok = base in struct_params and node.attr in struct_params[base]
             if not (base == "wp" or field_ok) or node.attr.startswith("_"):
                 return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
+            if base == "wp" and node.attr == "constant" and id(node) not in constants:
+                return failed(f"safety: wp.constant at line {node.lineno} other than a module constant of a literal")
             if base == "wp" and node.attr == "static" and id(node) not in statics:
                 # the walk is breadth first: a call is visited before its callee, so a wp.static
                 # not admitted as the callee of a literal call is one used some other way
@@ -243,6 +253,9 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
                 return failed(f"safety: annotated assignment outside a struct at line {node.lineno}")
         elif t is Import:
             if [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
+                return failed(f"safety: disallowed import at line {node.lineno}")
+        elif t is ImportFrom:
+            if (node.module, node.level, [(a.name, a.asname) for a in node.names]) != ("typing", 0, [(GENERIC, None)]):
                 return failed(f"safety: disallowed import at line {node.lineno}")
     return None
 
@@ -270,11 +283,34 @@ def _literal_static(call) -> bool:
     return True
 
 
+def _module_constant(n: ast.Assign) -> bool:
+    """`NAME = wp.constant(c)`: one plain name, and c an int or float literal (or its negation)
+    of magnitude at most STATIC_MAX."""
+    call = n.value
+    if len(n.targets) != 1 or type(n.targets[0]) is not ast.Name or type(call) is not ast.Call:
+        return False
+    if _wp_name(call.func) != "constant" or len(call.args) != 1 or call.keywords:
+        return False
+    arg = call.args[0]
+    if type(arg) is ast.UnaryOp and type(arg.op) is ast.USub:
+        arg = arg.operand
+    return type(arg) is ast.Constant and type(arg.value) in (int, float) and abs(arg.value) <= STATIC_MAX
+
+
 def _top_level(tree) -> dict | None:
-    """The module's body: the one import, plain @wp.struct classes of typed fields, and
-    functions decorated @wp.kernel or @wp.func; nothing else."""
-    for n in tree.body:
+    """The module's body: `import warp as wp` (and `from typing import Any`, before it), module
+    constants of literals, plain @wp.struct classes of typed fields, and functions decorated
+    @wp.kernel or @wp.func; nothing else."""
+    for k, n in enumerate(tree.body):
         if isinstance(n, ast.Import):
+            continue
+        if isinstance(n, ast.ImportFrom):
+            if k != 0:
+                return failed(f"safety: from-import at line {n.lineno} (only `from typing import Any`, first)")
+            continue
+        if isinstance(n, ast.Assign):
+            if not _module_constant(n):
+                return failed(f"safety: top-level Assign at line {n.lineno} other than NAME = wp.constant(<literal>)")
             continue
         if isinstance(n, ast.ClassDef):
             decos = [_decorator_text(d) for d in n.decorator_list]

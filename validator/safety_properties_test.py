@@ -40,14 +40,15 @@ _NODES = frozenset({
     ast.AnnAssign, ast.For, ast.While, ast.If, ast.Break, ast.Continue, ast.Pass, ast.Expr, ast.Import, ast.alias,
     ast.Call, ast.keyword, ast.Name, ast.Attribute, ast.Subscript, ast.Slice, ast.Tuple, ast.Constant, ast.BinOp,
     ast.UnaryOp, ast.BoolOp, ast.Compare, ast.Load, ast.Store, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Mod,
-    ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq})
+    ast.USub, ast.UAdd, ast.Not, ast.And, ast.Or, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.Eq, ast.NotEq,
+    ast.ImportFrom})
 _ORIGINAL_CHECK = safety.check_safety
 _WP_NAMES = frozenset(safety.WP_NAMES)  # a copy taken at import: a patched table cannot widen it
 _NEVER_WP = ("get_module", "compile_aot_module", "load_module", "config", "context", "build", "types")
 _DTYPES = frozenset(DTYPES)
 _ARRAYS = ("array", "array2d", "array3d", "array4d")
 _UNBINDABLE = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
-_CALLABLE_BUILTINS = ("range", "float", "int", "bool", "len")
+_CALLABLE_BUILTINS = ("range", "reversed", "float", "int", "bool", "len")
 # wp.static(e) runs e as Python when Warp builds the kernel: e may only be a literal expression of
 # int / float constants (magnitude <= 2**20) under + - * and unary -, at most 7 such nodes
 _STATIC_PARTS = (ast.Constant, ast.BinOp, ast.UnaryOp, ast.Add, ast.Sub, ast.Mult, ast.USub)
@@ -70,16 +71,40 @@ def _wp(node):
     return node.attr if is_wp else None
 
 
-def _inert_annotation(node, structs) -> bool:
-    """wp.<dtype>, a struct of the file, or wp.array[Nd](dtype=wp.<dtype>): nothing import would run."""
-    return _wp(node) in _DTYPES or (type(node) is ast.Name and node.id in structs) or (
+def _inert_annotation(node, structs, generic=False) -> bool:
+    """wp.<dtype>, a struct of the file, or wp.array[Nd](dtype=wp.<dtype>): nothing import would run;
+    `Any` too for a @wp.func's parameter in a file that begins `from typing import Any`."""
+    return _wp(node) in _DTYPES or (type(node) is ast.Name and (node.id in structs or generic and node.id == "Any")) or (
         type(node) is ast.Call and _wp(node.func) in _ARRAYS and not node.args and len(node.keywords) == 1
         and node.keywords[0].arg == "dtype" and _wp(node.keywords[0].value) in _DTYPES)
 
 
+def _constant_call(n):
+    """The call of `NAME = wp.constant(c)`, c an int or float literal (negated or not) of magnitude
+    at most 2**20, else None."""
+    if type(n) is not ast.Assign or len(n.targets) != 1 or type(n.targets[0]) is not ast.Name:
+        return None
+    call = n.value
+    if type(call) is not ast.Call or _wp(call.func) != "constant" or len(call.args) != 1 or call.keywords:
+        return None
+    arg = call.args[0]
+    if type(arg) is ast.UnaryOp and type(arg.op) is ast.USub:
+        arg = arg.operand
+    ok = type(arg) is ast.Constant and type(arg.value) in (int, float) and abs(arg.value) <= 2**20
+    return call if ok else None
+
+
+def _imports_any(tree) -> bool:
+    first = tree.body[0] if tree.body else None
+    return (type(first) is ast.ImportFrom and first.module == "typing" and first.level == 0
+            and [(a.name, a.asname) for a in first.names] == [("Any", None)])
+
+
 def _top_level_problem(tree, structs):
-    """Top-level statements beyond `import warp as wp`, @wp.struct classes and @wp.kernel/@wp.func defs."""
-    for n in tree.body:
+    """Top-level statements beyond `from typing import Any` (first), `import warp as wp`, module
+    constants of literals, @wp.struct classes and @wp.kernel/@wp.func defs."""
+    generic = _imports_any(tree)
+    for k, n in enumerate(tree.body):
         decos = [_wp(d) for d in getattr(n, "decorator_list", ())]
         if type(n) is ast.ClassDef:
             if decos != ["struct"] or n.bases or n.keywords or not all(
@@ -89,10 +114,16 @@ def _top_level_problem(tree, structs):
         elif type(n) is ast.FunctionDef:
             a = n.args
             plain = not (a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults)
-            inert = all(_inert_annotation(p.annotation, structs) for p in a.args) and (
+            inert = all(_inert_annotation(p.annotation, structs, generic and decos == ["func"]) for p in a.args) and (
                 n.returns is None or _wp(n.returns) in _DTYPES)
             if decos not in (["kernel"], ["func"]) or not plain or not inert:
                 return f"function {n.name} with decorators, parameters or annotations the renderer never writes"
+        elif type(n) is ast.ImportFrom:
+            if not (k == 0 and generic):
+                return "a from-import other than `from typing import Any` first"
+        elif type(n) is ast.Assign:
+            if _constant_call(n) is None:
+                return "a top-level assignment other than NAME = wp.constant(<literal>)"
         elif type(n) is not ast.Import:
             return f"a top-level {type(n).__name__}"
     return None
@@ -107,6 +138,7 @@ def _node_problem(tree, structs):
     placed = {id(n) for n in tree.body} | {id(s) for c in tree.body if type(c) is ast.ClassDef for s in c.body}
     statics = {id(n.func) for n in ast.walk(tree) if type(n) is ast.Call and _wp(n.func) == "static"
                and _static_literal(n)}
+    constants = {id(call.func) for n in tree.body if (call := _constant_call(n)) is not None}
     for node in ast.walk(tree):  # the standard library's walk, not safety's `_walk`
         t = type(node)
         if t not in _NODES:
@@ -115,6 +147,8 @@ def _node_problem(tree, structs):
             return f"a {t.__name__} where the renderer never writes one"
         if t is ast.Import and [(a.name, a.asname) for a in node.names] != [("warp", "wp")]:
             return "an import other than `import warp as wp`"
+        if t is ast.ImportFrom and (node is not tree.body[0] or not _imports_any(tree)):
+            return "a from-import other than `from typing import Any` first"
         if t is ast.Name and node.id.startswith("__"):
             return f"the dunder name {node.id}"
         if t is ast.Attribute:  # wp.<a grammar name>, or a field of a struct parameter
@@ -124,6 +158,8 @@ def _node_problem(tree, structs):
                 return f"the attribute {base}.{node.attr}"
             if base == "wp" and node.attr == "static" and id(node) not in statics:
                 return "wp.static of anything but a small literal expression"
+            if base == "wp" and node.attr == "constant" and id(node) not in constants:
+                return "wp.constant other than a module constant of a literal"
         if t is ast.Call and not (type(node.func) is ast.Attribute or getattr(node.func, "id", None) in own):
             return f"a call of {ast.dump(node.func)[:60]}"
         bound = {ast.FunctionDef: "name", ast.ClassDef: "name", ast.arg: "arg"}.get(t)
@@ -165,7 +201,15 @@ _HOSTILE_STMTS = (
     "@wp.kernel\ndef g(a: wp.float32 = 1.0):\n    pass", "@wp.kernel\ndef g(a: wp.float32, /):\n    pass",
     "exec('import os')", "import sys\nsys.modules['os'] = 1", "import builtins\nbuiltins.os = 1",
     "import os, warp as wp", "import importlib\nimportlib.import_module('os')",
-    "@__import__('os').f\ndef g():\n    pass")
+    "@__import__('os').f\ndef g():\n    pass",
+    # the module constants and generic helpers of the funcs family, and what is near them
+    "from typing import Any", "from typing import List", "from typing import Any as open", "from typing import *",
+    "from typing import Any, List", "from .typing import Any", "q = wp.constant(1.5)", "K = wp.constant(open('/tmp/x'))",
+    "K = wp.constant(3 ** 99)", "K = wp.constant(1099511627776)", "K = wp.constant(True)", "K = wp.constant('s')",
+    "K = wp.constant(wp.vec3(1.0, 2.0, 3.0))", "K = 1.5", "K, L = wp.constant(1), wp.constant(2)",
+    "K = L = wp.constant(1)", "K: wp.float32 = wp.constant(1.0)", "K = wp.constant(x=1)", "open = wp.constant(1)",
+    "wp.constant(1.0)", "K = wp.constant", "@wp.kernel\ndef g(a: Any):\n    pass",
+    "@wp.func\ndef g(a: Any) -> Any:\n    return a", "@wp.func\ndef g(a: typing.Any):\n    return a")
 _ATTRS = ("x", "lo", "axis", "__class__", "__globals__", "_src", "numpy", "ptr", "real")
 _SAFE_TWO = ("({} + {})", "wp.min({}, {})", "{}[{}]", "({} < {})", "({} and {})", "({}, {})")
 _SAFE_ONE = ("-({})", "wp.sin({})", "not ({})", "wp.float32({})")

@@ -16,7 +16,7 @@ each batch (`checks.check_batch`) in a long-lived child process (Warp initialise
 A batch whose child dies, runs out of time or memory is split in two and each half retried in a
 fresh child, down to the one kernel that does it, which is rejected with reason `sandbox`; the
 others are validated as usual. Measured for the default limits: a child validating 60 kernels of
-all 20 families peaked at 0.9 GB of address space (VmPeak) and 17.5 s of CPU time.
+the 20 families of then peaked at 0.9 GB of address space (VmPeak) and 17.5 s of CPU time.
 """
 
 from __future__ import annotations
