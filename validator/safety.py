@@ -133,7 +133,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
             a = n.args
             if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults:
                 return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
-            generic = imports_any and _decorator_text(n.decorator_list[0]) == "wp.func"
+            generic = imports_any and [_decorator_text(d) for d in n.decorator_list] == ["wp.func"]
             for arg in a.args:
                 if not _annotation_ok(arg.annotation, structs, generic):
                     return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")

@@ -77,7 +77,8 @@ def build(rng, name, seed):
         constants.append((reps, "int32", rng.randint(2, 4)))
         step = FloatExprs(rng, [v("acc"), v("q")])
         update = call("clamp", step.live_expr(rng.randint(1, 2), v("acc")), c(-4.0), c(4.0))
-        body += [["let", "acc", ["cast", "float32", v("r")]], ["for", "t", c(0, "int32"), v(reps), [["set", "acc", update]]]]
+        body += [["let", "acc", ["cast", "float32", v("r")]],
+                 ["for", "t", c(0, "int32"), v(reps), [["set", "acc", update]]]]
         leaves.append(v("acc"))
     fin = FloatExprs(rng, leaves)
     value = fin.live_expr(rng.randint(1, 2), leaves[-1])
