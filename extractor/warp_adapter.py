@@ -32,6 +32,7 @@ import shutil
 import sys
 import tempfile
 
+import numpy as np
 import warp as wp
 from warp._src import build as _build
 from warp._src import codegen as _codegen
@@ -397,14 +398,18 @@ def _called_functions(adj, seen: dict) -> None:
 
 
 def _structs_used(kernel, funcs) -> set:
-    """The @wp.struct types a kernel or its helpers hold as a value or an array element."""
-    found = set()
+    """The @wp.struct types a kernel or its helpers hold as a value or an array element, and
+    the structs those hold as fields (nested structs)."""
+    found, todo = set(), []
     for adj in [kernel.adj] + [f.adj for f in funcs]:
         for var in (*adj.args, *adj.variables):
             t = _codegen.strip_reference(var.type)
-            for cand in (t, getattr(t, "dtype", None)):
-                if isinstance(cand, _codegen.Struct):
-                    found.add(cand)
+            todo += [t, getattr(t, "dtype", None)]
+    while todo:
+        cand = todo.pop()
+        if isinstance(cand, _codegen.Struct) and cand not in found:
+            found.add(cand)
+            todo += [field.type for field in cand.vars.values()]
     return found
 
 
@@ -740,12 +745,29 @@ def forget_module(module) -> None:
 
 
 def make_struct(kernel, arg_name: str, fields: dict):
-    """An instance of the @wp.struct type of `kernel`'s argument, fields {name: (value, dtype)}."""
-    struct_type = kernel.adj.arg_types[arg_name]
-    inst = struct_type()
+    """An instance of the @wp.struct type of `kernel`'s argument, fields {name: (value, dtype)}; a
+    dotted name sets a field of a nested struct (`frame.origin`)."""
+    return _fill(kernel.adj.arg_types[arg_name](), fields)
+
+
+def make_struct_array(kernel, arg_name: str, fields: dict, device: str = "cpu"):
+    """A Warp array of the @wp.struct element type of `kernel`'s array argument, fields {name:
+    (values, dtype)}: element k holds values[k] of every field (dotted names as `make_struct`)."""
+    struct_type = kernel.adj.arg_types[arg_name].dtype
+    n = len(next(iter(fields.values()))[0])
+    elements = [_fill(struct_type(), {f: (values[k], dtype) for f, (values, dtype) in fields.items()}) for k in range(n)]
+    return wp.array(elements, dtype=struct_type, device=device)
+
+
+def _fill(inst, fields: dict):
     for name, (value, dtype) in fields.items():
+        *outer, leaf = name.split(".")
+        target = inst
+        for part in outer:  # a nested struct's instance, which Warp creates with the outer one
+            target = getattr(target, part)
         t = getattr(wp, dtype)
-        setattr(inst, name, t(*[float(x) for x in value.ravel()]) if hasattr(value, "ravel") and value.ndim else t(value))
+        value = np.asarray(value)
+        setattr(target, leaf, t(*[float(x) for x in value.ravel()]) if value.ndim else t(value.item()))
     return inst
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.spec import VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, is_float
+from generator.spec import STRUCT_ARRAY, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
 
 NP_DTYPES = {
     "float16": np.float16,
@@ -42,8 +42,13 @@ def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
     rng = np.random.Generator(np.random.PCG64(derive_seed(*parts)))
     values: dict = {}
     for a in spec.args:
-        if a.kind == "struct":  # one value per field, in field order
-            values[a.name] = {f: _draw(rng, ArgSpec(f, "scalar", t, low=a.low, high=a.high)) for f, t in a.fields}
+        if a.kind == "struct":  # one value per field, in field order (a nested struct's depth first)
+            values[a.name] = {f: _draw(rng, ArgSpec(f, "scalar", t, low=a.low, high=a.high))
+                              for f, t in flat_fields(a.fields)}
+            continue
+        if a.kind == STRUCT_ARRAY:  # one array per field: that field of every element
+            values[a.name] = {f: _draw(rng, ArgSpec(f, "array", t, a.shape, low=a.low, high=a.high))
+                              for f, t in flat_fields(a.fields)}
             continue
         values[a.name] = _draw(rng, a)
     return values

@@ -7,7 +7,7 @@ from __future__ import annotations
 from generator import spec_walk
 from generator.lanes_builtins import LANE_BUILTINS
 from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, FLOAT_DTYPES, INT_DTYPES, PY_CASTS, RAND_SAMPLES, SMALL_INT_DTYPES,
-                            VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec)
+                            VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields)
 
 _EXPR_TAGS = {"c", "v", "ld", "bin", "mod", "neg", "call", "where", "cmp", "and", "or", "not", "hcall", "cast",
               "fld", "randf", "randi", "randu", "vec", "comp", "mmul", "fnref", "tuple", *RAND_SAMPLES}
@@ -53,7 +53,7 @@ def bodies_ok(*bodies) -> bool:
 
 def _arg_ok(a) -> bool:
     if a.kind == "struct":
-        return all(t in _VALUE_DTYPES for _, t in a.fields)
+        return all(t in _VALUE_DTYPES for _, t in flat_fields(a.fields))
     return a.dtype in (_VALUE_DTYPES if a.kind == "array" else SCALAR_DTYPES)
 
 

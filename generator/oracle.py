@@ -15,7 +15,7 @@ import numpy as np
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
 from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
-                            VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, is_float)
+                            STRUCT_ARRAY, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
@@ -143,11 +143,9 @@ class Interpreter:
                     raise ValueError(op)
                 return _ARITH[op](x, y)
             case ["ld", name, index]:
-                idx = tuple(self.expr(i, env) for i in index)
-                v = self.arrays[name][idx]
-                if isinstance(v, np.ndarray):
-                    return np.array(v, dtype=np.float64)  # a vector/matrix element: a copy
-                return float(v) if self.arrays[name].dtype.kind == "f" else int(v)
+                return self._load(name, index, env)
+            case ["sld", name, index, field]:  # a struct array's field: an array of its own (`prepare`)
+                return self._load(f"{name}.{field}", index, env)
             case ["call", name, args]:
                 return _CALLABLE[name](*(self.expr(a, env) for a in args))
             case ["cmp", op, a, b]:
@@ -191,6 +189,12 @@ class Interpreter:
             case ["not", a]:
                 return not self.expr(a, env)
         raise ValueError(f"unknown expression tag {e[0]!r}")
+
+    def _load(self, name, index, env):
+        v = self.arrays[name][tuple(self.expr(i, env) for i in index)]
+        if isinstance(v, np.ndarray):
+            return np.array(v, dtype=np.float64)  # a vector/matrix element: a copy
+        return float(v) if self.arrays[name].dtype.kind == "f" else int(v)
 
     def _vec(self, vtype, comps, env):
         shape, scalar = vec_type(vtype)
@@ -333,7 +337,11 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
             wide = np.float64 if is_float(a.dtype) else np.int64
             arrays[a.name] = np.array(v, dtype=wide, copy=True)
         elif a.kind == "struct":
-            scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f])) for f, t in a.fields}
+            scalars[a.name] = {f: (np.array(v[f], dtype=np.float64) if t in VEC_SHAPES else _as(t, v[f]))
+                               for f, t in flat_fields(a.fields)}
+        elif a.kind == STRUCT_ARRAY:  # each field of the elements an array, `name.field`, read by ["sld", ...]
+            for f, t in flat_fields(a.fields):
+                arrays[f"{a.name}.{f}"] = np.array(v[f], dtype=np.float64 if is_float(t) else np.int64, copy=True)
         else:
             scalars[a.name] = _as(a.dtype, v)
     for name, dtype, value in spec.constants:  # the module's wp.constant()s: read like scalar arguments

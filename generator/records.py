@@ -10,6 +10,8 @@ import hashlib
 
 import numpy as np
 
+from generator.spec import STRUCT_ARRAY, fields_json, flat_fields
+
 
 def record_id(source: str, name: str) -> str:
     """sha256 prefix of the source with the kernel's name normalized."""
@@ -25,18 +27,19 @@ def tensor_json(arr) -> dict:
 def arg_json(a) -> dict:
     d = {"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role}
     if a.fields:
-        d["fields"] = [list(f) for f in a.fields]
+        d["fields"] = fields_json(a.fields)
     return d
 
 
 def inputs_json(spec, inputs: dict) -> dict:
-    """Every input as a tensor; a struct argument's fields as `arg.field` entries."""
+    """Every input as a tensor; a struct argument's fields as `arg.field` entries (a nested
+    struct's as `arg.inner.field`), a struct array's the same, each the field of every element."""
     out = {}
     for a in spec.args:
         if a.role == "out":
             continue
-        if a.kind == "struct":
-            for f, _ in a.fields:
+        if a.kind in ("struct", STRUCT_ARRAY):
+            for f, _ in flat_fields(a.fields):
                 out[f"{a.name}.{f}"] = tensor_json(inputs[a.name][f])
         else:
             out[a.name] = tensor_json(inputs[a.name])

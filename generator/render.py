@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import (FLOAT_DTYPES, GENERIC, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, ArgSpec, HelperSpec,
-                            KernelSpec)
+from generator.spec import (FLOAT_DTYPES, GENERIC, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY, ArgSpec,
+                            HelperSpec, KernelSpec, struct_classes)
 
 INDENT = "    "
 
@@ -85,6 +85,8 @@ def render_expr(e, parent: int = 0) -> str:
         return f"wp.{e[1]}({', '.join(parts)})"
     if tag == "fld":
         return f"{e[1]}.{e[2]}"
+    if tag == "sld":
+        return f"{e[1]}[{', '.join(render_expr(i) for i in e[2])}].{e[3]}"
     if tag in RAND_DRAWS or tag in RAND_SAMPLES:
         return f"wp.{tag}({', '.join([e[1]] + [render_expr(a) for a in e[2:]])})"
     raise ValueError(f"unknown expression tag {tag!r}")
@@ -140,6 +142,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
 def _annotation(a: ArgSpec) -> str:
     if a.kind == "struct":
         return a.dtype
+    if a.kind == STRUCT_ARRAY:
+        return f"wp.array(dtype={a.dtype})"
     if a.kind == "array":
         ndim = len(a.shape)
         return f"wp.array(dtype={dtype_expr(a.dtype)})" if ndim == 1 else f"wp.array{ndim}d(dtype={dtype_expr(a.dtype)})"
@@ -171,9 +175,9 @@ def render_source(spec: KernelSpec) -> str:
     """The kernel's complete Python module: `import warp as wp` (and `from typing import Any` where
     a helper is generic), constants, structs, helpers, then the kernel."""
     lines = _preamble(spec)
-    for a in spec.args:
-        if a.kind == "struct":
-            lines += ["", "@wp.struct", f"class {a.dtype}:", *(f"{INDENT}{f}: {dtype_expr(t)}" for f, t in a.fields), ""]
+    for cls, fields in struct_classes(spec.args):  # a nested struct's field is typed by its class
+        lines += ["", "@wp.struct", f"class {cls}:",
+                  *(f"{INDENT}{f[0]}: {f[1] if len(f) == 3 else dtype_expr(f[1])}" for f in fields), ""]
     for h in spec.helpers:
         lines += ["", *render_helper(h), ""]
     params = ", ".join(f"{a.name}: {_annotation(a)}" for a in spec.args)

@@ -33,7 +33,10 @@ Expressions (first element is the tag):
   ["fnref", builtin]             wp.sin as a value (wp.tile_map)
   ["kwcall", builtin, [args...], [[keyword, expr]...]]   wp.tile_load(x, shape=..., offset=...),
                                  wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
-  ["fld", arg, field]            a field of a @wp.struct argument: arg.field
+  ["fld", arg, field]            a field of a @wp.struct argument: arg.field (a dotted path reaches into a
+                                 nested struct: arg.frame.origin)
+  ["sld", array, [index...], field]   a field of one element of an array of structs: pts[i].mass
+                                 (a dotted path reaches into a nested struct: pts[i].frame.scale)
   ["randf", state, [lo, hi]?]    wp.randf(state[, lo, hi]): advances the RNG state variable
   ["randi" | "randu", state, [lo, hi]?]   wp.randi / wp.randu(state[, lo, hi]): an int32 / uint32
                                  draw (the state itself, or state % (hi - lo) + lo), advancing it too
@@ -129,11 +132,13 @@ def is_float(dtype: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class ArgSpec:
-    """One kernel argument. `kind` is "array", "scalar" or "struct"; arrays have `shape`.
+    """One kernel argument. `kind` is "array", "scalar", "struct" or STRUCT_ARRAY (an input array of
+    @wp.struct elements); arrays have `shape`.
 
-    A struct argument's `dtype` is its @wp.struct class name and `fields` its typed fields
-    [(name, dtype)], every field drawn from [low, high] like a scalar. An `ascending` input array
-    is drawn as any other, then sorted."""
+    A struct argument's (or struct array's) `dtype` is its @wp.struct class name and `fields` its
+    typed fields [(name, dtype)], every field drawn from [low, high] like a scalar; a field
+    (name, class, fields) is a nested @wp.struct of its own fields (`flat_fields`). An
+    `ascending` input array is drawn as any other, then sorted."""
 
     name: str
     kind: str
@@ -149,7 +154,7 @@ class ArgSpec:
         d = dataclasses.asdict(self)
         d["shape"] = list(self.shape)
         if self.fields:
-            d["fields"] = [list(f) for f in self.fields]
+            d["fields"] = fields_json(self.fields)
         else:
             del d["fields"]
         if not self.ascending:  # written only where set: every other spec's JSON is as before
@@ -158,7 +163,49 @@ class ArgSpec:
 
     @staticmethod
     def from_json(d: dict[str, Any]) -> "ArgSpec":
-        return ArgSpec(**{**d, "shape": tuple(d["shape"]), "fields": tuple(tuple(f) for f in d.get("fields", ()))})
+        return ArgSpec(**{**d, "shape": tuple(d["shape"]), "fields": fields_from(d.get("fields", ()))})
+
+
+STRUCT_ARRAY = "struct_array"  # ArgSpec.kind of an input array of @wp.struct elements
+
+
+def fields_json(fields) -> list:
+    """A struct's fields as JSON lists: [name, dtype], or [name, class, [fields...]] for a nested struct."""
+    return [[f[0], f[1], fields_json(f[2])] if len(f) == 3 else list(f) for f in fields]
+
+
+def fields_from(fields) -> tuple:
+    """`fields_json` read back as tuples."""
+    return tuple((f[0], f[1], fields_from(f[2])) if len(f) == 3 else tuple(f) for f in fields)
+
+
+def flat_fields(fields, prefix: str = "") -> list[tuple[str, str]]:
+    """(path, dtype) of every value field, depth first in declaration order: a nested struct's
+    fields are `name.sub` (the path a kernel reads, `p.frame.origin`)."""
+    out: list[tuple[str, str]] = []
+    for f in fields:
+        if len(f) == 3:
+            out += flat_fields(f[2], f"{prefix}{f[0]}.")
+        else:
+            out.append((prefix + f[0], f[1]))
+    return out
+
+
+def struct_classes(args) -> list[tuple[str, tuple]]:
+    """The @wp.struct classes the arguments need, (class name, fields), each once, a nested struct's
+    class before the class holding it (Python evaluates a field's annotation when it defines the class)."""
+    out: dict[str, tuple] = {}
+
+    def visit(cls: str, fields: tuple) -> None:
+        for f in fields:
+            if len(f) == 3:
+                visit(f[1], f[2])
+        out.setdefault(cls, fields)
+
+    for a in args:
+        if a.kind in ("struct", STRUCT_ARRAY):
+            visit(a.dtype, a.fields)
+    return list(out.items())
 
 
 @dataclasses.dataclass(frozen=True)

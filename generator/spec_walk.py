@@ -63,7 +63,7 @@ def expression_children(e: Node) -> list[Node]:
     match e:
         case ["v", _] | ["c", _, _] | ["fld", _, _] | ["arr", _] | ["fnref", _]:
             return []
-        case ["ld", _, index]:
+        case ["ld", _, index] | ["sld", _, index, _]:
             return index
         case ["bin" | "cmp", _, a, b]:
             return [a, b]
@@ -129,7 +129,8 @@ def referenced_names(*bodies: Body) -> set[str]:
     names = set()
     for node in nodes(*bodies):
         match node:
-            case ["v" | "arr", name] | ["ld", name, _] | ["fld", name, _] | ["randf" | "randi" | "randu", name, *_]:
+            case ["v" | "arr", name] | ["ld", name, _] | ["sld", name, _, _] | ["fld", name, _] | \
+                    ["randf" | "randi" | "randu", name, *_]:
                 names.add(name)
             case ["store", name, _, _] | ["atomic", _, name, _, _]:
                 names.add(name)

@@ -7,7 +7,7 @@ import os
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # One constant per artifact. A JSON Schema's $id ends with its artifact's version.
-PAIR_SCHEMA_VERSION = "2.3.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
+PAIR_SCHEMA_VERSION = "2.4.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
 RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
 RELEASE_MANIFEST_VERSION = "1.2.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
 # a record's origin: a generated kernel (pair.schema.json) or one of the warp-lang wheel (real.schema.json)
@@ -26,6 +26,9 @@ VERSIONS = {
 # artifact -> version -> one line: what that version is (newest first)
 RELEASE_NOTES = {
     "pair": {
+        "2.4.0": "admits arrays of @wp.struct elements (an argument of kind struct_array, its inputs one tensor per "
+                 "field) and nested struct fields ([name, class, fields]); 2.3.0 records hold neither and are refused "
+                 "(regenerate them: the other families' specs, sources and IR are unchanged)",
         "2.3.0": "adds origin, synthetic for every generated record (real kernels are records of real.schema.json, "
                  "origin real), and the release's origin column; 2.2.0 records lack it and are refused",
         "2.2.0": "adds coverage.launch_dims: every grid kernel is also executed at a second launch size (input "

@@ -71,7 +71,7 @@ def _reads_a_value(node) -> bool:
     while todo:
         n = todo.pop()
         if isinstance(n, list):
-            if n and n[0] in ("v", "arr", "ld", "fld"):
+            if n and n[0] in ("v", "arr", "ld", "sld", "fld"):
                 return True
             todo.extend(x for x in n if isinstance(x, list))
     return False

@@ -110,9 +110,26 @@ def _spec_nodes(spec) -> list[list]:
 _OPS = {"bin": ["+", "-", "*", "/"], "cmp": ["<", "<=", ">", ">="], "aug": ["+", "-", "*"]}
 
 
+def _struct_fields(spec) -> list[tuple[str, list]]:
+    """(where, field) of every value field of a struct array's elements and of a nested struct, in
+    a spec's JSON form (the plain struct arguments' own fields: none, so their draws stay as before)."""
+    found = []
+
+    def visit(where: str, fields: list, own: bool) -> None:
+        for f in fields:
+            if len(f) == 3:
+                visit(f"{where}.{f[0]}", f[2], True)
+            elif own:
+                found.append((where, f))
+
+    for k, a in enumerate(spec.get("args", [])):
+        visit(f"spec.args[{k}]", a.get("fields", []), a.get("kind") == "struct_array")
+    return found
+
+
 def spec_edit(records, i, rng):
-    """Change one literal or operator of the spec (or its name, an arg dtype, its version, or the
-    value of one of its module constants)."""
+    """Change one literal or operator of the spec (or its name, an arg dtype, its version, the
+    value of one of its module constants, or the dtype of a struct array's or nested struct's field)."""
     rec = copy.deepcopy(records[i])
     spec = rec["spec"]
     nodes = _spec_nodes(spec)
@@ -120,6 +137,8 @@ def spec_edit(records, i, rng):
     ops = [n for n in nodes if (n[0] in ("bin", "cmp") and n[1] in _OPS[n[0]]) or (n[0] == "aug" and n[2] in _OPS["aug"])]
     kinds = ["literal"] * 4 * bool(lits) + ["operator"] * 4 * bool(ops) + ["name", "arg_dtype", "version"]
     kinds += ["constant"] * 2 * bool(spec.get("constants"))  # only where the spec has some: other draws as before
+    fields = _struct_fields(spec)
+    kinds += ["field"] * 2 * bool(fields)  # a struct array's or a nested struct's field (likewise)
     kind = rng.choice(kinds)
     if kind == "literal":
         n = rng.choice(lits)
@@ -142,6 +161,11 @@ def spec_edit(records, i, rng):
         old = spec["constants"][k][2]
         spec["constants"][k][2] = old + (1 if isinstance(old, int) else rng.choice((0.5, -0.25)))
         detail = f"spec.constants[{k}] {old!r} -> {spec['constants'][k][2]!r}"
+    elif kind == "field":
+        where, f = rng.choice(fields)
+        old = f[1]
+        f[1] = "float64" if old != "float64" else "float32"
+        detail = f"{where} {f[0]} dtype {old!r} -> {f[1]!r}"
     elif kind == "name":
         old = spec["name"]
         spec["name"] = old + "_x"

@@ -9,7 +9,7 @@ import numpy as np
 
 from extractor import warp_adapter
 from generator.inputs import NP_DTYPES
-from generator.spec import TILE_BLOCK_DIM, KernelSpec
+from generator.spec import STRUCT_ARRAY, TILE_BLOCK_DIM, KernelSpec, flat_fields
 
 
 def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = frozenset()) -> tuple[list, dict]:
@@ -21,7 +21,11 @@ def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = 
             arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device, requires_grad=a.name in grad)
             values.append(arrays[a.name])
         elif a.kind == "struct":
-            values.append(warp_adapter.make_struct(kernel, a.name, {f: (inputs[a.name][f], t) for f, t in a.fields}))
+            fields = {f: (inputs[a.name][f], t) for f, t in flat_fields(a.fields)}
+            values.append(warp_adapter.make_struct(kernel, a.name, fields))
+        elif a.kind == STRUCT_ARRAY:  # an input: never written, so not among the arrays read back
+            values.append(warp_adapter.make_struct_array(kernel, a.name, {f: (inputs[a.name][f], t)
+                                                                          for f, t in flat_fields(a.fields)}, device))
         else:
             values.append(NP_DTYPES[a.dtype](inputs[a.name]))
     return values, arrays

@@ -54,14 +54,31 @@ def _wp_name(node) -> str | None:
 
 
 def _annotation_ok(node, structs, generic: bool = False) -> bool:
-    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), or a struct class defined in the file; with
-    `generic` (a @wp.func's parameter in a file that imports it), `Any` too."""
+    """wp.<dtype>, wp.array[Nd](dtype=wp.<dtype>), a struct class defined in the file, or
+    wp.array(dtype=<such a class>) (an array of structs); with `generic` (a @wp.func's parameter
+    in a file that imports it), `Any` too."""
     if _wp_name(node) in DTYPES:
         return True
     if isinstance(node, ast.Name):
         return node.id in structs or (generic and node.id == GENERIC)
-    return (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
-            and len(node.keywords) == 1 and node.keywords[0].arg == "dtype" and _wp_name(node.keywords[0].value) in DTYPES)
+    return _array_of(node) in DTYPES or _struct_array_of(node, structs) is not None
+
+
+def _array_of(node) -> str | None:
+    """X of wp.array[Nd](dtype=wp.X), else None."""
+    if (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
+            and len(node.keywords) == 1 and node.keywords[0].arg == "dtype"):
+        return _wp_name(node.keywords[0].value)
+    return None
+
+
+def _struct_array_of(node, structs) -> str | None:
+    """S of wp.array(dtype=S), S a struct class of the file (one-dimensional, as the grammar writes it), else None."""
+    if (isinstance(node, ast.Call) and _wp_name(node.func) == "array" and not node.args and len(node.keywords) == 1
+            and node.keywords[0].arg == "dtype" and type(node.keywords[0].value) is ast.Name
+            and node.keywords[0].value.id in structs):
+        return node.keywords[0].value.id
+    return None
 
 
 # the fields of a node type that can hold nodes: all of `_fields` but those ast.parse fills with
@@ -128,6 +145,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
     emits (decorators, annotations, struct fields), no name that shadows a builtin or `wp`.
     `nodes`: `_walk(tree)`."""
     imports_any = any(isinstance(n, ast.ImportFrom) for n in tree.body)  # `_top_level`: only typing.Any
+    defined_above: set[str] = set()  # the struct classes defined so far
     for n in tree.body:
         if isinstance(n, ast.FunctionDef):
             a = n.args
@@ -140,9 +158,11 @@ def _exact_form(tree, structs, nodes) -> dict | None:
             if n.returns is not None and _wp_name(n.returns) not in DTYPES:
                 return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")
         elif isinstance(n, ast.ClassDef):
-            for f in n.body:
-                if isinstance(f, ast.AnnAssign) and _wp_name(f.annotation) not in DTYPES:
+            for f in n.body:  # wp.<dtype>, or a struct class defined above this one (a nested struct)
+                if isinstance(f, ast.AnnAssign) and _wp_name(f.annotation) not in DTYPES and not (
+                        type(f.annotation) is ast.Name and f.annotation.id in defined_above):
                     return failed(f"safety: struct field at line {f.lineno} has a type the grammar does not emit")
+            defined_above.add(n.name)
     FunctionDef, ClassDef, arg, Name, Attribute, Store = (ast.FunctionDef, ast.ClassDef, ast.arg, ast.Name,
                                                           ast.Attribute, ast.Store)
     for node in nodes:  # the exact types ast.parse makes (see check_safety)
@@ -189,24 +209,50 @@ class _OwnNames:
         self.structs = {n.name: {s.target.id for s in n.body
                                  if isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name)}
                         for n in tree.body if isinstance(n, ast.ClassDef)}
-        self.struct_params = {}  # parameter name -> its struct's fields, per function (names are unique here)
+        # a field's struct class, where the field is a nested struct: class -> {field: class}
+        self.nested = {n.name: {s.target.id: s.annotation.id for s in n.body if isinstance(s, ast.AnnAssign)
+                                and isinstance(s.target, ast.Name) and type(s.annotation) is ast.Name}
+                       for n in tree.body if isinstance(n, ast.ClassDef)}
+        self.struct_params = {}  # parameter name -> its struct class, per function (names are unique here)
+        self.struct_arrays = {}  # parameter name -> its elements' struct class (wp.array(dtype=S))
         for fn in tree.body:
             if isinstance(fn, ast.FunctionDef):
                 for arg in fn.args.args:
                     if isinstance(arg.annotation, ast.Name) and arg.annotation.id in self.structs:
-                        self.struct_params[arg.arg] = self.structs[arg.annotation.id]
+                        self.struct_params[arg.arg] = arg.annotation.id
+                    elif (cls := _struct_array_of(arg.annotation, self.structs)) is not None:
+                        self.struct_arrays[arg.arg] = cls
         self.top_classes = [n for n in tree.body if isinstance(n, ast.ClassDef)]
         self.field_decls = {id(s) for n in self.top_classes for s in n.body}
         # `NAME = wp.constant(<int or float literal>)` at the top level (`_top_level` admits no
         # other assignment there): the callees `wp.constant` of those calls, by identity
         self.constants = {id(n.value.func) for n in tree.body if isinstance(n, ast.Assign) and _module_constant(n)}
 
+    def struct_of(self, node) -> str | None:
+        """The struct class of an expression that reads a struct: a struct parameter `p`, an
+        element of a struct array `pts[...]`, or a nested struct field of one (`p.frame`,
+        `pts[i].frame`); else None."""
+        path = []  # the field names, outermost last (a loop: an attribute chain may be any length)
+        while type(node) is ast.Attribute:
+            path.append(node.attr)
+            node = node.value
+        if type(node) is ast.Name:
+            cls = self.struct_params.get(node.id)
+        elif type(node) is ast.Subscript and type(node.value) is ast.Name:
+            cls = self.struct_arrays.get(node.value.id)
+        else:
+            return None
+        for field in reversed(path):
+            if cls is None:
+                return None
+            cls = self.nested[cls].get(field)
+        return cls if cls in self.structs else None
+
 
 def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
     """The first wall: every node of an allowed type, and names, attributes, calls, classes,
     annotated assignments and imports only of the forms the renderer emits. `nodes`: `_walk(tree)`."""
-    defined, struct_params, top_classes, field_decls = (own.defined, own.struct_params, own.top_classes,
-                                                        own.field_decls)
+    defined, top_classes, field_decls = own.defined, own.top_classes, own.field_decls
     # dispatched on the node's exact type: ast.parse makes no subclass of a node type, so
     # `type(node) is T` is `isinstance(node, T)` here (and a subclass would fail the allowlist)
     ClassDef, AnnAssign, Import, Attribute, Name, Call = (ast.ClassDef, ast.AnnAssign, ast.Import, ast.Attribute,
@@ -227,7 +273,11 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
         elif t is Attribute:
             v = node.value
             base = v.id if type(v) is Name else None
-            field_ok = base in struct_params and node.attr in struct_params[base]
+            if base == "wp":
+                field_ok = False
+            else:  # a field read of a struct (a parameter, a struct array's element, a nested struct)
+                cls = own.struct_of(v)
+                field_ok = cls is not None and node.attr in own.structs[cls] and type(node.ctx) is ast.Load
             if not (base == "wp" or field_ok) or node.attr.startswith("_"):
                 return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
             if base == "wp" and node.attr == "constant" and id(node) not in constants:
@@ -316,9 +366,9 @@ def _top_level(tree) -> dict | None:
             decos = [_decorator_text(d) for d in n.decorator_list]
             if decos != ["wp.struct"] or n.bases or n.keywords:
                 return failed(f"safety: class {n.name} must be a plain @wp.struct")
-            for s in n.body:
+            for s in n.body:  # a field's type: wp.<dtype>, or a struct class defined above (`_exact_form`)
                 if not (isinstance(s, ast.AnnAssign) and isinstance(s.target, ast.Name) and s.value is None
-                        and isinstance(s.annotation, ast.Attribute)):
+                        and type(s.annotation) in (ast.Attribute, ast.Name)):
                     return failed(f"safety: struct {n.name} may only declare typed fields (line {s.lineno})")
             continue
         if not isinstance(n, ast.FunctionDef):

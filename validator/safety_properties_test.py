@@ -72,11 +72,18 @@ def _wp(node):
 
 
 def _inert_annotation(node, structs, generic=False) -> bool:
-    """wp.<dtype>, a struct of the file, or wp.array[Nd](dtype=wp.<dtype>): nothing import would run;
-    `Any` too for a @wp.func's parameter in a file that begins `from typing import Any`."""
+    """wp.<dtype>, a struct of the file, wp.array[Nd](dtype=wp.<dtype>) or wp.array(dtype=<a struct
+    of the file>): nothing import would run; `Any` too for a @wp.func's parameter in a file that
+    begins `from typing import Any`."""
     return _wp(node) in _DTYPES or (type(node) is ast.Name and (node.id in structs or generic and node.id == "Any")) or (
         type(node) is ast.Call and _wp(node.func) in _ARRAYS and not node.args and len(node.keywords) == 1
-        and node.keywords[0].arg == "dtype" and _wp(node.keywords[0].value) in _DTYPES)
+        and node.keywords[0].arg == "dtype" and _wp(node.keywords[0].value) in _DTYPES) or _array_of_struct(node, structs)
+
+
+def _array_of_struct(node, structs) -> bool:
+    return (type(node) is ast.Call and _wp(node.func) == "array" and not node.args and len(node.keywords) == 1
+            and node.keywords[0].arg == "dtype" and type(node.keywords[0].value) is ast.Name
+            and node.keywords[0].value.id in structs)
 
 
 def _constant_call(n):
@@ -104,13 +111,16 @@ def _top_level_problem(tree, structs):
     """Top-level statements beyond `from typing import Any` (first), `import warp as wp`, module
     constants of literals, @wp.struct classes and @wp.kernel/@wp.func defs."""
     generic = _imports_any(tree)
+    earlier = []  # the classes above this statement: a field may be typed by one (a nested struct)
     for k, n in enumerate(tree.body):
         decos = [_wp(d) for d in getattr(n, "decorator_list", ())]
         if type(n) is ast.ClassDef:
             if decos != ["struct"] or n.bases or n.keywords or not all(
                     type(s) is ast.AnnAssign and type(s.target) is ast.Name and s.value is None
-                    and _wp(s.annotation) in _DTYPES for s in n.body):
-                return f"class {n.name} that is not a plain @wp.struct of wp.<dtype> fields"
+                    and (_wp(s.annotation) in _DTYPES or type(s.annotation) is ast.Name and s.annotation.id in earlier)
+                    for s in n.body):
+                return f"class {n.name} that is not a plain @wp.struct of wp.<dtype> or earlier struct fields"
+            earlier.append(n.name)
         elif type(n) is ast.FunctionDef:
             a = n.args
             plain = not (a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults)
@@ -135,6 +145,8 @@ def _node_problem(tree, structs):
     fields = {f for fs in structs.values() for f in fs}
     struct_params = {p.arg for n in tree.body if type(n) is ast.FunctionDef for p in n.args.args
                      if type(p.annotation) is ast.Name and p.annotation.id in structs}
+    struct_arrays = {p.arg for n in tree.body if type(n) is ast.FunctionDef for p in n.args.args
+                     if _array_of_struct(p.annotation, structs)}
     placed = {id(n) for n in tree.body} | {id(s) for c in tree.body if type(c) is ast.ClassDef for s in c.body}
     statics = {id(n.func) for n in ast.walk(tree) if type(n) is ast.Call and _wp(n.func) == "static"
                and _static_literal(n)}
@@ -151,9 +163,14 @@ def _node_problem(tree, structs):
             return "a from-import other than `from typing import Any` first"
         if t is ast.Name and node.id.startswith("__"):
             return f"the dunder name {node.id}"
-        if t is ast.Attribute:  # wp.<a grammar name>, or a field of a struct parameter
+        if t is ast.Attribute:  # wp.<a grammar name>, or a field of a struct parameter (p.f, p.f.g) or element (a[i].f)
             base = node.value.id if type(node.value) is ast.Name else type(node.value).__name__
-            allowed = _WP_NAMES if base == "wp" else fields if base in struct_params else ()
+            root = node.value
+            while type(root) is ast.Attribute:
+                root = root.value
+            of_struct = (type(root) is ast.Name and root.id in struct_params) or (
+                type(root) is ast.Subscript and type(root.value) is ast.Name and root.value.id in struct_arrays)
+            allowed = _WP_NAMES if base == "wp" else fields if of_struct else ()
             if node.attr.startswith("_") or node.attr not in allowed:
                 return f"the attribute {base}.{node.attr}"
             if base == "wp" and node.attr == "static" and id(node) not in statics:
