@@ -40,7 +40,7 @@ BASE_COLUMNS = [
 ]
 TAIL_COLUMNS = [
     ("spec", pa.string(), "the KernelSpec the source renders from (JSON)"),
-    ("args", pa.string(), "kernel arguments: name, kind, dtype, shape, role (JSON)"),
+    ("args", pa.string(), "kernel arguments: name, kind, dtype, shape, role, and a struct's fields (JSON)"),
     ("dim", pa.list_(pa.field("element", pa.int64())), "launch dimensions"),
     ("inputs", pa.string(), "seeded input tensors used for execution (JSON: dtype, shape, data)"),
     ("outputs", pa.string(), "outputs of the CPU execution, checked against the NumPy oracle (JSON)"),
