@@ -245,7 +245,7 @@ class _OwnNames:
         for field in reversed(path):
             if cls is None:
                 return None
-            cls = self.nested[cls].get(field)
+            cls = self.nested.get(cls, {}).get(field)  # a field typed by a name no class has: None
         return cls if cls in self.structs else None
 
 
