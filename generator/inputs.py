@@ -42,12 +42,10 @@ def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
     rng = np.random.Generator(np.random.PCG64(derive_seed(*parts)))
     values: dict = {}
     for a in spec.args:
-        if a.kind == "struct":  # one value per field, in field order (a nested struct's depth first)
-            values[a.name] = {f: _draw(rng, ArgSpec(f, "scalar", t, low=a.low, high=a.high))
-                              for f, t in flat_fields(a.fields)}
-            continue
-        if a.kind == STRUCT_ARRAY:  # one array per field: that field of every element
-            values[a.name] = {f: _draw(rng, ArgSpec(f, "array", t, a.shape, low=a.low, high=a.high))
+        if a.kind in ("struct", STRUCT_ARRAY):  # one value per field, in field order (a nested struct's
+            # depth first); a struct array's: one array per field, that field of every element
+            kind, shape = ("array", a.shape) if a.kind == STRUCT_ARRAY else ("scalar", ())
+            values[a.name] = {f: _draw(rng, ArgSpec(f, kind, t, shape, low=a.low, high=a.high))
                               for f, t in flat_fields(a.fields)}
             continue
         values[a.name] = _draw(rng, a)

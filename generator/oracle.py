@@ -6,6 +6,7 @@ Warp), so agreement between it and Warp's compiled kernel is evidence that both 
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import operator
@@ -320,10 +321,14 @@ def lanes_enabled() -> bool:
     return _LANES[0]
 
 
-def set_lanes(enabled: bool) -> bool:
-    """Turn the all-threads-at-once path on or off (tests compare the two); the previous value."""
+@contextlib.contextmanager
+def lanes(enabled: bool):
+    """The all-threads-at-once path on or off for the block (tests compare the two), then as before."""
     previous, _LANES[0] = _LANES[0], enabled
-    return previous
+    try:
+        yield
+    finally:
+        _LANES[0] = previous
 
 
 def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict]:

@@ -31,14 +31,12 @@ SEEDS = range(64)  # seeds 12, 13, 17, 38 and 55 once showed signed-zero and `or
 
 
 def _one_by_one(spec, inputs):
-    previous = oracle.set_lanes(False)
     taken: set = set()
-    try:
-        return oracle.run_oracle(spec, inputs, taken), taken, None
-    except Exception as exc:  # noqa: BLE001 - the exception is what is compared
-        return None, taken, exc
-    finally:
-        oracle.set_lanes(previous)
+    with oracle.lanes(False):
+        try:
+            return oracle.run_oracle(spec, inputs, taken), taken, None
+        except Exception as exc:  # noqa: BLE001 - the exception is what is compared
+            return None, taken, exc
 
 
 def _at_once(spec, inputs):

@@ -72,11 +72,8 @@ def test_the_oracle_evaluates_the_constructs_as_numpy_does():
     u1 = w[:, 1][None, None, None, :] * q + w[:, 1][None, None, None, :]  # component 1 of t4_mix(w[l], q)
     acc = (p * 0.5 + p) + 3 * q  # t4_mix(p, 0.5), then t4_n = 3 steps of + q
     for lanes in (True, False):
-        previous = oracle.set_lanes(lanes)
-        try:
+        with oracle.lanes(lanes):
             got = oracle.run_oracle(spec, inputs)["y"]
-        finally:
-            oracle.set_lanes(previous)
         np.testing.assert_allclose(got, acc + u1, rtol=1e-12)
 
 

@@ -20,12 +20,10 @@ def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = 
         if a.kind == "array":
             arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device, requires_grad=a.name in grad)
             values.append(arrays[a.name])
-        elif a.kind == "struct":
+        elif a.kind in ("struct", STRUCT_ARRAY):  # a struct array is an input: not among the arrays read back
             fields = {f: (inputs[a.name][f], t) for f, t in flat_fields(a.fields)}
-            values.append(warp_adapter.make_struct(kernel, a.name, fields))
-        elif a.kind == STRUCT_ARRAY:  # an input: never written, so not among the arrays read back
-            values.append(warp_adapter.make_struct_array(kernel, a.name, {f: (inputs[a.name][f], t)
-                                                                          for f, t in flat_fields(a.fields)}, device))
+            values.append(warp_adapter.make_struct(kernel, a.name, fields) if a.kind == "struct"
+                          else warp_adapter.make_struct_array(kernel, a.name, fields, device))
         else:
             values.append(NP_DTYPES[a.dtype](inputs[a.name]))
     return values, arrays

@@ -61,23 +61,22 @@ def _annotation_ok(node, structs, generic: bool = False) -> bool:
         return True
     if isinstance(node, ast.Name):
         return node.id in structs or (generic and node.id == GENERIC)
-    return _array_of(node) in DTYPES or _struct_array_of(node, structs) is not None
+    return _wp_name(_array_dtype(node)) in DTYPES or _struct_array_of(node, structs) is not None
 
 
-def _array_of(node) -> str | None:
-    """X of wp.array[Nd](dtype=wp.X), else None."""
+def _array_dtype(node):
+    """The node X of wp.array[Nd](dtype=X), else None."""
     if (isinstance(node, ast.Call) and _wp_name(node.func) in _ARRAY_CTORS and not node.args
             and len(node.keywords) == 1 and node.keywords[0].arg == "dtype"):
-        return _wp_name(node.keywords[0].value)
+        return node.keywords[0].value
     return None
 
 
 def _struct_array_of(node, structs) -> str | None:
     """S of wp.array(dtype=S), S a struct class of the file (one-dimensional, as the grammar writes it), else None."""
-    if (isinstance(node, ast.Call) and _wp_name(node.func) == "array" and not node.args and len(node.keywords) == 1
-            and node.keywords[0].arg == "dtype" and type(node.keywords[0].value) is ast.Name
-            and node.keywords[0].value.id in structs):
-        return node.keywords[0].value.id
+    x = _array_dtype(node)
+    if x is not None and _wp_name(node.func) == "array" and type(x) is ast.Name and x.id in structs:
+        return x.id
     return None
 
 

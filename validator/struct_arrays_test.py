@@ -82,11 +82,8 @@ def test_the_oracle_evaluates_the_constructs_as_numpy_does():
     want = (f64(inputs["x"]) * f64(pts["mass"]) + (f64(pts["vel"])[j] @ f64(p["frame.origin"])) * f64(pts["frame.scale"])
             + float(p["gain"]) * f64(pts["frame.origin"])[:, 2])
     for lanes in (True, False):
-        previous = oracle.set_lanes(lanes)
-        try:
+        with oracle.lanes(lanes):
             got = oracle.run_oracle(spec, inputs)["y"]
-        finally:
-            oracle.set_lanes(previous)
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 

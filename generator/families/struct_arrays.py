@@ -58,7 +58,7 @@ def build(rng, name, seed):
     ve = VecExprs(rng, {"vec3": elem_v + par_v}, scal)
     base = ve.scalar(rng.randint(1, 3))
     nested = rng.choice([e for e in elem_s + elem_v + par_s + par_v if "." in e[-1]])
-    if nested[-1].endswith("origin") or nested[-1].endswith("vel"):
+    if nested in elem_v + par_v:
         nested = call("dot", nested, rng.choice(elem_v + par_v))
     # every kernel reads x (its gradient's input), an element and a nested field
     base = using_all(rng, base, [load, rng.choice(elem_s), nested])
