@@ -759,6 +759,16 @@ def make_struct_array(kernel, arg_name: str, fields: dict, device: str = "cpu"):
     return wp.array(elements, dtype=struct_type, device=device)
 
 
+def make_hash_grid(points, dims, cell: float, device: str = "cpu") -> int:
+    """The id of a `wp.HashGrid` of dims cells built over the vec3 array `points` with cell width
+    `cell`. The grid lives as long as `points` (which holds it): a kernel is passed only its id,
+    and a grid collected before the launch would leave the id dangling."""
+    grid = wp.HashGrid(*dims, device=device)
+    grid.build(points, cell)
+    points.warp_ir_grids = [*getattr(points, "warp_ir_grids", []), grid]
+    return grid.id
+
+
 def _fill(inst, fields: dict):
     for name, (value, dtype) in fields.items():
         *outer, leaf = name.split(".")

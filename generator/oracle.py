@@ -2,6 +2,9 @@
 
 It is an independent interpreter of the spec (it never looks at the rendered source or at
 Warp), so agreement between it and Warp's compiled kernel is evidence that both are right.
+
+Over 400 lines: one interpreter, whose expression and statement matches sit together so that a
+new tag is read in one place, and the inputs' preparation it shares with the lanes.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import numpy as np
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
 from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
-                            STRUCT_ARRAY, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float)
+                            HASH_GRID, STRUCT_ARRAY, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
@@ -281,6 +284,16 @@ class Interpreter:
                     env[var] = v
                     if not self.iteration(body, env):
                         break
+            case ["neighbors", var, _, points, center, radius, dist, body]:  # the hash grid's query, brute force
+                pts = self.arrays[points]  # read point by point: the race check watches each element read
+                at, r2 = pts[(self.expr(center, env),)], self.expr(radius, env) ** 2
+                for j in range(pts.shape[0]):
+                    d2 = float(((pts[(j,)] - at) ** 2).sum())  # exact: see render._neighbors
+                    if d2 > r2:
+                        continue
+                    env[var], env[dist] = j, d2
+                    if not self.iteration(body, env):
+                        break
             case ["continue"]:
                 raise _Continue()
             case ["while", cond, body]:
@@ -337,6 +350,8 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
     arrays: dict[str, np.ndarray] = {}
     scalars: dict = {}
     for a in spec.args:
+        if a.kind == HASH_GRID:  # built from its points, which the oracle searches by brute force
+            continue
         v = inputs[a.name]
         if a.kind == "array":
             wide = np.float64 if is_float(a.dtype) else np.int64

@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from generator.spec import STRUCT_ARRAY, fields_json, flat_fields
+from generator.spec import HASH_GRID, STRUCT_ARRAY, fields_json, flat_fields
 
 
 def record_id(source: str, name: str) -> str:
@@ -28,6 +28,8 @@ def arg_json(a) -> dict:
     d = {"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role}
     if a.fields:
         d["fields"] = fields_json(a.fields)
+    if a.kind == HASH_GRID:  # how the grid is built: from which input array, with which cell width
+        d["points"], d["cell"] = a.points, a.cell
     return d
 
 
@@ -36,7 +38,7 @@ def inputs_json(spec, inputs: dict) -> dict:
     struct's as `arg.inner.field`), a struct array's the same, each the field of every element."""
     out = {}
     for a in spec.args:
-        if a.role == "out":
+        if a.role == "out" or a.kind == HASH_GRID:  # a grid is rebuilt from its points
             continue
         if a.kind in ("struct", STRUCT_ARRAY):
             for f, _ in flat_fields(a.fields):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import (FLOAT_DTYPES, GENERIC, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY, ArgSpec,
-                            HelperSpec, KernelSpec, struct_classes)
+from generator.spec import (FLOAT_DTYPES, GENERIC, HASH_GRID, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
+                            ArgSpec, HelperSpec, KernelSpec, struct_classes)
 
 INDENT = "    "
 
@@ -126,6 +126,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
         elif tag == "while":
             lines.append(f"{pad}while {render_expr(s[1])}:")
             lines += render_block(s[2], depth + 1)
+        elif tag == "neighbors":
+            lines += _neighbors(s, pad, depth)
         elif tag in ("break", "continue"):
             lines.append(pad + tag)
         elif tag == "ret":
@@ -139,7 +141,26 @@ def render_block(stmts: list, depth: int) -> list[str]:
     return lines
 
 
+def _neighbors(s: list, pad: str, depth: int) -> list[str]:
+    """["neighbors", j, grid, points, center, radius, d2, body]: the body once for every point j of
+    `points` within `radius` of points[center], found by a hash-grid query, with the local d2 its
+    squared distance; the grid's candidates are filtered by d2, exact in float32 for the drawn
+    inputs (multiples of 1/256 within [-1, 1]) and a radius that is a multiple of 1/8, so the set
+    is the oracle's."""
+    _, var, grid, points, center, radius, d2, body = s
+    at = f"{points}[{render_expr(center)}]"
+    inner = pad + INDENT
+    return [f"{pad}q_{var} = wp.hash_grid_query({grid}, {at}, {render_expr(radius)})",
+            f"{pad}{var} = int(0)",
+            f"{pad}while wp.hash_grid_query_next(q_{var}, {var}):",
+            f"{inner}{d2} = wp.length_sq({points}[{var}] - {at})",
+            f"{inner}if {d2} <= {literal(radius[1] ** 2, 'float32')}:",
+            *(render_block(body, depth + 2) or [inner + INDENT + "pass"])]
+
+
 def _annotation(a: ArgSpec) -> str:
+    if a.kind == HASH_GRID:
+        return "wp.uint64"
     if a.kind == "struct":
         return a.dtype
     if a.kind == STRUCT_ARRAY:

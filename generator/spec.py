@@ -132,8 +132,8 @@ def is_float(dtype: str) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class ArgSpec:
-    """One kernel argument. `kind` is "array", "scalar", "struct" or STRUCT_ARRAY (an input array of
-    @wp.struct elements); arrays have `shape`.
+    """One kernel argument. `kind` is "array", "scalar", "struct", STRUCT_ARRAY (an input array of
+    @wp.struct elements) or HASH_GRID (a `wp.HashGrid` built from an input array); arrays have `shape`.
 
     A struct argument's (or struct array's) `dtype` is its @wp.struct class name and `fields` its
     typed fields [(name, dtype)], every field drawn from [low, high] like a scalar; a field
@@ -149,6 +149,8 @@ class ArgSpec:
     high: float = 2.0
     fields: tuple[tuple[str, str], ...] = ()
     ascending: bool = False  # an input array drawn sorted, ascending (wp.lower_bound searches it)
+    points: str = ""  # HASH_GRID: the vec3 input array the grid is built from
+    cell: float = 0.0  # HASH_GRID: the radius `HashGrid.build` is given (its cells' width)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -157,8 +159,9 @@ class ArgSpec:
             d["fields"] = fields_json(self.fields)
         else:
             del d["fields"]
-        if not self.ascending:  # written only where set: every other spec's JSON is as before
-            del d["ascending"]
+        for key, unset in (("ascending", False), ("points", ""), ("cell", 0.0)):
+            if d[key] == unset:  # written only where set: every other spec's JSON is as before
+                del d[key]
         return d
 
     @staticmethod
@@ -167,6 +170,11 @@ class ArgSpec:
 
 
 STRUCT_ARRAY = "struct_array"  # ArgSpec.kind of an input array of @wp.struct elements
+# ArgSpec.kind of a `wp.HashGrid` built from the input array `points` (its `shape` the grid's cells
+# along x, y and z, `cell` the build radius), passed to the kernel as its `wp.uint64` id; it has no
+# input of its own, so a record reproduces it from the points
+HASH_GRID = "hash_grid"
+GRID_QUERIES = ("hash_grid_query", "hash_grid_query_next")  # the builtins its ["neighbors", ...] statement calls
 
 
 def fields_json(fields) -> list:

@@ -54,6 +54,8 @@ def statement_children(s: Node) -> list[tuple[Node, bool]]:
             return [*_of([start, stop]), *_in(body)]
         case ["while", cond, body]:
             return [*_of([cond]), *_in(body)]
+        case ["neighbors", _, _, _, center, radius, _, body]:
+            return [*_of([center, radius]), *_in(body)]
     return []  # break, continue, ret_kernel (and tags this walk does not know)
 
 
@@ -101,7 +103,7 @@ def statement_bodies(s: Node) -> list[Body]:
     match s:
         case ["if", _, then, elifs, orelse]:
             return [then, *(body for _, body in elifs), orelse]
-        case ["for", _, _, _, body, *_] | ["while", _, body]:
+        case ["for", _, _, _, body, *_] | ["while", _, body] | ["neighbors", _, _, _, _, _, _, body]:
             return [body]
     return []
 
@@ -142,6 +144,8 @@ def referenced_names(*bodies: Body) -> set[str]:
                 names.update(targets)
             case ["for", name, _, _, _, *_]:
                 names.add(name)
+            case ["neighbors", name, grid, points, _, _, dist, _]:  # the index, the grid, its points, the distance
+                names.update((name, grid, points, dist))
     return names
 
 

@@ -44,7 +44,7 @@ def _merge(a: dict, b: dict) -> dict:
         if k == "required":
             a[k] = sorted(set(a.get(k, [])) | set(v))
         elif k == "properties":
-            a[k] = {n: sub for n, sub in a[k].items() if v.get(n) is not False}
+            a[k] = {n: sub for n, sub in a.get(k, {}).items() if v.get(n) is not False}
             a[k].update({n: _merge(a[k].get(n, {}), sub) for n, sub in v.items() if sub is not False})
         else:
             a[k] = v
@@ -53,12 +53,14 @@ def _merge(a: dict, b: dict) -> dict:
 
 def _split_if(node: dict) -> dict:
     """`if` on one enum property (args' kind, a verdict's status) or one pattern (a release
-    file's path) as an anyOf of its two branches.
+    file's path) as an anyOf of its two branches (`base` is empty for an `if` nested in an `else`).
     from_schema rewrites if/then/else as anyOf with `not`, drawn by filtering: 40 records took
     minutes, and its copy of the `then` lost the `$defs` its `$ref`s point to (PointerToNowhere)."""
     base = {k: v for k, v in node.items() if k not in ("if", "then", "else")}
     [(key, cond)] = node["if"]["properties"].items()
-    if "pattern" in cond:  # a file path of the release manifest: matching the pattern, or not
+    # a file path of the release manifest: matching the pattern, or not; likewise an `if` nested
+    # in an `else` (an arg's kind: hash_grid or not), whose node does not list the values
+    if "pattern" in cond or key not in base.get("properties", {}):
         return {"anyOf": [_merge(_merge(copy.deepcopy(base), {"properties": {key: cond}}), node.get("then", {})),
                           _merge(_merge(copy.deepcopy(base), {"properties": {key: {"not": cond}}}),
                                  node.get("else", {}))]}

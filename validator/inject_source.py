@@ -128,8 +128,8 @@ def _struct_fields(spec) -> list[tuple[str, list]]:
 
 
 def spec_edit(records, i, rng):
-    """Change one literal or operator of the spec (or its name, an arg dtype, its version, the
-    value of one of its module constants, or the dtype of a struct array's or nested struct's field)."""
+    """Change one literal or operator of the spec (or its name, an arg dtype, its version, a module
+    constant's value, a struct array's or nested struct's field dtype, or a hash grid's cell width)."""
     rec = copy.deepcopy(records[i])
     spec = rec["spec"]
     nodes = _spec_nodes(spec)
@@ -139,6 +139,8 @@ def spec_edit(records, i, rng):
     kinds += ["constant"] * 2 * bool(spec.get("constants"))  # only where the spec has some: other draws as before
     fields = _struct_fields(spec)
     kinds += ["field"] * 2 * bool(fields)  # a struct array's or a nested struct's field (likewise)
+    grids = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") == "hash_grid"]
+    kinds += ["grid"] * 2 * bool(grids)  # a hash grid's cell width (likewise)
     kind = rng.choice(kinds)
     if kind == "literal":
         n = rng.choice(lits)
@@ -166,6 +168,11 @@ def spec_edit(records, i, rng):
         old = f[1]
         f[1] = "float64" if old != "float64" else "float32"
         detail = f"{where} {f[0]} dtype {old!r} -> {f[1]!r}"
+    elif kind == "grid":
+        k = rng.choice(grids)
+        old = spec["args"][k]["cell"]
+        spec["args"][k]["cell"] = new = 0.5 if old != 0.5 else 0.25
+        detail = f"spec.args[{k}] cell {old!r} -> {new!r}"
     elif kind == "name":
         old = spec["name"]
         spec["name"] = old + "_x"

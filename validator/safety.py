@@ -11,8 +11,8 @@ import keyword
 
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.oracle_builtins import BARE_CALLS
-from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, RAND_DRAWS, RAND_SAMPLES, SMALL_INT_DTYPES,
-                            VALUE_VEC_TYPES)
+from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, GRID_QUERIES, RAND_DRAWS, RAND_SAMPLES,
+                            SMALL_INT_DTYPES, VALUE_VEC_TYPES)
 from validator.outcomes import PASSED, failed
 
 
@@ -35,7 +35,8 @@ _ALLOWED_TYPES = frozenset(_ALLOWED_NODES)
 WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_DTYPES) | frozenset(CAST_FLOAT_DTYPES) | \
     frozenset(VALUE_VEC_TYPES) | \
     frozenset({f"atomic_{op}" for op in ATOMIC_OPS}) | \
-    frozenset({"kernel", "func", "struct", "tid", "where", "constant", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"})
+    frozenset({"kernel", "func", "struct", "tid", "where", "constant", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"}) | \
+    frozenset(GRID_QUERIES)
 # the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
 BARE_NAMES = BARE_CALLS
 # wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the
@@ -150,9 +151,11 @@ def _exact_form(tree, structs, nodes) -> dict | None:
             a = n.args
             if a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults:
                 return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
-            generic = imports_any and [_decorator_text(d) for d in n.decorator_list] == ["wp.func"]
-            for arg in a.args:
-                if not _annotation_ok(arg.annotation, structs, generic):
+            decorators = [_decorator_text(d) for d in n.decorator_list]
+            generic = imports_any and decorators == ["wp.func"]
+            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's): wp.uint64
+                if not (_annotation_ok(arg.annotation, structs, generic) or
+                        (decorators == ["wp.kernel"] and _wp_name(arg.annotation) == "uint64")):
                     return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
             if n.returns is not None and _wp_name(n.returns) not in DTYPES:
                 return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")

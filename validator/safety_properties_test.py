@@ -124,8 +124,9 @@ def _top_level_problem(tree, structs):
         elif type(n) is ast.FunctionDef:
             a = n.args
             plain = not (a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults)
-            inert = all(_inert_annotation(p.annotation, structs, generic and decos == ["func"]) for p in a.args) and (
-                n.returns is None or _wp(n.returns) in _DTYPES)
+            inert = all(_inert_annotation(p.annotation, structs, generic and decos == ["func"])
+                        or decos == ["kernel"] and _wp(p.annotation) == "uint64"  # an object's id: a hash grid's
+                        for p in a.args) and (n.returns is None or _wp(n.returns) in _DTYPES)
             if decos not in (["kernel"], ["func"]) or not plain or not inert:
                 return f"function {n.name} with decorators, parameters or annotations the renderer never writes"
         elif type(n) is ast.ImportFrom:

@@ -29,7 +29,7 @@ _ANNOTATIONS = frozenset({"title", "description", "$comment", "$defs", "examples
 
 def _compile_schema(validator):
     """A predicate equal to `validator.is_valid` for the keywords this project's pair schema uses
-    (type, enum, const, pattern, minLength, minimum, maximum, required, properties,
+    (type, enum, const, pattern, minLength, minimum, exclusiveMinimum, maximum, required, properties,
     additionalProperties, propertyNames, minProperties, items, prefixItems, minItems, maxItems,
     if/then/else, allOf, oneOf, local $ref, boolean schemas), each with jsonschema 4's Draft
     2020-12 semantics: a keyword applies only to its instance type, the type checker is
@@ -71,6 +71,7 @@ class _SchemaCompiler:
 
     KEYWORDS = {"type": "k_type", "enum": "k_enum", "const": "k_const", "pattern": "k_pattern",
                 "minLength": "k_min_length", "minimum": "k_minimum", "maximum": "k_maximum",
+                "exclusiveMinimum": "k_exclusive_minimum",
                 "required": "k_required", "properties": "k_properties", "additionalProperties": "k_additional",
                 "propertyNames": "k_property_names", "minProperties": "k_min_properties", "items": "k_items",
                 "prefixItems": "k_prefix_items", "minItems": "k_min_items", "maxItems": "k_max_items", "if": "k_if",
@@ -176,6 +177,10 @@ class _SchemaCompiler:
     def k_minimum(self, v, s):
         is_num = self.is_num
         return lambda x: not is_num(x) or not x < v
+
+    def k_exclusive_minimum(self, v, s):
+        is_num = self.is_num
+        return lambda x: not is_num(x) or not x <= v  # as jsonschema: a NaN is not <= v
 
     def k_maximum(self, v, s):
         is_num = self.is_num
