@@ -289,6 +289,27 @@ def test_every_build_spec_example_is_today_s_rendering():
     assert render_source(build_spec("arith", 20)).startswith("import warp as wp\n")
 
 
+_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+          "seventeen eighteen nineteen twenty twenty-one twenty-two twenty-three twenty-four twenty-five twenty-six "
+          "twenty-seven twenty-eight twenty-nine thirty").split()
+
+
+def test_the_readme_s_family_counts_and_schema_version_are_the_code_s():
+    """What the README says of the generator's families (how many, per target) and of a record's
+    schema version is what the code has: a new family or a schema bump without the README fails."""
+    from generator.families import FAMILIES, families_for
+    from schemas import PAIR_SCHEMA_VERSION
+
+    readme = doc_files()["README.md"]
+    assert f"kernels from {_WORDS[len(FAMILIES)]} families" in readme
+    assert f"the {_WORDS[len(FAMILIES)]} families, each with a real example" in readme
+    for target in ("cpu", "cuda"):
+        assert f"pairs from the {_WORDS[len(families_for(target))]} {target.upper()} families" in readme, target
+    assert f"(`schemas/pair.schema.json`, version {PAIR_SCHEMA_VERSION})" in readme
+    runs = doc_files()[os.path.join("docs", "runs.md")]
+    assert f"(schemas/pair.schema.json, version {PAIR_SCHEMA_VERSION})" in runs
+
+
 def test_the_readme_is_short():
     """The README stays a five-minute read: at most 250 lines."""
     assert doc_files()["README.md"].count("\n") <= README_MAX_LINES

@@ -769,6 +769,23 @@ def make_hash_grid(points, dims, cell: float, device: str = "cpu") -> int:
     return grid.id
 
 
+class ObjectId(int):
+    """A Warp object's id (what a kernel's `wp.uint64` parameter is passed) that holds the object,
+    so the object lives as long as the launch arguments that name it."""
+
+    def __new__(cls, obj):
+        new = super().__new__(cls, obj.id)
+        new.obj = obj
+        return new
+
+
+def make_mesh(points, faces, device: str = "cpu") -> ObjectId:
+    """A `wp.Mesh` of the vertices `points` ((V, 3) float32) and the triangles `faces` ((T, 3) int32)."""
+    mesh = wp.Mesh(points=wp.array(np.asarray(points, dtype=np.float32), dtype=wp.vec3, device=device),
+                   indices=wp.array(np.asarray(faces, dtype=np.int32).ravel(), dtype=wp.int32, device=device))
+    return ObjectId(mesh)
+
+
 def _fill(inst, fields: dict):
     for name, (value, dtype) in fields.items():
         *outer, leaf = name.split(".")

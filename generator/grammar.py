@@ -43,7 +43,7 @@ def safe_div(a, b, dtype="float32"):
     return bin_("/", a, bin_("+", call("abs", b), c(1.0, dtype)))
 
 
-def _direction(e):
+def direction(e):
     """The vector expression e without the negations, normalizations and scalings that keep its
     direction: two vectors with one direction are parallel."""
     while True:
@@ -52,6 +52,26 @@ def _direction(e):
                 e = x
             case _:
                 return e
+
+
+def vanishes(e) -> bool:
+    """Whether `e` holds a part that is constant whatever the inputs, so its float32 value and
+    Warp's gradient of it are rounding noise (1e-9 to 1e-6) where the float64 oracle's are about 0:
+    a triple product dot(cross(a, b), c) (in either order) whose c is parallel to a or b (zero), or
+    the length of a normalized vector (one)."""
+    todo = [e]
+    while todo:
+        n = todo.pop()
+        if n[:2] in (["call", "length"], ["call", "length_sq"]) and len(n[2]) == 1 and \
+                n[2][0][:2] == ["call", "normalize"]:
+            return True
+        if n[:2] == ["call", "dot"] and len(n[2]) == 2:
+            a, b = n[2]
+            for u, w in ((direction(a), b), (direction(b), a)):
+                if u[:2] == ["call", "cross"] and direction(w) in (direction(u[2][0]), direction(u[2][1])):
+                    return True
+        todo.extend(x for x in n if isinstance(x, list) and x and isinstance(x[0], str))
+    return False
 
 
 class FloatExprs:
@@ -254,7 +274,7 @@ class VecExprs:
             return call("normalize", self.vec(vt, depth - 1))
         if r < 0.8 and vt == "vec3":
             a, b = self.vec(vt, depth - 1), self.vec(vt, depth - 1)
-            if _direction(a) == _direction(b):  # parallel (cross(-p, normalize(p))): zero up to rounding
+            if direction(a) == direction(b):  # parallel (cross(-p, normalize(p))): zero up to rounding
                 b = ["vec", vt, [self.s.lit(-2, 2) for _ in range(n)]]
             return call("cross", a, b)
         if r < 0.85:

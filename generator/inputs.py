@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.spec import HASH_GRID, STRUCT_ARRAY, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
+from generator.spec import HASH_GRID, MESH, STRUCT_ARRAY, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
 
 NP_DTYPES = {
     "float16": np.float16,
@@ -49,6 +49,9 @@ def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
             kind, shape = ("array", a.shape) if a.kind == STRUCT_ARRAY else ("scalar", ())
             values[a.name] = {f: _draw(rng, ArgSpec(f, kind, t, shape, low=a.low, high=a.high))
                               for f, t in flat_fields(a.fields)}
+            continue
+        if a.kind == MESH:  # its own input: the height field's z, one float32 per vertex
+            values[a.name] = _draw(rng, ArgSpec(a.name, "array", "float32", a.shape, low=a.low, high=a.high))
             continue
         values[a.name] = _draw(rng, a)
     return values

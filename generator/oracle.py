@@ -19,7 +19,8 @@ import numpy as np
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
 from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
-                            HASH_GRID, STRUCT_ARRAY, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float)
+                            HASH_GRID, MESH, STRUCT_ARRAY, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float,
+                            mesh_geometry)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
 # the operators of ["bin", op, a, b], ["aug", name, op, e] and ["cmp", op, a, b]
@@ -294,6 +295,10 @@ class Interpreter:
                     env[var], env[dist] = j, d2
                     if not self.iteration(body, env):
                         break
+            case ["closest", var, mesh, point, max_dist, body]:  # the mesh's closest point, brute force
+                d2, env[var] = linalg.closest_on_mesh(*self.scalars[mesh], np.asarray(self.expr(point, env), np.float64))
+                if d2 < self.expr(max_dist, env) ** 2:  # Warp's test: strictly within
+                    self.block(body, env)
             case ["continue"]:
                 raise _Continue()
             case ["while", cond, body]:
@@ -351,6 +356,11 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
     scalars: dict = {}
     for a in spec.args:
         if a.kind == HASH_GRID:  # built from its points, which the oracle searches by brute force
+            continue
+        if a.kind == MESH:  # its vertices and triangles (never written), searched by brute force
+            xy, faces = mesh_geometry(a.shape)
+            points = np.column_stack([np.asarray(xy, np.float64), np.ravel(inputs[a.name]).astype(np.float64)])
+            scalars[a.name] = (points, np.asarray(faces, dtype=np.int64))
             continue
         v = inputs[a.name]
         if a.kind == "array":

@@ -905,14 +905,14 @@ def test_no_cross_product_is_of_two_vectors_of_one_direction():
     """cross(-p, normalize(p)) is zero up to rounding (its gradient is noise: a matrix kernel's
     gradient check once failed on it); the grammar crosses no vector with a negation, normalization
     or scaling of itself."""
-    from generator.grammar import _direction
+    from generator.grammar import direction
     for fam in ("vecmath", "matrix", "structs", "particles"):
         for seed in [*range(300), 345628169507950658]:  # the last: the matrix kernel that crossed -p with p / |p|
             for node in spec_walk.nodes(*spec_walk.spec_bodies(build_spec(fam, seed))):
                 if node[:2] == ["call", "cross"]:
                     a, b = node[2]
-                    assert _direction(a) != _direction(b), (fam, seed, node)
-    assert _direction(["neg", ["call", "normalize", [["bin", "*", _c(2.0), X]]]]) == X
+                    assert direction(a) != direction(b), (fam, seed, node)
+    assert direction(["neg", ["call", "normalize", [["bin", "*", _c(2.0), X]]]]) == X
 
 if __name__ == "__main__":
     sys.exit(pytest.main([__file__, "-q", "-p", "no:cacheprovider"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import (FLOAT_DTYPES, GENERIC, HASH_GRID, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
+from generator.spec import (FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
                             ArgSpec, HelperSpec, KernelSpec, struct_classes)
 
 INDENT = "    "
@@ -128,6 +128,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
             lines += render_block(s[2], depth + 1)
         elif tag == "neighbors":
             lines += _neighbors(s, pad, depth)
+        elif tag == "closest":
+            lines += _closest(s, pad, depth)
         elif tag in ("break", "continue"):
             lines.append(pad + tag)
         elif tag == "ret":
@@ -158,8 +160,21 @@ def _neighbors(s: list, pad: str, depth: int) -> list[str]:
             *(render_block(body, depth + 2) or [inner + INDENT + "pass"])]
 
 
+def _closest(s: list, pad: str, depth: int) -> list[str]:
+    """["closest", cp, mesh, point, max_dist, body]: the mesh's closest point to `point`, found by
+    `wp.mesh_query_point_no_sign` (its face and barycentric coordinates written into the locals
+    f_cp, u_cp, v_cp) and evaluated by `wp.mesh_eval_position`; the body runs only if it lies
+    (strictly) within max_dist."""
+    _, var, mesh, point, max_dist, body = s
+    face, u, v = f"f_{var}", f"u_{var}", f"v_{var}"
+    return [f"{pad}{face} = int(0)", f"{pad}{u} = float(0.0)", f"{pad}{v} = float(0.0)",
+            f"{pad}if wp.mesh_query_point_no_sign({mesh}, {render_expr(point)}, {render_expr(max_dist)}, {face}, {u}, {v}):",
+            f"{pad}{INDENT}{var} = wp.mesh_eval_position({mesh}, {face}, {u}, {v})",
+            *render_block(body, depth + 1)]
+
+
 def _annotation(a: ArgSpec) -> str:
-    if a.kind == HASH_GRID:
+    if a.kind in (HASH_GRID, MESH):
         return "wp.uint64"
     if a.kind == "struct":
         return a.dtype

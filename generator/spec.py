@@ -60,6 +60,12 @@ Statements:
                                  helper's call: `p, q = h(x)`
   ["expr", expr]                                a call used as a statement (tile stores)
   ["ret_kernel"]                                an early `return` from the kernel
+  ["neighbors", j, grid, points, center, radius, d2, [body...]]   the body for every point j of
+                                 `points` within `radius` of points[center] (a hash grid's query),
+                                 d2 its squared distance
+  ["closest", cp, mesh, point, max_dist, [body...]]   the body once if a point of the mesh lies
+                                 (strictly) within max_dist of `point`, cp the closest one
+                                 (wp.mesh_query_point_no_sign, then wp.mesh_eval_position)
 
 Helpers: a parameter typed GENERIC ("Any") makes the @wp.func generic (`typing.Any`: Warp compiles
 one overload per argument type it is called with); a helper whose `ret` is GENERIC has no return
@@ -133,7 +139,8 @@ def is_float(dtype: str) -> bool:
 @dataclasses.dataclass(frozen=True)
 class ArgSpec:
     """One kernel argument. `kind` is "array", "scalar", "struct", STRUCT_ARRAY (an input array of
-    @wp.struct elements) or HASH_GRID (a `wp.HashGrid` built from an input array); arrays have `shape`.
+    @wp.struct elements), HASH_GRID (a `wp.HashGrid` built from an input array) or MESH (a `wp.Mesh`
+    built from its own input, a height field); arrays have `shape`.
 
     A struct argument's (or struct array's) `dtype` is its @wp.struct class name and `fields` its
     typed fields [(name, dtype)], every field drawn from [low, high] like a scalar; a field
@@ -175,6 +182,26 @@ STRUCT_ARRAY = "struct_array"  # ArgSpec.kind of an input array of @wp.struct el
 # input of its own, so a record reproduces it from the points
 HASH_GRID = "hash_grid"
 GRID_QUERIES = ("hash_grid_query", "hash_grid_query_next")  # the builtins its ["neighbors", ...] statement calls
+# ArgSpec.kind of a `wp.Mesh` passed as its `wp.uint64` id: a height field over [-1, 1]^2 whose
+# `shape` (rows, cols) is its grid of vertices, each z one input value drawn from [low, high] (the
+# argument's own input, a float32 array of that shape), x and y fixed by the grid (`mesh_geometry`)
+MESH = "mesh"
+MESH_QUERIES = ("mesh_query_point_no_sign", "mesh_eval_position")  # the builtins ["closest", ...] calls
+MESH_SPANS = (2, 4)  # rows - 1 and cols - 1: the grid's x and y are multiples of 1/2, exact in float32
+
+
+def mesh_geometry(shape: tuple[int, ...]) -> tuple[list[tuple[float, float]], list[tuple[int, int, int]]]:
+    """A MESH argument's vertices' (x, y), row by row (vertex r * cols + c at x = -1 + 2c/(cols-1),
+    y = -1 + 2r/(rows-1); its z is heights[r, c]), and its triangles: each grid cell split along the
+    diagonal from its lower-left to its upper-right corner, both counter-clockwise seen from +z."""
+    rows, cols = shape
+    xy = [(-1.0 + 2.0 * c / (cols - 1), -1.0 + 2.0 * r / (rows - 1)) for r in range(rows) for c in range(cols)]
+    faces = []
+    for r in range(rows - 1):
+        for c in range(cols - 1):
+            a, b, d, e = r * cols + c, r * cols + c + 1, (r + 1) * cols + c, (r + 1) * cols + c + 1
+            faces += [(a, b, e), (a, e, d)]
+    return xy, faces
 
 
 def fields_json(fields) -> list:

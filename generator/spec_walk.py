@@ -56,6 +56,8 @@ def statement_children(s: Node) -> list[tuple[Node, bool]]:
             return [*_of([cond]), *_in(body)]
         case ["neighbors", _, _, _, center, radius, _, body]:
             return [*_of([center, radius]), *_in(body)]
+        case ["closest", _, _, point, max_dist, body]:
+            return [*_of([point, max_dist]), *_in(body)]
     return []  # break, continue, ret_kernel (and tags this walk does not know)
 
 
@@ -103,7 +105,8 @@ def statement_bodies(s: Node) -> list[Body]:
     match s:
         case ["if", _, then, elifs, orelse]:
             return [then, *(body for _, body in elifs), orelse]
-        case ["for", _, _, _, body, *_] | ["while", _, body] | ["neighbors", _, _, _, _, _, _, body]:
+        case ["for", _, _, _, body, *_] | ["while", _, body] | ["neighbors", _, _, _, _, _, _, body] | \
+                ["closest", _, _, _, _, body]:
             return [body]
     return []
 
@@ -146,6 +149,8 @@ def referenced_names(*bodies: Body) -> set[str]:
                 names.add(name)
             case ["neighbors", name, grid, points, _, _, dist, _]:  # the index, the grid, its points, the distance
                 names.update((name, grid, points, dist))
+            case ["closest", name, mesh, _, _, _]:  # the closest point, the mesh
+                names.update((name, mesh))
     return names
 
 

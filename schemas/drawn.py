@@ -39,13 +39,15 @@ if not hasattr(cu.many, "more"):
 # ---- the schemas as from_schema can draw them (a simplified copy; the checks use the real one)
 
 def _merge(a: dict, b: dict) -> dict:
-    """`b`'s keywords into `a`: `required` united, `properties` merged per name (False: removed)."""
+    """`b`'s keywords into `a`: `required` united, `properties` merged per name (False: kept False, so
+    a branch of an `if` nested in an `else`, whose own properties are empty, still forbids the name
+    its `else` forbids)."""
     for k, v in b.items():
         if k == "required":
             a[k] = sorted(set(a.get(k, [])) | set(v))
         elif k == "properties":
             a[k] = {n: sub for n, sub in a.get(k, {}).items() if v.get(n) is not False}
-            a[k].update({n: _merge(a[k].get(n, {}), sub) for n, sub in v.items() if sub is not False})
+            a[k].update({n: False if sub is False else _merge(a[k].get(n, {}), sub) for n, sub in v.items()})
         else:
             a[k] = v
     return a

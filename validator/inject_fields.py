@@ -110,9 +110,12 @@ def _derived_edits(rec):
         path = leaf_paths(t["data"])[0]
         v = get_at(t["data"], path) if path else t["data"]
         edits.append((("io", "inputs", name, "data") + tuple(path), v + 1, f"io.inputs.{name}{list(path)} += 1"))
+    # a plain argument's (an object's dtype, uint64, is the schema's to hold: the edit would test that instead)
+    plain = next(k for k, a in enumerate(rec["args"]) if a["kind"] in ("array", "scalar"))
     edits += [
         (("dim", 0), rec["dim"][0] + 1, "dim[0] += 1"),
-        (("args", 0, "dtype"), "float64" if rec["args"][0]["dtype"] != "float64" else "float32", "args[0].dtype changed"),
+        (("args", plain, "dtype"), "float64" if rec["args"][plain]["dtype"] != "float64" else "float32",
+         f"args[{plain}].dtype changed"),
         (("kernel_name",), rec["kernel_name"] + "_x", "kernel_name += '_x'"),
         (("family",), "stencil" if rec["family"] != "stencil" else "arith", "family changed"),
         (("seed",), float(rec["seed"]), "seed -> float(seed), as a float64 JSON tool writes it"),

@@ -127,9 +127,21 @@ def _struct_fields(spec) -> list[tuple[str, list]]:
     return found
 
 
+def _object_edit(arg: dict, args: list) -> str:
+    """How an object argument is built, changed: a hash grid's cell width, or a mesh's rows of vertices."""
+    k = args.index(arg)
+    if arg["kind"] == "hash_grid":
+        old = arg["cell"]
+        arg["cell"] = new = 0.5 if old != 0.5 else 0.25
+        return f"spec.args[{k}] cell {old!r} -> {new!r}"
+    old = list(arg["shape"])
+    arg["shape"][0] = 5 if old[0] != 5 else 3
+    return f"spec.args[{k}] shape {old!r} -> {arg['shape']!r}"
+
+
 def spec_edit(records, i, rng):
     """Change one literal or operator of the spec (or its name, an arg dtype, its version, a module
-    constant's value, a struct array's or nested struct's field dtype, or a hash grid's cell width)."""
+    constant's value, a struct array's or nested struct's field dtype, or how an object is built)."""
     rec = copy.deepcopy(records[i])
     spec = rec["spec"]
     nodes = _spec_nodes(spec)
@@ -139,8 +151,8 @@ def spec_edit(records, i, rng):
     kinds += ["constant"] * 2 * bool(spec.get("constants"))  # only where the spec has some: other draws as before
     fields = _struct_fields(spec)
     kinds += ["field"] * 2 * bool(fields)  # a struct array's or a nested struct's field (likewise)
-    grids = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") == "hash_grid"]
-    kinds += ["grid"] * 2 * bool(grids)  # a hash grid's cell width (likewise)
+    objects = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") in ("hash_grid", "mesh")]
+    kinds += ["object"] * 2 * bool(objects)  # a hash grid's cell width or a mesh's grid (likewise)
     kind = rng.choice(kinds)
     if kind == "literal":
         n = rng.choice(lits)
@@ -168,11 +180,8 @@ def spec_edit(records, i, rng):
         old = f[1]
         f[1] = "float64" if old != "float64" else "float32"
         detail = f"{where} {f[0]} dtype {old!r} -> {f[1]!r}"
-    elif kind == "grid":
-        k = rng.choice(grids)
-        old = spec["args"][k]["cell"]
-        spec["args"][k]["cell"] = new = 0.5 if old != 0.5 else 0.25
-        detail = f"spec.args[{k}] cell {old!r} -> {new!r}"
+    elif kind == "object":
+        detail = _object_edit(spec["args"][rng.choice(objects)], spec["args"])
     elif kind == "name":
         old = spec["name"]
         spec["name"] = old + "_x"

@@ -9,16 +9,20 @@ import numpy as np
 
 from extractor import warp_adapter
 from generator.inputs import NP_DTYPES
-from generator.spec import HASH_GRID, STRUCT_ARRAY, TILE_BLOCK_DIM, KernelSpec, flat_fields
+from generator.spec import HASH_GRID, MESH, STRUCT_ARRAY, TILE_BLOCK_DIM, KernelSpec, flat_fields, mesh_geometry
 
 
 def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = frozenset()) -> tuple[list, dict]:
-    """The launch arguments (Warp arrays, struct instances, scalars, a hash grid's id) and the
-    arrays by name; arrays named in `grad` are created with requires_grad."""
+    """The launch arguments (Warp arrays, struct instances, scalars, a hash grid's or a mesh's id)
+    and the arrays by name; arrays named in `grad` are created with requires_grad."""
     values, arrays = [], {}
     for a in spec.args:
         if a.kind == HASH_GRID:  # built from its points, an array argument before it, which holds it
             values.append(warp_adapter.make_hash_grid(arrays[a.points], a.shape, a.cell, device))
+        elif a.kind == MESH:  # a height field: built from its own input (not read back, held constant)
+            xy, faces = mesh_geometry(a.shape)
+            points = np.column_stack([np.asarray(xy, dtype=np.float32), np.ravel(inputs[a.name]).astype(np.float32)])
+            values.append(warp_adapter.make_mesh(points, faces, device))
         elif a.kind == "array":
             arrays[a.name] = warp_adapter.to_device_array(inputs[a.name], a.dtype, device, requires_grad=a.name in grad)
             values.append(arrays[a.name])

@@ -11,8 +11,8 @@ import keyword
 
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.oracle_builtins import BARE_CALLS
-from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, GRID_QUERIES, RAND_DRAWS, RAND_SAMPLES,
-                            SMALL_INT_DTYPES, VALUE_VEC_TYPES)
+from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, GRID_QUERIES, MESH_QUERIES, RAND_DRAWS,
+                            RAND_SAMPLES, SMALL_INT_DTYPES, VALUE_VEC_TYPES)
 from validator.outcomes import PASSED, failed
 
 
@@ -36,7 +36,7 @@ WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_
     frozenset(VALUE_VEC_TYPES) | \
     frozenset({f"atomic_{op}" for op in ATOMIC_OPS}) | \
     frozenset({"kernel", "func", "struct", "tid", "where", "constant", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"}) | \
-    frozenset(GRID_QUERIES)
+    frozenset(GRID_QUERIES) | frozenset(MESH_QUERIES)
 # the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
 BARE_NAMES = BARE_CALLS
 # wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the

@@ -1,0 +1,60 @@
+"""Closest points on a `wp.Mesh`: each thread queries a height-field mesh (its vertices' heights
+the mesh argument's own seeded input) for the point closest to a point of its own with
+`wp.mesh_query_point_no_sign` (face and barycentric coordinates written into locals), evaluates it
+with `wp.mesh_eval_position` and, if it lies within the query's distance, writes a term of the
+closest point, the gap to it and its own values, and may write the point itself or a hit flag.
+The oracle finds the same point by checking every triangle."""
+
+from generator.grammar import FloatExprs, VecExprs, bin_, c, direction, ld, mentions, using_all, v, vanishes
+from generator.spec import MESH, MESH_SPANS, ArgSpec, KernelSpec
+
+NAME = "mesh"
+TARGET = "cpu"
+
+
+def _triple(e) -> bool:
+    """Whether `e` holds a triple product dot(cross(a, b), c): here every vector but those built of
+    scalars lies in the plane of cp and p (cp, cp - p and their scalings), where such a product is 0."""
+    todo = [e]
+    while todo:
+        n = todo.pop()
+        if n[:2] == ["call", "dot"] and any(direction(a)[:2] == ["call", "cross"] for a in n[2]):
+            return True
+        todo.extend(x for x in n if isinstance(x, list) and x and isinstance(x[0], str))
+    return False
+
+
+def build(rng, name, seed):
+    n = rng.choice((8, 12, 16))
+    shape = (rng.choice(MESH_SPANS) + 1, rng.choice(MESH_SPANS) + 1)
+    mesh = ArgSpec("mesh", MESH, "uint64", shape, low=-0.5, high=0.5)
+    q = ArgSpec("q", "array", "vec3", (n,), low=-1.0, high=1.0)
+    x = ArgSpec("x", "array", "float32", (n,))
+    y = ArgSpec("y", "array", "float32", (n,), role="out")
+    args = [mesh, q, x, y]
+    xi = ld("x", v("i"))
+    point = ld("q", v("i"))
+    if rng.random() < 0.3:  # the query point lifted by the thread's own value
+        point = bin_("+", point, ["vec", "vec3", [c(0.0), c(0.0), bin_("*", c(0.25), xi)]])
+    body = [["let", "p", point]]
+    max_dist = rng.choice((0.5, 0.75, 1.0, 4.0))  # 4.0: always within; the others miss some points
+    scal = FloatExprs(rng, [xi, v("d")] if rng.random() < 0.5 else [xi])
+    gap = bin_("-", v("cp"), v("p"))
+    vecs = VecExprs(rng, {"vec3": [gap, v("cp")]}, scal)
+    inner = []
+    term = using_all(rng, vecs.scalar(rng.randint(1, 3)), [xi])
+    while vanishes(term) or _triple(term):  # a constant: its float32 value and gradient are rounding noise
+        term = using_all(rng, vecs.scalar(rng.randint(1, 3)), [xi])
+    if not mentions(term, v("cp")) and not mentions(term, v("d")):  # the closest point read: its height
+        term = bin_(rng.choice("+-*"), term, ["comp", v("cp"), [2]])
+    if mentions(term, v("d")):  # the distance, computed once
+        inner.append(["let", "d", ["call", "length", [gap]]])
+    inner.append(["store", "y", [v("i")], term])
+    if rng.random() < 0.4:  # the closest point itself
+        args.append(ArgSpec("near", "array", "vec3", (n,), role="out"))
+        inner.append(["store", "near", [v("i")], v("cp")])
+    if max_dist < 4.0 and rng.random() < 0.4:  # which threads found a point
+        args.append(ArgSpec("hit", "array", "int32", (n,), role="out"))
+        inner.append(["store", "hit", [v("i")], c(1, "int32")])
+    body.append(["closest", "cp", "mesh", v("p"), c(max_dist), inner])
+    return KernelSpec(NAME, seed, name, (n,), tuple(args), body)
