@@ -35,16 +35,23 @@ def build(rng, name, seed):
     xi = ld("x", v("i"))
     point = ld("q", v("i"))
     if rng.random() < 0.3:  # the query point lifted by the thread's own value
-        point = bin_("+", point, ["vec", "vec3", [c(0.0), c(0.0), bin_("*", c(0.25), xi)]])
+        point = bin_("+", point, ["vec", "vec3", [c(0.0), c(0.0), bin_("*", c(rng.choice((0.125, 0.25, 0.5))), xi)]])
+    elif rng.random() < 0.3:  # or scaled
+        point = bin_("*", c(rng.choice((0.5, 0.75, 1.25, 1.5))), point)
     body = [["let", "p", point]]
+    leaves = [xi, v("d")] if rng.random() < 0.5 else [xi]
+    if rng.random() < 0.5:  # a value of the thread's own, computed before the query and read in its body
+        body.append(["let", "s", FloatExprs(rng, [xi]).live_expr(rng.randint(1, 2), xi)])
+        leaves.append(v("s"))
     max_dist = rng.choice((0.5, 0.75, 1.0, 4.0))  # 4.0: always within; the others miss some points
-    scal = FloatExprs(rng, [xi, v("d")] if rng.random() < 0.5 else [xi])
+    scal = FloatExprs(rng, leaves)
     gap = bin_("-", v("cp"), v("p"))
     vecs = VecExprs(rng, {"vec3": [gap, v("cp")]}, scal)
     inner = []
-    term = using_all(rng, vecs.scalar(rng.randint(1, 3)), [xi])
+    must = [xi] + [v("s")] * (v("s") in leaves)
+    term = using_all(rng, vecs.scalar(rng.randint(2, 3)), must)
     while vanishes(term) or _triple(term):  # a constant: its float32 value and gradient are rounding noise
-        term = using_all(rng, vecs.scalar(rng.randint(1, 3)), [xi])
+        term = using_all(rng, vecs.scalar(rng.randint(2, 3)), must)
     if not mentions(term, v("cp")) and not mentions(term, v("d")):  # the closest point read: its height
         term = bin_(rng.choice("+-*"), term, ["comp", v("cp"), [2]])
     if mentions(term, v("d")):  # the distance, computed once
