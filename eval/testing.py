@@ -8,12 +8,12 @@ import json
 import os
 import shutil
 
-FAMILIES = ["arith", "branch", "structs", "loop", "neighbors", "mesh"]
+FAMILIES = ["arith", "branch", "structs", "loop", "neighbors", "mesh", "volume"]
 
 
 @functools.cache
 def small_release(tmp: str) -> str:
-    """tmp/eval_dist: 16 CPU kernels of FAMILIES (a hash grid's and a mesh's among them), seed 5, released with --split 10,10,80."""
+    """tmp/eval_dist: 16 CPU kernels of FAMILIES (a hash grid's, a mesh's and a volume's among them), seed 5, released with --split 10,10,80."""
     import pipeline
     from tools import release
 

@@ -185,3 +185,49 @@ def closest_on_mesh(points: np.ndarray, faces: np.ndarray, p: np.ndarray) -> tup
     d2s = dot(gap, gap)
     k = int(np.argmin(d2s))
     return float(d2s[k]), near[k]
+
+
+class Volume:
+    """A `wp.Volume` of dense voxels (float64 here), voxel (i, j, k) at world origin + (i, j, k) * cell
+    on each axis and the background 0 outside: the index-space maps and the sampling of
+    native/volume.h (CLOSEST: the voxel of each coordinate rounded half away from zero, as roundf;
+    LINEAR: the trilinear blend of the eight voxels around it)."""
+
+    def __init__(self, dense: np.ndarray, origin: float, cell: float):
+        self.dense, self.origin, self.cell = dense, origin, cell
+
+    def to_index(self, p):
+        return (np.asarray(p, dtype=np.float64) - self.origin) / self.cell
+
+    def to_world(self, u):
+        return self.origin + np.asarray(u, dtype=np.float64) * self.cell
+
+    def lookup(self, i: int, j: int, k: int) -> float:
+        if all(0 <= c < n for c, n in zip((i, j, k), self.dense.shape)):
+            return float(self.dense[i, j, k])
+        return 0.0
+
+    def sample(self, u, mode: int) -> float:
+        u = np.asarray(u, dtype=np.float64)
+        if mode == 0:
+            i, j, k = (int(np.sign(c) * np.floor(abs(c) + 0.5)) for c in u)
+            return self.lookup(i, j, k)
+        base = np.floor(u)
+        f = u - base
+        i, j, k = (int(c) for c in base)
+        total = 0.0
+        for di in (0, 1):
+            for dj in (0, 1):
+                for dk in (0, 1):
+                    w = (f[0] if di else 1 - f[0]) * (f[1] if dj else 1 - f[1]) * (f[2] if dk else 1 - f[2])
+                    total += w * self.lookup(i + di, j + dj, k + dk)
+        return total
+
+
+# the volume_* builtins of a Volume (generator.oracle_builtins.BUILTINS)
+VOLUME_BUILTINS = {
+    "volume_world_to_index": lambda vol, p: vol.to_index(p),
+    "volume_index_to_world": lambda vol, u: vol.to_world(u),
+    "volume_sample_f": lambda vol, u, mode: vol.sample(u, mode),
+    "volume_lookup_f": lambda vol, i, j, k: vol.lookup(i, j, k),
+}

@@ -19,7 +19,7 @@ import numpy as np
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
 from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
-                            HASH_GRID, MESH, STRUCT_ARRAY, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float,
+                            HASH_GRID, MESH, STRUCT_ARRAY, VOLUME, VOLUME_MODES, VOLUME_ORIGIN, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float,
                             mesh_geometry)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
@@ -189,6 +189,8 @@ class Interpreter:
                 return self.arrays[name]
             case ["fnref", name]:
                 return BUILTINS[name]
+            case ["vmode", mode]:
+                return VOLUME_MODES[mode]
             case ["mmul", a, b]:
                 return linalg.product(self.expr(a, env), self.expr(b, env))
             case ["not", a]:
@@ -361,6 +363,9 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
             xy, faces = mesh_geometry(a.shape)
             points = np.column_stack([np.asarray(xy, np.float64), np.ravel(inputs[a.name]).astype(np.float64)])
             scalars[a.name] = (points, np.asarray(faces, dtype=np.int64))
+            continue
+        if a.kind == VOLUME:  # its voxels (never written), read by the volume_* builtins
+            scalars[a.name] = linalg.Volume(np.array(inputs[a.name], dtype=np.float64), VOLUME_ORIGIN, a.cell)
             continue
         v = inputs[a.name]
         if a.kind == "array":

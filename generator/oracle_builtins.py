@@ -241,6 +241,7 @@ def _diag(v):
 
 
 BUILTINS = {
+    **linalg.VOLUME_BUILTINS,  # a wp.Volume's: index space, sampling and lookups
     **EXPECT,
     "sin": math.sin,
     "cos": math.cos,

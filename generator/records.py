@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from generator.spec import HASH_GRID, STRUCT_ARRAY, fields_json, flat_fields
+from generator.spec import HASH_GRID, STRUCT_ARRAY, VOLUME, fields_json, flat_fields
 
 
 def record_id(source: str, name: str) -> str:
@@ -30,6 +30,8 @@ def arg_json(a) -> dict:
         d["fields"] = fields_json(a.fields)
     if a.kind == HASH_GRID:  # how the grid is built: from which input array, with which cell width
         d["points"], d["cell"] = a.points, a.cell
+    if a.kind == VOLUME:  # its voxel size (its voxels are its input)
+        d["cell"] = a.cell
     return d
 
 

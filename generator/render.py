@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import (FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
+from generator.spec import (FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, VOLUME, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
                             ArgSpec, HelperSpec, KernelSpec, struct_classes)
 
 INDENT = "    "
@@ -80,6 +80,8 @@ def render_expr(e, parent: int = 0) -> str:
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
     if tag == "fnref":
         return f"wp.{e[1]}"
+    if tag == "vmode":
+        return f"wp.Volume.{e[1]}"
     if tag == "kwcall":
         parts = [render_expr(a) for a in e[2]] + [f"{k}={render_expr(x)}" for k, x in e[3]]
         return f"wp.{e[1]}({', '.join(parts)})"
@@ -174,7 +176,7 @@ def _closest(s: list, pad: str, depth: int) -> list[str]:
 
 
 def _annotation(a: ArgSpec) -> str:
-    if a.kind in (HASH_GRID, MESH):
+    if a.kind in (HASH_GRID, MESH, VOLUME):
         return "wp.uint64"
     if a.kind == "struct":
         return a.dtype

@@ -33,6 +33,7 @@ Expressions (first element is the tag):
   ["fnref", builtin]             wp.sin as a value (wp.tile_map)
   ["kwcall", builtin, [args...], [[keyword, expr]...]]   wp.tile_load(x, shape=..., offset=...),
                                  wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
+  ["vmode", mode]                wp.Volume.CLOSEST or wp.Volume.LINEAR (0 or 1), a volume's sampling mode
   ["fld", arg, field]            a field of a @wp.struct argument: arg.field (a dotted path reaches into a
                                  nested struct: arg.frame.origin)
   ["sld", array, [index...], field]   a field of one element of an array of structs: pts[i].mass
@@ -139,8 +140,9 @@ def is_float(dtype: str) -> bool:
 @dataclasses.dataclass(frozen=True)
 class ArgSpec:
     """One kernel argument. `kind` is "array", "scalar", "struct", STRUCT_ARRAY (an input array of
-    @wp.struct elements), HASH_GRID (a `wp.HashGrid` built from an input array) or MESH (a `wp.Mesh`
-    built from its own input, a height field); arrays have `shape`.
+    @wp.struct elements), HASH_GRID (a `wp.HashGrid` built from an input array), MESH (a `wp.Mesh`
+    built from its own input, a height field) or VOLUME (a `wp.Volume` of its own input, a dense
+    grid of voxels); arrays have `shape`.
 
     A struct argument's (or struct array's) `dtype` is its @wp.struct class name and `fields` its
     typed fields [(name, dtype)], every field drawn from [low, high] like a scalar; a field
@@ -157,7 +159,7 @@ class ArgSpec:
     fields: tuple[tuple[str, str], ...] = ()
     ascending: bool = False  # an input array drawn sorted, ascending (wp.lower_bound searches it)
     points: str = ""  # HASH_GRID: the vec3 input array the grid is built from
-    cell: float = 0.0  # HASH_GRID: the radius `HashGrid.build` is given (its cells' width)
+    cell: float = 0.0  # HASH_GRID: the radius `HashGrid.build` is given (its cells' width); VOLUME: its voxel size
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -188,6 +190,15 @@ GRID_QUERIES = ("hash_grid_query", "hash_grid_query_next")  # the builtins its [
 MESH = "mesh"
 MESH_QUERIES = ("mesh_query_point_no_sign", "mesh_eval_position")  # the builtins ["closest", ...] calls
 MESH_SPANS = (2, 4)  # rows - 1 and cols - 1: the grid's x and y are multiples of 1/2, exact in float32
+
+
+# ArgSpec.kind of a `wp.Volume` passed as its `wp.uint64` id: a dense float32 grid of voxels, `shape`
+# (x, y, z) of them, its own input drawn from [low, high], voxel (0, 0, 0) at VOLUME_ORIGIN on every
+# axis and `cell` the voxel size (`wp.Volume.load_from_numpy`; background 0 outside)
+VOLUME = "volume"
+VOLUME_ORIGIN = -1.0
+VOLUME_CALLS = ("volume_world_to_index", "volume_index_to_world", "volume_sample_f", "volume_lookup_f")
+VOLUME_MODES = {"CLOSEST": 0, "LINEAR": 1}  # wp.Volume's sampling modes (native/volume.h)
 
 
 def mesh_geometry(shape: tuple[int, ...]) -> tuple[list[tuple[float, float]], list[tuple[int, int, int]]]:

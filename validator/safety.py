@@ -12,7 +12,7 @@ import keyword
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.oracle_builtins import BARE_CALLS
 from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, GRID_QUERIES, MESH_QUERIES, RAND_DRAWS,
-                            RAND_SAMPLES, SMALL_INT_DTYPES, VALUE_VEC_TYPES)
+                            RAND_SAMPLES, SMALL_INT_DTYPES, VALUE_VEC_TYPES, VOLUME_MODES)
 from validator.outcomes import PASSED, failed
 
 
@@ -46,6 +46,18 @@ STATIC_NODES = 7
 STATIC_MAX = 2**20
 _ARRAY_CTORS = ("array", "array2d", "array3d", "array4d")
 _RESERVED = frozenset(dir(builtins)) | frozenset(keyword.kwlist) | {"wp"}
+
+
+def _field_read(node, own) -> bool:
+    """Whether an attribute reads a field of a struct (a parameter, a struct array's element, a nested struct)."""
+    cls = own.struct_of(node.value)
+    return cls is not None and node.attr in own.structs[cls] and type(node.ctx) is ast.Load
+
+
+def _volume_mode(node) -> bool:
+    """Whether an attribute is `wp.Volume.CLOSEST` or `wp.Volume.LINEAR`, read (a sampling mode)."""
+    return type(node.value) is ast.Attribute and _wp_name(node.value) == "Volume" and node.attr in VOLUME_MODES \
+        and type(node.ctx) is ast.Load
 
 
 def _wp_name(node) -> str | None:
@@ -165,6 +177,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
                         type(f.annotation) is ast.Name and f.annotation.id in defined_above):
                     return failed(f"safety: struct field at line {f.lineno} has a type the grammar does not emit")
             defined_above.add(n.name)
+    modes = {id(n.value) for n in nodes if type(n) is ast.Attribute and _volume_mode(n)}  # their wp.Volume
     FunctionDef, ClassDef, arg, Name, Attribute, Store = (ast.FunctionDef, ast.ClassDef, ast.arg, ast.Name,
                                                           ast.Attribute, ast.Store)
     for node in nodes:  # the exact types ast.parse makes (see check_safety)
@@ -177,8 +190,8 @@ def _exact_form(tree, structs, nodes) -> dict | None:
             name = node.id
         elif t is Attribute:
             name = None
-            wp = _wp_name(node)  # only an attribute names wp.X
-            if wp is not None and wp not in WP_NAMES:
+            wp = _wp_name(node)  # only an attribute names wp.X (wp.Volume only as a sampling mode's base)
+            if wp is not None and wp not in WP_NAMES and id(node) not in modes:
                 return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
         else:
             continue
@@ -275,12 +288,7 @@ def _allowlist(nodes: list, own: _OwnNames) -> dict | None:
         elif t is Attribute:
             v = node.value
             base = v.id if type(v) is Name else None
-            if base == "wp":
-                field_ok = False
-            else:  # a field read of a struct (a parameter, a struct array's element, a nested struct)
-                cls = own.struct_of(v)
-                field_ok = cls is not None and node.attr in own.structs[cls] and type(node.ctx) is ast.Load
-            if not (base == "wp" or field_ok) or node.attr.startswith("_"):
+            if not (base == "wp" or _volume_mode(node) or _field_read(node, own)) or node.attr.startswith("_"):
                 return failed(f"safety: disallowed attribute access .{node.attr} at line {node.lineno}")
             if base == "wp" and node.attr == "constant" and id(node) not in constants:
                 return failed(f"safety: wp.constant at line {node.lineno} other than a module constant of a literal")

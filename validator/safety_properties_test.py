@@ -152,6 +152,8 @@ def _node_problem(tree, structs):
     statics = {id(n.func) for n in ast.walk(tree) if type(n) is ast.Call and _wp(n.func) == "static"
                and _static_literal(n)}
     constants = {id(call.func) for n in tree.body if (call := _constant_call(n)) is not None}
+    modes = {id(n.value) for n in ast.walk(tree) if type(n) is ast.Attribute and _wp(n.value) == "Volume"
+             and n.attr in ("CLOSEST", "LINEAR") and type(n.ctx) is ast.Load}
     for node in ast.walk(tree):  # the standard library's walk, not safety's `_walk`
         t = type(node)
         if t not in _NODES:
@@ -164,6 +166,12 @@ def _node_problem(tree, structs):
             return "a from-import other than `from typing import Any` first"
         if t is ast.Name and node.id.startswith("__"):
             return f"the dunder name {node.id}"
+        if t is ast.Attribute and id(node) in modes:  # the wp.Volume of a sampling mode
+            continue
+        if t is ast.Attribute and type(node.value) is ast.Attribute and _wp(node.value) == "Volume":
+            if node.attr not in ("CLOSEST", "LINEAR") or type(node.ctx) is not ast.Load:
+                return f"the attribute wp.Volume.{node.attr}"
+            continue
         if t is ast.Attribute:  # wp.<a grammar name>, or a field of a struct parameter (p.f, p.f.g) or element (a[i].f)
             base = node.value.id if type(node.value) is ast.Name else type(node.value).__name__
             root = node.value

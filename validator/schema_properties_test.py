@@ -76,6 +76,28 @@ def _with_mutant(strategy):
 pair_and_mutant = _with_mutant(pair_records)
 
 
+def _object_paths(value, path=()) -> list:
+    """The paths of every object (dict) in `value`, its root included."""
+    found = [path] if isinstance(value, dict) else []
+    kids = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in kids:
+        found += _object_paths(v, path + (k,))
+    return found
+
+
+@st.composite
+def _with_unknown_key(draw, value):
+    """A copy of `value` with one unknown key added to one of its objects: the mutant that only
+    `additionalProperties: false` refuses (a planted bug's search needs it often, not by chance)."""
+    m = copy.deepcopy(value)
+    target = _at(m, draw(st.sampled_from(_object_paths(m))))
+    target[draw(st.text(min_size=1, max_size=8).filter(lambda k: k not in target))] = draw(json_values)
+    return m
+
+
+pair_and_unknown_key = pair_records.flatmap(lambda v: st.tuples(st.just(v), _with_unknown_key(v)))
+
+
 def _depth(value) -> int:
     todo, deepest = [(value, 1)], 0
     while todo:
@@ -269,7 +291,7 @@ def _stub(obj, name, value):
 
 PLANTED = {  # the error each fails with: AssertionError unless named
     "compiled check ignores additionalProperties": (
-        _compiled_check_ignoring_additional_properties, _fast_check_agrees, pair_and_mutant),
+        _compiled_check_ignoring_additional_properties, _fast_check_agrees, pair_and_unknown_key),
     "check_static without its bounds wall": (
         _stub(verdicts, "check_bounds", lambda r: verdicts.PASSED), _static_verdict, hostile_records),
     "check_spec without its type guard": (_check_spec_without_its_type_guard, _static_verdict, hostile_records, TypeError),
