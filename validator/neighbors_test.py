@@ -7,8 +7,6 @@ spec check to the grid's build parameters (a forged cell width fails it, and the
 such forgeries)."""
 
 import copy
-import json
-import random
 import sys
 
 import numpy as np
@@ -16,11 +14,11 @@ import pytest
 
 from extractor import warp_adapter
 from generator import oracle
-from generator.families import build_spec
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import HASH_GRID, ArgSpec, KernelSpec
-from validator import checks
+from pipeline.chunk import build_record
+from validator import checks, object_testing
 from validator.launch import run_cpu
 
 V = lambda name: ["v", name]  # noqa: E731 - the spec's own shorthand
@@ -99,37 +97,17 @@ def test_warp_finds_the_same_neighbours_on_the_radius_too(tmp_path):
 
 @pytest.mark.parametrize("source,reason", list(NEAR_MISSES.items()))
 def test_the_safety_wall_admits_the_new_forms_exactly(source, reason):
-    v = checks.check_safety(source)
-    if reason is None:
-        assert v == checks.PASSED, v
-    else:
-        assert v["status"] == "failed" and reason in v["reason"], v
+    object_testing.assert_safety_verdict(source, reason)
 
 
 def test_warp_runs_drawn_kernels_as_the_oracle_with_gradients():
     spec = _spec()
-    drawn = [build_spec("neighbors", s) for s in range(3)]
-    results = checks.check_batch([spec, *drawn])
-    for s, res in zip([spec, *drawn], results):
-        assert res.error is None, f"{s.name}: {res.error}"
-        for check in ("compile_cpu", "compile_cuda", "execute_cpu"):
-            assert res.verdicts[check].passed, f"{s.name} {check}: {res.verdicts[check]}"
-        grad = res.verdicts["execute_backward_cpu"]  # atomic_add in the query loop: Warp differentiates it
-        assert grad.passed or (s is not spec and grad.status == "inconclusive"), f"{s.name}: {grad}"
-    for target in ("cpp", "cuda"):
-        assert "hash_grid_query_next" in results[0].ir[target]["forward"], target
-
-
-def _record(spec):
-    from pipeline import chunk
-    res = checks.check_batch([spec])[0]
-    assert res.error is None, res.error
-    return chunk.build_record(spec, render_source(spec), "cpu", res)
+    object_testing.assert_drawn_kernels_run(spec, "neighbors", "hash_grid_query_next")
 
 
 def test_the_record_meets_the_pair_schema_and_the_schema_refuses_malformed_grids():
     from validator import verdicts
-    record = _record(_spec())
+    record = object_testing.record(_spec(), build_record)
     assert verdicts.check_schema(record) == checks.PASSED
     grid = record["args"][1]
     assert grid == {"name": "grid", "kind": HASH_GRID, "dtype": "uint64", "shape": [4, 4, 4], "role": "in",
@@ -155,18 +133,7 @@ def test_the_record_meets_the_pair_schema_and_the_schema_refuses_malformed_grids
 def test_a_forged_cell_width_is_caught_by_the_spec_check_and_the_fault_audit_draws_one():
     """A record whose grid is built otherwise than (family, seed) draws it fails `spec`, even as a
     coherent forgery (the source, which does not name the cell width, is the same)."""
-    from validator import inject_source, verdicts
-
-    record = _record(build_spec("neighbors", 1))
-    assert verdicts.check_static(record) == checks.PASSED
-    for inject, prefix in ((inject_source.spec_edit, "spec.args["), (inject_source.spec_forgery, "coherent: spec.args[")):
-        drawn = [inject([record], 0, random.Random(k)) for k in range(60)]
-        found = [inj for inj in drawn if inj is not None and inj.detail.startswith(prefix) and " cell " in inj.detail]
-        assert found, inject.__name__
-        forged = json.loads(found[0].line)
-        assert forged["source"] == record["source"]
-        verdict = verdicts.check_static(forged)
-        assert verdict["status"] == "failed" and "args differs" in verdict["reason"], verdict
+    object_testing.assert_forged_build_fails("neighbors", 1, " cell ", build_record)
 
 
 if __name__ == "__main__":
