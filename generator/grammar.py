@@ -54,11 +54,12 @@ def direction(e):
                 return e
 
 
-def vanishes(e) -> bool:
+def vanishes(e, planar: bool = False) -> bool:
     """Whether `e` holds a part that is constant whatever the inputs, so its float32 value and
     Warp's gradient of it are rounding noise (1e-9 to 1e-6) where the float64 oracle's are about 0:
     a triple product dot(cross(a, b), c) (in either order) whose c is parallel to a or b (zero), or
-    the length of a normalized vector (one)."""
+    the length of a normalized vector (one). With `planar` (every vector of `e` but those built of
+    scalars lies in one plane), any triple product: it is 0 there."""
     todo = [e]
     while todo:
         n = todo.pop()
@@ -68,7 +69,7 @@ def vanishes(e) -> bool:
         if n[:2] == ["call", "dot"] and len(n[2]) == 2:
             a, b = n[2]
             for u, w in ((direction(a), b), (direction(b), a)):
-                if u[:2] == ["call", "cross"] and direction(w) in (direction(u[2][0]), direction(u[2][1])):
+                if u[:2] == ["call", "cross"] and (planar or direction(w) in (direction(u[2][0]), direction(u[2][1]))):
                     return True
         todo.extend(x for x in n if isinstance(x, list) and x and isinstance(x[0], str))
     return False

@@ -165,7 +165,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
                 return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
             decorators = [_decorator_text(d) for d in n.decorator_list]
             generic = imports_any and decorators == ["wp.func"]
-            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's): wp.uint64
+            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's, mesh's, volume's): wp.uint64
                 if not (_annotation_ok(arg.annotation, structs, generic) or
                         (decorators == ["wp.kernel"] and _wp_name(arg.annotation) == "uint64")):
                     return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")

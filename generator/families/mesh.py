@@ -5,23 +5,11 @@ with `wp.mesh_eval_position` and, if it lies within the query's distance, writes
 closest point, the gap to it and its own values, and may write the point itself or a hit flag.
 The oracle finds the same point by checking every triangle."""
 
-from generator.grammar import FloatExprs, VecExprs, bin_, c, direction, ld, mentions, using_all, v, vanishes
+from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, mentions, using_all, v, vanishes
 from generator.spec import MESH, MESH_SPANS, ArgSpec, KernelSpec
 
 NAME = "mesh"
 TARGET = "cpu"
-
-
-def _triple(e) -> bool:
-    """Whether `e` holds a triple product dot(cross(a, b), c): here every vector but those built of
-    scalars lies in the plane of cp and p (cp, cp - p and their scalings), where such a product is 0."""
-    todo = [e]
-    while todo:
-        n = todo.pop()
-        if n[:2] == ["call", "dot"] and any(direction(a)[:2] == ["call", "cross"] for a in n[2]):
-            return True
-        todo.extend(x for x in n if isinstance(x, list) and x and isinstance(x[0], str))
-    return False
 
 
 def build(rng, name, seed):
@@ -50,7 +38,9 @@ def build(rng, name, seed):
     inner = []
     must = [xi] + [v("s")] * (v("s") in leaves)
     term = using_all(rng, vecs.scalar(rng.randint(2, 3)), must)
-    while vanishes(term) or _triple(term):  # a constant: its float32 value and gradient are rounding noise
+    # a constant (every vector here but those built of scalars lies in the plane of cp and p, so any
+    # triple product is 0): its float32 value and gradient are rounding noise
+    while vanishes(term, planar=True):
         term = using_all(rng, vecs.scalar(rng.randint(2, 3)), must)
     if not mentions(term, v("cp")) and not mentions(term, v("d")):  # the closest point read: its height
         term = bin_(rng.choice("+-*"), term, ["comp", v("cp"), [2]])
