@@ -18,7 +18,7 @@ from extractor import warp_adapter
 from generator import oracle
 from generator.inputs import make_inputs
 from generator.render import render_source
-from generator.spec import VOLUME, ArgSpec, KernelSpec
+from generator.spec import VOLUME, VOLUME_MODES, ArgSpec, KernelSpec
 from pipeline.chunk import build_record
 from validator import checks, object_testing
 from validator.launch import run_cpu
@@ -90,6 +90,12 @@ def _on_the_edges(inputs) -> dict:
     q[3] = (1.25, 1.25, -1.25)
     q[4] = (-1.0 + (SHAPE[0] - 0.5) * CELL, -1.0 + 0.25, -1.0 + 0.75)
     return {**inputs, "q": q}
+
+
+def test_the_oracle_s_sampling_modes_are_the_running_warp_s():
+    """The oracle reads ["vmode", name] as VOLUME_MODES[name]; the source names wp.Volume.<name>."""
+    import warp as wp
+    assert VOLUME_MODES == {name: getattr(wp.Volume, name) for name in VOLUME_MODES}
 
 
 @pytest.mark.parametrize("mode", ["LINEAR", "CLOSEST"])
