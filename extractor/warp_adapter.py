@@ -786,6 +786,14 @@ def make_mesh(points, faces, device: str = "cpu") -> ObjectId:
     return ObjectId(mesh)
 
 
+def make_bvh(centres, half: float, device: str = "cpu") -> ObjectId:
+    """A `wp.Bvh` of one box per point of `centres` ((n, 3)): the cube of half-width `half` around it
+    (lowers and uppers formed in float32; the Bvh holds both arrays)."""
+    c = np.asarray(centres, dtype=np.float32)
+    lowers, uppers = (wp.array(c + np.float32(s * half), dtype=wp.vec3, device=device) for s in (-1, 1))
+    return ObjectId(wp.Bvh(lowers, uppers))
+
+
 def make_volume(dense, origin: float, cell: float, device: str = "cpu") -> ObjectId:
     """A `wp.Volume` of the dense float32 voxels `dense`, voxel (0, 0, 0) at `origin` on every axis,
     voxel size `cell`, background 0."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.spec import HASH_GRID, MESH, STRUCT_ARRAY, VOLUME, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
+from generator.spec import BVH, HASH_GRID, MESH, STRUCT_ARRAY, VOLUME, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
 
 NP_DTYPES = {
     "float16": np.float16,
@@ -42,7 +42,7 @@ def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
     rng = np.random.Generator(np.random.PCG64(derive_seed(*parts)))
     values: dict = {}
     for a in spec.args:
-        if a.kind == HASH_GRID:  # no input of its own: built from its points at launch
+        if a.kind in (HASH_GRID, BVH):  # no input of its own: built from its points at launch
             continue
         if a.kind in ("struct", STRUCT_ARRAY):  # one value per field, in field order (a nested struct's
             # depth first); a struct array's: one array per field, that field of every element

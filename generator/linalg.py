@@ -160,6 +160,18 @@ def closest_point_edge_edge(p1, q1, p2, q2, epsilon: float) -> np.ndarray:
     return np.array([s, t, float(np.sqrt(dot(gap, gap)))])
 
 
+def box_meets(lower: np.ndarray, upper: np.ndarray, query: str, a, b) -> bool:
+    """Whether the box [lower, upper] meets a BVH query, with Warp's closed tests (native/intersect.h):
+    "aabb", the box from lower a to upper b (intersect_aabb_aabb: they overlap or touch); "sphere",
+    centre a and radius b (intersect_sphere_aabb: the box's squared distance to a is at most b^2)."""
+    if query == "aabb":
+        return bool(np.all(lower <= b) and np.all(upper >= a))
+    if query == "sphere":
+        gap = np.maximum(np.maximum(lower - a, a - upper), 0.0)
+        return float(dot(gap, gap)) <= max(b, 0.0) ** 2
+    raise ValueError(f"unknown BVH query {query!r}")
+
+
 def closest_on_mesh(points: np.ndarray, faces: np.ndarray, p: np.ndarray) -> tuple[float, np.ndarray]:
     """(squared distance, point) of the point of the triangle mesh (`points` (V, 3), `faces` (T, 3))
     closest to p, in float64, every triangle checked (Ericson's Real-Time Collision Detection 5.1.5,

@@ -18,7 +18,7 @@ import numpy as np
 
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
-from generator.spec import (CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
+from generator.spec import (BVH, CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
                             HASH_GRID, MESH, STRUCT_ARRAY, VOLUME, VOLUME_MODES, VOLUME_ORIGIN, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float,
                             mesh_geometry)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
@@ -297,6 +297,8 @@ class Interpreter:
                     env[var], env[dist] = j, d2
                     if not self.iteration(body, env):
                         break
+            case ["boxes", *_]:
+                self._boxes(s, env)
             case ["closest", var, mesh, point, max_dist, body]:  # the mesh's closest point, brute force
                 d2, env[var] = linalg.closest_on_mesh(*self.scalars[mesh], np.asarray(self.expr(point, env), np.float64))
                 if d2 < self.expr(max_dist, env) ** 2:  # Warp's test: strictly within
@@ -317,6 +319,19 @@ class Interpreter:
                 raise _Return(None)
             case _:
                 raise ValueError(f"unknown statement tag {s[0]!r}")
+
+    def _boxes(self, s, env):
+        """["boxes", j, bvh, query, a, b, body]: the BVH's query, brute force over its boxes."""
+        _, var, bvh, query, a, b, body = s
+        points, half = self.scalars[bvh]
+        pts = self.arrays[points]  # read point by point, as ["neighbors", ...]
+        lo, hi = np.asarray(self.expr(a, env), np.float64), self.expr(b, env)
+        for j in range(pts.shape[0]):
+            if not linalg.box_meets(pts[(j,)] - half, pts[(j,)] + half, query, lo, hi):
+                continue
+            env[var] = j
+            if not self.iteration(body, env):
+                break
 
     def _if(self, s, cond, then, elifs, orelse, env):
         if self.expr(cond, env):
@@ -358,6 +373,9 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
     scalars: dict = {}
     for a in spec.args:
         if a.kind == HASH_GRID:  # built from its points, which the oracle searches by brute force
+            continue
+        if a.kind == BVH:  # boxes around its points (which the oracle reads as they are), searched by brute force
+            scalars[a.name] = (a.points, a.cell)
             continue
         if a.kind == MESH:  # its vertices and triangles (never written), searched by brute force
             xy, faces = mesh_geometry(a.shape)

@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from generator.spec import HASH_GRID, STRUCT_ARRAY, VOLUME, fields_json, flat_fields
+from generator.spec import BVH, HASH_GRID, STRUCT_ARRAY, VOLUME, fields_json, flat_fields
 
 
 def record_id(source: str, name: str) -> str:
@@ -28,7 +28,7 @@ def arg_json(a) -> dict:
     d = {"name": a.name, "kind": a.kind, "dtype": a.dtype, "shape": list(a.shape), "role": a.role}
     if a.fields:
         d["fields"] = fields_json(a.fields)
-    if a.kind == HASH_GRID:  # how the grid is built: from which input array, with which cell width
+    if a.kind in (HASH_GRID, BVH):  # how the grid (the boxes) is built: from which input array, with which cell width (half-width)
         d["points"], d["cell"] = a.points, a.cell
     if a.kind == VOLUME:  # its voxel size (its voxels are its input)
         d["cell"] = a.cell
@@ -40,7 +40,7 @@ def inputs_json(spec, inputs: dict) -> dict:
     struct's as `arg.inner.field`), a struct array's the same, each the field of every element."""
     out = {}
     for a in spec.args:
-        if a.role == "out" or a.kind == HASH_GRID:  # a grid is rebuilt from its points
+        if a.role == "out" or a.kind in (HASH_GRID, BVH):  # a grid or a BVH is rebuilt from its points
             continue
         if a.kind in ("struct", STRUCT_ARRAY):
             for f, _ in flat_fields(a.fields):

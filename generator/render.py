@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import (FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, VOLUME, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
+from generator.spec import (BVH, BVH_QUERIES, FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, VOLUME, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
                             ArgSpec, HelperSpec, KernelSpec, struct_classes)
 
 INDENT = "    "
@@ -132,6 +132,8 @@ def render_block(stmts: list, depth: int) -> list[str]:
             lines += _neighbors(s, pad, depth)
         elif tag == "closest":
             lines += _closest(s, pad, depth)
+        elif tag == "boxes":
+            lines += _boxes(s, pad, depth)
         elif tag in ("break", "continue"):
             lines.append(pad + tag)
         elif tag == "ret":
@@ -175,8 +177,21 @@ def _closest(s: list, pad: str, depth: int) -> list[str]:
             *render_block(body, depth + 1)]
 
 
+def _boxes(s: list, pad: str, depth: int) -> list[str]:
+    """["boxes", j, bvh, query, a, b, body]: the body once for every box j of the BVH that the query
+    (wp.bvh_query_aabb from lower a to upper b, or wp.bvh_query_sphere of centre a and radius b)
+    meets, found by wp.bvh_query_next. Warp's tests are closed (touching boxes meet); the drawn
+    points, half-widths, bounds and radii are multiples of 1/1024 in a few units, so every
+    difference and square Warp forms in float32 is exact and the set is the oracle's."""
+    _, var, bvh, query, a, b, body = s
+    return [f"{pad}b_{var} = wp.{BVH_QUERIES[query]}({bvh}, {render_expr(a)}, {render_expr(b)})",
+            f"{pad}{var} = int(0)",
+            f"{pad}while wp.bvh_query_next(b_{var}, {var}):",
+            *(render_block(body, depth + 1) or [pad + INDENT + "pass"])]
+
+
 def _annotation(a: ArgSpec) -> str:
-    if a.kind in (HASH_GRID, MESH, VOLUME):
+    if a.kind in (HASH_GRID, MESH, VOLUME, BVH):
         return "wp.uint64"
     if a.kind == "struct":
         return a.dtype

@@ -67,6 +67,10 @@ Statements:
   ["closest", cp, mesh, point, max_dist, [body...]]   the body once if a point of the mesh lies
                                  (strictly) within max_dist of `point`, cp the closest one
                                  (wp.mesh_query_point_no_sign, then wp.mesh_eval_position)
+  ["boxes", j, bvh, query, a, b, [body...]]   the body for every box j of a BVH that the query
+                                 meets: query "aabb" (a box from lower a to upper b,
+                                 wp.bvh_query_aabb) or "sphere" (centre a, radius b,
+                                 wp.bvh_query_sphere); then wp.bvh_query_next
 
 Helpers: a parameter typed GENERIC ("Any") makes the @wp.func generic (`typing.Any`: Warp compiles
 one overload per argument type it is called with); a helper whose `ret` is GENERIC has no return
@@ -141,7 +145,7 @@ def is_float(dtype: str) -> bool:
 class ArgSpec:
     """One kernel argument. `kind` is "array", "scalar", "struct", STRUCT_ARRAY (an input array of
     @wp.struct elements), HASH_GRID (a `wp.HashGrid` built from an input array), MESH (a `wp.Mesh`
-    built from its own input, a height field) or VOLUME (a `wp.Volume` of its own input, a dense
+    built from its own input, a height field), BVH (a `wp.Bvh` of boxes around an input array's points) or VOLUME (a `wp.Volume` of its own input, a dense
     grid of voxels); arrays have `shape`.
 
     A struct argument's (or struct array's) `dtype` is its @wp.struct class name and `fields` its
@@ -158,8 +162,8 @@ class ArgSpec:
     high: float = 2.0
     fields: tuple[tuple[str, str], ...] = ()
     ascending: bool = False  # an input array drawn sorted, ascending (wp.lower_bound searches it)
-    points: str = ""  # HASH_GRID: the vec3 input array the grid is built from
-    cell: float = 0.0  # HASH_GRID: the radius `HashGrid.build` is given (its cells' width); VOLUME: its voxel size
+    points: str = ""  # HASH_GRID, BVH: the vec3 input array the grid (the boxes) is built from
+    cell: float = 0.0  # HASH_GRID: the radius `HashGrid.build` is given (its cells' width); VOLUME: its voxel size; BVH: its boxes' half-width
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -199,6 +203,12 @@ VOLUME = "volume"
 VOLUME_ORIGIN = -1.0
 VOLUME_CALLS = ("volume_world_to_index", "volume_index_to_world", "volume_sample_f", "volume_lookup_f")
 VOLUME_MODES = {"CLOSEST": 0, "LINEAR": 1}  # wp.Volume's sampling modes (native/volume.h)
+# ArgSpec.kind of a `wp.Bvh` passed as its `wp.uint64` id: one box per point of the vec3 input array
+# `points`, a cube of half-width `cell` around it (lowers points - cell, uppers points + cell), `shape`
+# (n,) the number of boxes; it has no input of its own, so a record reproduces it from the points
+BVH = "bvh"
+BVH_QUERIES = {"aabb": "bvh_query_aabb", "sphere": "bvh_query_sphere"}  # ["boxes", ...]'s query -> its builtin
+BVH_CALLS = (*BVH_QUERIES.values(), "bvh_query_next")
 
 
 def mesh_geometry(shape: tuple[int, ...]) -> tuple[list[tuple[float, float]], list[tuple[int, int, int]]]:

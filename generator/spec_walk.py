@@ -58,6 +58,8 @@ def statement_children(s: Node) -> list[tuple[Node, bool]]:
             return [*_of([center, radius]), *_in(body)]
         case ["closest", _, _, point, max_dist, body]:
             return [*_of([point, max_dist]), *_in(body)]
+        case ["boxes", _, _, _, a, b, body]:
+            return [*_of([a, b]), *_in(body)]
     return []  # break, continue, ret_kernel (and tags this walk does not know)
 
 
@@ -106,7 +108,7 @@ def statement_bodies(s: Node) -> list[Body]:
         case ["if", _, then, elifs, orelse]:
             return [then, *(body for _, body in elifs), orelse]
         case ["for", _, _, _, body, *_] | ["while", _, body] | ["neighbors", _, _, _, _, _, _, body] | \
-                ["closest", _, _, _, _, body]:
+                ["closest", _, _, _, _, body] | ["boxes", _, _, _, _, _, body]:
             return [body]
     return []
 
@@ -151,6 +153,8 @@ def referenced_names(*bodies: Body) -> set[str]:
                 names.update((name, grid, points, dist))
             case ["closest", name, mesh, _, _, _]:  # the closest point, the mesh
                 names.update((name, mesh))
+            case ["boxes", name, bvh, _, _, _, _]:  # the box's index, the BVH
+                names.update((name, bvh))
     return names
 
 

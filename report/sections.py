@@ -361,8 +361,8 @@ def _limits(F: dict) -> list[tuple]:
                 "Backward PTX is not stored (NVVM does not reproduce it byte for byte for tile kernels); "
                 "backward code is present as C++ and CUDA C++ only.",
                 "Kernels are synthetic, drawn from a fixed set of family patterns and well defined by construction, "
-                "with small launch sizes; Warp features outside those families (meshes, volumes, sparse types) "
-                "are absent.",
+                "with small launch sizes; Warp features outside those families are absent (the builtins real kernels "
+                "call most that none emits are listed under Language coverage).",
                 "The token figures are a proxy; measure with the target tokenizer before fixing a context length."])]
 
 

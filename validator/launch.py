@@ -9,12 +9,12 @@ import numpy as np
 
 from extractor import warp_adapter
 from generator.inputs import NP_DTYPES
-from generator.spec import (HASH_GRID, MESH, STRUCT_ARRAY, TILE_BLOCK_DIM, VOLUME, VOLUME_ORIGIN, KernelSpec, flat_fields,
+from generator.spec import (BVH, HASH_GRID, MESH, STRUCT_ARRAY, TILE_BLOCK_DIM, VOLUME, VOLUME_ORIGIN, KernelSpec, flat_fields,
                             mesh_geometry)
 
 
 def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = frozenset()) -> tuple[list, dict]:
-    """The launch arguments (Warp arrays, struct instances, scalars, a hash grid's, a mesh's or a volume's id)
+    """The launch arguments (Warp arrays, struct instances, scalars, a hash grid's, a mesh's, a volume's or a BVH's id)
     and the arrays by name; arrays named in `grad` are created with requires_grad."""
     values, arrays = [], {}
     for a in spec.args:
@@ -24,6 +24,8 @@ def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = 
             xy, faces = mesh_geometry(a.shape)
             points = np.column_stack([np.asarray(xy, dtype=np.float32), np.ravel(inputs[a.name]).astype(np.float32)])
             values.append(warp_adapter.make_mesh(points, faces, device))
+        elif a.kind == BVH:  # boxes around its points, an input array (not read back, held constant)
+            values.append(warp_adapter.make_bvh(inputs[a.points], a.cell, device))
         elif a.kind == VOLUME:  # dense voxels: its own input (not read back, held constant)
             values.append(warp_adapter.make_volume(inputs[a.name], VOLUME_ORIGIN, a.cell, device))
         elif a.kind == "array":

@@ -11,7 +11,7 @@ import keyword
 
 from generator.oracle import BUILTINS as ORACLE_BUILTINS
 from generator.oracle_builtins import BARE_CALLS
-from generator.spec import (ATOMIC_OPS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, GRID_QUERIES, MESH_QUERIES, RAND_DRAWS,
+from generator.spec import (ATOMIC_OPS, BVH_CALLS, CAST_FLOAT_DTYPES, DTYPES, GENERIC, GRID_QUERIES, MESH_QUERIES, RAND_DRAWS,
                             RAND_SAMPLES, SMALL_INT_DTYPES, VALUE_VEC_TYPES, VOLUME_MODES)
 from validator.outcomes import PASSED, failed
 
@@ -36,7 +36,7 @@ WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_
     frozenset(VALUE_VEC_TYPES) | \
     frozenset({f"atomic_{op}" for op in ATOMIC_OPS}) | \
     frozenset({"kernel", "func", "struct", "tid", "where", "constant", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"}) | \
-    frozenset(GRID_QUERIES) | frozenset(MESH_QUERIES)
+    frozenset(GRID_QUERIES) | frozenset(MESH_QUERIES) | frozenset(BVH_CALLS)
 # the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
 BARE_NAMES = BARE_CALLS
 # wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the
@@ -165,7 +165,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
                 return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
             decorators = [_decorator_text(d) for d in n.decorator_list]
             generic = imports_any and decorators == ["wp.func"]
-            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's, mesh's, volume's): wp.uint64
+            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's, mesh's, volume's, BVH's): wp.uint64
                 if not (_annotation_ok(arg.annotation, structs, generic) or
                         (decorators == ["wp.kernel"] and _wp_name(arg.annotation) == "uint64")):
                     return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
