@@ -23,7 +23,7 @@ from generator.render import render_source
 # one seed per family: short examples that still show the family's shape
 SEEDS = {
     "arith": 20, "branch": 47, "loop": 27, "nested_loops": 28, "vecmath": 12, "matrix": 56, "atomics": 45,
-    "helpers": 0, "structs": 14, "dtypes": 22, "funcs": 37, "struct_arrays": 56, "neighbors": 10, "mesh": 4, "volume": 4, "bvh": 143,
+    "helpers": 0, "structs": 14, "dtypes": 22, "funcs": 37, "struct_arrays": 56, "neighbors": 10, "mesh": 4, "volume": 4, "bvh": 143, "texture": 78,
     "reduce_atomic": 42,
     "stencil": 38, "matvec": 51,
     "cond_reduce": 40, "particles": 52, "random_numbers": 31, "control_flow": 15, "tile_reduce": 56,

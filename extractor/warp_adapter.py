@@ -794,6 +794,14 @@ def make_bvh(centres, half: float, device: str = "cpu") -> ObjectId:
     return ObjectId(wp.Bvh(lowers, uppers))
 
 
+def make_texture2d(data, filter: str, address: str, device: str = "cpu"):
+    """A one-channel `wp.Texture2D` of the float32 texels `data` ((height, width)) with the named
+    filter and address modes (wp.TextureFilterMode / wp.TextureAddressMode), normalized coordinates:
+    the launch argument itself (a kernel's `wp.Texture2D` parameter takes the object)."""
+    return wp.Texture2D(np.ascontiguousarray(data, dtype=np.float32), filter_mode=getattr(wp.TextureFilterMode, filter),
+                        address_mode=getattr(wp.TextureAddressMode, address), normalized_coords=True, device=device)
+
+
 def make_volume(dense, origin: float, cell: float, device: str = "cpu") -> ObjectId:
     """A `wp.Volume` of the dense float32 voxels `dense`, voxel (0, 0, 0) at `origin` on every axis,
     voxel size `cell`, background 0."""

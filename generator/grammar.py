@@ -211,6 +211,12 @@ def using_all(rng: random.Random, e, leaves: list):
     return e
 
 
+def size(e) -> int:
+    """The number of lists and atoms in an expression: a term smaller than about 24 (`x[i] + s` is
+    13) is one that many kernels of a family would share."""
+    return 1 + sum(size(x) for x in e) if isinstance(e, list) else 1
+
+
 def mentions(e, target) -> bool:
     """Whether expression `e` contains `target` (or, with target None, any variable or load)."""
     if not isinstance(e, list):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from generator.spec import BVH, HASH_GRID, MESH, STRUCT_ARRAY, VOLUME, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
+from generator.spec import BVH, HASH_GRID, MESH, STRUCT_ARRAY, TEXTURE, VOLUME, VEC_SHAPES, ArgSpec, KernelSpec, derive_seed, flat_fields, is_float
 
 NP_DTYPES = {
     "float16": np.float16,
@@ -50,7 +50,7 @@ def make_inputs(spec: KernelSpec, variant: int = 0) -> dict:
             values[a.name] = {f: _draw(rng, ArgSpec(f, kind, t, shape, low=a.low, high=a.high))
                               for f, t in flat_fields(a.fields)}
             continue
-        if a.kind in (MESH, VOLUME):  # its own input: a height field's z, one float32 per vertex, or a volume's voxels
+        if a.kind in (MESH, VOLUME, TEXTURE):  # its own input: a height field's z, one float32 per vertex, a volume's voxels or a texture's texels
             values[a.name] = _draw(rng, ArgSpec(a.name, "array", "float32", a.shape, low=a.low, high=a.high))
             continue
         values[a.name] = _draw(rng, a)

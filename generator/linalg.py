@@ -12,6 +12,8 @@ in the same order and give the same bits. Determinants use Warp's own formulas (
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -237,9 +239,70 @@ class Volume:
 
 
 # the volume_* builtins of a Volume (generator.oracle_builtins.BUILTINS)
+class Texture2D:
+    """A one-channel `wp.Texture2D` of `data` ((height, width), row y holding texels x), sampled at
+    normalized coordinates as Warp's CPU sampler does (native/texture.h): `filter` CLOSEST (the
+    texel floor(u * width), after the address mode) or LINEAR (bilinear between the texels around
+    u * width - 0.5), `address` WRAP, CLAMP, MIRROR or BORDER (0 outside) on both axes."""
+
+    def __init__(self, data, filter: str, address: str):
+        self.data, self.filter, self.address = np.asarray(data, dtype=np.float64), filter, address
+
+    def _periodic(self) -> float:
+        return {"WRAP": 1.0, "MIRROR": 2.0}.get(self.address, 0.0)
+
+    def _index(self, i: int, n: int) -> int:
+        if self.address == "WRAP":
+            return i % n
+        if self.address == "CLAMP":
+            return min(max(i, 0), n - 1)
+        if self.address == "MIRROR":
+            m = i % (2 * n)
+            return 2 * n - m - 1 if m >= n else m
+        return i  # BORDER: out of bounds reads 0
+
+    def _fetch(self, x: int, y: int) -> float:
+        height, width = self.data.shape
+        return float(self.data[y, x]) if 0 <= x < width and 0 <= y < height else 0.0
+
+    def _nearest(self, c: float, n: int) -> int:
+        period = self._periodic()
+        t = (math.fmod(c, period) if period else c) * n
+        return self._index(math.floor(t if period else max(-1.0, min(t, float(n)))), n)
+
+    def _cell(self, c: float, n: int) -> tuple[int, float]:
+        period = self._periodic()
+        if period:
+            c = math.fmod(c, period) + (period if math.fmod(c, period) < 0 else 0.0)
+        t = c * n - 0.5
+        if self.address == "CLAMP":
+            t = max(0.0, min(t, n - 1.0))
+        elif self.address == "BORDER":
+            t = max(-2.0, min(t, float(n)))
+        i = math.floor(t)
+        return i, t - i
+
+    def sample(self, u: float, v: float) -> float:
+        height, width = self.data.shape
+        if self.filter == "CLOSEST":
+            return self._fetch(self._nearest(u, width), self._nearest(v, height))
+        (x0, fx), (y0, fy) = self._cell(u, width), self._cell(v, height)
+        x1, y1, x0, y0 = self._index(x0 + 1, width), self._index(y0 + 1, height), self._index(x0, width), self._index(y0, height)
+        low = self._fetch(x0, y0) * (1 - fx) + self._fetch(x1, y0) * fx
+        high = self._fetch(x0, y1) * (1 - fx) + self._fetch(x1, y1) * fx
+        return low * (1 - fy) + high * fy
+
+
+def _texture_sample(tex: Texture2D, *coords, dtype=None) -> float:
+    """wp.texture_sample(tex, uv, dtype=float) or (tex, u, v, dtype=float): one float channel."""
+    u, v = (coords[0][0], coords[0][1]) if len(coords) == 1 else coords
+    return tex.sample(float(u), float(v))
+
+
 VOLUME_BUILTINS = {
     "volume_world_to_index": lambda vol, p: vol.to_index(p),
     "volume_index_to_world": lambda vol, u: vol.to_world(u),
     "volume_sample_f": lambda vol, u, mode: vol.sample(u, mode),
     "volume_lookup_f": lambda vol, i, j, k: vol.lookup(i, j, k),
+    "texture_sample": _texture_sample,  # a wp.Texture2D's
 }

@@ -19,7 +19,7 @@ import numpy as np
 from generator import linalg, oracle_lanes, spec_walk
 from generator.oracle_builtins import BARE_BUILTINS, BUILTINS
 from generator.spec import (BVH, CAST_FLOAT_DTYPES, FLOAT_DTYPES, GENERIC, INT_BITS, PY_CASTS, RAND_DRAWS, RAND_SAMPLES,
-                            HASH_GRID, MESH, STRUCT_ARRAY, VOLUME, VOLUME_MODES, VOLUME_ORIGIN, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float,
+                            HASH_GRID, MESH, STRUCT_ARRAY, TEXTURE, VOLUME, VOLUME_MODES, VOLUME_ORIGIN, VALUE_VEC_TYPES, VEC_SHAPES, KernelSpec, flat_fields, is_float,
                             mesh_geometry)
 from generator.warp_rng import rand_int, rand_pcg, sample, unit_float
 
@@ -188,7 +188,7 @@ class Interpreter:
             case ["arr", name]:
                 return self.arrays[name]
             case ["fnref", name]:
-                return BUILTINS[name]
+                return float if name == "float" else BUILTINS[name]
             case ["vmode", mode]:
                 return VOLUME_MODES[mode]
             case ["mmul", a, b]:
@@ -381,6 +381,9 @@ def prepare(spec: KernelSpec, inputs: dict) -> tuple[dict[str, np.ndarray], dict
             xy, faces = mesh_geometry(a.shape)
             points = np.column_stack([np.asarray(xy, np.float64), np.ravel(inputs[a.name]).astype(np.float64)])
             scalars[a.name] = (points, np.asarray(faces, dtype=np.int64))
+            continue
+        if a.kind == TEXTURE:  # its texels (never written), read by texture_sample
+            scalars[a.name] = linalg.Texture2D(inputs[a.name], *a.sampler.split("/"))
             continue
         if a.kind == VOLUME:  # its voxels (never written), read by the volume_* builtins
             scalars[a.name] = linalg.Volume(np.array(inputs[a.name], dtype=np.float64), VOLUME_ORIGIN, a.cell)

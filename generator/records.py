@@ -10,7 +10,7 @@ import hashlib
 
 import numpy as np
 
-from generator.spec import BVH, HASH_GRID, STRUCT_ARRAY, VOLUME, fields_json, flat_fields
+from generator.spec import BVH, HASH_GRID, STRUCT_ARRAY, TEXTURE, VOLUME, fields_json, flat_fields
 
 
 def record_id(source: str, name: str) -> str:
@@ -32,6 +32,8 @@ def arg_json(a) -> dict:
         d["points"], d["cell"] = a.points, a.cell
     if a.kind == VOLUME:  # its voxel size (its voxels are its input)
         d["cell"] = a.cell
+    if a.kind == TEXTURE:  # its filter and address modes (its texels are its input)
+        d["sampler"] = a.sampler
     return d
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from generator.oracle_builtins import BARE_BUILTINS
-from generator.spec import (BVH, BVH_QUERIES, FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, VOLUME, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
+from generator.spec import (BVH, BVH_QUERIES, FLOAT_DTYPES, GENERIC, HASH_GRID, MESH, PY_CASTS, TEXTURE, VOLUME, RAND_DRAWS, RAND_SAMPLES, STRUCT_ARRAY,
                             ArgSpec, HelperSpec, KernelSpec, struct_classes)
 
 INDENT = "    "
@@ -78,8 +78,8 @@ def render_expr(e, parent: int = 0) -> str:
     if tag == "tuple":
         items = [render_expr(a) for a in e[1]]
         return f"({items[0]},)" if len(items) == 1 else f"({', '.join(items)})"
-    if tag == "fnref":
-        return f"wp.{e[1]}"
+    if tag == "fnref":  # ["fnref", "float"]: Python's float, the dtype wp.texture_sample takes
+        return e[1] if e[1] == "float" else f"wp.{e[1]}"
     if tag == "vmode":
         return f"wp.Volume.{e[1]}"
     if tag == "kwcall":
@@ -191,6 +191,8 @@ def _boxes(s: list, pad: str, depth: int) -> list[str]:
 
 
 def _annotation(a: ArgSpec) -> str:
+    if a.kind == TEXTURE:
+        return "wp.Texture2D"
     if a.kind in (HASH_GRID, MESH, VOLUME, BVH):
         return "wp.uint64"
     if a.kind == "struct":

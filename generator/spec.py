@@ -30,7 +30,8 @@ Expressions (first element is the tag):
   ["mmul", a, b]                 matrix product a * b (mat*vec or mat*mat)
   ["arr", name]                  a whole array passed as a value (tile loads and stores)
   ["tuple", [items...]]          (a,) / (a, b): tile shapes and offsets
-  ["fnref", builtin]             wp.sin as a value (wp.tile_map)
+  ["fnref", builtin]             wp.sin as a value (wp.tile_map); ["fnref", "float"] is Python's float
+                                 (the dtype wp.texture_sample takes)
   ["kwcall", builtin, [args...], [[keyword, expr]...]]   wp.tile_load(x, shape=..., offset=...),
                                  wp.identity(n=3, dtype=wp.float32) (a dtype is ["fnref", "float32"])
   ["vmode", mode]                wp.Volume.CLOSEST or wp.Volume.LINEAR (0 or 1), a volume's sampling mode
@@ -145,7 +146,8 @@ def is_float(dtype: str) -> bool:
 class ArgSpec:
     """One kernel argument. `kind` is "array", "scalar", "struct", STRUCT_ARRAY (an input array of
     @wp.struct elements), HASH_GRID (a `wp.HashGrid` built from an input array), MESH (a `wp.Mesh`
-    built from its own input, a height field), BVH (a `wp.Bvh` of boxes around an input array's points) or VOLUME (a `wp.Volume` of its own input, a dense
+    built from its own input, a height field), BVH (a `wp.Bvh` of boxes around an input array's points),
+    TEXTURE (a `wp.Texture2D` of its own input, sampled as `sampler` says) or VOLUME (a `wp.Volume` of its own input, a dense
     grid of voxels); arrays have `shape`.
 
     A struct argument's (or struct array's) `dtype` is its @wp.struct class name and `fields` its
@@ -164,6 +166,7 @@ class ArgSpec:
     ascending: bool = False  # an input array drawn sorted, ascending (wp.lower_bound searches it)
     points: str = ""  # HASH_GRID, BVH: the vec3 input array the grid (the boxes) is built from
     cell: float = 0.0  # HASH_GRID: the radius `HashGrid.build` is given (its cells' width); VOLUME: its voxel size; BVH: its boxes' half-width
+    sampler: str = ""  # TEXTURE: "FILTER/ADDRESS", its filter and address modes (TEXTURE_FILTERS, TEXTURE_ADDRESSES)
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -172,7 +175,7 @@ class ArgSpec:
             d["fields"] = fields_json(self.fields)
         else:
             del d["fields"]
-        for key, unset in (("ascending", False), ("points", ""), ("cell", 0.0)):
+        for key, unset in (("ascending", False), ("points", ""), ("cell", 0.0), ("sampler", "")):
             if d[key] == unset:  # written only where set: every other spec's JSON is as before
                 del d[key]
         return d
@@ -209,6 +212,13 @@ VOLUME_MODES = {"CLOSEST": 0, "LINEAR": 1}  # wp.Volume's sampling modes (native
 BVH = "bvh"
 BVH_QUERIES = {"aabb": "bvh_query_aabb", "sphere": "bvh_query_sphere"}  # ["boxes", ...]'s query -> its builtin
 BVH_CALLS = (*BVH_QUERIES.values(), "bvh_query_next")
+# ArgSpec.kind of a `wp.Texture2D` of one float32 channel, passed as the texture itself (annotated
+# `wp.Texture2D`): `shape` (height, width), its own input drawn from [low, high], normalized
+# coordinates, `sampler` its filter and address modes ("LINEAR/WRAP"), read only by
+# ["kwcall", "texture_sample", [tex, uv] or [tex, u, v], [["dtype", ["fnref", "float"]]]]
+TEXTURE = "texture2d"
+TEXTURE_FILTERS = {"CLOSEST": 0, "LINEAR": 1}  # wp.TextureFilterMode's
+TEXTURE_ADDRESSES = {"WRAP": 0, "CLAMP": 1, "MIRROR": 2, "BORDER": 3}  # wp.TextureAddressMode's
 
 
 def mesh_geometry(shape: tuple[int, ...]) -> tuple[list[tuple[float, float]], list[tuple[int, int, int]]]:

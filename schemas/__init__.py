@@ -7,7 +7,7 @@ import os
 SCHEMA_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # One constant per artifact. A JSON Schema's $id ends with its artifact's version.
-PAIR_SCHEMA_VERSION = "2.8.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
+PAIR_SCHEMA_VERSION = "2.9.0"  # a pair record, one line of shard-*.jsonl (pair.schema.json)
 RUN_MANIFEST_VERSION = "1.0.0"  # a generator run's manifest.json (run_manifest.schema.json)
 RELEASE_MANIFEST_VERSION = "1.2.0"  # a release's manifest.json, //tools:release (manifest.schema.json)
 # a record's origin: a generated kernel (pair.schema.json) or one of the warp-lang wheel (real.schema.json)
@@ -26,6 +26,9 @@ VERSIONS = {
 # artifact -> version -> one line: what that version is (newest first)
 RELEASE_NOTES = {
     "pair": {
+        "2.9.0": "admits a wp.Texture2D argument (kind texture2d, dtype float32, shape (height, width) of texels, "
+                 "sampler its filter and address modes; its own input, the texels, in io.inputs); 2.8.0 records "
+                 "hold none and are refused (regenerate them: the other families' specs, sources and IR are unchanged)",
         "2.8.0": "admits a wp.Bvh argument (kind bvh, dtype uint64, shape (n,) its boxes, points the vec3 input "
                  "array they are built around, cell their half-width; no input of its own); 2.7.0 records hold none "
                  "and are refused (regenerate them: the other families' specs, sources and IR are unchanged)",

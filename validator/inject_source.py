@@ -129,8 +129,13 @@ def _struct_fields(spec) -> list[tuple[str, list]]:
 
 def _object_edit(arg: dict, args: list) -> str:
     """How an object argument is built, changed: a hash grid's cell width, a volume's voxel size, a
-    BVH's boxes' half-width, or a mesh's rows of vertices."""
+    BVH's boxes' half-width, a texture's filter mode, or a mesh's rows of vertices."""
     k = args.index(arg)
+    if arg["kind"] == "texture2d":
+        old = arg["sampler"]
+        filter_, address = old.split("/")
+        arg["sampler"] = new = ("CLOSEST" if filter_ == "LINEAR" else "LINEAR") + "/" + address
+        return f"spec.args[{k}] sampler {old!r} -> {new!r}"
     if arg["kind"] in ("hash_grid", "volume", "bvh"):
         old = arg["cell"]
         arg["cell"] = new = 0.5 if old != 0.5 else 0.25
@@ -152,8 +157,8 @@ def spec_edit(records, i, rng):
     kinds += ["constant"] * 2 * bool(spec.get("constants"))  # only where the spec has some: other draws as before
     fields = _struct_fields(spec)
     kinds += ["field"] * 2 * bool(fields)  # a struct array's or a nested struct's field (likewise)
-    objects = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") in ("hash_grid", "mesh", "volume", "bvh")]
-    kinds += ["object"] * 2 * bool(objects)  # a hash grid's cell width, a mesh's grid, a volume's voxel size, a BVH's boxes (likewise)
+    objects = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") in ("hash_grid", "mesh", "volume", "bvh", "texture2d")]
+    kinds += ["object"] * 2 * bool(objects)  # a hash grid's cell width, a mesh's grid, a volume's voxel size, a BVH's boxes, a texture's filter (likewise)
     kind = rng.choice(kinds)
     if kind == "literal":
         n = rng.choice(lits)

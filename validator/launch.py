@@ -9,7 +9,7 @@ import numpy as np
 
 from extractor import warp_adapter
 from generator.inputs import NP_DTYPES
-from generator.spec import (BVH, HASH_GRID, MESH, STRUCT_ARRAY, TILE_BLOCK_DIM, VOLUME, VOLUME_ORIGIN, KernelSpec, flat_fields,
+from generator.spec import (BVH, HASH_GRID, MESH, STRUCT_ARRAY, TEXTURE, TILE_BLOCK_DIM, VOLUME, VOLUME_ORIGIN, KernelSpec, flat_fields,
                             mesh_geometry)
 
 
@@ -26,6 +26,8 @@ def arg_values(kernel, spec: KernelSpec, inputs: dict, device: str, grad: set = 
             values.append(warp_adapter.make_mesh(points, faces, device))
         elif a.kind == BVH:  # boxes around its points, an input array (not read back, held constant)
             values.append(warp_adapter.make_bvh(inputs[a.points], a.cell, device))
+        elif a.kind == TEXTURE:  # texels: its own input (not read back, held constant); the object itself
+            values.append(warp_adapter.make_texture2d(inputs[a.name], *a.sampler.split("/"), device=device))
         elif a.kind == VOLUME:  # dense voxels: its own input (not read back, held constant)
             values.append(warp_adapter.make_volume(inputs[a.name], VOLUME_ORIGIN, a.cell, device))
         elif a.kind == "array":

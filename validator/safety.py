@@ -36,7 +36,7 @@ WP_NAMES = frozenset(ORACLE_BUILTINS) | frozenset(DTYPES) | frozenset(SMALL_INT_
     frozenset(VALUE_VEC_TYPES) | \
     frozenset({f"atomic_{op}" for op in ATOMIC_OPS}) | \
     frozenset({"kernel", "func", "struct", "tid", "where", "constant", *RAND_DRAWS, *RAND_SAMPLES, "array", "array2d", "array3d", "array4d"}) | \
-    frozenset(GRID_QUERIES) | frozenset(MESH_QUERIES) | frozenset(BVH_CALLS)
+    frozenset(GRID_QUERIES) | frozenset(MESH_QUERIES) | frozenset(BVH_CALLS) | frozenset({"texture_sample"})
 # the Python builtins a kernel calls by bare name: range of a loop, the casts float / int / bool, len
 BARE_NAMES = BARE_CALLS
 # wp.static(e), which Warp evaluates as Python when it builds the kernel: e may only be what the
@@ -158,6 +158,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
     `nodes`: `_walk(tree)`."""
     imports_any = any(isinstance(n, ast.ImportFrom) for n in tree.body)  # `_top_level`: only typing.Any
     defined_above: set[str] = set()  # the struct classes defined so far
+    textures: set[int] = set()  # the wp.Texture2D annotations of kernels' parameters
     for n in tree.body:
         if isinstance(n, ast.FunctionDef):
             a = n.args
@@ -165,10 +166,13 @@ def _exact_form(tree, structs, nodes) -> dict | None:
                 return failed(f"safety: function {n.name} may only take plain positional parameters (line {n.lineno})")
             decorators = [_decorator_text(d) for d in n.decorator_list]
             generic = imports_any and decorators == ["wp.func"]
-            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's, mesh's, volume's, BVH's): wp.uint64
-                if not (_annotation_ok(arg.annotation, structs, generic) or
-                        (decorators == ["wp.kernel"] and _wp_name(arg.annotation) == "uint64")):
+            for arg in a.args:  # a kernel's parameter may be an object's id (a hash grid's, mesh's, volume's, BVH's):
+                # wp.uint64, or a texture: wp.Texture2D
+                kernel_object = decorators == ["wp.kernel"] and _wp_name(arg.annotation) in ("uint64", "Texture2D")
+                if not (_annotation_ok(arg.annotation, structs, generic) or kernel_object):
                     return failed(f"safety: parameter {arg.arg} of {n.name} has an annotation the grammar does not emit")
+                if kernel_object and _wp_name(arg.annotation) == "Texture2D":
+                    textures.add(id(arg.annotation))
             if n.returns is not None and _wp_name(n.returns) not in DTYPES:
                 return failed(f"safety: function {n.name} has a return annotation the grammar does not emit")
         elif isinstance(n, ast.ClassDef):
@@ -191,7 +195,7 @@ def _exact_form(tree, structs, nodes) -> dict | None:
         elif t is Attribute:
             name = None
             wp = _wp_name(node)  # only an attribute names wp.X (wp.Volume only as a sampling mode's base)
-            if wp is not None and wp not in WP_NAMES and id(node) not in modes:
+            if wp is not None and wp not in WP_NAMES and id(node) not in modes and id(node) not in textures:
                 return failed(f"safety: wp.{wp} at line {node.lineno} is not a builtin the grammar uses")
         else:
             continue

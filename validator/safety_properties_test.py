@@ -125,7 +125,7 @@ def _top_level_problem(tree, structs):
             a = n.args
             plain = not (a.posonlyargs or a.vararg or a.kwonlyargs or a.kwarg or a.defaults or a.kw_defaults)
             inert = all(_inert_annotation(p.annotation, structs, generic and decos == ["func"])
-                        or decos == ["kernel"] and _wp(p.annotation) == "uint64"  # an object's id: a hash grid's
+                        or decos == ["kernel"] and _wp(p.annotation) in ("uint64", "Texture2D")  # an object's id, a texture
                         for p in a.args) and (n.returns is None or _wp(n.returns) in _DTYPES)
             if decos not in (["kernel"], ["func"]) or not plain or not inert:
                 return f"function {n.name} with decorators, parameters or annotations the renderer never writes"
@@ -154,6 +154,8 @@ def _node_problem(tree, structs):
     constants = {id(call.func) for n in tree.body if (call := _constant_call(n)) is not None}
     modes = {id(n.value) for n in ast.walk(tree) if type(n) is ast.Attribute and _wp(n.value) == "Volume"
              and n.attr in ("CLOSEST", "LINEAR") and type(n.ctx) is ast.Load}
+    textures = {id(p.annotation) for n in tree.body if type(n) is ast.FunctionDef
+                and [_wp(d) for d in n.decorator_list] == ["kernel"] for p in n.args.args if _wp(p.annotation) == "Texture2D"}
     for node in ast.walk(tree):  # the standard library's walk, not safety's `_walk`
         t = type(node)
         if t not in _NODES:
@@ -166,7 +168,7 @@ def _node_problem(tree, structs):
             return "a from-import other than `from typing import Any` first"
         if t is ast.Name and node.id.startswith("__"):
             return f"the dunder name {node.id}"
-        if t is ast.Attribute and id(node) in modes:  # the wp.Volume of a sampling mode
+        if t is ast.Attribute and (id(node) in modes or id(node) in textures):  # a sampling mode's wp.Volume, a texture parameter's type
             continue
         if t is ast.Attribute and type(node.value) is ast.Attribute and _wp(node.value) == "Volume":
             if node.attr not in ("CLOSEST", "LINEAR") or type(node.ctx) is not ast.Load:

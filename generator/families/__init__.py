@@ -12,7 +12,7 @@ import random
 from generator.families import (
     arith, atomics, branch, bvh, cond_reduce, control_flow, dtypes, funcs, helpers, loop, matrix, matvec, mesh, neighbors,
     nested_loops, particles, random_numbers, reduce_atomic, stencil, struct_arrays, structs, tile_matmul, tile_reduce,
-    tile_scan, vecmath, volume,
+    tile_scan, texture, vecmath, volume,
 )
 from generator.inputs import INPUT_SETS, make_inputs
 from generator.liveness import dead_output
@@ -21,7 +21,7 @@ from generator.spec import KernelSpec, derive_seed
 from generator.spec_walk import unused_args
 
 _CPU = (arith, branch, loop, nested_loops, vecmath, matrix, atomics, helpers, structs, dtypes, funcs, struct_arrays,
-        neighbors, mesh, volume, bvh)
+        neighbors, mesh, volume, bvh, texture)
 _CUDA = (reduce_atomic, stencil, matvec, cond_reduce, particles, random_numbers, control_flow,
          tile_reduce, tile_scan, tile_matmul)
 FAMILIES = {m.NAME: m for m in _CPU + _CUDA}

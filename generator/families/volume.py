@@ -4,7 +4,7 @@ closest), may read one voxel by its integer coordinates (`wp.volume_lookup_f`) a
 to world space (`wp.volume_index_to_world`), and writes terms of them and its own values. The
 volume's voxels are its own seeded input; the oracle samples the same dense array."""
 
-from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, mentions, using_all, v, vanishes
+from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, mentions, size, using_all, v, vanishes
 from generator.spec import VOLUME, ArgSpec, KernelSpec
 
 NAME = "volume"
@@ -36,7 +36,9 @@ def build(rng, name, seed):
     scal = FloatExprs(rng, leaves)
     vecs = VecExprs(rng, {"vec3": [v("uvw")]}, scal)
     term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
-    while vanishes(term):  # a constant (the length of a normalized vector): its float32 value and gradient are noise
+    # redrawn if constant (the length of a normalized vector: its float32 value and gradient are
+    # noise) or so small that many kernels would share it (x[i] - s)
+    while vanishes(term) or size(term) < 24:
         term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
     if rng.random() < 0.3 and not mentions(term, v("uvw")):
         term = bin_(rng.choice("+-*"), term, ["comp", v("uvw"), [rng.randrange(3)]])
