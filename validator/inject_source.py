@@ -127,6 +127,9 @@ def _struct_fields(spec) -> list[tuple[str, list]]:
     return found
 
 
+_OBJECT_KINDS = ("hash_grid", "mesh", "volume", "bvh", "texture2d")  # built by the launch, not plain data
+
+
 def _object_edit(arg: dict, args: list) -> str:
     """How an object argument is built, changed: a hash grid's cell width, a volume's voxel size, a
     BVH's boxes' half-width, a texture's filter mode, or a mesh's rows of vertices."""
@@ -157,7 +160,7 @@ def spec_edit(records, i, rng):
     kinds += ["constant"] * 2 * bool(spec.get("constants"))  # only where the spec has some: other draws as before
     fields = _struct_fields(spec)
     kinds += ["field"] * 2 * bool(fields)  # a struct array's or a nested struct's field (likewise)
-    objects = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") in ("hash_grid", "mesh", "volume", "bvh", "texture2d")]
+    objects = [k for k, a in enumerate(spec.get("args", [])) if a.get("kind") in _OBJECT_KINDS]
     kinds += ["object"] * 2 * bool(objects)  # a hash grid's cell width, a mesh's grid, a volume's voxel size, a BVH's boxes, a texture's filter (likewise)
     kind = rng.choice(kinds)
     if kind == "literal":
@@ -192,8 +195,9 @@ def spec_edit(records, i, rng):
         old = spec["name"]
         spec["name"] = old + "_x"
         detail = f"spec.name {old!r} -> {spec['name']!r}"
-    elif kind == "arg_dtype":
-        a = rng.randrange(len(spec["args"]))
+    elif kind == "arg_dtype":  # a plain argument's: an object's dtype is fixed by the schema, which would refuse it first
+        plain = [k for k, x in enumerate(spec["args"]) if x.get("kind") not in _OBJECT_KINDS]
+        a = plain[rng.randrange(len(plain))]
         old = spec["args"][a]["dtype"]
         spec["args"][a]["dtype"] = "float64" if old != "float64" else "float32"
         detail = f"spec.args[{a}].dtype {old!r} -> {spec['args'][a]['dtype']!r}"

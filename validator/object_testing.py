@@ -1,11 +1,13 @@
-"""What the object families' tests (validator/neighbors_test.py, mesh_test.py, volume_test.py)
-each assert the same way: the safety wall's verdict on a near miss of a family's forms, drawn
-kernels compiled, run against the oracle and differentiated, a spec's record as the pipeline
-writes it, and a forged build parameter of an object (a cell width, a grid of vertices, a voxel
-size) caught by the spec check, as the fault audit draws it."""
+"""What the object families' tests (validator/neighbors_test.py, mesh_test.py, volume_test.py,
+bvh_test.py, texture_test.py) each assert the same way: the safety wall's verdict on a near miss of
+a family's forms, drawn kernels compiled, run against the oracle and differentiated, a spec's record
+as the pipeline writes it, the schema refusing malformed records of it, and a forged build
+parameter of an object (a cell width, a grid of vertices, a voxel size, a half-width, a sampler)
+caught by the spec check, as the fault audit draws it."""
 
 from __future__ import annotations
 
+import copy
 import json
 import random
 
@@ -47,6 +49,17 @@ def record(spec, build_record) -> dict:
     res = checks.check_batch([spec])[0]
     assert res.error is None, res.error
     return build_record(spec, render_source(spec), "cpu", res)
+
+
+def assert_schema_refuses(record: dict, bad: dict) -> None:
+    """Every edit of `bad` (what it forges -> a function that changes a record in place), applied to
+    a copy of `record`, fails the schema check."""
+    from validator import verdicts
+
+    for what, edit in bad.items():
+        forged = copy.deepcopy(record)
+        edit(forged)
+        assert verdicts.check_schema(forged)["status"] == "failed", what
 
 
 def assert_forged_build_fails(family: str, seed: int, word: str, build_record) -> None:
