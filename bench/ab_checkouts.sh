@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # Full-validation throughput of several commits, one after another on this machine:
-#   bench/ab_checkouts.sh [--count N] [--reps R] [--target cpu|cuda] COMMIT...   (HEAD's working tree counts as "HEAD")
+#   bench/ab_checkouts.sh [--count N] [--reps R] [--target cpu|cuda] [--families F,G,...] COMMIT...   (HEAD's working tree counts as "HEAD")
 # Each commit is checked out in a temporary worktree and runs `pipeline/cpu.py` (`generator/cpu.py` before the move; `pipeline/cuda.py`
-# with --target cuda) `--count N --seed 5 --workers 2` with its own fresh Warp cache; pairs/s is read from the run's run.json. Uses the
+# with --target cuda) `--count N --seed 5 --workers 2` with its own fresh Warp cache; pairs/s is read from the run's run.json.
+# --families draws every commit's run from the same families (like for like: an older commit's default has fewer). Uses the
 # Python of the Bazel environment (run `./bazelw test //...` once first) or $PYTHON.
 set -euo pipefail
-count=300 reps=2 target=cpu
+count=300 reps=2 target=cpu families=
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) count=$2; shift 2 ;;
     --reps) reps=$2; shift 2 ;;
     --target) target=$2; shift 2 ;;
+    --families) families=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -29,7 +31,7 @@ for rep in $(seq "$reps"); do
     # the generator's entry point: pipeline/cpu.py, or generator/cpu.py before the run loop moved
     script=pipeline/$target.py; [ -f "$tmp/wt-$c/$script" ] || script=generator/$target.py
     (cd "$tmp/wt-$c" && WARP_CACHE_PATH="$cache" PYTHONPATH=. "$py" "$script" --count "$count" --seed 5 \
-      --out "$out" --workers 2 --quiet >/dev/null 2>&1)
+      --out "$out" --workers 2 --quiet ${families:+--families "$families"} >/dev/null 2>&1)
     echo "rep $rep  $c  $("$py" -c "import json,sys; r=json.load(open(sys.argv[1])); print(r['pairs_per_s'], 'pairs/s', r['seconds'], 's')" "$out/run.json")"
   done
 done
