@@ -6,6 +6,8 @@
   shows appears in that program's own `--help` output. The programs run for real: under Bazel the
   py_binaries listed as `data` of this test, from runfiles; under plain pytest their main files
   with this interpreter and the repository root on PYTHONPATH.
+- Every `bash bench/NAME.sh ...` shown names a script of bench/, and every `--flag` it shows is
+  in the script's usage (its header comment).
 - Every relative link between README.md and docs/*.md resolves, `#anchor` included.
 - docs/families.md's generated block is what `build_spec`/`render_source` give today, and every
   Python example headed `# build_spec(family, seed)` anywhere in the docs is that rendering.
@@ -64,6 +66,7 @@ BAZEL_RUN = re.compile(rf"(?:\./bazelw|\bbazel)\s+run\s+({LABEL})(.*)", re.S)
 BARE = re.compile(rf"^({LABEL})\s+--\s(.*)", re.S)
 PYTHON = re.compile(r"\bpython3?\s+(?:-m\s+([\w.]+)|([\w/]+\.py))(.*)", re.S)
 FLAG = re.compile(r"(?<![\w-])--([A-Za-z][\w-]*)")
+SCRIPT = re.compile(r"\bbash\s+(bench/[\w.-]+\.sh)(.*)", re.S)
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)")
 
 
@@ -125,6 +128,34 @@ def commands(text: str) -> list[tuple[int, str, list[str]]]:
             if label:
                 found.append((line, label, FLAG.findall(_args(m.group(3)))))
     return found
+
+
+def script_usage(path: str) -> str | None:
+    """The header comment of script `path` (relative to the repository root), or None if there is
+    no such script."""
+    full = os.path.join(ROOT, path)
+    if not os.path.isfile(full):
+        return None
+    with open(full) as f:
+        lines = f.read().split("\n")[1:]  # past the #! line
+    return "\n".join(line for line in lines[:next((i for i, x in enumerate(lines) if not x.startswith("#")), len(lines))])
+
+
+def script_problems(docs: dict[str, str], usage_of=script_usage) -> list[str]:
+    """One line per `bash bench/NAME.sh` shown whose script does not exist, or per flag its usage
+    lacks."""
+    problems = []
+    for name, text in docs.items():
+        for line, seg in segments(text):
+            for m in SCRIPT.finditer(seg):
+                usage = usage_of(m.group(1))
+                if usage is None:
+                    problems.append(f"{name}:{line}: {m.group(1)} is no script of the repository")
+                    continue
+                known = set(FLAG.findall(usage))
+                problems += [f"{name}:{line}: {m.group(1)} shows --{f}, which its usage does not list"
+                             for f in FLAG.findall(_args(m.group(2))) if f not in known]
+    return problems
 
 
 def normalize(label: str) -> str:
@@ -246,6 +277,18 @@ def test_the_checker_fails_on_a_flag_that_does_not_exist():
     assert "//tools:release shows --shards, which its --help does not list" in problems[0]
     assert "//tools:nonesuch names no program" in problems[1]
     assert commands("`//generator:cpu -- --count 3 --colour red`")[0][1:] == ("//generator:cpu", ["count", "colour"])
+
+
+def test_every_bench_script_and_flag_in_the_docs_exists():
+    """Every `bash bench/NAME.sh` the docs show is a script of bench/ and every flag shown is in its
+    usage; the checker reports a missing script and a made-up flag."""
+    docs = doc_files()
+    assert any(SCRIPT.search(seg) for text in docs.values() for _, seg in segments(text))
+    assert script_problems(docs) == []
+    bad = "`bash bench/ab_checkouts.sh --count 3 --colour red 5720159 HEAD` and `bash bench/nonesuch.sh --count 3`"
+    assert script_problems({"x.md": bad}) == [
+        "x.md:1: bench/ab_checkouts.sh shows --colour, which its usage does not list",
+        "x.md:1: bench/nonesuch.sh is no script of the repository"]
 
 
 def test_every_link_between_the_docs_resolves():
