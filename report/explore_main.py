@@ -29,6 +29,7 @@ from report import facts as facts_mod
 from report import plots
 from report.facts import ReleaseError
 from runtime.process import EXIT_TERMINATED, Terminated, caller_path, sigterm_raises
+from schemas.dataset_format import RELEASE_EXPLORE_DIR
 from schemas.files import quote
 from tools.release_format import OneLineParser, built_beside
 
@@ -71,8 +72,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", metavar="DIR", help="where to write the site (default DIST/explore)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     dist = caller_path(args.dist)
-    out = caller_path(args.out) if args.out else os.path.join(dist, "explore")
-    shown_out = quote(args.out or os.path.join(args.dist, "explore"))
+    out = caller_path(args.out) if args.out else os.path.join(dist, RELEASE_EXPLORE_DIR)
+    shown_out = quote(args.out or os.path.join(args.dist, RELEASE_EXPLORE_DIR))
     t0 = time.monotonic()
     try:
         with sigterm_raises():

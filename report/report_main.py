@@ -28,7 +28,7 @@ from report.document import u
 from report.facts import ReleaseError
 from report.sections import blocks
 from schemas.files import quote
-from schemas.dataset_format import pretty_json
+from schemas.dataset_format import RELEASE_REPORT_DIR, pretty_json
 from tools.release_format import OneLineParser, built_beside
 
 EXIT_INTERRUPTED = 128 + 2  # Ctrl-C (SIGINT)
@@ -66,8 +66,8 @@ def main(argv=None) -> int:
     if args.samples < 0 or args.excerpt_lines < 1:
         p.error("--samples must be >= 0 and --excerpt-lines >= 1")
     dist = caller_path(args.dist)
-    out = caller_path(args.out) if args.out else os.path.join(dist, "report")
-    shown_out = quote(args.out or os.path.join(args.dist, "report"))
+    out = caller_path(args.out) if args.out else os.path.join(dist, RELEASE_REPORT_DIR)
+    shown_out = quote(args.out or os.path.join(args.dist, RELEASE_REPORT_DIR))
     # SIGTERM stops the report as Ctrl-C does: the temporary directory beside DIR is removed (by
     # `write`'s cleanup), DIR is untouched, one error line
     try:

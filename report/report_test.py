@@ -224,6 +224,20 @@ def test_html_is_self_contained_and_pngs_are_valid(dist):
     assert verify.verify(dist) == []
 
 
+def test_the_explorer_s_default_folder_leaves_the_release_a_release(dist):
+    """The README's order ends with //report:explore writing DIST/explore beside DIST/report: the
+    release still verifies, and //report and the explorer run again over it, each past the other's
+    folder (the validator skips both too: tools/hostile_files_test.py)."""
+    from report import explore_main
+
+    d = _tmp("with_explorer")
+    shutil.copytree(dist, d)
+    assert explore_main.main([d]) == 0 and os.path.isfile(os.path.join(d, "explore", "index.html"))
+    assert verify.verify(d) == []
+    assert report.main([d]) == 0 and explore_main.main([d]) == 0
+    assert verify.verify(d) == []
+
+
 def test_the_same_release_gives_the_same_report(dist, tmp_path):
     first = {n: hashlib.sha256(_read(p, "rb")).hexdigest() for p in glob.glob(os.path.join(dist, "report", "*"))
              for n in [os.path.basename(p)]}

@@ -116,6 +116,8 @@ RELEASE_JSONL = re.compile(r"jsonl/(cpu|cuda|adjoint_mismatch|real)/(train|valid
 RELEASE_CARD = "README.md"
 RELEASE_FILE = re.compile(f"{RELEASE_DATA.pattern}|{RELEASE_JSONL.pattern}|{re.escape(RELEASE_CARD)}")
 RELEASE_REPORT_DIR = "report"  # //report's output inside a release: derived from it, not part of it
+RELEASE_EXPLORE_DIR = "explore"  # //report:explore's, likewise
+RELEASE_DERIVED_DIRS = (RELEASE_REPORT_DIR, RELEASE_EXPLORE_DIR)  # what no reader of the file set enters
 
 
 def release_file_problems(dist: str, manifest: dict) -> list[str]:
@@ -123,7 +125,8 @@ def release_file_problems(dist: str, manifest: dict) -> list[str]:
     line per problem (names escaped). Every entry of `manifest["files"]` (a manifest that meets
     its schema) must have a canonical path, matched in full, that agrees with the config and
     split it declares, be listed once, and be a regular file; every file in the release that is
-    not listed (manifest.json and report/ aside) or is not a regular file is a problem."""
+    not listed (manifest.json, and the report/ and explore/ folders that //report and
+    //report:explore write into it, aside) or is not a regular file is a problem."""
     problems, listed = [], set()
     for f in manifest["files"]:
         rel = f["path"]
@@ -147,7 +150,7 @@ def release_file_problems(dist: str, manifest: dict) -> list[str]:
             files.regular(os.path.join(dist, rel), rel)
         except files.FileRefused as e:
             problems.append(str(e))
-    for rel in files.unlisted(dist, listed | {RUN_MANIFEST}, lambda rel: True, skip_dirs=(RELEASE_REPORT_DIR,)):
+    for rel in files.unlisted(dist, listed | {RUN_MANIFEST}, lambda rel: True, skip_dirs=RELEASE_DERIVED_DIRS):
         problems.append(f"{files.quote(rel)}: present but not listed in manifest.json (or not a regular file)")
     return problems
 

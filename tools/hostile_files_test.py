@@ -302,6 +302,35 @@ def test_the_validator_report_of_a_release_is_never_written_inside_it(dist, caps
     assert verify.verify(d) == []
 
 
+@tries("rows_in_derived_folder")
+def test_rows_planted_in_the_report_and_explorer_folders_are_read_by_no_tool(dist, capsys):
+    """//report and //report:explore write into the release (DIST/report, DIST/explore, the
+    README's order), so every reader of its file set skips those two folders. A listed Parquet file
+    copied under both, where a data/ path would name it a shard, is read by nothing: verify passes,
+    the validator re-validates exactly the listed rows, the card's config loads exactly them. The
+    same copy anywhere else unlisted is refused by verify and the validator."""
+    import datasets
+
+    d = _copy(dist, "derived_rows")
+    m = _json(os.path.join(d, "manifest.json"))
+    train = _parquet(d, "train")
+    for folder in ("report", "explore"):
+        os.makedirs(os.path.join(d, folder, "data", "cpu"))
+        shutil.copy(os.path.join(d, train["path"]), os.path.join(d, folder, train["path"]))
+    assert verify.verify(d) == []
+    report = os.path.join(TMP, "derived_rows_report.json")
+    assert revalidate.main([d, "--device", "cpu", "--quiet", "--report", report]) == 0
+    capsys.readouterr()
+    assert _json(report)["records"] == m["counts"]["records_out"] == _json(report)["passed"]
+    loaded = datasets.load_dataset(d, "cpu")
+    assert sum(len(loaded[s]) for s in loaded) == m["counts"]["records_out"]
+    stray = os.path.join(d, "data", "cpu", "train-00001-of-00002.parquet")
+    shutil.copy(os.path.join(d, train["path"]), stray)
+    assert any("train-00001-of-00002.parquet: present but not listed" in p for p in verify.verify(d))
+    assert revalidate.main([d, "--device", "cpu", "--quiet"]) == _refused("rows_in_derived_folder")
+    assert "not listed" in _error_line(capsys.readouterr().err)
+
+
 # ---- crashes: one record's reject, never a traceback ----------------------------------------------
 
 LONG = "\nx = " + "+".join(["1"] * 30000)  # 100 KB of one expression: Python's parser recurses

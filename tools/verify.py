@@ -3,8 +3,8 @@
 Usage: ./bazelw run //tools:verify -- DIST
 
 Checks: manifest.json meets schemas/manifest.schema.json; every listed file exists with its
-size and sha256, and no unlisted file is present (the report/ folder //report writes is not part
-of the release and is skipped); every Parquet shard has the release's columns
+size and sha256, and no unlisted file is present (the report/ and explore/ folders //report and
+//report:explore write are not part of the release and are skipped); every Parquet shard has the release's columns
 and its listed row count; every row rebuilds into a pair record that passes `check_static` (size and
 nesting bounds, the pair schema, the generator's own spec for its (family, seed), the safety
 allowlist, its spec's rendering and the fields derived from the spec, which include the passing

@@ -114,6 +114,8 @@ HOSTILE_FILES = tuple(_kinds(Suite.HOSTILE_RECORDS, False, [
     ("report_link", "a link planted at the validator's report path", {REFUSED}, [V]),
     ("release_inside_input", "a release's output directory inside its input run", set(), [R]),
     ("report_inside_release", "the validator's report asked for inside the release it reads", {REFUSED}, [V]),
+    ("rows_in_derived_folder", "a release's Parquet file copied under its report/ and explore/ folders "
+     "(what //report and //report:explore write there), and unlisted beside its data", {REFUSED}, [V, F]),
     ("long_expression", "a source of one 100 KB expression (Python's parser recurses)", {"bounds"}, [V, R, F]),
     ("null_cells", "null cells in a release's rows (outputs, source): no record, or one that breaks the schema",
      {"corrupt", "schema"}, [V, F]),
