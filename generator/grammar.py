@@ -226,6 +226,18 @@ def mentions(e, target) -> bool:
     return any(mentions(x, target) for x in e if isinstance(x, list))
 
 
+def sample_term(rng: random.Random, vecs, leaves: list, point, dims: int):
+    """A scalar term of `vecs` reading all `leaves`, redrawn while constant (the length of a unit
+    vector: float32 noise) or smaller than 24 (`size`); 3 times in 10 where it does not read
+    `point`, combined with one of its `dims` components. The texture and volume families' term."""
+    term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
+    while vanishes(term) or size(term) < 24:
+        term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
+    if rng.random() < 0.3 and not mentions(term, point):
+        term = bin_(rng.choice("+-*"), term, ["comp", point, [rng.randrange(dims)]])
+    return term
+
+
 def helper_spec(rng: random.Random, name: str, arity: int, callable_helpers: list | None = None):
     """A float32 @wp.func with `arity` parameters, a local or two and a return.
 

@@ -12,14 +12,12 @@ import sys
 import numpy as np
 import pytest
 
-from extractor import warp_adapter
 from generator import oracle
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import BVH, BVH_QUERIES, ArgSpec, KernelSpec
 from pipeline.chunk import build_record
 from validator import checks, object_testing, verdicts
-from validator.launch import run_cpu
 
 V = lambda name: ["v", name]  # noqa: E731 - the spec's own shorthand
 N = 12
@@ -105,13 +103,8 @@ def test_warp_finds_the_same_boxes_touching_ones_too(query, tmp_path):
     spec = _spec(query)
     source = render_source(spec)
     assert f"    b_j = wp.{BVH_QUERIES[query]}(bvh, " in source and "    while wp.bvh_query_next(b_j, j):" in source
-    assert checks.check_safety(source) == checks.PASSED
-    mod = warp_adapter.import_source(source, str(tmp_path / "t.py"), f"bvh_touching_{query}")
-    for case in (make_inputs(spec), _touching(make_inputs(spec), query)):
-        got = run_cpu(getattr(mod, "t"), spec, case)
-        want = oracle.run_oracle(spec, case)
-        np.testing.assert_array_equal(got["count"], want["count"])
-        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-5, atol=1e-6)
+    object_testing.assert_warp_runs_as_the_oracle(spec, (make_inputs(spec), _touching(make_inputs(spec), query)),
+                                                  str(tmp_path / "t.py"), f"bvh_touching_{query}", exact=("count",))
 
 
 @pytest.mark.parametrize("source,reason", list(NEAR_MISSES.items()))

@@ -11,14 +11,12 @@ import sys
 import numpy as np
 import pytest
 
-from extractor import warp_adapter
 from generator import oracle
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import HASH_GRID, ArgSpec, KernelSpec
 from pipeline.chunk import build_record
 from validator import checks, object_testing
-from validator.launch import run_cpu
 
 V = lambda name: ["v", name]  # noqa: E731 - the spec's own shorthand
 N = 12
@@ -85,13 +83,8 @@ def test_warp_finds_the_same_neighbours_on_the_radius_too(tmp_path):
     spec = _spec()
     source = render_source(spec)
     assert "    while wp.hash_grid_query_next(q_j, j):" in source.split("\n")
-    assert checks.check_safety(source) == checks.PASSED
-    mod = warp_adapter.import_source(source, str(tmp_path / "t.py"), "neighbors_radius")
-    for case in (make_inputs(spec), _on_the_radius(make_inputs(spec))):
-        got = run_cpu(getattr(mod, "t"), spec, case)
-        want = oracle.run_oracle(spec, case)
-        np.testing.assert_array_equal(got["count"], want["count"])
-        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-5, atol=1e-6)
+    object_testing.assert_warp_runs_as_the_oracle(spec, (make_inputs(spec), _on_the_radius(make_inputs(spec))),
+                                                  str(tmp_path / "t.py"), "neighbors_radius", exact=("count",))
 
 
 @pytest.mark.parametrize("source,reason", list(NEAR_MISSES.items()))

@@ -1,6 +1,7 @@
 """What the object families' tests (validator/neighbors_test.py, mesh_test.py, volume_test.py,
 bvh_test.py, texture_test.py) each assert the same way: the safety wall's verdict on a near miss of
-a family's forms, drawn kernels compiled, run against the oracle and differentiated, a spec's record
+a family's forms, a spec run by Warp as by the oracle on chosen input sets (edge cases), drawn
+kernels compiled, run against the oracle and differentiated, a spec's record
 as the pipeline writes it, the schema refusing malformed records of it, and a forged build
 parameter of an object (a cell width, a grid of vertices, a voxel size, a half-width, a sampler)
 caught by the spec check, as the fault audit draws it."""
@@ -10,6 +11,8 @@ from __future__ import annotations
 import copy
 import json
 import random
+
+import numpy as np
 
 from generator.families import build_spec
 from generator.render import render_source
@@ -23,6 +26,27 @@ def assert_safety_verdict(source: str, reason: str | None) -> None:
         assert v == checks.PASSED, v
     else:
         assert v["status"] == "failed" and reason in v["reason"], v
+
+
+def assert_warp_runs_as_the_oracle(spec, cases, path: str, module: str, exact=(), close=("y",),
+                                   rtol: float = 1e-5, atol: float = 1e-6):
+    """`spec`'s rendering, admitted by the safety wall, imported from `path` as `module` and run on
+    the CPU on each input set of `cases`: its outputs named in `exact` equal the oracle's, those in
+    `close` agree with them within `rtol` and `atol`. The kernel (`t`), to run again."""
+    from extractor import warp_adapter
+    from generator import oracle
+    from validator.launch import run_cpu
+
+    source = render_source(spec)
+    assert checks.check_safety(source) == checks.PASSED
+    kernel = getattr(warp_adapter.import_source(source, path, module), "t")
+    for case in cases:
+        got, want = run_cpu(kernel, spec, case), oracle.run_oracle(spec, case)
+        for name in exact:
+            np.testing.assert_array_equal(got[name], want[name])
+        for name in close:
+            np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol)
+    return kernel
 
 
 def assert_drawn_kernels_run(spec, family: str, forward: str, backward: str | None = None) -> list:

@@ -12,14 +12,12 @@ import sys
 import numpy as np
 import pytest
 
-from extractor import warp_adapter
 from generator import oracle
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import TEXTURE, TEXTURE_ADDRESSES, TEXTURE_FILTERS, ArgSpec, KernelSpec
 from pipeline.chunk import build_record
 from validator import checks, object_testing, verdicts
-from validator.launch import run_cpu
 
 V = lambda name: ["v", name]  # noqa: E731 - the spec's own shorthand
 N = 16
@@ -129,11 +127,9 @@ def test_warp_samples_as_the_oracle_on_the_edges_too(sampler, tmp_path):
     spec = _spec(sampler)
     source = render_source(spec)
     assert "def t(tex: wp.Texture2D, " in source and "wp.texture_sample(tex, uv[i], dtype=float)" in source
-    assert checks.check_safety(source) == checks.PASSED
-    mod = warp_adapter.import_source(source, str(tmp_path / "t.py"), "texture_edges_" + sampler.replace("/", "_"))
-    for case in (make_inputs(spec), _on_the_edges(make_inputs(spec))):
-        got = run_cpu(getattr(mod, "t"), spec, case)
-        np.testing.assert_allclose(got["y"], oracle.run_oracle(spec, case)["y"], rtol=1e-6, atol=1e-6)
+    object_testing.assert_warp_runs_as_the_oracle(spec, (make_inputs(spec), _on_the_edges(make_inputs(spec))),
+                                                  str(tmp_path / "t.py"), "texture_edges_" + sampler.replace("/", "_"),
+                                                  rtol=1e-6)
 
 
 @pytest.mark.parametrize("source,reason", list(NEAR_MISSES.items()))

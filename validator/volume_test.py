@@ -13,14 +13,12 @@ import sys
 import numpy as np
 import pytest
 
-from extractor import warp_adapter
 from generator import oracle
 from generator.inputs import make_inputs
 from generator.render import render_source
 from generator.spec import VOLUME, VOLUME_MODES, ArgSpec, KernelSpec
 from pipeline.chunk import build_record
 from validator import checks, object_testing
-from validator.launch import run_cpu
 
 V = lambda name: ["v", name]  # noqa: E731 - the spec's own shorthand
 N = 12
@@ -115,13 +113,8 @@ def test_warp_samples_as_the_oracle_on_the_edges_too(tmp_path, mode):
     spec = _spec(mode)
     source = render_source(spec)
     assert f"    s = wp.volume_sample_f(vol, uvw, wp.Volume.{mode})" in source.split("\n")
-    assert checks.check_safety(source) == checks.PASSED
-    mod = warp_adapter.import_source(source, str(tmp_path / "t.py"), f"volume_edges_{mode}")
-    for case in (make_inputs(spec), _on_the_edges(make_inputs(spec))):
-        got = run_cpu(getattr(mod, "t"), spec, case)
-        want = oracle.run_oracle(spec, case)
-        np.testing.assert_allclose(got["y"], want["y"], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(got["w"], want["w"], rtol=1e-5, atol=1e-6)
+    object_testing.assert_warp_runs_as_the_oracle(spec, (make_inputs(spec), _on_the_edges(make_inputs(spec))),
+                                                  str(tmp_path / "t.py"), f"volume_edges_{mode}", close=("y", "w"))
 
 
 @pytest.mark.parametrize("source,reason", list(NEAR_MISSES.items()))

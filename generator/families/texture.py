@@ -5,7 +5,7 @@ normalized coordinates (a vec2, or its two components), may sample a second poin
 and writes terms of the samples, the point and its own values, and may write the sample itself.
 The oracle samples the same texels as Warp's CPU sampler does."""
 
-from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, mentions, size, using_all, v, vanishes
+from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, sample_term, v
 from generator.spec import TEXTURE, TEXTURE_ADDRESSES, ArgSpec, KernelSpec
 
 NAME = "texture"
@@ -46,13 +46,7 @@ def build(rng, name, seed):
         leaves.append(v("a"))
     scal = FloatExprs(rng, leaves)
     vecs = VecExprs(rng, {"vec2": [v("p")]}, scal)
-    term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
-    # redrawn if constant (the length of a normalized vector: its float32 value and gradient are
-    # noise) or so small that many kernels would share it (x[i] + s)
-    while vanishes(term) or size(term) < 24:
-        term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
-    if rng.random() < 0.3 and not mentions(term, v("p")):
-        term = bin_(rng.choice("+-*"), term, ["comp", v("p"), [rng.randrange(2)]])
+    term = sample_term(rng, vecs, leaves, v("p"), 2)
     body.append(["store", "y", [v("i")], term])
     if rng.random() < 0.3:  # the sample itself
         args.append(ArgSpec("w", "array", "float32", (n,), role="out"))

@@ -4,7 +4,7 @@ closest), may read one voxel by its integer coordinates (`wp.volume_lookup_f`) a
 to world space (`wp.volume_index_to_world`), and writes terms of them and its own values. The
 volume's voxels are its own seeded input; the oracle samples the same dense array."""
 
-from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, mentions, size, using_all, v, vanishes
+from generator.grammar import FloatExprs, VecExprs, bin_, c, ld, sample_term, v
 from generator.spec import VOLUME, ArgSpec, KernelSpec
 
 NAME = "volume"
@@ -35,13 +35,7 @@ def build(rng, name, seed):
         leaves.append(v("g"))
     scal = FloatExprs(rng, leaves)
     vecs = VecExprs(rng, {"vec3": [v("uvw")]}, scal)
-    term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
-    # redrawn if constant (the length of a normalized vector: its float32 value and gradient are
-    # noise) or so small that many kernels would share it (x[i] - s)
-    while vanishes(term) or size(term) < 24:
-        term = using_all(rng, vecs.scalar(rng.randint(2, 3)), leaves)
-    if rng.random() < 0.3 and not mentions(term, v("uvw")):
-        term = bin_(rng.choice("+-*"), term, ["comp", v("uvw"), [rng.randrange(3)]])
+    term = sample_term(rng, vecs, leaves, v("uvw"), 3)
     body.append(["store", "y", [v("i")], term])
     if rng.random() < 0.4:  # a point back in world space, moved by the sample along every axis
         args.append(ArgSpec("w", "array", "vec3", (n,), role="out"))
