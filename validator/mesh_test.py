@@ -12,6 +12,7 @@ import sys
 import numpy as np
 import pytest
 
+from extractor import warp_adapter
 from generator import oracle
 from generator.families import build_spec
 from generator.inputs import make_inputs
@@ -116,9 +117,10 @@ def test_warp_finds_the_same_points_at_the_limit_too(tmp_path):
     spec = _spec()
     source = render_source(spec)
     assert "    if wp.mesh_query_point_no_sign(mesh, p, 0.75, f_cp, u_cp, v_cp):" in source.split("\n")
-    kernel = object_testing.assert_warp_runs_as_the_oracle(
-        spec, (make_inputs(spec), _at_the_limit(make_inputs(spec))), str(tmp_path / "t.py"), "mesh_limit",
-        exact=("hit",), close=("near", "y"))
+    assert checks.check_safety(source) == checks.PASSED
+    kernel = getattr(warp_adapter.import_source(source, str(tmp_path / "t.py"), "mesh_limit"), "t")
+    object_testing.assert_warp_runs_as_the_oracle(kernel, spec, (make_inputs(spec), _at_the_limit(make_inputs(spec))),
+                                                  exact=("hit",), close=("near", "y"))
     assert list(run_cpu(kernel, spec, _at_the_limit(make_inputs(spec)))["hit"][:4]) == [0, 1, 1, 1]
 
 

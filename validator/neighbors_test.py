@@ -11,6 +11,7 @@ import sys
 import numpy as np
 import pytest
 
+from extractor import warp_adapter
 from generator import oracle
 from generator.inputs import make_inputs
 from generator.render import render_source
@@ -83,8 +84,10 @@ def test_warp_finds_the_same_neighbours_on_the_radius_too(tmp_path):
     spec = _spec()
     source = render_source(spec)
     assert "    while wp.hash_grid_query_next(q_j, j):" in source.split("\n")
-    object_testing.assert_warp_runs_as_the_oracle(spec, (make_inputs(spec), _on_the_radius(make_inputs(spec))),
-                                                  str(tmp_path / "t.py"), "neighbors_radius", exact=("count",))
+    assert checks.check_safety(source) == checks.PASSED
+    mod = warp_adapter.import_source(source, str(tmp_path / "t.py"), "neighbors_radius")
+    object_testing.assert_warp_runs_as_the_oracle(getattr(mod, "t"), spec,
+                                                  (make_inputs(spec), _on_the_radius(make_inputs(spec))), exact=("count",))
 
 
 @pytest.mark.parametrize("source,reason", list(NEAR_MISSES.items()))

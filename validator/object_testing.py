@@ -28,25 +28,20 @@ def assert_safety_verdict(source: str, reason: str | None) -> None:
         assert v["status"] == "failed" and reason in v["reason"], v
 
 
-def assert_warp_runs_as_the_oracle(spec, cases, path: str, module: str, exact=(), close=("y",),
-                                   rtol: float = 1e-5, atol: float = 1e-6):
-    """`spec`'s rendering, admitted by the safety wall, imported from `path` as `module` and run on
-    the CPU on each input set of `cases`: its outputs named in `exact` equal the oracle's, those in
-    `close` agree with them within `rtol` and `atol`. The kernel (`t`), to run again."""
-    from extractor import warp_adapter
+def assert_warp_runs_as_the_oracle(kernel, spec, cases, exact=(), close=("y",), rtol: float = 1e-5,
+                                   atol: float = 1e-6) -> None:
+    """`kernel` (`spec`'s rendering, which the test imported) run on the CPU on each input set of
+    `cases`: its outputs named in `exact` equal the oracle's, those in `close` agree with them
+    within `rtol` and `atol`."""
     from generator import oracle
     from validator.launch import run_cpu
 
-    source = render_source(spec)
-    assert checks.check_safety(source) == checks.PASSED
-    kernel = getattr(warp_adapter.import_source(source, path, module), "t")
     for case in cases:
         got, want = run_cpu(kernel, spec, case), oracle.run_oracle(spec, case)
         for name in exact:
             np.testing.assert_array_equal(got[name], want[name])
         for name in close:
             np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=atol)
-    return kernel
 
 
 def assert_drawn_kernels_run(spec, family: str, forward: str, backward: str | None = None) -> list:
